@@ -1,0 +1,255 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/internal/keygroup"
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// Backend is a keyed-state backend for one parallel instance of an
+// operator: one Pebble database holding every state of the key groups the
+// instance owns. K is the type of the operator's keys.
+//
+// # Concurrency
+//
+// A Backend and its states are driven by one goroutine at a time, like a
+// task thread in Flink: SetCurrentKey, state access and registration must
+// not run concurrently with each other. The current key is shared by every
+// state of the backend. Background work (snapshots, TTL cleanup) runs beside
+// that goroutine on its own synchronization.
+type Backend[K any] struct {
+	db       *pebble.DB
+	cache    *pebble.Cache
+	opts     Options
+	meta     meta.Backend
+	keyCodec Codec[K]
+	keyFixed int // fixed size of keyCodec, or -1
+	kgWidth  int // bytes of the key-group prefix
+	closed   bool
+
+	// The current key: its value, key group, and encoded form
+	// [key group][key component], which every state's key starts with
+	// after its state id.
+	cur struct {
+		set     bool
+		key     K
+		kg      int
+		enc     []byte
+		scratch []byte
+	}
+
+	states    map[string]registered // registered in this process, by name
+	persisted map[string]meta.State // stored in the database, by name
+	nextID    uint16
+}
+
+type registered struct {
+	meta   meta.State
+	handle any
+}
+
+// Open opens the backend in opts.Dir, creating it if needed. keyCodec
+// encodes the operator's keys; its name is recorded and must match on every
+// later open. Reopening a directory brings back every state, which is found
+// again by registering it under the same name.
+func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if keyCodec == nil || keyCodec.Name() == "" {
+		return nil, fmt.Errorf("%w: key codec is nil or unnamed", ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("backend: create %s: %w", opts.Dir, err)
+	}
+	cache := pebble.NewCache(opts.BlockCacheSize)
+	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(cache))
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
+	}
+	b := &Backend[K]{
+		db:        db,
+		cache:     cache,
+		opts:      opts,
+		keyCodec:  keyCodec,
+		keyFixed:  fixedSize(keyCodec),
+		kgWidth:   keys.KeyGroupBytes(opts.MaxParallelism),
+		states:    make(map[string]registered),
+		persisted: make(map[string]meta.State),
+		nextID:    1,
+	}
+	if err := b.loadMeta(); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		return nil, err
+	}
+	return b, nil
+}
+
+// loadMeta checks the stored backend record against the options (writing
+// it on first open) and loads the state records.
+func (b *Backend[K]) loadMeta() error {
+	want := meta.Backend{
+		FormatVersion:  meta.FormatVersion,
+		MaxParallelism: b.opts.MaxParallelism,
+		KeyGroupStart:  b.opts.KeyGroups.Start,
+		KeyGroupEnd:    b.opts.KeyGroups.End,
+		KeyCodec:       b.keyCodec.Name(),
+	}
+	raw, closer, err := b.db.Get(keys.BackendMetaKey())
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if want.InstanceID, err = meta.NewInstanceID(); err != nil {
+			return err
+		}
+		enc, err := meta.Encode(want)
+		if err != nil {
+			return err
+		}
+		// Flush rather than sync: the WAL may be off.
+		if err := b.db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
+			return fmt.Errorf("backend: write backend record: %w", err)
+		}
+		if err := b.db.Flush(); err != nil {
+			return fmt.Errorf("backend: write backend record: %w", err)
+		}
+		b.meta = want
+		return nil
+	case err != nil:
+		return fmt.Errorf("backend: read backend record: %w", err)
+	}
+	have, err := meta.DecodeBackend(raw)
+	closer.Close()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, b.opts.Dir, err)
+	}
+	switch {
+	case have.MaxParallelism != want.MaxParallelism:
+		return fmt.Errorf("%w: %s was created with max parallelism %d, not %d",
+			ErrIncompatibleBackend, b.opts.Dir, have.MaxParallelism, want.MaxParallelism)
+	case have.KeyGroupStart != want.KeyGroupStart || have.KeyGroupEnd != want.KeyGroupEnd:
+		return fmt.Errorf("%w: %s owns key groups [%d, %d), not %s (restore from a checkpoint to rescale)",
+			ErrIncompatibleBackend, b.opts.Dir, have.KeyGroupStart, have.KeyGroupEnd, b.opts.KeyGroups)
+	case have.KeyCodec != want.KeyCodec:
+		return fmt.Errorf("%w: %s has key codec %q, not %q",
+			ErrIncompatibleBackend, b.opts.Dir, have.KeyCodec, want.KeyCodec)
+	}
+	b.meta = have
+	return b.loadStateRecords()
+}
+
+func (b *Backend[K]) loadStateRecords() error {
+	lo := keys.StateMetaPrefix()
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: keys.PrefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("backend: read state records: %w", err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		m, err := meta.DecodeState(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("%w: %s: state record %q: %w", ErrCorrupt, b.opts.Dir, it.Key()[len(lo):], err)
+		}
+		b.persisted[m.Name] = m
+		if m.ID >= b.nextID {
+			b.nextID = m.ID + 1
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("backend: read state records: %w", err)
+	}
+	return nil
+}
+
+// InstanceID returns the random id given to this backend's directory when
+// it was created.
+func (b *Backend[K]) InstanceID() string { return b.meta.InstanceID }
+
+// MaxParallelism returns the number of key groups.
+func (b *Backend[K]) MaxParallelism() int { return b.opts.MaxParallelism }
+
+// KeyGroups returns the key groups this instance owns.
+func (b *Backend[K]) KeyGroups() KeyGroupRange { return b.opts.KeyGroups }
+
+// Clock returns the clock the backend reads processing time from.
+func (b *Backend[K]) Clock() ttl.Clock { return b.opts.Clock }
+
+// SetCurrentKey makes k the key that every state of this backend reads and
+// writes until the next call. It fails with ErrKeyGroupOutOfRange if k
+// belongs to a key group this instance does not own; the current key is
+// then unset.
+func (b *Backend[K]) SetCurrentKey(k K) error {
+	if b.closed {
+		return ErrClosed
+	}
+	b.cur.set = false
+	var err error
+	b.cur.scratch, err = b.keyCodec.Append(b.cur.scratch[:0], k)
+	if err != nil {
+		return fmt.Errorf("backend: encode key: %w", err)
+	}
+	kg := keygroup.AssignUnchecked(b.cur.scratch, b.opts.MaxParallelism)
+	if !b.opts.KeyGroups.Contains(kg) {
+		return fmt.Errorf("%w: key group %d is not in this backend's key groups %s",
+			ErrKeyGroupOutOfRange, kg, b.opts.KeyGroups)
+	}
+	enc := keys.AppendKeyGroup(b.cur.enc[:0], kg, b.kgWidth)
+	if enc, err = keys.AppendComponent(enc, b.cur.scratch, b.keyFixed); err != nil {
+		return fmt.Errorf("%w: key codec %q: %w", ErrInvalidArgument, b.keyCodec.Name(), err)
+	}
+	b.cur.enc, b.cur.key, b.cur.kg, b.cur.set = enc, k, kg, true
+	return nil
+}
+
+// CurrentKey returns the current key and whether one is set.
+func (b *Backend[K]) CurrentKey() (K, bool) { return b.cur.key, b.cur.set }
+
+// CurrentKeyGroup returns the key group of the current key, or -1 if no key
+// is set.
+func (b *Backend[K]) CurrentKeyGroup() int {
+	if !b.cur.set {
+		return -1
+	}
+	return b.cur.kg
+}
+
+// Flush writes everything in memory to disk. With the WAL off, writes are
+// durable only once flushed; Close flushes too.
+func (b *Backend[K]) Flush() error {
+	if b.closed {
+		return ErrClosed
+	}
+	if err := b.db.Flush(); err != nil {
+		return fmt.Errorf("backend: flush: %w", err)
+	}
+	return nil
+}
+
+// Close flushes (when the WAL is off) and closes the database. States of a
+// closed backend return ErrClosed. Closing twice is a no-op.
+func (b *Backend[K]) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	var errs []error
+	if !b.opts.EnableWAL {
+		if err := b.db.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("backend: flush on close: %w", err))
+		}
+	}
+	if err := b.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("backend: close: %w", err))
+	}
+	b.cache.Unref()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,39 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pebblestate/pebblestate/internal/keygroup"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of these where
+// one applies, so callers can test with errors.Is.
+var (
+	// ErrClosed is returned by any use of a closed backend or its states.
+	ErrClosed = errors.New("backend: closed")
+	// ErrNoCurrentKey is returned by state access before SetCurrentKey.
+	ErrNoCurrentKey = errors.New("backend: no current key")
+	// ErrKeyGroupOutOfRange is returned when a key belongs to a key group
+	// this backend does not own.
+	ErrKeyGroupOutOfRange = errors.New("backend: key group out of range")
+	// ErrIncompatibleState is returned when a state is registered under a
+	// name already used with another kind, codec or Go type.
+	ErrIncompatibleState = errors.New("backend: incompatible state")
+	// ErrIncompatibleBackend is returned when a directory holds a backend
+	// created with other settings (max parallelism, key groups, key codec).
+	ErrIncompatibleBackend = errors.New("backend: incompatible backend directory")
+	// ErrInvalidOptions is returned by Options.Validate and Open.
+	ErrInvalidOptions = errors.New("backend: invalid options")
+	// ErrInvalidArgument is returned for a bad descriptor or argument, and
+	// by the key-group functions for an out-of-range parallelism, index or
+	// key group.
+	ErrInvalidArgument = keygroup.ErrInvalidArgument
+	// ErrCorrupt is returned when stored bytes cannot be decoded.
+	ErrCorrupt = errors.New("backend: corrupt data")
+)
+
+// errorf wraps sentinel with a formatted message.
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}

@@ -1,0 +1,181 @@
+package backend
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/meta"
+)
+
+// ListDescriptor describes a list state: a list of elements per key and
+// namespace.
+type ListDescriptor[E any] struct {
+	Name  string   // unique among the backend's states
+	Codec Codec[E] // encodes one element
+}
+
+// List is a state holding a list per key and namespace, like Flink's
+// ListState. Add and AddAll append through Pebble's merge operator without
+// reading the list. An empty list and no list are the same.
+type List[K, N, E any] struct {
+	state[K, N]
+	codec Codec[E]
+	ebuf  []byte
+}
+
+// GetList registers a list state in the void namespace, or returns the one
+// already registered under the descriptor's name.
+func GetList[K, E any](b *Backend[K], d ListDescriptor[E]) (*List[K, VoidNamespace, E], error) {
+	return GetListNS(b, Void, d)
+}
+
+// GetListNS registers a list state whose namespaces are encoded by ns, or
+// returns the one already registered under the descriptor's name.
+func GetListNS[K, N, E any](b *Backend[K], ns Codec[N], d ListDescriptor[E]) (*List[K, N, E], error) {
+	if err := checkName(d.Name); err != nil {
+		return nil, err
+	}
+	if err := checkCodec(d.Name, "namespace", ns); err != nil {
+		return nil, err
+	}
+	if err := checkCodec(d.Name, "element", d.Codec); err != nil {
+		return nil, err
+	}
+	m := meta.State{Name: d.Name, Kind: meta.KindList, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name()}
+	return register(b, m, func(m meta.State) (*List[K, N, E], error) {
+		s := &List[K, N, E]{codec: d.Codec}
+		return s, s.init(b, m, ns)
+	})
+}
+
+// Get returns the elements in the order they were added, or nil if the
+// list is empty.
+func (s *List[K, N, E]) Get() ([]E, error) {
+	key, err := s.key()
+	if err != nil {
+		return nil, err
+	}
+	raw, closer, err := s.b.db.Get(key)
+	if err == pebble.ErrNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.wrap("get", err)
+	}
+	defer closer.Close()
+	return s.decode(raw)
+}
+
+func (s *List[K, N, E]) decode(raw []byte) ([]E, error) {
+	n, err := listfmt.Count(raw)
+	if err != nil {
+		return nil, s.corrupt("decode list", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]E, 0, n)
+	for len(raw) > 0 {
+		var elem []byte
+		elem, raw, _ = listfmt.Next(raw) // framing checked by Count
+		e, err := s.codec.Decode(elem)
+		if err != nil {
+			return nil, s.corrupt("decode element", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// appendFramed encodes es as framed elements into s.vbuf.
+func (s *List[K, N, E]) appendFramed(es []E) error {
+	s.vbuf = s.vbuf[:0]
+	for _, e := range es {
+		var err error
+		if s.ebuf, err = s.codec.Append(s.ebuf[:0], e); err != nil {
+			return s.wrap("encode element", err)
+		}
+		s.vbuf = listfmt.AppendElement(s.vbuf, s.ebuf)
+	}
+	return nil
+}
+
+// Add appends one element.
+func (s *List[K, N, E]) Add(e E) error {
+	key, err := s.key()
+	if err != nil {
+		return err
+	}
+	if s.ebuf, err = s.codec.Append(s.ebuf[:0], e); err != nil {
+		return s.wrap("encode element", err)
+	}
+	s.vbuf = listfmt.AppendElement(s.vbuf[:0], s.ebuf)
+	if err := s.b.db.Merge(key, s.vbuf, pebble.NoSync); err != nil {
+		return s.wrap("add", err)
+	}
+	return nil
+}
+
+// AddAll appends es in order with one write. Adding no elements does
+// nothing.
+func (s *List[K, N, E]) AddAll(es []E) error {
+	key, err := s.key()
+	if err != nil || len(es) == 0 {
+		return err
+	}
+	if err := s.appendFramed(es); err != nil {
+		return err
+	}
+	if err := s.b.db.Merge(key, s.vbuf, pebble.NoSync); err != nil {
+		return s.wrap("add all", err)
+	}
+	return nil
+}
+
+// Update replaces the list with es; an empty es clears it.
+func (s *List[K, N, E]) Update(es []E) error {
+	key, err := s.key()
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 {
+		if err := s.b.db.Delete(key, pebble.NoSync); err != nil {
+			return s.wrap("update", err)
+		}
+		return nil
+	}
+	if err := s.appendFramed(es); err != nil {
+		return err
+	}
+	if err := s.b.db.Set(key, s.vbuf, pebble.NoSync); err != nil {
+		return s.wrap("update", err)
+	}
+	return nil
+}
+
+// MergeNamespaces appends the lists of the current key in namespaces
+// sources to its list in namespace target, in the order of sources, and
+// clears the sources, in one atomic write. Session windows use it when
+// windows merge. A source equal to target is skipped.
+func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
+	batch := s.b.db.NewBatch()
+	defer batch.Close()
+	raws, targetKey, err := s.takeSources(batch, target, sources)
+	if err != nil || len(raws) == 0 {
+		return err
+	}
+	var joined []byte
+	for _, r := range raws {
+		if _, err := listfmt.Count(r); err != nil {
+			return s.corrupt("merge namespaces", err)
+		}
+		joined = append(joined, r...)
+	}
+	if err := batch.Merge(targetKey, joined, nil); err != nil {
+		return s.wrap("merge namespaces", err)
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return s.wrap("merge namespaces", err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package backend
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// takeSources reads and deletes (in batch) the entries of the current key
+// in each of the namespaces sources other than target, and returns copies
+// of their stored bytes and the key of target. It is the common first half
+// of MergeNamespaces for list, reducing and aggregating state.
+func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (raws [][]byte, targetKey []byte, err error) {
+	targetNS, err := s.encodeNamespace(nil, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ns []byte
+	for _, src := range sources {
+		if ns, err = s.encodeNamespace(ns[:0], src); err != nil {
+			return nil, nil, err
+		}
+		if string(ns) == string(targetNS) {
+			continue
+		}
+		key, err := s.keyIn(ns)
+		if err != nil {
+			return nil, nil, err
+		}
+		raw, closer, err := s.b.db.Get(key)
+		if err == pebble.ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, nil, s.wrap("merge namespaces", err)
+		}
+		raws = append(raws, append([]byte(nil), raw...))
+		closer.Close()
+		if err := batch.Delete(key, nil); err != nil {
+			return nil, nil, s.wrap("merge namespaces", err)
+		}
+	}
+	key, err := s.keyIn(targetNS)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raws, append([]byte(nil), key...), nil
+}

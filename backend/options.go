@@ -1,0 +1,155 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/pebblestate/pebblestate/internal/keygroup"
+	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// Defaults of Options fields left at their zero value.
+const (
+	DefaultMaxParallelism = 128
+	DefaultBlockCacheSize = 64 << 20
+	DefaultMemTableSize   = 64 << 20
+)
+
+// Options configure a backend. The zero value of every field but Dir means
+// its default; EnsureDefaults fills them in and Validate checks the result.
+type Options struct {
+	// Dir is the directory of the backend's Pebble database. Required. It is
+	// created if missing; reopening it brings back every state.
+	Dir string
+
+	// MaxParallelism is the number of key groups, in [1, 32768].
+	// Default: 128. It is fixed when the directory is created.
+	MaxParallelism int
+
+	// KeyGroups is the range of key groups this instance owns. Keys of other
+	// key groups are rejected. Default: all of [0, MaxParallelism). It is
+	// fixed when the directory is created; restoring from a checkpoint is
+	// the way to change it.
+	KeyGroups KeyGroupRange
+
+	// BlockCacheSize is the size in bytes of Pebble's block cache.
+	// Default: 64 MiB (Pebble's own default is only 8 MiB).
+	BlockCacheSize int64
+
+	// MemTableSize is the size in bytes of each Pebble memtable.
+	// Default: 64 MiB.
+	MemTableSize uint64
+
+	// EnableWAL turns Pebble's write-ahead log on. Default: off, as in
+	// Flink: durability comes from checkpoints, and writes never wait for
+	// the log. With the WAL off, writes since the last flush are lost if the
+	// process dies; Close and Flush write them to disk. With it on, writes
+	// survive a process crash but still do not fsync.
+	EnableWAL bool
+
+	// Clock supplies processing time for state TTL. Default: ttl.SystemClock.
+	Clock ttl.Clock
+
+	// ErrorLog receives Pebble's error messages (informational messages are
+	// dropped). Default: the standard library's log package.
+	ErrorLog func(format string, args ...any)
+
+	// Pebble, if set, is called with the Pebble options the backend built,
+	// just before opening, to change advanced settings. It must not replace
+	// the Merger, Comparer or FormatMajorVersion.
+	Pebble func(*pebble.Options)
+}
+
+// EnsureDefaults fills every zero field but Dir with its default.
+func (o *Options) EnsureDefaults() {
+	if o.MaxParallelism == 0 {
+		o.MaxParallelism = DefaultMaxParallelism
+	}
+	if o.KeyGroups == (KeyGroupRange{}) {
+		o.KeyGroups = KeyGroupRange{Start: 0, End: o.MaxParallelism}
+	}
+	if o.BlockCacheSize == 0 {
+		o.BlockCacheSize = DefaultBlockCacheSize
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.Clock == nil {
+		o.Clock = ttl.SystemClock{}
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = log.Printf
+	}
+}
+
+// Validate reports every problem with the options, joined. Call it after
+// EnsureDefaults; Open does both.
+func (o *Options) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
+	}
+	if o.Dir == "" {
+		add("Dir is empty")
+	}
+	if o.MaxParallelism < 1 || o.MaxParallelism > keygroup.MaxParallelismLimit {
+		add("MaxParallelism %d outside [1, %d]", o.MaxParallelism, keygroup.MaxParallelismLimit)
+	} else if err := o.KeyGroups.Validate(o.MaxParallelism); err != nil {
+		add("KeyGroups: %v", err)
+	}
+	if o.BlockCacheSize < 0 {
+		add("BlockCacheSize %d is negative", o.BlockCacheSize)
+	}
+	if o.MemTableSize < 1<<20 {
+		add("MemTableSize %d is below 1 MiB", o.MemTableSize)
+	}
+	if o.Clock == nil {
+		add("Clock is nil")
+	}
+	return errors.Join(errs...)
+}
+
+// pebbleOptions builds the Pebble options. The caller owns the cache
+// reference and must Unref it after the DB is closed.
+func (o *Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       o.MemTableSize,
+		DisableWAL:         !o.EnableWAL,
+		FormatMajorVersion: pebble.FormatNewest,
+		Merger:             listfmt.Merger,
+		Logger:             quietLogger{errorf: o.ErrorLog},
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	if o.Pebble != nil {
+		o.Pebble(po)
+	}
+	po.EnsureDefaults()
+	return po
+}
+
+// quietLogger drops Pebble's informational messages and passes errors on.
+type quietLogger struct {
+	errorf func(format string, args ...any)
+}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (l quietLogger) Errorf(format string, args ...any) {
+	l.errorf("pebblestate: pebble: "+format, args...)
+}
+
+// Fatalf is called by Pebble on an unrecoverable internal error, after
+// which it cannot continue; it reports the message and panics, as Pebble's
+// own default logger stops the process.
+func (l quietLogger) Fatalf(format string, args ...any) {
+	l.errorf("pebblestate: pebble fatal: "+format, args...)
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,9 @@
+// Package meta holds the records a backend keeps about itself and its
+// states: the backend record (max parallelism, key-group range, key codec,
+// instance id) and one record per registered state (name, id, kind, codec
+// names, TTL flag). They are stored in the database under the reserved
+// state id 0 and will be written into every snapshot.
+//
+// Records are JSON with an explicit format version, so they stay readable
+// by people inspecting a database and by later versions of this package.
+package meta
