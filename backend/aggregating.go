@@ -4,6 +4,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // AggregateFunction folds inputs of type IN into an accumulator of type
@@ -21,6 +22,7 @@ type AggregatingDescriptor[IN, ACC, OUT any] struct {
 	Name     string                          // unique among the backend's states
 	Codec    Codec[ACC]                      // encodes the accumulator
 	Function AggregateFunction[IN, ACC, OUT] // folds inputs
+	TTL      ttl.Config                      // time-to-live; the zero value is off
 }
 
 // ReducingDescriptor describes a reducing state.
@@ -28,6 +30,7 @@ type ReducingDescriptor[V any] struct {
 	Name   string         // unique among the backend's states
 	Codec  Codec[V]       // encodes the value
 	Reduce func(a, b V) V // combines the stored value (a) with a new one (b)
+	TTL    ttl.Config     // time-to-live; the zero value is off
 }
 
 // accumulating is the shared core of reducing and aggregating state: one
@@ -39,18 +42,19 @@ type accumulating[K, N, ACC any] struct {
 }
 
 // load returns the stored accumulator of the current key and namespace.
-func (s *accumulating[K, N, ACC]) load() (acc ACC, key []byte, found bool, err error) {
+// An expired accumulator counts as absent unless allowExpired.
+func (s *accumulating[K, N, ACC]) load(allowExpired bool) (acc ACC, key []byte, found bool, err error) {
+	if err = s.accessed(); err != nil {
+		return acc, nil, false, err
+	}
 	if key, err = s.key(); err != nil {
 		return acc, nil, false, err
 	}
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return acc, key, false, nil
+	user, closer, found, err := s.getSingle(key, allowExpired)
+	if !found || err != nil {
+		return acc, key, false, err
 	}
-	if err != nil {
-		return acc, nil, false, s.wrap("get", err)
-	}
-	acc, err = s.codec.Decode(raw)
+	acc, err = s.codec.Decode(user)
 	closer.Close()
 	if err != nil {
 		return acc, nil, false, s.corrupt("decode accumulator", err)
@@ -58,12 +62,17 @@ func (s *accumulating[K, N, ACC]) load() (acc ACC, key []byte, found bool, err e
 	return acc, key, true, nil
 }
 
+// returnExpired reports whether Get may return an expired accumulator.
+func (s *accumulating[K, N, ACC]) returnExpired() bool {
+	return s.ttl != nil && s.ttl.returnExpired
+}
+
 func (s *accumulating[K, N, ACC]) store(key []byte, acc ACC) error {
 	var err error
-	if s.vbuf, err = s.codec.Append(s.vbuf[:0], acc); err != nil {
+	if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), acc); err != nil {
 		return s.wrap("encode accumulator", err)
 	}
-	if err := s.b.db.Set(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.set(key, s.vbuf); err != nil {
 		return s.wrap("add", err)
 	}
 	return nil
@@ -74,6 +83,9 @@ func (s *accumulating[K, N, ACC]) store(key []byte, acc ACC) error {
 // sources, and clears the sources, in one atomic write. A source equal to
 // target is skipped.
 func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	batch := s.b.db.NewBatch()
 	defer batch.Close()
 	raws, targetKey, err := s.takeSources(batch, target, sources)
@@ -81,39 +93,75 @@ func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error 
 		return err
 	}
 	var merged ACC
-	for i, r := range raws {
-		acc, err := s.codec.Decode(r)
+	have := false
+	now := s.now()
+	for _, r := range raws {
+		user, live, err := s.unstamp(r, now)
+		if err != nil {
+			return err
+		}
+		if !live {
+			continue // an expired accumulator merges as nothing, as in Flink
+		}
+		acc, err := s.codec.Decode(user)
 		if err != nil {
 			return s.corrupt("decode accumulator", err)
 		}
-		if i == 0 {
-			merged = acc
-		} else {
+		if have {
 			merged = s.merge(merged, acc)
+		} else {
+			merged, have = acc, true
 		}
 	}
-	raw, closer, err := s.b.db.Get(targetKey)
-	switch {
-	case err == nil:
-		cur, derr := s.codec.Decode(raw)
+	if raw, closer, err := s.b.db.Get(targetKey); err == nil {
+		user, live, uerr := s.unstamp(raw, now)
+		if uerr == nil && live {
+			var cur ACC
+			if cur, uerr = s.codec.Decode(user); uerr == nil {
+				if have {
+					merged = s.merge(merged, cur)
+				} else {
+					merged, have = cur, true
+				}
+			} else {
+				uerr = s.corrupt("decode accumulator", uerr)
+			}
+		}
 		closer.Close()
-		if derr != nil {
-			return s.corrupt("decode accumulator", derr)
+		if uerr != nil {
+			return uerr
 		}
-		merged = s.merge(merged, cur)
-	case err != pebble.ErrNotFound:
+	} else if err != pebble.ErrNotFound {
 		return s.wrap("merge namespaces", err)
 	}
-	if s.vbuf, err = s.codec.Append(s.vbuf[:0], merged); err != nil {
-		return s.wrap("encode accumulator", err)
+	if have {
+		if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), merged); err != nil {
+			return s.wrap("encode accumulator", err)
+		}
+		err = batch.Set(targetKey, s.vbuf, nil)
+	} else {
+		err = batch.Delete(targetKey, nil)
 	}
-	if err := batch.Set(targetKey, s.vbuf, nil); err != nil {
+	if err != nil {
 		return s.wrap("merge namespaces", err)
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := s.b.commit(batch); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	return nil
+}
+
+// unstamp returns the user's bytes of a stored accumulator and whether it
+// is live (always, without TTL).
+func (s *accumulating[K, N, ACC]) unstamp(raw []byte, now int64) (user []byte, live bool, err error) {
+	if s.ttl == nil {
+		return raw, true, nil
+	}
+	ts, user, err := ttl.SplitStamp(raw)
+	if err != nil {
+		return nil, false, s.corrupt("read TTL stamp", err)
+	}
+	return user, !ttl.Expired(ts, s.ttl.millis, now), nil
 }
 
 // Reducing is a state holding one value per key and namespace that new
@@ -145,24 +193,27 @@ func GetReducingNS[K, N, V any](b *Backend[K], ns Codec[N], d ReducingDescriptor
 	if d.Reduce == nil {
 		return nil, errorf(ErrInvalidArgument, "state %q: reduce function is nil", d.Name)
 	}
-	m := meta.State{Name: d.Name, Kind: meta.KindReducing, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name()}
-	return register(b, m, func(m meta.State) (*Reducing[K, N, V], error) {
+	if err := checkTTL(d.Name, d.TTL); err != nil {
+		return nil, err
+	}
+	m := meta.State{Name: d.Name, Kind: meta.KindReducing, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
+	return register(b, m, d.TTL, func(m meta.State) (*Reducing[K, N, V], error) {
 		s := &Reducing[K, N, V]{accumulating[K, N, V]{codec: d.Codec, merge: d.Reduce}}
-		return s, s.init(b, m, ns)
+		return s, s.init(b, m, ns, d.TTL)
 	})
 }
 
 // Get returns the reduced value and true, or the zero value and false if
 // nothing was added.
 func (s *Reducing[K, N, V]) Get() (V, bool, error) {
-	v, _, found, err := s.load()
+	v, _, found, err := s.load(s.returnExpired())
 	return v, found, err
 }
 
 // Add folds v into the stored value: the stored value becomes
 // Reduce(stored, v), or v if there was none.
 func (s *Reducing[K, N, V]) Add(v V) error {
-	cur, key, found, err := s.load()
+	cur, key, found, err := s.load(false)
 	if err != nil {
 		return err
 	}
@@ -203,17 +254,20 @@ func GetAggregatingNS[K, N, IN, ACC, OUT any](b *Backend[K], ns Codec[N], d Aggr
 	if d.Function == nil {
 		return nil, errorf(ErrInvalidArgument, "state %q: aggregate function is nil", d.Name)
 	}
-	m := meta.State{Name: d.Name, Kind: meta.KindAggregating, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name()}
-	return register(b, m, func(m meta.State) (*Aggregating[K, N, IN, ACC, OUT], error) {
+	if err := checkTTL(d.Name, d.TTL); err != nil {
+		return nil, err
+	}
+	m := meta.State{Name: d.Name, Kind: meta.KindAggregating, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
+	return register(b, m, d.TTL, func(m meta.State) (*Aggregating[K, N, IN, ACC, OUT], error) {
 		s := &Aggregating[K, N, IN, ACC, OUT]{accumulating: accumulating[K, N, ACC]{codec: d.Codec, merge: d.Function.Merge}, fn: d.Function}
-		return s, s.init(b, m, ns)
+		return s, s.init(b, m, ns, d.TTL)
 	})
 }
 
 // Get returns the result of the accumulator and true, or the zero value
 // and false if nothing was added.
 func (s *Aggregating[K, N, IN, ACC, OUT]) Get() (OUT, bool, error) {
-	acc, _, found, err := s.load()
+	acc, _, found, err := s.load(s.returnExpired())
 	if err != nil || !found {
 		var out OUT
 		return out, false, err
@@ -224,7 +278,7 @@ func (s *Aggregating[K, N, IN, ACC, OUT]) Get() (OUT, bool, error) {
 // Add adds in to the accumulator, creating the accumulator first if there
 // is none.
 func (s *Aggregating[K, N, IN, ACC, OUT]) Add(in IN) error {
-	acc, key, found, err := s.load()
+	acc, key, found, err := s.load(false)
 	if err != nil {
 		return err
 	}

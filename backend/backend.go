@@ -1,12 +1,16 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
@@ -30,9 +34,18 @@ type Backend[K any] struct {
 	opts     Options
 	meta     meta.Backend
 	keyCodec Codec[K]
-	keyFixed int // fixed size of keyCodec, or -1
-	kgWidth  int // bytes of the key-group prefix
-	closed   bool
+	keyFixed int        // fixed size of keyCodec, or -1
+	mu       sync.Mutex // serialises state writes with background cleanup
+
+	ttlMetrics ttlCounters
+	filter     *compaction.Filter // background TTL cleanup
+
+	ttlTargets      []compaction.Target // states background cleanup covers
+	snapshotTargets []compaction.Target // states full snapshots filter
+	onKey           []cleaner           // states with incremental cleanup on every key
+	kgWidth         int                 // bytes of the key-group prefix
+	closed          atomic.Bool         // set by Close; read from any goroutine
+	lifecycle       sync.RWMutex        // held shared by CleanupExpired, exclusively by Close
 
 	// The current key: its value, key group, and encoded form
 	// [key group][key component], which every state's key starts with
@@ -70,15 +83,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("backend: create %s: %w", opts.Dir, err)
 	}
-	cache := pebble.NewCache(opts.BlockCacheSize)
-	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(cache))
-	if err != nil {
-		cache.Unref()
-		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
-	}
 	b := &Backend[K]{
-		db:        db,
-		cache:     cache,
 		opts:      opts,
 		keyCodec:  keyCodec,
 		keyFixed:  fixedSize(keyCodec),
@@ -87,11 +92,30 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		persisted: make(map[string]meta.State),
 		nextID:    1,
 	}
+	b.filter = compaction.New(compaction.Config{
+		Clock:         opts.Clock,
+		Lock:          &b.mu,
+		SweepInterval: opts.TTLSweepInterval,
+		ScanRate:      opts.TTLScanRate,
+		Scanned:       &b.ttlMetrics.bgScanned,
+		Removed:       &b.ttlMetrics.bgRemoved,
+		OnError: func(err error) {
+			opts.ErrorLog("pebblestate: background TTL cleanup: %v", err)
+		},
+	})
+	b.cache = pebble.NewCache(opts.BlockCacheSize)
+	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(b.cache, b.filter.EventListener()))
+	if err != nil {
+		b.cache.Unref()
+		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
+	}
+	b.db = db
 	if err := b.loadMeta(); err != nil {
 		_ = db.Close()
-		cache.Unref()
+		b.cache.Unref()
 		return nil, err
 	}
+	b.filter.Start(db)
 	return b, nil
 }
 
@@ -144,7 +168,10 @@ func (b *Backend[K]) loadMeta() error {
 			ErrIncompatibleBackend, b.opts.Dir, have.KeyCodec, want.KeyCodec)
 	}
 	b.meta = have
-	return b.loadStateRecords()
+	if err := b.loadStateRecords(); err != nil {
+		return err
+	}
+	return b.dropOrphans()
 }
 
 func (b *Backend[K]) loadStateRecords() error {
@@ -188,7 +215,7 @@ func (b *Backend[K]) Clock() ttl.Clock { return b.opts.Clock }
 // belongs to a key group this instance does not own; the current key is
 // then unset.
 func (b *Backend[K]) SetCurrentKey(k K) error {
-	if b.closed {
+	if b.closed.Load() {
 		return ErrClosed
 	}
 	b.cur.set = false
@@ -207,6 +234,26 @@ func (b *Backend[K]) SetCurrentKey(k K) error {
 		return fmt.Errorf("%w: key codec %q: %w", ErrInvalidArgument, b.keyCodec.Name(), err)
 	}
 	b.cur.enc, b.cur.key, b.cur.kg, b.cur.set = enc, k, kg, true
+	for _, c := range b.onKey {
+		if err := c.accessed(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CleanupExpired runs a full pass of TTL cleanup over every state with
+// background cleanup on, removing every entry expired now from disk and
+// compacting what it emptied. It may run beside the task's goroutine.
+func (b *Backend[K]) CleanupExpired(ctx context.Context) error {
+	b.lifecycle.RLock()
+	defer b.lifecycle.RUnlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if err := b.filter.Cleanup(ctx); err != nil {
+		return fmt.Errorf("backend: cleanup expired: %w", err)
+	}
 	return nil
 }
 
@@ -225,7 +272,7 @@ func (b *Backend[K]) CurrentKeyGroup() int {
 // Flush writes everything in memory to disk. With the WAL off, writes are
 // durable only once flushed; Close flushes too.
 func (b *Backend[K]) Flush() error {
-	if b.closed {
+	if b.closed.Load() {
 		return ErrClosed
 	}
 	if err := b.db.Flush(); err != nil {
@@ -237,10 +284,13 @@ func (b *Backend[K]) Flush() error {
 // Close flushes (when the WAL is off) and closes the database. States of a
 // closed backend return ErrClosed. Closing twice is a no-op.
 func (b *Backend[K]) Close() error {
-	if b.closed {
+	b.lifecycle.Lock()
+	defer b.lifecycle.Unlock()
+	if b.closed.Load() {
 		return nil
 	}
-	b.closed = true
+	b.closed.Store(true)
+	b.filter.Close()
 	var errs []error
 	if !b.opts.EnableWAL {
 		if err := b.db.Flush(); err != nil {

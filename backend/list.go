@@ -5,13 +5,15 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // ListDescriptor describes a list state: a list of elements per key and
 // namespace.
 type ListDescriptor[E any] struct {
-	Name  string   // unique among the backend's states
-	Codec Codec[E] // encodes one element
+	Name  string     // unique among the backend's states
+	Codec Codec[E]   // encodes one element
+	TTL   ttl.Config // time-to-live of each element; the zero value is off
 }
 
 // List is a state holding a list per key and namespace, like Flink's
@@ -41,16 +43,23 @@ func GetListNS[K, N, E any](b *Backend[K], ns Codec[N], d ListDescriptor[E]) (*L
 	if err := checkCodec(d.Name, "element", d.Codec); err != nil {
 		return nil, err
 	}
-	m := meta.State{Name: d.Name, Kind: meta.KindList, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name()}
-	return register(b, m, func(m meta.State) (*List[K, N, E], error) {
+	if err := checkTTL(d.Name, d.TTL); err != nil {
+		return nil, err
+	}
+	m := meta.State{Name: d.Name, Kind: meta.KindList, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
+	return register(b, m, d.TTL, func(m meta.State) (*List[K, N, E], error) {
 		s := &List[K, N, E]{codec: d.Codec}
-		return s, s.init(b, m, ns)
+		return s, s.init(b, m, ns, d.TTL)
 	})
 }
 
 // Get returns the elements in the order they were added, or nil if the
-// list is empty.
+// list is empty. With TTL, expired elements are left out (or returned once,
+// under ReturnExpiredIfNotCleanedUp) and removed from the stored list.
 func (s *List[K, N, E]) Get() ([]E, error) {
+	if err := s.accessed(); err != nil {
+		return nil, err
+	}
 	key, err := s.key()
 	if err != nil {
 		return nil, err
@@ -63,10 +72,9 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 		return nil, s.wrap("get", err)
 	}
 	defer closer.Close()
-	return s.decode(raw)
-}
-
-func (s *List[K, N, E]) decode(raw []byte) ([]E, error) {
+	if s.ttl != nil {
+		return s.getTTL(key, raw)
+	}
 	n, err := listfmt.Count(raw)
 	if err != nil {
 		return nil, s.corrupt("decode list", err)
@@ -87,12 +95,72 @@ func (s *List[K, N, E]) decode(raw []byte) ([]E, error) {
 	return out, nil
 }
 
+// getTTL decodes a list with stamped elements. It rewrites the stored list
+// when elements expired (dropping them) or, under OnReadAndWrite, to
+// restamp the elements it returns.
+func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
+	t := s.ttl
+	now := s.now()
+	var out []E
+	keep := s.vbuf[:0]
+	expired := 0
+	for len(raw) > 0 {
+		elem, rest, err := listfmt.Next(raw)
+		if err != nil {
+			return nil, s.corrupt("decode list", err)
+		}
+		raw = rest
+		ts, user, err := ttl.SplitStamp(elem)
+		if err != nil {
+			return nil, s.corrupt("decode list", err)
+		}
+		dead := ttl.Expired(ts, t.millis, now)
+		if dead {
+			expired++
+			if !t.returnExpired {
+				continue
+			}
+		} else if t.updateOnRead {
+			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
+			keep = listfmt.AppendElement(keep, s.ebuf)
+		} else {
+			keep = listfmt.AppendElement(keep, elem)
+		}
+		e, err := s.codec.Decode(user)
+		if err != nil {
+			return nil, s.corrupt("decode element", err)
+		}
+		out = append(out, e)
+	}
+	s.vbuf = keep[:0]
+	if expired == 0 && !t.updateOnRead {
+		return out, nil
+	}
+	var err error
+	if len(keep) == 0 {
+		err = s.b.del(key)
+	} else {
+		err = s.b.set(key, keep)
+	}
+	if err != nil {
+		return nil, s.wrap("remove expired", err)
+	}
+	if expired > 0 {
+		s.b.ttlMetrics.readRemoved.Add(uint64(expired))
+	}
+	return out, nil
+}
+
 // appendFramed encodes es as framed elements into s.vbuf.
 func (s *List[K, N, E]) appendFramed(es []E) error {
 	s.vbuf = s.vbuf[:0]
+	var stamp []byte
+	if s.ttl != nil {
+		stamp = ttl.AppendStamp(nil, s.now())
+	}
 	for _, e := range es {
 		var err error
-		if s.ebuf, err = s.codec.Append(s.ebuf[:0], e); err != nil {
+		if s.ebuf, err = s.codec.Append(append(s.ebuf[:0], stamp...), e); err != nil {
 			return s.wrap("encode element", err)
 		}
 		s.vbuf = listfmt.AppendElement(s.vbuf, s.ebuf)
@@ -102,15 +170,18 @@ func (s *List[K, N, E]) appendFramed(es []E) error {
 
 // Add appends one element.
 func (s *List[K, N, E]) Add(e E) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	key, err := s.key()
 	if err != nil {
 		return err
 	}
-	if s.ebuf, err = s.codec.Append(s.ebuf[:0], e); err != nil {
+	if s.ebuf, err = s.codec.Append(s.stamp(s.ebuf[:0]), e); err != nil {
 		return s.wrap("encode element", err)
 	}
 	s.vbuf = listfmt.AppendElement(s.vbuf[:0], s.ebuf)
-	if err := s.b.db.Merge(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.merge(key, s.vbuf); err != nil {
 		return s.wrap("add", err)
 	}
 	return nil
@@ -119,6 +190,9 @@ func (s *List[K, N, E]) Add(e E) error {
 // AddAll appends es in order with one write. Adding no elements does
 // nothing.
 func (s *List[K, N, E]) AddAll(es []E) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	key, err := s.key()
 	if err != nil || len(es) == 0 {
 		return err
@@ -126,7 +200,7 @@ func (s *List[K, N, E]) AddAll(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.db.Merge(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.merge(key, s.vbuf); err != nil {
 		return s.wrap("add all", err)
 	}
 	return nil
@@ -134,12 +208,15 @@ func (s *List[K, N, E]) AddAll(es []E) error {
 
 // Update replaces the list with es; an empty es clears it.
 func (s *List[K, N, E]) Update(es []E) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	key, err := s.key()
 	if err != nil {
 		return err
 	}
 	if len(es) == 0 {
-		if err := s.b.db.Delete(key, pebble.NoSync); err != nil {
+		if err := s.b.del(key); err != nil {
 			return s.wrap("update", err)
 		}
 		return nil
@@ -147,7 +224,7 @@ func (s *List[K, N, E]) Update(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.db.Set(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.set(key, s.vbuf); err != nil {
 		return s.wrap("update", err)
 	}
 	return nil
@@ -158,6 +235,9 @@ func (s *List[K, N, E]) Update(es []E) error {
 // clears the sources, in one atomic write. Session windows use it when
 // windows merge. A source equal to target is skipped.
 func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	batch := s.b.db.NewBatch()
 	defer batch.Close()
 	raws, targetKey, err := s.takeSources(batch, target, sources)
@@ -174,7 +254,7 @@ func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
 	if err := batch.Merge(targetKey, joined, nil); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := s.b.commit(batch); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	return nil

@@ -7,14 +7,16 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // MapDescriptor describes a map state: a map from user keys to user values
 // per key and namespace.
 type MapDescriptor[UK, UV any] struct {
-	Name       string    // unique among the backend's states
-	KeyCodec   Codec[UK] // encodes map keys; iteration follows its byte order
-	ValueCodec Codec[UV] // encodes map values
+	Name       string     // unique among the backend's states
+	KeyCodec   Codec[UK]  // encodes map keys; iteration follows its byte order
+	ValueCodec Codec[UV]  // encodes map values
+	TTL        ttl.Config // time-to-live of each entry; the zero value is off
 }
 
 // Map is a state holding a map per key and namespace, like Flink's
@@ -54,17 +56,23 @@ func GetMapNS[K, N, UK, UV any](b *Backend[K], ns Codec[N], d MapDescriptor[UK, 
 	if err := checkCodec(d.Name, "map value", d.ValueCodec); err != nil {
 		return nil, err
 	}
+	if err := checkTTL(d.Name, d.TTL); err != nil {
+		return nil, err
+	}
 	m := meta.State{Name: d.Name, Kind: meta.KindMap, NamespaceCodec: ns.Name(),
-		UserKeyCodec: d.KeyCodec.Name(), ValueCodec: d.ValueCodec.Name()}
-	return register(b, m, func(m meta.State) (*Map[K, N, UK, UV], error) {
+		UserKeyCodec: d.KeyCodec.Name(), ValueCodec: d.ValueCodec.Name(), TTL: d.TTL.Enabled()}
+	return register(b, m, d.TTL, func(m meta.State) (*Map[K, N, UK, UV], error) {
 		s := &Map[K, N, UK, UV]{kc: d.KeyCodec, vc: d.ValueCodec}
-		return s, s.init(b, m, ns)
+		return s, s.init(b, m, ns, d.TTL)
 	})
 }
 
 // entryKey returns the stored key of map key uk under the current key and
 // namespace.
 func (s *Map[K, N, UK, UV]) entryKey(uk UK) ([]byte, error) {
+	if err := s.accessed(); err != nil {
+		return nil, err
+	}
 	prefix, err := s.key()
 	if err != nil {
 		return nil, err
@@ -75,22 +83,23 @@ func (s *Map[K, N, UK, UV]) entryKey(uk UK) ([]byte, error) {
 	return s.buf, nil
 }
 
+func (s *Map[K, N, UK, UV]) returnExpired() bool {
+	return s.ttl != nil && s.ttl.returnExpired
+}
+
 // Get returns the value of map key uk and true, or the zero value and
-// false if uk is absent.
+// false if uk is absent (or, with TTL, expired).
 func (s *Map[K, N, UK, UV]) Get(uk UK) (UV, bool, error) {
 	var v UV
 	key, err := s.entryKey(uk)
 	if err != nil {
 		return v, false, err
 	}
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return v, false, nil
+	user, closer, found, err := s.getSingle(key, s.returnExpired())
+	if !found || err != nil {
+		return v, false, err
 	}
-	if err != nil {
-		return v, false, s.wrap("get", err)
-	}
-	v, err = s.vc.Decode(raw)
+	v, err = s.vc.Decode(user)
 	closer.Close()
 	if err != nil {
 		return v, false, s.corrupt("decode map value", err)
@@ -98,18 +107,15 @@ func (s *Map[K, N, UK, UV]) Get(uk UK) (UV, bool, error) {
 	return v, true, nil
 }
 
-// Contains reports whether map key uk is present.
+// Contains reports whether map key uk is present, as Get would.
 func (s *Map[K, N, UK, UV]) Contains(uk UK) (bool, error) {
 	key, err := s.entryKey(uk)
 	if err != nil {
 		return false, err
 	}
-	_, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.wrap("contains", err)
+	_, closer, found, err := s.getSingle(key, s.returnExpired())
+	if !found || err != nil {
+		return false, err
 	}
 	closer.Close()
 	return true, nil
@@ -121,10 +127,10 @@ func (s *Map[K, N, UK, UV]) Put(uk UK, uv UV) error {
 	if err != nil {
 		return err
 	}
-	if s.vbuf, err = s.vc.Append(s.vbuf[:0], uv); err != nil {
+	if s.vbuf, err = s.vc.Append(s.stamp(s.vbuf[:0]), uv); err != nil {
 		return s.wrap("encode map value", err)
 	}
-	if err := s.b.db.Set(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.set(key, s.vbuf); err != nil {
 		return s.wrap("put", err)
 	}
 	return nil
@@ -133,27 +139,34 @@ func (s *Map[K, N, UK, UV]) Put(uk UK, uv UV) error {
 // PutAll sets every entry entries yields, in one atomic write. Use
 // maps.All to put a Go map.
 func (s *Map[K, N, UK, UV]) PutAll(entries iter.Seq2[UK, UV]) error {
-	batch := s.b.db.NewBatch()
-	defer batch.Close()
-	for uk, uv := range entries {
-		key, err := s.entryKey(uk)
-		if err != nil {
-			return err
-		}
-		if s.vbuf, err = s.vc.Append(s.vbuf[:0], uv); err != nil {
-			return s.wrap("encode map value", err)
-		}
-		if err := batch.Set(key, s.vbuf, nil); err != nil {
-			return s.wrap("put all", err)
-		}
+	if err := s.accessed(); err != nil {
+		return err
 	}
 	if _, err := s.key(); err != nil {
 		return err // closed or no current key, even for no entries
 	}
-	if batch.Empty() {
-		return nil
+	var stamp []byte
+	if s.ttl != nil {
+		stamp = ttl.AppendStamp(nil, s.now())
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	batch := s.b.db.NewBatch()
+	defer batch.Close()
+	for uk, uv := range entries {
+		key, err := s.key()
+		if err != nil {
+			return err
+		}
+		if s.buf, err = s.kc.Append(key, uk); err != nil {
+			return s.wrap("encode map key", err)
+		}
+		if s.vbuf, err = s.vc.Append(append(s.vbuf[:0], stamp...), uv); err != nil {
+			return s.wrap("encode map value", err)
+		}
+		if err := batch.Set(s.buf, s.vbuf, nil); err != nil {
+			return s.wrap("put all", err)
+		}
+	}
+	if err := s.b.commit(batch); err != nil {
 		return s.wrap("put all", err)
 	}
 	return nil
@@ -165,27 +178,22 @@ func (s *Map[K, N, UK, UV]) Remove(uk UK) error {
 	if err != nil {
 		return err
 	}
-	if err := s.b.db.Delete(key, pebble.NoSync); err != nil {
+	if err := s.b.del(key); err != nil {
 		return s.wrap("remove", err)
 	}
 	return nil
 }
 
-// IsEmpty reports whether the map has no entries.
+// IsEmpty reports whether the map has no entries (with TTL: no entries a
+// read could return).
 func (s *Map[K, N, UK, UV]) IsEmpty() (bool, error) {
-	prefix, err := s.key()
-	if err != nil {
-		return false, err
-	}
-	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
-	if err != nil {
-		return false, s.wrap("is empty", err)
-	}
-	found := it.First()
-	if err := it.Close(); err != nil {
-		return false, s.wrap("is empty", err)
-	}
-	return !found, nil
+	empty := true
+	var err error
+	s.scan(false, false, func(_ Entry[UK, UV], e error) bool {
+		err, empty = e, e != nil
+		return false
+	})
+	return empty && err == nil, err
 }
 
 // Entries yields the map's entries. An error ends the iteration as the
@@ -213,9 +221,15 @@ func (s *Map[K, N, UK, UV]) Values() iter.Seq2[UV, error] {
 }
 
 // scan walks the entries of the current key and namespace, decoding map
-// keys and values as asked.
+// keys and values as asked. With TTL it skips expired entries (yielding
+// them under ReturnExpiredIfNotCleanedUp), removes them, and under
+// OnReadAndWrite restamps the entries it yields.
 func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, UV], error) bool) {
 	var zero Entry[UK, UV]
+	if err := s.accessed(); err != nil {
+		yield(zero, err)
+		return
+	}
 	prefix, err := s.key()
 	if err != nil {
 		yield(zero, err)
@@ -229,7 +243,26 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 		return
 	}
 	defer it.Close()
+	var now int64
+	if s.ttl != nil {
+		now = s.now()
+	}
 	for valid := it.First(); valid; valid = it.Next() {
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			yield(zero, s.wrap("iterate", err))
+			return
+		}
+		if s.ttl != nil {
+			var live bool
+			if raw, live, err = s.checkEntry(it.Key(), raw, now); err != nil {
+				yield(zero, err)
+				return
+			}
+			if !live && !s.ttl.returnExpired {
+				continue
+			}
+		}
 		var e Entry[UK, UV]
 		if wantKey {
 			if e.Key, err = s.kc.Decode(it.Key()[len(lo):]); err != nil {
@@ -238,11 +271,6 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 			}
 		}
 		if wantValue {
-			raw, err := it.ValueAndErr()
-			if err != nil {
-				yield(zero, s.wrap("iterate", err))
-				return
-			}
 			if e.Value, err = s.vc.Decode(raw); err != nil {
 				yield(zero, s.corrupt("decode map value", err))
 				return
@@ -255,4 +283,28 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	if err := it.Error(); err != nil {
 		yield(zero, s.wrap("iterate", err))
 	}
+}
+
+// checkEntry applies TTL to one map entry met by iteration: it removes the
+// entry if expired, restamps it under OnReadAndWrite, and returns the
+// user's bytes and whether the entry was live.
+func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte, live bool, err error) {
+	ts, user, err := ttl.SplitStamp(raw)
+	if err != nil {
+		return nil, false, s.corrupt("read TTL stamp", err)
+	}
+	if ttl.Expired(ts, s.ttl.millis, now) {
+		s.b.ttlMetrics.readRemoved.Add(1)
+		if err := s.b.del(key); err != nil {
+			return nil, false, s.wrap("remove expired", err)
+		}
+		return user, false, nil
+	}
+	if s.ttl.updateOnRead {
+		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+		if err := s.b.set(key, s.vbuf); err != nil {
+			return nil, false, s.wrap("refresh TTL", err)
+		}
+	}
+	return user, true, nil
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -55,13 +57,25 @@ type Options struct {
 	// Clock supplies processing time for state TTL. Default: ttl.SystemClock.
 	Clock ttl.Clock
 
+	// TTLSweepInterval is how often background TTL cleanup scans every TTL
+	// state in full, besides the spans flushes and compactions report.
+	// Default: one hour. Negative turns the periodic sweep off.
+	TTLSweepInterval time.Duration
+
+	// TTLScanRate caps the entries background TTL cleanup checks per second,
+	// so the task keeps its speed. Default: 1,000,000. CleanupExpired is not
+	// capped.
+	TTLScanRate int
+
 	// ErrorLog receives Pebble's error messages (informational messages are
 	// dropped). Default: the standard library's log package.
 	ErrorLog func(format string, args ...any)
 
 	// Pebble, if set, is called with the Pebble options the backend built,
 	// just before opening, to change advanced settings. It must not replace
-	// the Merger, Comparer or FormatMajorVersion.
+	// the Merger, Comparer or FormatMajorVersion; to add an EventListener,
+	// tee it with the backend's (pebble.TeeEventListener), which background
+	// TTL cleanup needs.
 	Pebble func(*pebble.Options)
 }
 
@@ -81,6 +95,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Clock == nil {
 		o.Clock = ttl.SystemClock{}
+	}
+	if o.TTLSweepInterval == 0 {
+		o.TTLSweepInterval = compaction.DefaultSweepInterval
+	}
+	if o.TTLScanRate == 0 {
+		o.TTLScanRate = compaction.DefaultScanRate
 	}
 	if o.ErrorLog == nil {
 		o.ErrorLog = log.Printf
@@ -111,12 +131,15 @@ func (o *Options) Validate() error {
 	if o.Clock == nil {
 		add("Clock is nil")
 	}
+	if o.TTLScanRate < 0 {
+		add("TTLScanRate %d is negative", o.TTLScanRate)
+	}
 	return errors.Join(errs...)
 }
 
 // pebbleOptions builds the Pebble options. The caller owns the cache
 // reference and must Unref it after the DB is closed.
-func (o *Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
+func (o *Options) pebbleOptions(cache *pebble.Cache, listener pebble.EventListener) *pebble.Options {
 	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       o.MemTableSize,
@@ -124,6 +147,7 @@ func (o *Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		Merger:             listfmt.Merger,
 		Logger:             quietLogger{errorf: o.ErrorLog},
+		EventListener:      &listener,
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

@@ -5,16 +5,18 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // register returns the handle registered under m.Name if there is one and
 // it is compatible, or else creates one with build, giving it the stored id
 // of the state or a new one.
-func register[K any, H any](b *Backend[K], m meta.State, build func(meta.State) (H, error)) (H, error) {
+func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build func(meta.State) (H, error)) (H, error) {
 	var zero H
-	if b.closed {
+	if b.closed.Load() {
 		return zero, ErrClosed
 	}
 	m.FormatVersion = meta.FormatVersion
@@ -34,6 +36,13 @@ func register[K any, H any](b *Backend[K], m meta.State, build func(meta.State) 
 			return zero, fmt.Errorf("%w: %s: %w", ErrIncompatibleState, b.opts.Dir, err)
 		}
 		m.ID = have.ID
+		if have.TTL != m.TTL {
+			var err error
+			if m, err = b.migrateTTL(have, m); err != nil {
+				return zero, err
+			}
+			b.persisted[m.Name] = m
+		}
 	} else {
 		if b.nextID > keys.MaxStateID {
 			return zero, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
@@ -54,7 +63,29 @@ func register[K any, H any](b *Backend[K], m meta.State, build func(meta.State) 
 		return zero, err
 	}
 	b.states[m.Name] = registered{meta: m, handle: h}
+	if cfg.Enabled() {
+		b.enableCleanup(m, cfg, any(h).(cleaner))
+	}
 	return h, nil
+}
+
+// cleaner is implemented by every state handle (through its embedded
+// state): accessed runs a step of incremental cleanup if it is on.
+type cleaner interface{ accessed() error }
+
+// enableCleanup hands a new TTL state to the cleanup strategies it asks
+// for.
+func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
+	if cfg.Cleanup.Incremental.Enabled && cfg.Cleanup.Incremental.OnEveryKey {
+		b.onKey = append(b.onKey, c)
+	}
+	if !cfg.Cleanup.DisableBackground {
+		b.ttlTargets = append(b.ttlTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis()})
+		b.filter.SetTargets(b.ttlTargets)
+	}
+	if cfg.Cleanup.FullSnapshot {
+		b.snapshotTargets = append(b.snapshotTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis()})
+	}
 }
 
 // checkCodec reports a nil or unnamed codec of a descriptor.
@@ -71,6 +102,14 @@ func checkCodec[T any](state, role string, c Codec[T]) error {
 func checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: state name is empty", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkTTL validates a descriptor's TTL config.
+func checkTTL(state string, c ttl.Config) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%w: state %q: %w", ErrInvalidArgument, state, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // state is what every state kind shares: its identity, its namespace, and
@@ -24,11 +25,15 @@ type state[K, N any] struct {
 	nsVal   N
 	buf     []byte // [state id][key group][key][namespace] of the last access
 	vbuf    []byte // scratch for encoding values
+	ttl     *ttlState
 }
 
-func (s *state[K, N]) init(b *Backend[K], m meta.State, nsCodec Codec[N]) error {
+func (s *state[K, N]) init(b *Backend[K], m meta.State, nsCodec Codec[N], cfg ttl.Config) error {
 	s.b, s.name, s.id, s.kind = b, m.Name, m.ID, m.Kind
 	s.nsCodec, s.nsFixed = nsCodec, fixedSize(nsCodec)
+	if cfg.Enabled() {
+		s.ttl = newTTLState(cfg, m.Kind)
+	}
 	var zero N
 	return s.SetCurrentNamespace(zero)
 }
@@ -73,7 +78,7 @@ func (s *state[K, N]) key() ([]byte, error) {
 // keyIn is key with another encoded namespace component.
 func (s *state[K, N]) keyIn(ns []byte) ([]byte, error) {
 	b := s.b
-	if b.closed {
+	if b.closed.Load() {
 		return nil, ErrClosed
 	}
 	if !b.cur.set {
@@ -114,6 +119,9 @@ func (s *state[K, N]) corrupt(what string, err error) error {
 
 // Clear removes the state's entry for the current key and namespace.
 func (s *state[K, N]) Clear() error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	key, err := s.key()
 	if err != nil {
 		return err
@@ -121,7 +129,7 @@ func (s *state[K, N]) Clear() error {
 	if s.kind == meta.KindMap {
 		return s.clearPrefix(key)
 	}
-	if err := s.b.db.Delete(key, pebble.NoSync); err != nil {
+	if err := s.b.del(key); err != nil {
 		return s.wrap("clear", err)
 	}
 	return nil
@@ -149,7 +157,7 @@ func (s *state[K, N]) clearPrefix(prefix []byte) error {
 	if batch.Empty() {
 		return nil
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := s.b.commit(batch); err != nil {
 		return s.wrap("clear", err)
 	}
 	return nil
@@ -164,7 +172,7 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
 		var zero K
 		b := s.b
-		if b.closed {
+		if b.closed.Load() {
 			yield(zero, ErrClosed)
 			return
 		}

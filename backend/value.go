@@ -1,15 +1,15 @@
 package backend
 
 import (
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // ValueDescriptor describes a value state: one value per key and namespace.
 type ValueDescriptor[V any] struct {
-	Name  string   // unique among the backend's states
-	Codec Codec[V] // encodes the value
+	Name  string     // unique among the backend's states
+	Codec Codec[V]   // encodes the value
+	TTL   ttl.Config // time-to-live; the zero value is off
 }
 
 // Value is a state holding one value per key and namespace, like Flink's
@@ -38,29 +38,32 @@ func GetValueNS[K, N, V any](b *Backend[K], ns Codec[N], d ValueDescriptor[V]) (
 	if err := checkCodec(d.Name, "value", d.Codec); err != nil {
 		return nil, err
 	}
-	m := meta.State{Name: d.Name, Kind: meta.KindValue, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name()}
-	return register(b, m, func(m meta.State) (*Value[K, N, V], error) {
+	if err := checkTTL(d.Name, d.TTL); err != nil {
+		return nil, err
+	}
+	m := meta.State{Name: d.Name, Kind: meta.KindValue, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
+	return register(b, m, d.TTL, func(m meta.State) (*Value[K, N, V], error) {
 		s := &Value[K, N, V]{codec: d.Codec}
-		return s, s.init(b, m, ns)
+		return s, s.init(b, m, ns, d.TTL)
 	})
 }
 
 // Get returns the value and true, or the zero value and false if there is
-// none.
+// none (or, with TTL, if it expired).
 func (s *Value[K, N, V]) Get() (V, bool, error) {
 	var v V
+	if err := s.accessed(); err != nil {
+		return v, false, err
+	}
 	key, err := s.key()
 	if err != nil {
 		return v, false, err
 	}
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return v, false, nil
+	user, closer, found, err := s.getSingle(key, s.ttl != nil && s.ttl.returnExpired)
+	if !found || err != nil {
+		return v, false, err
 	}
-	if err != nil {
-		return v, false, s.wrap("get", err)
-	}
-	v, err = s.codec.Decode(raw)
+	v, err = s.codec.Decode(user)
 	closer.Close()
 	if err != nil {
 		return v, false, s.corrupt("decode value", err)
@@ -70,14 +73,17 @@ func (s *Value[K, N, V]) Get() (V, bool, error) {
 
 // Update sets the value.
 func (s *Value[K, N, V]) Update(v V) error {
+	if err := s.accessed(); err != nil {
+		return err
+	}
 	key, err := s.key()
 	if err != nil {
 		return err
 	}
-	if s.vbuf, err = s.codec.Append(s.vbuf[:0], v); err != nil {
+	if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), v); err != nil {
 		return s.wrap("encode value", err)
 	}
-	if err := s.b.db.Set(key, s.vbuf, pebble.NoSync); err != nil {
+	if err := s.b.set(key, s.vbuf); err != nil {
 		return s.wrap("update", err)
 	}
 	return nil

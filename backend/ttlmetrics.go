@@ -1,0 +1,35 @@
+package backend
+
+import "sync/atomic"
+
+// TTLMetrics counts the work of state TTL cleanup since the backend was
+// opened, per strategy.
+type TTLMetrics struct {
+	// ReadRemoved counts expired entries removed because a read met them.
+	ReadRemoved uint64
+	// IncrementalScanned and IncrementalRemoved count the entries checked and
+	// removed or trimmed by incremental cleanup.
+	IncrementalScanned, IncrementalRemoved uint64
+	// BackgroundScanned and BackgroundRemoved count the entries checked and
+	// removed or trimmed by background cleanup and CleanupExpired.
+	BackgroundScanned, BackgroundRemoved uint64
+}
+
+type ttlCounters struct {
+	readRemoved            atomic.Uint64
+	incScanned, incRemoved atomic.Uint64
+	bgScanned, bgRemoved   atomic.Uint64
+}
+
+// TTLMetrics returns the TTL cleanup counters. It is safe to call from any
+// goroutine.
+func (b *Backend[K]) TTLMetrics() TTLMetrics {
+	c := &b.ttlMetrics
+	return TTLMetrics{
+		ReadRemoved:        c.readRemoved.Load(),
+		IncrementalScanned: c.incScanned.Load(),
+		IncrementalRemoved: c.incRemoved.Load(),
+		BackgroundScanned:  c.bgScanned.Load(),
+		BackgroundRemoved:  c.bgRemoved.Load(),
+	}
+}

@@ -1,0 +1,178 @@
+package backend
+
+import (
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// ttlState is the TTL side of a state with TTL on.
+type ttlState struct {
+	cfg           ttl.Config
+	millis        int64
+	updateOnRead  bool
+	returnExpired bool
+	layout        ttl.Layout
+
+	// Incremental cleanup: the next key to check, or nil to start over.
+	incremental bool
+	cursor      []byte
+	fbuf        []byte // scratch for Filter
+}
+
+func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
+	cfg.EnsureDefaults()
+	t := &ttlState{
+		cfg:           cfg,
+		millis:        cfg.Millis(),
+		updateOnRead:  cfg.Update == ttl.OnReadAndWrite,
+		returnExpired: cfg.Visibility == ttl.ReturnExpiredIfNotCleanedUp,
+		layout:        layoutOf(kind),
+		incremental:   cfg.Cleanup.Incremental.Enabled,
+	}
+	return t
+}
+
+// layoutOf returns where the TTL stamps of a kind's values are.
+func layoutOf(kind meta.Kind) ttl.Layout {
+	if kind == meta.KindList {
+		return ttl.ListElements
+	}
+	return ttl.Single
+}
+
+// now returns the current processing time in milliseconds.
+func (s *state[K, N]) now() int64 { return ttl.Millis(s.b.opts.Clock.Now()) }
+
+// stamp starts a stored value in dst: the TTL stamp when TTL is on,
+// nothing otherwise.
+func (s *state[K, N]) stamp(dst []byte) []byte {
+	if s.ttl == nil {
+		return dst
+	}
+	return ttl.AppendStamp(dst, s.now())
+}
+
+// getSingle reads the single-stamped value at key (value, reducing,
+// aggregating state and map entries) with TTL semantics applied, and
+// returns the user's bytes, valid until closer is closed. An expired value
+// is deleted; it is returned only if allowExpired. With OnReadAndWrite a
+// returned value is restamped.
+func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, closer io.Closer, found bool, err error) {
+	raw, closer, err := s.b.db.Get(key)
+	if err == pebble.ErrNotFound {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, s.wrap("get", err)
+	}
+	t := s.ttl
+	if t == nil {
+		return raw, closer, true, nil
+	}
+	ts, user, err := ttl.SplitStamp(raw)
+	if err != nil {
+		closer.Close()
+		return nil, nil, false, s.corrupt("read TTL stamp", err)
+	}
+	now := s.now()
+	if ttl.Expired(ts, t.millis, now) {
+		s.b.ttlMetrics.readRemoved.Add(1)
+		if err := s.b.del(key); err != nil {
+			closer.Close()
+			return nil, nil, false, s.wrap("remove expired", err)
+		}
+		if !allowExpired {
+			closer.Close()
+			return nil, nil, false, nil
+		}
+		return user, closer, true, nil
+	}
+	if t.updateOnRead {
+		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+		if err := s.b.set(key, s.vbuf); err != nil {
+			closer.Close()
+			return nil, nil, false, s.wrap("refresh TTL", err)
+		}
+	}
+	return user, closer, true, nil
+}
+
+// accessed runs a step of incremental cleanup if the state has it on. Every
+// public operation of a state calls it first.
+func (s *state[K, N]) accessed() error {
+	if s.ttl == nil || !s.ttl.incremental || s.b.closed.Load() {
+		return nil
+	}
+	return s.incrementalStep()
+}
+
+// incrementalStep checks the next Size entries of the state's key range,
+// from where the last step stopped, and removes or trims the expired ones.
+// It wraps around at the end of the range.
+func (s *state[K, N]) incrementalStep() error {
+	t := s.ttl
+	lo, hi := keys.KeyGroupBounds(s.id, s.b.opts.KeyGroups.Start, s.b.opts.KeyGroups.End, s.b.kgWidth)
+	if t.cursor != nil {
+		lo = t.cursor
+	}
+	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return s.wrap("incremental cleanup", err)
+	}
+	now := s.now()
+	n := 0
+	valid := it.First()
+	for ; valid && n < t.cfg.Cleanup.Incremental.Size; valid = it.Next() {
+		n++
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return s.wrap("incremental cleanup", err)
+		}
+		removed, err := s.cleanEntry(it.Key(), raw, now)
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		s.b.ttlMetrics.incScanned.Add(1)
+		if removed {
+			s.b.ttlMetrics.incRemoved.Add(1)
+		}
+	}
+	if valid {
+		t.cursor = append(t.cursor[:0], it.Key()...)
+	} else {
+		t.cursor = nil // reached the end: start over next time
+	}
+	if err := it.Close(); err != nil {
+		return s.wrap("incremental cleanup", err)
+	}
+	return nil
+}
+
+// cleanEntry applies the expiry filter to one stored entry seen by
+// incremental cleanup, deleting or trimming it. It runs on the task
+// goroutine, so no write can race with it.
+func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
+	t := s.ttl
+	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
+	t.fbuf = out[:0]
+	if err != nil {
+		return false, s.corrupt("incremental cleanup", err)
+	}
+	switch verdict {
+	case ttl.Drop:
+		err = s.b.del(key)
+	case ttl.Rewrite:
+		err = s.b.set(key, out)
+	}
+	if err != nil {
+		return false, s.wrap("incremental cleanup", err)
+	}
+	return verdict != ttl.Keep, nil
+}

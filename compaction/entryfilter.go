@@ -1,0 +1,58 @@
+package compaction
+
+import (
+	"encoding/binary"
+
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// Target is a TTL state whose expired entries are to be removed.
+type Target struct {
+	ID        uint16     // the state's id, the first bytes of its keys
+	Layout    ttl.Layout // where the stamps are in its values
+	TTLMillis int64      // its time-to-live
+}
+
+// EntryFilter decides, entry by entry, what of a stream of raw state
+// entries survives at a given time. Entries of states that are not targets
+// always survive. It is not safe for concurrent use.
+type EntryFilter struct {
+	targets map[uint16]Target
+	now     int64
+	buf     []byte
+}
+
+// NewEntryFilter returns a filter for targets at time now (milliseconds).
+func NewEntryFilter(targets []Target, now int64) *EntryFilter {
+	f := &EntryFilter{targets: make(map[uint16]Target, len(targets)), now: now}
+	for _, t := range targets {
+		f.targets[t.ID] = t
+	}
+	return f
+}
+
+// SetNow moves the filter's time.
+func (f *EntryFilter) SetNow(now int64) { f.now = now }
+
+// Target returns the target a key belongs to, if any.
+func (f *EntryFilter) Target(key []byte) (Target, bool) {
+	if len(key) < keys.StateIDLen {
+		return Target{}, false
+	}
+	t, ok := f.targets[binary.BigEndian.Uint16(key)]
+	return t, ok
+}
+
+// Apply judges one entry. It returns the verdict and, for ttl.Rewrite, the
+// value to store instead, valid until the next call. A malformed value is
+// kept and reported.
+func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
+	t, ok := f.Target(key)
+	if !ok {
+		return ttl.Keep, nil, nil
+	}
+	v, out, err := ttl.Filter(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
+	f.buf = out[:0]
+	return v, out, err
+}

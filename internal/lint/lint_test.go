@@ -1,0 +1,109 @@
+package lint
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// root is the module root, two levels up from this package.
+const root = "../.."
+
+// libraryDirs returns the directories holding non-test library code: every
+// package but commands, examples, benchmarks and testdata.
+func libraryDirs(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		first := strings.Split(rel, string(filepath.Separator))[0]
+		switch {
+		case strings.HasPrefix(d.Name(), ".") && rel != ".":
+			return filepath.SkipDir
+		case first == "cmd" || first == "examples" || first == "bench" || d.Name() == "testdata":
+			return filepath.SkipDir
+		}
+		matches, _ := filepath.Glob(filepath.Join(path, "*.go"))
+		for _, m := range matches {
+			if !strings.HasSuffix(m, "_test.go") {
+				dirs = append(dirs, path)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirs
+}
+
+// TestNoProcessExits checks that library code never calls log.Fatal*,
+// log.Panic*, os.Exit, or panic. The one allowed panic is the Pebble
+// logger's Fatalf, which Pebble requires not to return.
+func TestNoProcessExits(t *testing.T) {
+	allowed := map[string]bool{"backend/options.go:Fatalf": true}
+	fset := token.NewFileSet()
+	for _, dir := range libraryDirs(t) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(root, path)
+			for _, decl := range f.Decls {
+				fn, ok := decl.(*ast.FuncDecl)
+				if !ok {
+					continue
+				}
+				if allowed[filepath.ToSlash(rel)+":"+fn.Name.Name] {
+					continue
+				}
+				ast.Inspect(fn, func(n ast.Node) bool {
+					call, ok := n.(*ast.CallExpr)
+					if !ok {
+						return true
+					}
+					switch fun := call.Fun.(type) {
+					case *ast.Ident:
+						if fun.Name == "panic" {
+							t.Errorf("%s: panic in library code", fset.Position(call.Pos()))
+						}
+					case *ast.SelectorExpr:
+						if pkg, ok := fun.X.(*ast.Ident); ok {
+							name := pkg.Name + "." + fun.Sel.Name
+							if (pkg.Name == "log" && (strings.HasPrefix(fun.Sel.Name, "Fatal") || strings.HasPrefix(fun.Sel.Name, "Panic"))) || name == "os.Exit" {
+								t.Errorf("%s: %s in library code", fset.Position(call.Pos()), name)
+							}
+						}
+					}
+					return true
+				})
+			}
+		}
+	}
+}
+
+// TestEveryPackageHasDoc checks that each package directory has a doc.go.
+func TestEveryPackageHasDoc(t *testing.T) {
+	for _, dir := range libraryDirs(t) {
+		if _, err := os.Stat(filepath.Join(dir, "doc.go")); err != nil {
+			t.Errorf("%s has no doc.go", dir)
+		}
+	}
+}
