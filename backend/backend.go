@@ -29,16 +29,18 @@ import (
 // state of the backend. Background work (snapshots, TTL cleanup) runs beside
 // that goroutine on its own synchronization.
 type Backend[K any] struct {
-	db       *pebble.DB
-	cache    *pebble.Cache
-	opts     Options
-	meta     meta.Backend
-	keyCodec Codec[K]
-	keyFixed int        // fixed size of keyCodec, or -1
-	mu       sync.Mutex // serialises state writes with background cleanup
+	db         *pebble.DB
+	pebbleOpts *pebble.Options // as the database was opened
+	cache      *pebble.Cache
+	opts       Options
+	meta       meta.Backend
+	keyCodec   Codec[K]
+	keyFixed   int        // fixed size of keyCodec, or -1
+	mu         sync.Mutex // serialises state writes with background cleanup
 
 	ttlMetrics ttlCounters
 	filter     *compaction.Filter // background TTL cleanup
+	snaps      *snapshotOwner     // snapshots in flight and their files
 
 	ttlTargets      []compaction.Target // states background cleanup covers
 	snapshotTargets []compaction.Target // states full snapshots filter
@@ -92,6 +94,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		persisted: make(map[string]meta.State),
 		nextID:    1,
 	}
+	b.snaps = &snapshotOwner{opts: &b.opts, running: make(map[*AsyncSnapshot]bool), pending: make(map[int64]string)}
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,
@@ -104,7 +107,8 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		},
 	})
 	b.cache = pebble.NewCache(opts.BlockCacheSize)
-	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(b.cache, b.filter.EventListener()))
+	b.pebbleOpts = opts.pebbleOptions(b.cache, b.filter.EventListener())
+	db, err := pebble.Open(opts.Dir, b.pebbleOpts)
 	if err != nil {
 		b.cache.Unref()
 		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
@@ -290,6 +294,7 @@ func (b *Backend[K]) Close() error {
 		return nil
 	}
 	b.closed.Store(true)
+	b.snaps.closeAll()
 	b.filter.Close()
 	var errs []error
 	if !b.opts.EnableWAL {

@@ -12,6 +12,7 @@ import (
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -67,6 +68,19 @@ type Options struct {
 	// capped.
 	TTLScanRate int
 
+	// Operator names the operator this instance belongs to. It goes into
+	// snapshot handles, and restore picks the handles of this operator.
+	// Default: "default".
+	Operator string
+
+	// SnapshotCompression compresses the key-group blocks of full
+	// snapshots: "none", "snappy", "zstd" or "s2". Default: "snappy".
+	SnapshotCompression string
+
+	// RetainedCheckpoints is how many completed checkpoints Checkpoint
+	// keeps. Default: 1, as in Flink.
+	RetainedCheckpoints int
+
 	// ErrorLog receives Pebble's error messages (informational messages are
 	// dropped). Default: the standard library's log package.
 	ErrorLog func(format string, args ...any)
@@ -102,6 +116,15 @@ func (o *Options) EnsureDefaults() {
 	if o.TTLScanRate == 0 {
 		o.TTLScanRate = compaction.DefaultScanRate
 	}
+	if o.Operator == "" {
+		o.Operator = "default"
+	}
+	if o.SnapshotCompression == "" {
+		o.SnapshotCompression = "snappy"
+	}
+	if o.RetainedCheckpoints == 0 {
+		o.RetainedCheckpoints = 1
+	}
 	if o.ErrorLog == nil {
 		o.ErrorLog = log.Printf
 	}
@@ -130,6 +153,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Clock == nil {
 		add("Clock is nil")
+	}
+	if _, err := full.ParseCompression(o.SnapshotCompression); err != nil {
+		add("SnapshotCompression: %v", err)
+	}
+	if o.RetainedCheckpoints < 0 {
+		add("RetainedCheckpoints %d is negative", o.RetainedCheckpoints)
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)

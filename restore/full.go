@@ -1,0 +1,256 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/pebblestate/pebblestate/internal/keygroup"
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/full"
+)
+
+// targetFileSize is the size at which an SST being built is finished and
+// another started.
+const targetFileSize = 64 << 20
+
+// Target is the database a restore writes into.
+type Target struct {
+	// DB is the open database; it should be empty of state data.
+	DB *pebble.DB
+	// Options are the options DB was opened with (after EnsureDefaults),
+	// used to write SSTs it can ingest.
+	Options *pebble.Options
+	// StagingDir is where SSTs are built before ingestion; it should be on
+	// the same filesystem as the database, so ingestion links, not copies.
+	StagingDir string
+	// KeyGroups are the key groups of the new instance.
+	KeyGroups keygroup.Range
+	// MaxParallelism is the operator's number of key groups.
+	MaxParallelism int
+	// StateID records a state of the checkpoint in the new instance and
+	// returns the id its entries go under. It is called once per state name
+	// and handle; it must fail for a state incompatible with one already
+	// recorded.
+	StateID func(meta.State) (uint16, error)
+}
+
+// Stats describe a restore.
+type Stats struct {
+	Handles   int   // handles read
+	KeyGroups int   // key-group blocks read
+	Entries   int64 // entries restored
+	Bytes     int64 // bytes of SSTs ingested
+}
+
+// Full restores full-snapshot handles into t.DB.
+func Full(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle, t Target) (Stats, error) {
+	var stats Stats
+	hs, err := intersecting(handles, t)
+	if err != nil {
+		return stats, err
+	}
+	if err := os.MkdirAll(t.StagingDir, 0o755); err != nil {
+		return stats, fmt.Errorf("restore: staging: %w", err)
+	}
+	b := &builder{t: t, writers: make(map[uint16]*sstWriter)}
+	defer b.abort()
+	for _, h := range hs {
+		if err := b.restoreHandle(ctx, st, h, &stats); err != nil {
+			return stats, err
+		}
+		stats.Handles++
+	}
+	paths, size, err := b.finish()
+	if err != nil {
+		return stats, err
+	}
+	stats.Bytes = size
+	if len(paths) > 0 {
+		if err := t.DB.Ingest(ctx, paths); err != nil {
+			return stats, fmt.Errorf("restore: ingest: %w", err)
+		}
+	}
+	return stats, nil
+}
+
+// intersecting returns the handles whose key groups meet the target's,
+// sorted by key group, after checking they can be restored here.
+func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, error) {
+	var hs []*snapshot.Handle
+	for i := range handles {
+		h := &handles[i]
+		if err := h.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", snapshot.ErrCorrupt, err)
+		}
+		if h.Kind != snapshot.KindFull {
+			return nil, fmt.Errorf("restore: handle of %s is %s; this restore reads full snapshots", h.InstanceID, h.Kind)
+		}
+		if h.MaxParallelism != t.MaxParallelism {
+			return nil, fmt.Errorf("restore: handle of %s has max parallelism %d, the new instance %d",
+				h.InstanceID, h.MaxParallelism, t.MaxParallelism)
+		}
+		r := keygroup.Range{Start: h.KeyGroupStart, End: h.KeyGroupEnd}
+		if !r.Intersect(t.KeyGroups).IsEmpty() {
+			hs = append(hs, h)
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].KeyGroupStart < hs[j].KeyGroupStart })
+	for i := 1; i < len(hs); i++ {
+		if hs[i].KeyGroupStart < hs[i-1].KeyGroupEnd {
+			return nil, fmt.Errorf("restore: handles of %s and %s overlap in key groups", hs[i-1].InstanceID, hs[i].InstanceID)
+		}
+	}
+	return hs, nil
+}
+
+// builder writes one sorted run of SSTs per target state.
+type builder struct {
+	t       Target
+	writers map[uint16]*sstWriter
+	done    []string // finished SSTs
+	keybuf  []byte
+}
+
+type sstWriter struct {
+	w    *sstable.Writer
+	path string
+	n    int
+}
+
+func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, stats *Stats) error {
+	ids := make(map[uint16]uint16, len(h.States))
+	for _, s := range h.States {
+		id, err := b.t.StateID(s)
+		if err != nil {
+			return fmt.Errorf("restore: handle of %s: %w", h.InstanceID, err)
+		}
+		ids[s.ID] = id
+	}
+	if len(h.Blocks) == 0 {
+		return nil
+	}
+	if len(h.Files) != 1 {
+		return fmt.Errorf("%w: handle of %s lists %d files, a full snapshot has one", snapshot.ErrCorrupt, h.InstanceID, len(h.Files))
+	}
+	ref := h.Files[0]
+	f, err := st.Open(ctx, ref.Name)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	if f.Size() != ref.Size {
+		return fmt.Errorf("%w: %s: %d bytes, the handle says %d", snapshot.ErrCorrupt, ref.Name, f.Size(), ref.Size)
+	}
+	br, err := full.NewBlockReader(f, ref.Name, f.Size(), h.Compression, h.MaxParallelism)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	width := keys.KeyGroupBytes(h.MaxParallelism)
+	for _, blk := range h.Blocks {
+		if !b.t.KeyGroups.Contains(blk.KeyGroup) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := br.Read(blk, func(sid uint16, key, value []byte) error {
+			id, ok := ids[sid]
+			if !ok {
+				return fmt.Errorf("%w: %s: key group %d: entry of state id %d, which the handle does not list",
+					snapshot.ErrCorrupt, ref.Name, blk.KeyGroup, sid)
+			}
+			b.keybuf = keys.AppendKeyGroup(keys.AppendStateID(b.keybuf[:0], id), blk.KeyGroup, width)
+			b.keybuf = append(b.keybuf, key...)
+			if err := b.add(id, b.keybuf, value); err != nil {
+				return fmt.Errorf("%w: %s: key group %d: %v", snapshot.ErrCorrupt, ref.Name, blk.KeyGroup, err)
+			}
+			stats.Entries++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		stats.KeyGroups++
+	}
+	return nil
+}
+
+// add appends an entry to the run of state id.
+func (b *builder) add(id uint16, key, value []byte) error {
+	w := b.writers[id]
+	if w == nil {
+		var err error
+		if w, err = b.newWriter(id); err != nil {
+			return err
+		}
+		b.writers[id] = w
+	}
+	if err := w.w.Set(key, value); err != nil {
+		return err
+	}
+	if w.w.Raw().EstimatedSize() >= targetFileSize {
+		if err := w.w.Close(); err != nil {
+			return err
+		}
+		b.done = append(b.done, w.path)
+		delete(b.writers, id)
+	}
+	return nil
+}
+
+func (b *builder) newWriter(id uint16) (*sstWriter, error) {
+	path := filepath.Join(b.t.StagingDir, fmt.Sprintf("restore-%05d-%06d.sst", id, len(b.done)+len(b.writers)))
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("restore: create %s: %w", path, err)
+	}
+	opts := b.t.Options.MakeWriterOptions(6, b.t.DB.TableFormat())
+	return &sstWriter{w: sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path: path}, nil
+}
+
+// finish closes every writer and returns the SSTs, in key order, and their
+// total size.
+func (b *builder) finish() ([]string, int64, error) {
+	for id, w := range b.writers {
+		if err := w.w.Close(); err != nil {
+			return nil, 0, fmt.Errorf("restore: finish %s: %w", w.path, err)
+		}
+		b.done = append(b.done, w.path)
+		delete(b.writers, id)
+	}
+	sort.Strings(b.done) // names sort by state id, then sequence
+	var size int64
+	for _, p := range b.done {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		size += fi.Size()
+	}
+	return b.done, size, nil
+}
+
+// abort removes every SST not ingested (Ingest removes those it took).
+func (b *builder) abort() {
+	for _, w := range b.writers {
+		_ = w.w.Close()
+		_ = os.Remove(w.path)
+	}
+	for _, p := range b.done {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/pebblestate/pebblestate/internal/meta"
+)
+
+// MetadataName is the name of a checkpoint's metadata file in its directory.
+const MetadataName = "_metadata"
+
+// MetadataVersion is the version of the metadata this package writes.
+const MetadataVersion = 1
+
+// metadataMagic starts every metadata file.
+var metadataMagic = [8]byte{'P', 'B', 'S', 'T', 'M', 'E', 'T', 'A'}
+
+// ErrCorrupt is returned (wrapped, with the file's name) for metadata or
+// data that fails to verify.
+var ErrCorrupt = errors.New("snapshot: corrupt checkpoint")
+
+// Castagnoli is the CRC-32C table every checksum of this module uses.
+var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Kinds of handles.
+const (
+	KindFull        = "full"
+	KindIncremental = "incremental"
+)
+
+// Checkpoint is the content of a checkpoint's _metadata.
+type Checkpoint struct {
+	ID                int64    `json:"id"`
+	CreatedUnixMillis int64    `json:"created_unix_millis"`
+	Handles           []Handle `json:"handles"`
+}
+
+// Handle describes what one backend instance wrote for a checkpoint.
+type Handle struct {
+	// Operator names the operator the instance belongs to.
+	Operator string `json:"operator"`
+	// InstanceID is the backend instance's id.
+	InstanceID string `json:"instance_id"`
+	// CheckpointID is the checkpoint the handle belongs to.
+	CheckpointID int64 `json:"checkpoint_id"`
+	// Kind is KindFull or KindIncremental.
+	Kind string `json:"kind"`
+	// MaxParallelism is the number of key groups of the operator.
+	MaxParallelism int `json:"max_parallelism"`
+	// KeyGroupStart and KeyGroupEnd bound the instance's key groups [start, end).
+	KeyGroupStart int `json:"key_group_start"`
+	KeyGroupEnd   int `json:"key_group_end"`
+	// KeyCodec names the instance's key codec.
+	KeyCodec string `json:"key_codec"`
+	// States are the instance's state records, with the ids the data uses.
+	States []meta.State `json:"states"`
+	// Files are the files the handle needs, by storage name.
+	Files []FileRef `json:"files"`
+	// Compression names the block compression of a full snapshot.
+	Compression string `json:"compression,omitempty"`
+	// Blocks locate each key group's data in a full snapshot's data file;
+	// key groups without data have no block.
+	Blocks []Block `json:"blocks,omitempty"`
+	// StateSize is the total size of the files the handle uses;
+	// CheckpointedSize is the part written for this checkpoint.
+	StateSize        int64 `json:"state_size"`
+	CheckpointedSize int64 `json:"checkpointed_size"`
+}
+
+// FileRef names a file in storage with its size and CRC-32C.
+type FileRef struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// Block locates one key group's data in a full snapshot's data file.
+type Block struct {
+	KeyGroup int    `json:"key_group"`
+	Offset   int64  `json:"offset"`
+	Length   int64  `json:"length"`
+	CRC32C   uint32 `json:"crc32c"`
+	Entries  int64  `json:"entries"`
+}
+
+// Validate checks a handle's internal consistency: sane key groups, blocks
+// inside the range, in order and inside the data file.
+func (h *Handle) Validate() error {
+	switch {
+	case h.MaxParallelism < 1 || h.MaxParallelism > 1<<15:
+		return fmt.Errorf("handle of %s: max parallelism %d out of range", h.InstanceID, h.MaxParallelism)
+	case h.KeyGroupStart < 0 || h.KeyGroupEnd > h.MaxParallelism || h.KeyGroupEnd <= h.KeyGroupStart:
+		return fmt.Errorf("handle of %s: key groups [%d, %d) invalid for max parallelism %d",
+			h.InstanceID, h.KeyGroupStart, h.KeyGroupEnd, h.MaxParallelism)
+	case h.Kind != KindFull && h.Kind != KindIncremental:
+		return fmt.Errorf("handle of %s: unknown kind %q", h.InstanceID, h.Kind)
+	}
+	prev := -1
+	for _, b := range h.Blocks {
+		if b.KeyGroup < h.KeyGroupStart || b.KeyGroup >= h.KeyGroupEnd {
+			return fmt.Errorf("handle of %s: key group %d outside the handle's range [%d, %d)",
+				h.InstanceID, b.KeyGroup, h.KeyGroupStart, h.KeyGroupEnd)
+		}
+		if b.KeyGroup <= prev || b.Offset < 0 || b.Length < 0 {
+			return fmt.Errorf("handle of %s: block of key group %d out of order or negative", h.InstanceID, b.KeyGroup)
+		}
+		prev = b.KeyGroup
+	}
+	ids := make(map[uint16]bool, len(h.States))
+	for _, s := range h.States {
+		if ids[s.ID] || s.ID == 0 {
+			return fmt.Errorf("handle of %s: duplicate or reserved state id %d", h.InstanceID, s.ID)
+		}
+		ids[s.ID] = true
+	}
+	return nil
+}
+
+// EncodeMetadata returns the stored form of a checkpoint's metadata:
+//
+//	magic "PBSTMETA" | version uint32 | body length uint64 | JSON body | CRC-32C uint32
+//
+// integers big-endian, the checksum over everything before it.
+func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
+	body, err := json.Marshal(cp)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: encode metadata: %w", err)
+	}
+	out := make([]byte, 0, len(body)+24)
+	out = append(out, metadataMagic[:]...)
+	out = binary.BigEndian.AppendUint32(out, MetadataVersion)
+	out = binary.BigEndian.AppendUint64(out, uint64(len(body)))
+	out = append(out, body...)
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, Castagnoli)), nil
+}
+
+// DecodeMetadata verifies and decodes a metadata file's bytes; name is used
+// in errors.
+func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
+	const head = 8 + 4 + 8
+	if len(b) < head+4 {
+		return nil, fmt.Errorf("%w: %s: %d bytes is too short for metadata", ErrCorrupt, name, len(b))
+	}
+	if !bytes.Equal(b[:8], metadataMagic[:]) {
+		return nil, fmt.Errorf("%w: %s: bad magic %q", ErrCorrupt, name, b[:8])
+	}
+	if v := binary.BigEndian.Uint32(b[8:]); v < 1 || v > MetadataVersion {
+		return nil, fmt.Errorf("%w: %s: metadata version %d (this build reads 1 to %d)", ErrCorrupt, name, v, MetadataVersion)
+	}
+	n := binary.BigEndian.Uint64(b[12:])
+	if n != uint64(len(b)-head-4) {
+		return nil, fmt.Errorf("%w: %s: body of %d bytes declared, %d present (truncated?)", ErrCorrupt, name, n, len(b)-head-4)
+	}
+	want := binary.BigEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(b[:len(b)-4], Castagnoli); got != want {
+		return nil, fmt.Errorf("%w: %s: checksum %08x, expected %08x", ErrCorrupt, name, got, want)
+	}
+	cp := new(Checkpoint)
+	if err := json.Unmarshal(b[head:len(b)-4], cp); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+	}
+	for i := range cp.Handles {
+		if err := cp.Handles[i].Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+		}
+	}
+	return cp, nil
+}
