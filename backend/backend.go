@@ -29,25 +29,23 @@ import (
 // state of the backend. Background work (snapshots, TTL cleanup) runs beside
 // that goroutine on its own synchronization.
 type Backend[K any] struct {
+	opts     Options
+	meta     meta.Backend
+	keyCodec Codec[K]
+	keyFixed int // fixed size of keyCodec, or -1
+	kgWidth  int // bytes of the key-group prefix
+
 	db         *pebble.DB
 	pebbleOpts *pebble.Options // as the database was opened
 	cache      *pebble.Cache
-	opts       Options
-	meta       meta.Backend
-	keyCodec   Codec[K]
-	keyFixed   int        // fixed size of keyCodec, or -1
-	mu         sync.Mutex // serialises state writes with background cleanup
 
-	ttlMetrics ttlCounters
-	filter     *compaction.Filter // background TTL cleanup
-	snaps      *snapshotOwner     // snapshots in flight and their files
-
-	ttlTargets      []compaction.Target // states background cleanup covers
-	snapshotTargets []compaction.Target // states full snapshots filter
-	onKey           []cleaner           // states with incremental cleanup on every key
-	kgWidth         int                 // bytes of the key-group prefix
-	closed          atomic.Bool         // set by Close; read from any goroutine
-	lifecycle       sync.RWMutex        // held shared by CleanupExpired, exclusively by Close
+	// mu serialises state writes with background TTL cleanup's deletions;
+	// see write.go.
+	mu sync.Mutex
+	// closed is set by Close and read from any goroutine. lifecycle is held
+	// shared by CleanupExpired and exclusively by Close.
+	closed    atomic.Bool
+	lifecycle sync.RWMutex
 
 	// The current key: its value, key group, and encoded form
 	// [key group][key component], which every state's key starts with
@@ -60,9 +58,19 @@ type Backend[K any] struct {
 		scratch []byte
 	}
 
+	// Registered states.
 	states    map[string]registered // registered in this process, by name
 	persisted map[string]meta.State // stored in the database, by name
-	nextID    uint16
+	nextID    uint16                // the id the next new state gets
+
+	// TTL cleanup.
+	filter          *compaction.Filter  // background cleanup
+	ttlTargets      []compaction.Target // states background cleanup covers
+	snapshotTargets []compaction.Target // states full snapshots filter
+	onKey           []cleaner           // states with incremental cleanup on every key
+	ttlMetrics      ttlCounters
+
+	snaps *snapshotOwner // snapshots in flight and their files
 }
 
 type registered struct {
@@ -94,7 +102,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		persisted: make(map[string]meta.State),
 		nextID:    1,
 	}
-	b.snaps = &snapshotOwner{opts: &b.opts, running: make(map[*AsyncSnapshot]bool), pending: make(map[int64]string)}
+	b.snaps = &snapshotOwner{running: make(map[*AsyncSnapshot]bool), pending: make(map[int64]string)}
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,

@@ -43,8 +43,6 @@ type AsyncSnapshot struct {
 // snapshotOwner is the part of a backend its snapshots need; it is not
 // generic, so AsyncSnapshot is not either.
 type snapshotOwner struct {
-	opts *Options
-
 	mu      sync.Mutex
 	running map[*AsyncSnapshot]bool
 	pending map[int64]string // data file written per checkpoint not yet completed
