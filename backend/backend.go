@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -102,7 +103,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		persisted: make(map[string]meta.State),
 		nextID:    1,
 	}
-	b.snaps = &snapshotOwner{running: make(map[*AsyncSnapshot]bool), pending: make(map[int64]string)}
+	b.snaps = newSnapshotOwner()
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,
@@ -122,6 +123,12 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
 	}
 	b.db = db
+	// Native checkpoints of a process that died mid-upload are debris.
+	if err := os.RemoveAll(filepath.Join(opts.Dir, localCheckpointsDir)); err != nil {
+		_ = db.Close()
+		b.cache.Unref()
+		return nil, fmt.Errorf("backend: clean %s: %w", opts.Dir, err)
+	}
 	if err := b.loadMeta(); err != nil {
 		_ = db.Close()
 		b.cache.Unref()
@@ -289,6 +296,30 @@ func (b *Backend[K]) Flush() error {
 	}
 	if err := b.db.Flush(); err != nil {
 		return fmt.Errorf("backend: flush: %w", err)
+	}
+	return nil
+}
+
+// Compact flushes and compacts the whole database into its bottom level,
+// dropping deleted and overwritten entries: useful after a bulk load, a
+// mass expiry or a rescale, to return space and settle the files an
+// incremental checkpoint uploads.
+func (b *Backend[K]) Compact(ctx context.Context) error {
+	b.lifecycle.RLock()
+	defer b.lifecycle.RUnlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if err := b.db.Flush(); err != nil {
+		return fmt.Errorf("backend: compact: %w", err)
+	}
+	// One call compacts the levels that had files when it began, so a
+	// second one carries what the first moved down into the bottom level.
+	lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
+	for range 2 {
+		if err := b.db.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
+			return fmt.Errorf("backend: compact: %w", err)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/snapshot/full"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -77,6 +78,16 @@ type Options struct {
 	// snapshots: "none", "snappy", "zstd" or "s2". Default: "snappy".
 	SnapshotCompression string
 
+	// IncrementalCheckpoints makes Snapshot and Checkpoint take incremental
+	// snapshots: a native Pebble checkpoint of which only the SST files the
+	// last completed checkpoint did not have are uploaded. Default: off
+	// (full snapshots), as in Flink.
+	IncrementalCheckpoints bool
+
+	// UploadWorkers is the number of parallel uploads of an incremental
+	// snapshot. Default: 4.
+	UploadWorkers int
+
 	// RetainedCheckpoints is how many completed checkpoints Checkpoint
 	// keeps. Default: 1, as in Flink.
 	RetainedCheckpoints int
@@ -122,6 +133,9 @@ func (o *Options) EnsureDefaults() {
 	if o.SnapshotCompression == "" {
 		o.SnapshotCompression = "snappy"
 	}
+	if o.UploadWorkers == 0 {
+		o.UploadWorkers = incremental.DefaultWorkers
+	}
 	if o.RetainedCheckpoints == 0 {
 		o.RetainedCheckpoints = 1
 	}
@@ -156,6 +170,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := full.ParseCompression(o.SnapshotCompression); err != nil {
 		add("SnapshotCompression: %v", err)
+	}
+	if o.UploadWorkers < 0 {
+		add("UploadWorkers %d is negative", o.UploadWorkers)
 	}
 	if o.RetainedCheckpoints < 0 {
 		add("RetainedCheckpoints %d is negative", o.RetainedCheckpoints)

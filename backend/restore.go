@@ -21,7 +21,15 @@ import (
 // Restore creates a backend in opts.Dir from the handles of a checkpoint,
 // for the key groups in opts.KeyGroups, which may differ from the handles'
 // (rescaling). Handles of other operators than opts.Operator and handles
-// whose key groups do not meet opts.KeyGroups are ignored.
+// whose key groups do not meet opts.KeyGroups are ignored. Full and
+// incremental handles may be mixed.
+//
+// From incremental handles, the one sharing the most key groups with the
+// new instance becomes its database directly (hard-linked from local
+// storage); when it is the only one and its range is the new one, the
+// backend keeps its instance id and upload history, so the next checkpoint
+// stays incremental. Otherwise the backend gets a new instance id, and its
+// first incremental checkpoint uploads everything.
 //
 // opts.Dir must not exist or be empty. If the restore fails, it is removed
 // again: nothing is ever half-restored. Register the states afterwards as
@@ -42,35 +50,119 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 		if h.KeyCodec != keyCodec.Name() {
 			return nil, fmt.Errorf("%w: handle of %s has key codec %q, not %q", ErrIncompatibleBackend, h.InstanceID, h.KeyCodec, keyCodec.Name())
 		}
+		if h.MaxParallelism != opts.MaxParallelism {
+			return nil, fmt.Errorf("%w: handle of %s has max parallelism %d, not %d", ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
+		}
 		mine = append(mine, h)
+	}
+	b, err := restoreInto(ctx, keyCodec, opts, st, mine)
+	if err != nil {
+		_ = os.RemoveAll(opts.Dir)
+		return nil, fmt.Errorf("backend: restore: %w", err)
+	}
+	return b, nil
+}
+
+func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {
+	base := restore.Base(handles, opts.KeyGroups)
+	keep := false // keep the base's identity and upload history
+	if base != nil {
+		if err := restore.Fetch(ctx, st, base, opts.Dir); err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, h := range handles {
+			if !(KeyGroupRange{Start: h.KeyGroupStart, End: h.KeyGroupEnd}).Intersect(opts.KeyGroups).IsEmpty() {
+				n++
+			}
+		}
+		keep = n == 1 && base.KeyGroupStart == opts.KeyGroups.Start && base.KeyGroupEnd == opts.KeyGroups.End
+		if !keep {
+			if err := rebase(ctx, opts, base); err != nil {
+				return nil, err
+			}
+		}
 	}
 	b, err := Open(keyCodec, opts)
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*Backend[K], error) {
-		_ = b.Close()
-		_ = os.RemoveAll(opts.Dir)
-		return nil, err
-	}
-	_, err = restore.Full(ctx, st, mine, restore.Target{
+	staging := filepath.Join(opts.Dir, "restore-staging")
+	_, err = restore.Handles(ctx, st, handles, restore.Target{
 		DB:             b.db,
 		Options:        b.pebbleOpts,
-		StagingDir:     filepath.Join(opts.Dir, "restore-staging"),
+		StagingDir:     staging,
 		KeyGroups:      opts.KeyGroups,
 		MaxParallelism: opts.MaxParallelism,
 		StateID:        b.adoptState,
+		Base:           base,
 	})
+	if err == nil {
+		err = os.RemoveAll(staging)
+	}
+	if err == nil {
+		err = b.db.Flush()
+	}
 	if err != nil {
-		return fail(fmt.Errorf("backend: restore: %w", err))
+		_ = b.Close()
+		return nil, err
 	}
-	if err := os.RemoveAll(filepath.Join(opts.Dir, "restore-staging")); err != nil {
-		return fail(err)
-	}
-	if err := b.db.Flush(); err != nil {
-		return fail(err)
+	if keep {
+		m := make(map[string]snapshot.SharedFile, len(base.Shared))
+		for _, f := range base.Shared {
+			m[f.LocalName] = f
+		}
+		b.snaps.uploads[base.CheckpointID] = m
+		b.snaps.lastCompleted = base.CheckpointID
 	}
 	return b, nil
+}
+
+// rebase turns the database fetched from an incremental handle into one of
+// the new instance: it excises the key groups the instance does not own
+// and rewrites the backend record with the new range and a new instance id.
+func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
+	cache := pebble.NewCache(opts.BlockCacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(cache, pebble.EventListener{}))
+	if err != nil {
+		return fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+	}
+	err = func() error {
+		raw, closer, err := db.Get(keys.BackendMetaKey())
+		if err != nil {
+			return fmt.Errorf("%w: %s's database has no backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+		}
+		m, err := meta.DecodeBackend(raw)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("%w: %s's backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+		}
+		ids := make([]uint16, len(base.States))
+		for i, s := range base.States {
+			ids[i] = s.ID
+		}
+		had := KeyGroupRange{Start: base.KeyGroupStart, End: base.KeyGroupEnd}
+		if err := restore.Clip(ctx, db, ids, had, had.Intersect(opts.KeyGroups), opts.MaxParallelism); err != nil {
+			return err
+		}
+		if m.InstanceID, err = meta.NewInstanceID(); err != nil {
+			return err
+		}
+		m.KeyGroupStart, m.KeyGroupEnd = opts.KeyGroups.Start, opts.KeyGroups.End
+		enc, err := meta.Encode(m)
+		if err != nil {
+			return err
+		}
+		if err := db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
+			return err
+		}
+		return db.Flush()
+	}()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // RestoreLatest restores from the newest completed checkpoint in st. It

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,6 +14,7 @@ import (
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -27,11 +30,18 @@ type AsyncSnapshot struct {
 	b            *snapshotOwner
 	checkpointID int64
 	storage      snapshot.Storage
-	snap         *pebble.Snapshot
 	states       []meta.State
-	targets      []compaction.Target
-	now          int64
-	handle       snapshot.Handle
+
+	// A full snapshot reads snap; an incremental one uploads the native
+	// checkpoint in localDir, reusing the uploads in prev.
+	snap     *pebble.Snapshot
+	localDir string
+	prev     map[string]snapshot.SharedFile
+	workers  int
+
+	targets []compaction.Target
+	now     int64
+	handle  snapshot.Handle
 
 	mu       sync.Mutex
 	released bool
@@ -45,13 +55,35 @@ type AsyncSnapshot struct {
 type snapshotOwner struct {
 	mu      sync.Mutex
 	running map[*AsyncSnapshot]bool
-	pending map[int64]string // data file written per checkpoint not yet completed
+	// pending lists the files written for each checkpoint not yet
+	// completed, to delete if it is aborted.
+	pending map[int64][]string
+	// uploads are the SSTs of each incremental checkpoint since the last
+	// completed one, by local name; only lastCompleted's are reused, as in
+	// Flink, so an unconfirmed upload is never built on.
+	uploads       map[int64]map[string]snapshot.SharedFile
+	lastCompleted int64
 }
 
-// Snapshot takes the synchronous part of a full snapshot for checkpoint
-// checkpointID into storage st: it pins a Pebble snapshot and copies the
-// state metadata, which takes microseconds whatever the state size. Call
-// Run on the result (on any goroutine) to write it.
+func newSnapshotOwner() *snapshotOwner {
+	return &snapshotOwner{
+		running:       make(map[*AsyncSnapshot]bool),
+		pending:       make(map[int64][]string),
+		uploads:       make(map[int64]map[string]snapshot.SharedFile),
+		lastCompleted: -1,
+	}
+}
+
+// Snapshot takes the synchronous part of a snapshot for checkpoint
+// checkpointID into storage st, and returns it for Run to write (on any
+// goroutine) while state access goes on.
+//
+// For a full snapshot it pins a Pebble snapshot and copies the state
+// metadata: microseconds, whatever the state size. For an incremental one
+// (Options.IncrementalCheckpoints) it flushes the memtable and takes a
+// native Pebble checkpoint of hard links in the instance directory: time
+// grows with the unflushed data and the number of files, not the state
+// size.
 func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSnapshot, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
@@ -67,10 +99,10 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		b:            b.snaps,
 		checkpointID: checkpointID,
 		storage:      st,
-		snap:         b.db.NewSnapshot(),
 		states:       states,
 		targets:      append([]compaction.Target(nil), b.snapshotTargets...),
 		now:          ttl.Millis(b.opts.Clock.Now()),
+		workers:      b.opts.UploadWorkers,
 		done:         make(chan struct{}),
 	}
 	s.handle = snapshot.Handle{
@@ -83,13 +115,38 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		KeyGroupEnd:    b.opts.KeyGroups.End,
 		KeyCodec:       b.keyCodec.Name(),
 		States:         states,
-		Compression:    b.opts.SnapshotCompression,
+	}
+	if b.opts.IncrementalCheckpoints {
+		s.handle.Kind = snapshot.KindIncremental
+		s.localDir = filepath.Join(b.opts.Dir, localCheckpointsDir, snapshot.Dir(checkpointID))
+		if err := os.RemoveAll(s.localDir); err != nil {
+			return nil, fmt.Errorf("backend: snapshot %d: %w", checkpointID, err)
+		}
+		// The WAL may be off: what is only in the memtable must reach an
+		// SST to be in the checkpoint.
+		if err := b.db.Flush(); err != nil {
+			return nil, fmt.Errorf("backend: snapshot %d: flush: %w", checkpointID, err)
+		}
+		if err := b.db.Checkpoint(s.localDir); err != nil {
+			_ = os.RemoveAll(s.localDir)
+			return nil, fmt.Errorf("backend: snapshot %d: native checkpoint: %w", checkpointID, err)
+		}
+		b.snaps.mu.Lock()
+		s.prev = b.snaps.uploads[b.snaps.lastCompleted]
+		b.snaps.mu.Unlock()
+	} else {
+		s.handle.Compression = b.opts.SnapshotCompression
+		s.snap = b.db.NewSnapshot()
 	}
 	b.snaps.mu.Lock()
 	b.snaps.running[s] = true
 	b.snaps.mu.Unlock()
 	return s, nil
 }
+
+// localCheckpointsDir is the subdirectory of the instance directory that
+// holds native checkpoints while they are uploaded. Pebble ignores it.
+const localCheckpointsDir = "checkpoints"
 
 // dataFileName is the storage name of an instance's full-snapshot data.
 func dataFileName(checkpointID int64, instanceID string) string {
@@ -107,13 +164,41 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	}
 	s.running = true
 	ctx, s.cancel = context.WithCancel(ctx)
+	cancel := s.cancel
 	s.mu.Unlock()
+	defer cancel()
 	defer close(s.done)
 	defer s.release()
 
+	var h snapshot.Handle
+	var written []string
+	var err error
+	if s.localDir != "" {
+		h, written, err = s.runIncremental(ctx)
+	} else {
+		h, written, err = s.runFull(ctx)
+	}
+	if err != nil {
+		return snapshot.Handle{}, fmt.Errorf("backend: snapshot %d: %w", s.checkpointID, err)
+	}
+	s.b.mu.Lock()
+	s.b.pending[s.checkpointID] = written
+	if h.Kind == snapshot.KindIncremental {
+		m := make(map[string]snapshot.SharedFile, len(h.Shared))
+		for _, f := range h.Shared {
+			m[f.LocalName] = f
+		}
+		s.b.uploads[s.checkpointID] = m
+	}
+	s.b.mu.Unlock()
+	return h, nil
+}
+
+// runFull writes the full-snapshot data file.
+func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string, error) {
 	comp, err := full.ParseCompression(s.handle.Compression)
 	if err != nil {
-		return snapshot.Handle{}, err
+		return snapshot.Handle{}, nil, err
 	}
 	ids := make([]uint16, len(s.states))
 	for i, m := range s.states {
@@ -126,7 +211,7 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	name := dataFileName(s.checkpointID, s.handle.InstanceID)
 	w, err := s.storage.Create(ctx, name)
 	if err != nil {
-		return snapshot.Handle{}, fmt.Errorf("backend: snapshot: %w", err)
+		return snapshot.Handle{}, nil, err
 	}
 	res, err := full.Write(ctx, s.snap, w, full.WriteOptions{
 		StateIDs:       ids,
@@ -144,16 +229,38 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	if err != nil {
 		_ = w.Abort()
 		_ = s.storage.Delete(context.Background(), name) // and the chk directory, if empty
-		return snapshot.Handle{}, fmt.Errorf("backend: snapshot %d: %w", s.checkpointID, err)
+		return snapshot.Handle{}, nil, err
 	}
 	h := s.handle
 	h.Files = []snapshot.FileRef{{Name: name, Size: res.Size, CRC32C: res.CRC32C}}
 	h.Blocks = res.Blocks
 	h.StateSize, h.CheckpointedSize = res.Size, res.Size
-	s.b.mu.Lock()
-	s.b.pending[s.checkpointID] = name
-	s.b.mu.Unlock()
-	return h, nil
+	return h, []string{name}, nil
+}
+
+// runIncremental uploads the native checkpoint.
+func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []string, error) {
+	up, err := incremental.Run(ctx, s.storage, incremental.Request{
+		Dir:          s.localDir,
+		CheckpointID: s.checkpointID,
+		InstanceID:   s.handle.InstanceID,
+		Previous:     s.prev,
+		Workers:      s.workers,
+	})
+	if err != nil {
+		return snapshot.Handle{}, nil, err
+	}
+	h := s.handle
+	h.Files, h.Shared = up.Private, up.Shared
+	h.StateSize, h.CheckpointedSize = up.Total, up.Uploaded
+	var written []string
+	for _, f := range up.Private {
+		written = append(written, f.Name)
+	}
+	for _, f := range up.New {
+		written = append(written, f.Name)
+	}
+	return h, written, nil
 }
 
 // Release gives up a snapshot that will not be run. It is a no-op after
@@ -176,7 +283,12 @@ func (s *AsyncSnapshot) release() {
 	}
 	s.released = true
 	s.mu.Unlock()
-	_ = s.snap.Close()
+	if s.snap != nil {
+		_ = s.snap.Close()
+	}
+	if s.localDir != "" {
+		_ = os.RemoveAll(s.localDir)
+	}
 	s.b.mu.Lock()
 	delete(s.b.running, s)
 	s.b.mu.Unlock()
@@ -205,30 +317,46 @@ func (o *snapshotOwner) closeAll() {
 }
 
 // NotifyCheckpointComplete tells the backend that checkpoint id completed.
-// It forgets the files of that and earlier checkpoints, which are now the
-// checkpoint's (retention deletes them).
+// Its files and those of earlier checkpoints now belong to the checkpoint
+// storage (retention deletes them), and an incremental checkpoint becomes
+// the base the next one reuses uploads from.
 func (b *Backend[K]) NotifyCheckpointComplete(id int64) error {
-	b.snaps.mu.Lock()
-	defer b.snaps.mu.Unlock()
-	for cid := range b.snaps.pending {
+	o := b.snaps
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for cid := range o.pending {
 		if cid <= id {
-			delete(b.snaps.pending, cid)
+			delete(o.pending, cid)
+		}
+	}
+	if _, ok := o.uploads[id]; ok && id > o.lastCompleted {
+		o.lastCompleted = id
+		for cid := range o.uploads {
+			if cid < id {
+				delete(o.uploads, cid)
+			}
 		}
 	}
 	return nil
 }
 
 // NotifyCheckpointAborted tells the backend that checkpoint id will never
-// complete; it deletes the data the backend wrote for it.
+// complete: it deletes the files the backend wrote for it, and never reuses
+// its uploads.
 func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st snapshot.Storage) error {
-	b.snaps.mu.Lock()
-	name, ok := b.snaps.pending[id]
-	delete(b.snaps.pending, id)
-	b.snaps.mu.Unlock()
-	if !ok {
-		return nil
+	o := b.snaps
+	o.mu.Lock()
+	names := o.pending[id]
+	delete(o.pending, id)
+	delete(o.uploads, id)
+	o.mu.Unlock()
+	var errs []error
+	for _, n := range names {
+		if err := st.Delete(ctx, n); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := st.Delete(ctx, name); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("backend: discard aborted checkpoint %d: %w", id, err)
 	}
 	return nil

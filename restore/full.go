@@ -43,6 +43,9 @@ type Target struct {
 	// and handle; it must fail for a state incompatible with one already
 	// recorded.
 	StateID func(meta.State) (uint16, error)
+	// Base, if set, is the incremental handle the database was opened from;
+	// it is not read again.
+	Base *snapshot.Handle
 }
 
 // Stats describe a restore.
@@ -53,8 +56,9 @@ type Stats struct {
 	Bytes     int64 // bytes of SSTs ingested
 }
 
-// Full restores full-snapshot handles into t.DB.
-func Full(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle, t Target) (Stats, error) {
+// Handles restores into t.DB the key groups of t.KeyGroups that the
+// handles (full or incremental; t.Base excepted) hold.
+func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle, t Target) (Stats, error) {
 	var stats Stats
 	hs, err := intersecting(handles, t)
 	if err != nil {
@@ -93,9 +97,6 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 		if err := h.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", snapshot.ErrCorrupt, err)
 		}
-		if h.Kind != snapshot.KindFull {
-			return nil, fmt.Errorf("restore: handle of %s is %s; this restore reads full snapshots", h.InstanceID, h.Kind)
-		}
 		if h.MaxParallelism != t.MaxParallelism {
 			return nil, fmt.Errorf("restore: handle of %s has max parallelism %d, the new instance %d",
 				h.InstanceID, h.MaxParallelism, t.MaxParallelism)
@@ -110,6 +111,15 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 		if hs[i].KeyGroupStart < hs[i-1].KeyGroupEnd {
 			return nil, fmt.Errorf("restore: handles of %s and %s overlap in key groups", hs[i-1].InstanceID, hs[i].InstanceID)
 		}
+	}
+	if t.Base != nil {
+		out := hs[:0]
+		for _, h := range hs {
+			if h.InstanceID != t.Base.InstanceID || h.KeyGroupStart != t.Base.KeyGroupStart {
+				out = append(out, h)
+			}
+		}
+		hs = out
 	}
 	return hs, nil
 }
@@ -136,6 +146,9 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 			return fmt.Errorf("restore: handle of %s: %w", h.InstanceID, err)
 		}
 		ids[s.ID] = id
+	}
+	if h.Kind == snapshot.KindIncremental {
+		return b.addIncremental(ctx, st, h, ids, stats)
 	}
 	if len(h.Blocks) == 0 {
 		return nil

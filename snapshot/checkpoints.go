@@ -35,11 +35,25 @@ func parseDir(name string) (int64, bool) {
 
 // Commit completes checkpoint cp by writing its metadata, the commit point.
 // It fails if the checkpoint already exists.
+//
+// A checkpoint older than the newest completed one is subsumed and cannot
+// be committed: retention may already have deleted shared files it reuses.
+// Every shared file the handles reference must exist.
 func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
-	if names, err := st.List(ctx, MetadataPath(cp.ID)); err != nil {
+	ids, err := Completed(ctx, st)
+	if err != nil {
 		return err
-	} else if len(names) > 0 {
-		return fmt.Errorf("snapshot: checkpoint %d already exists", cp.ID)
+	}
+	for _, id := range ids {
+		if id == cp.ID {
+			return fmt.Errorf("snapshot: checkpoint %d already exists", cp.ID)
+		}
+		if id > cp.ID {
+			return fmt.Errorf("%w: checkpoint %d, newer checkpoint %d completed", ErrSubsumed, cp.ID, id)
+		}
+	}
+	if err := checkShared(ctx, st, cp); err != nil {
+		return err
 	}
 	for i := range cp.Handles {
 		if err := cp.Handles[i].Validate(); err != nil {
@@ -109,6 +123,34 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 	return ids, nil
 }
 
+// ErrSubsumed is returned by Commit for a checkpoint older than the newest
+// completed one.
+var ErrSubsumed = errors.New("snapshot: checkpoint subsumed")
+
+// checkShared verifies every shared file cp references exists with the
+// recorded size.
+func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
+	var names map[string]bool
+	for _, h := range cp.Handles {
+		for _, f := range h.Shared {
+			if names == nil {
+				list, err := st.List(ctx, SharedDir+"/")
+				if err != nil {
+					return err
+				}
+				names = make(map[string]bool, len(list))
+				for _, n := range list {
+					names[n] = true
+				}
+			}
+			if !names[f.Name] {
+				return fmt.Errorf("snapshot: commit checkpoint %d: shared file %s is missing", cp.ID, f.Name)
+			}
+		}
+	}
+	return nil
+}
+
 // ErrNoCheckpoint is returned by Latest when no checkpoint verifies.
 var ErrNoCheckpoint = errors.New("snapshot: no completed checkpoint")
 
@@ -151,11 +193,12 @@ func Discard(ctx context.Context, st Storage, id int64) error {
 	return nil
 }
 
-// Retain discards every completed checkpoint but the newest keep, and the
+// Retain discards every completed checkpoint but the newest keep, the
 // directories of checkpoints older than the newest completed one that never
-// completed (debris of crashes and failures). Checkpoints newer than the
-// newest completed one may be in flight and are left alone. keep < 1
-// counts as 1.
+// completed (debris of crashes and failures), and the shared files no
+// retained checkpoint references. Checkpoints newer than the newest
+// completed one may be in flight; they and their uploads are left alone.
+// keep < 1 counts as 1.
 func Retain(ctx context.Context, st Storage, keep int) error {
 	keep = max(keep, 1)
 	ids, err := Completed(ctx, st)
@@ -182,12 +225,13 @@ func Retain(ctx context.Context, st Storage, keep int) error {
 			return err
 		}
 	}
-	return nil
+	return collectShared(ctx, st, ids[max(0, len(ids)-keep):], newest)
 }
 
 // Recover cleans a checkpoint root after a crash, when no checkpoint is in
 // flight: it discards every checkpoint directory without metadata that
-// verifies and, for Local storage, removes temporary files.
+// verifies, deletes shared files no completed checkpoint references and,
+// for Local storage, removes temporary files.
 func Recover(ctx context.Context, st Storage) error {
 	names, err := st.List(ctx, "chk-")
 	if err != nil {
@@ -208,6 +252,14 @@ func Recover(ctx context.Context, st Storage) error {
 		if err := Discard(ctx, st, id); err != nil {
 			return err
 		}
+	}
+	// No checkpoint is in flight: every unreferenced shared file goes.
+	ids, err := Completed(ctx, st)
+	if err != nil {
+		return err
+	}
+	if err := collectShared(ctx, st, ids, 1<<62); err != nil {
+		return err
 	}
 	if l, ok := st.(*Local); ok {
 		return l.Sweep()

@@ -59,8 +59,13 @@ type Handle struct {
 	KeyCodec string `json:"key_codec"`
 	// States are the instance's state records, with the ids the data uses.
 	States []meta.State `json:"states"`
-	// Files are the files the handle needs, by storage name.
+	// Files are the files the handle needs, by storage name: a full
+	// snapshot's data file, or an incremental snapshot's private files
+	// (MANIFEST, OPTIONS, ...), which live in the checkpoint's directory.
 	Files []FileRef `json:"files"`
+	// Shared are the SST files of an incremental snapshot, in shared/; a
+	// later checkpoint may reference the same ones.
+	Shared []SharedFile `json:"shared,omitempty"`
 	// Compression names the block compression of a full snapshot.
 	Compression string `json:"compression,omitempty"`
 	// Blocks locate each key group's data in a full snapshot's data file;
@@ -77,6 +82,13 @@ type FileRef struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	CRC32C uint32 `json:"crc32c"`
+}
+
+// SharedFile is an SST of an incremental snapshot: the file in storage and
+// the name it has in the instance's database directory.
+type SharedFile struct {
+	FileRef
+	LocalName string `json:"local_name"`
 }
 
 // Block locates one key group's data in a full snapshot's data file.

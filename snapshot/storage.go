@@ -218,8 +218,8 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 	return names, ctx.Err()
 }
 
-// Delete implements Storage. It also removes the file's directory when that
-// leaves it empty.
+// Delete implements Storage. It also removes the directories it leaves
+// empty, up to the root.
 func (l *Local) Delete(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -228,8 +228,11 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("snapshot: delete %s: %w", name, err)
 	}
-	if dir := filepath.Dir(p); dir != filepath.Clean(l.root) {
-		_ = os.Remove(dir) // only succeeds if empty
+	root := filepath.Clean(l.root)
+	for dir := filepath.Dir(p); dir != root && len(dir) > len(root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil { // only succeeds if empty
+			break
+		}
 	}
 	return nil
 }
