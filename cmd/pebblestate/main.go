@@ -2,8 +2,10 @@
 //
 // Usage:
 //
-//	pebblestate demo [flags]   run a keyed Nexmark job on the backend and check its state survives a reopen
-//	pebblestate help           print usage
+//	pebblestate demo [flags]       run a keyed Nexmark job on the backend and check its state survives a reopen
+//	pebblestate inspect <root>     list the completed checkpoints of a checkpoint root and their handles
+//	pebblestate verify <root>      check the size and checksum of every file of every completed checkpoint
+//	pebblestate help               print usage
 //
 // Run "pebblestate demo -h" for the demo's flags.
 package main
@@ -32,6 +34,12 @@ Commands:
 	        backend each, with Value, List and Map state; then close every
 	        backend, reopen it and check each key's state against an
 	        in-memory tally
+	inspect <checkpoint root>
+	        list the completed checkpoints and, per instance, its kind, key
+	        groups, states, newly uploaded bytes and full state size
+	verify <checkpoint root>
+	        read every file of every completed checkpoint and check its size
+	        and CRC-32C; exit 1 if any is missing or damaged
 	help    print this message
 
 Run "pebblestate <command> -h" for a command's flags.
@@ -51,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "demo":
 		return demoCommand(rest, stdout, stderr)
+	case "inspect":
+		return inspectCommand(rest, stdout, stderr)
+	case "verify":
+		return verifyCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
