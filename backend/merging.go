@@ -13,14 +13,18 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 	if err != nil {
 		return nil, nil, err
 	}
+	// A namespace named twice is taken once: its delete is still only in
+	// the batch, so a second read would see it again.
+	seen := map[string]bool{string(targetNS): true}
 	var ns []byte
 	for _, src := range sources {
 		if ns, err = s.encodeNamespace(ns[:0], src); err != nil {
 			return nil, nil, err
 		}
-		if string(ns) == string(targetNS) {
+		if seen[string(ns)] {
 			continue
 		}
+		seen[string(ns)] = true
 		key, err := s.keyIn(ns)
 		if err != nil {
 			return nil, nil, err

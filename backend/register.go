@@ -12,8 +12,10 @@ import (
 )
 
 // register returns the handle registered under m.Name if there is one and
-// it is compatible, or else creates one with build, giving it the stored id
-// of the state or a new one.
+// it is compatible, or else creates one with build: under the stored id of
+// the state (migrating its values if its TTL was switched on or off), or
+// under a new id, recording the state only once its handle is built, so a
+// descriptor that fails leaves nothing behind.
 func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build func(meta.State) (H, error)) (H, error) {
 	var zero H
 	if b.closed.Load() {
@@ -31,23 +33,33 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 		}
 		return h, nil
 	}
-	if have, ok := b.persisted[m.Name]; ok {
+	have, stored := b.persisted[m.Name]
+	switch {
+	case stored:
 		if err := meta.Compatible(have, m); err != nil {
 			return zero, fmt.Errorf("%w: %s: %w", ErrIncompatibleState, b.opts.Dir, err)
 		}
 		m.ID = have.ID
-		if have.TTL != m.TTL {
-			var err error
-			if m, err = b.migrateTTL(have, m); err != nil {
-				return zero, err
-			}
-			b.persisted[m.Name] = m
-		}
-	} else {
-		if b.nextID > keys.MaxStateID {
-			return zero, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
-		}
+	case b.nextID > keys.MaxStateID:
+		return zero, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
+	default:
 		m.ID = b.nextID
+	}
+	h, err := build(m)
+	if err != nil {
+		return zero, err
+	}
+	switch {
+	case stored && have.TTL != m.TTL:
+		if m, err = b.migrateTTL(have, m); err != nil {
+			return zero, err
+		}
+		b.persisted[m.Name] = m
+		// The handle was built for the old id.
+		if h, err = build(m); err != nil {
+			return zero, err
+		}
+	case !stored:
 		enc, err := meta.Encode(m)
 		if err != nil {
 			return zero, err
@@ -57,10 +69,6 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 		}
 		b.nextID++
 		b.persisted[m.Name] = m
-	}
-	h, err := build(m)
-	if err != nil {
-		return zero, err
 	}
 	b.states[m.Name] = registered{meta: m, handle: h}
 	if cfg.Enabled() {

@@ -219,8 +219,9 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 	}
 }
 
-// splitKey splits a stored key of this state into its key component, its
-// namespace component, and the length of the [id][kg][key][ns] prefix.
+// splitKey splits a stored key of this state into the key's encoded bytes,
+// the namespace's whole component (as encodeNamespace writes it), and the
+// length of the [id][kg][key][ns] prefix.
 func (s *state[K, N]) splitKey(full []byte) (key, ns []byte, pairLen int, err error) {
 	rest := full[keys.StateIDLen:]
 	if _, rest, err = keys.DecodeKeyGroup(rest, s.b.kgWidth); err != nil {
@@ -229,8 +230,12 @@ func (s *state[K, N]) splitKey(full []byte) (key, ns []byte, pairLen int, err er
 	if key, rest, err = keys.SplitComponent(rest, s.b.keyFixed); err != nil {
 		return nil, nil, 0, s.corrupt("split key", err)
 	}
-	if ns, rest, err = keys.SplitComponent(rest, s.nsFixed); err != nil {
+	nsStart := rest
+	if _, rest, err = keys.SplitComponent(rest, s.nsFixed); err != nil {
 		return nil, nil, 0, s.corrupt("split namespace", err)
 	}
+	// The whole component, length prefix included, as encodeNamespace
+	// writes it.
+	ns = nsStart[:len(nsStart)-len(rest)]
 	return key, ns, len(full) - len(rest), nil
 }
