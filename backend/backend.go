@@ -202,8 +202,9 @@ func (b *Backend[K]) loadStateRecords() error {
 	for valid := it.First(); valid; valid = it.Next() {
 		m, err := meta.DecodeState(it.Value())
 		if err != nil {
+			name := string(it.Key()[len(lo):]) // before Close, which empties it
 			_ = it.Close()
-			return fmt.Errorf("%w: %s: state record %q: %w", ErrCorrupt, b.opts.Dir, it.Key()[len(lo):], err)
+			return fmt.Errorf("%w: %s: state record %q: %w", ErrCorrupt, b.opts.Dir, name, err)
 		}
 		b.persisted[m.Name] = m
 		if m.ID >= b.nextID {
