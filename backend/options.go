@@ -186,6 +186,16 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PebbleOptions returns the Pebble options the backend opens its database
+// with (after EnsureDefaults), using cache as the block cache, but without
+// the event listener background TTL cleanup installs. Baselines and tools
+// that open a backend's directory with Pebble directly use it, so they
+// cannot drift from the backend. The caller owns the cache reference.
+func (o Options) PebbleOptions(cache *pebble.Cache) *pebble.Options {
+	o.EnsureDefaults()
+	return o.pebbleOptions(cache, pebble.EventListener{})
+}
+
 // pebbleOptions builds the Pebble options. The caller owns the cache
 // reference and must Unref it after the DB is closed.
 func (o *Options) pebbleOptions(cache *pebble.Cache, listener pebble.EventListener) *pebble.Options {
