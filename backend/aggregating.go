@@ -181,20 +181,11 @@ func GetReducing[K, V any](b *Backend[K], d ReducingDescriptor[V]) (*Reducing[K,
 // GetReducingNS registers a reducing state whose namespaces are encoded by
 // ns, or returns the one already registered under the descriptor's name.
 func GetReducingNS[K, N, V any](b *Backend[K], ns Codec[N], d ReducingDescriptor[V]) (*Reducing[K, N, V], error) {
-	if err := checkName(d.Name); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "value", d.Codec); err != nil {
+	if err := checkDescriptor(d.Name, d.TTL, role{"namespace", ns}, role{"value", d.Codec}); err != nil {
 		return nil, err
 	}
 	if d.Reduce == nil {
 		return nil, errorf(ErrInvalidArgument, "state %q: reduce function is nil", d.Name)
-	}
-	if err := checkTTL(d.Name, d.TTL); err != nil {
-		return nil, err
 	}
 	m := meta.State{Name: d.Name, Kind: meta.KindReducing, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
 	return register(b, m, d.TTL, func(m meta.State) (*Reducing[K, N, V], error) {
@@ -242,20 +233,11 @@ func GetAggregating[K, IN, ACC, OUT any](b *Backend[K], d AggregatingDescriptor[
 // encoded by ns, or returns the one already registered under the
 // descriptor's name.
 func GetAggregatingNS[K, N, IN, ACC, OUT any](b *Backend[K], ns Codec[N], d AggregatingDescriptor[IN, ACC, OUT]) (*Aggregating[K, N, IN, ACC, OUT], error) {
-	if err := checkName(d.Name); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "accumulator", d.Codec); err != nil {
+	if err := checkDescriptor(d.Name, d.TTL, role{"namespace", ns}, role{"accumulator", d.Codec}); err != nil {
 		return nil, err
 	}
 	if d.Function == nil {
 		return nil, errorf(ErrInvalidArgument, "state %q: aggregate function is nil", d.Name)
-	}
-	if err := checkTTL(d.Name, d.TTL); err != nil {
-		return nil, err
 	}
 	m := meta.State{Name: d.Name, Kind: meta.KindAggregating, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
 	return register(b, m, d.TTL, func(m meta.State) (*Aggregating[K, N, IN, ACC, OUT], error) {

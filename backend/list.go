@@ -34,16 +34,7 @@ func GetList[K, E any](b *Backend[K], d ListDescriptor[E]) (*List[K, VoidNamespa
 // GetListNS registers a list state whose namespaces are encoded by ns, or
 // returns the one already registered under the descriptor's name.
 func GetListNS[K, N, E any](b *Backend[K], ns Codec[N], d ListDescriptor[E]) (*List[K, N, E], error) {
-	if err := checkName(d.Name); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "element", d.Codec); err != nil {
-		return nil, err
-	}
-	if err := checkTTL(d.Name, d.TTL); err != nil {
+	if err := checkDescriptor(d.Name, d.TTL, role{"namespace", ns}, role{"element", d.Codec}); err != nil {
 		return nil, err
 	}
 	m := meta.State{Name: d.Name, Kind: meta.KindList, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}

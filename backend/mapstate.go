@@ -44,19 +44,7 @@ func GetMap[K, UK, UV any](b *Backend[K], d MapDescriptor[UK, UV]) (*Map[K, Void
 // GetMapNS registers a map state whose namespaces are encoded by ns, or
 // returns the one already registered under the descriptor's name.
 func GetMapNS[K, N, UK, UV any](b *Backend[K], ns Codec[N], d MapDescriptor[UK, UV]) (*Map[K, N, UK, UV], error) {
-	if err := checkName(d.Name); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "map key", d.KeyCodec); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "map value", d.ValueCodec); err != nil {
-		return nil, err
-	}
-	if err := checkTTL(d.Name, d.TTL); err != nil {
+	if err := checkDescriptor(d.Name, d.TTL, role{"namespace", ns}, role{"map key", d.KeyCodec}, role{"map value", d.ValueCodec}); err != nil {
 		return nil, err
 	}
 	m := meta.State{Name: d.Name, Kind: meta.KindMap, NamespaceCodec: ns.Name(),

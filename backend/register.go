@@ -96,22 +96,27 @@ func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
 	}
 }
 
-// checkCodec reports a nil or unnamed codec of a descriptor.
-func checkCodec[T any](state, role string, c Codec[T]) error {
-	if c == nil {
-		return fmt.Errorf("%w: state %q: %s codec is nil", ErrInvalidArgument, state, role)
-	}
-	if c.Name() == "" {
-		return fmt.Errorf("%w: state %q: %s codec has no name", ErrInvalidArgument, state, role)
-	}
-	return nil
+// role is a codec of a descriptor and what it encodes, for checkDescriptor.
+type role struct {
+	what  string
+	codec interface{ Name() string }
 }
 
-func checkName(name string) error {
-	if name == "" {
+// checkDescriptor reports an empty state name, a nil or unnamed codec, or
+// an unusable TTL config.
+func checkDescriptor(state string, cfg ttl.Config, codecs ...role) error {
+	if state == "" {
 		return fmt.Errorf("%w: state name is empty", ErrInvalidArgument)
 	}
-	return nil
+	for _, r := range codecs {
+		if r.codec == nil {
+			return fmt.Errorf("%w: state %q: %s codec is nil", ErrInvalidArgument, state, r.what)
+		}
+		if r.codec.Name() == "" {
+			return fmt.Errorf("%w: state %q: %s codec has no name", ErrInvalidArgument, state, r.what)
+		}
+	}
+	return checkTTL(state, cfg)
 }
 
 // checkTTL validates a descriptor's TTL config.

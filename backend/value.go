@@ -29,16 +29,7 @@ func GetValue[K, V any](b *Backend[K], d ValueDescriptor[V]) (*Value[K, VoidName
 // GetValueNS registers a value state whose namespaces are encoded by ns, or
 // returns the one already registered under the descriptor's name.
 func GetValueNS[K, N, V any](b *Backend[K], ns Codec[N], d ValueDescriptor[V]) (*Value[K, N, V], error) {
-	if err := checkName(d.Name); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "namespace", ns); err != nil {
-		return nil, err
-	}
-	if err := checkCodec(d.Name, "value", d.Codec); err != nil {
-		return nil, err
-	}
-	if err := checkTTL(d.Name, d.TTL); err != nil {
+	if err := checkDescriptor(d.Name, d.TTL, role{"namespace", ns}, role{"value", d.Codec}); err != nil {
 		return nil, err
 	}
 	m := meta.State{Name: d.Name, Kind: meta.KindValue, NamespaceCodec: ns.Name(), ValueCodec: d.Codec.Name(), TTL: d.TTL.Enabled()}
