@@ -44,9 +44,12 @@ type Backend[K any] struct {
 	// see write.go.
 	mu sync.Mutex
 	// closed is set by Close and read from any goroutine. lifecycle is held
-	// shared by CleanupExpired and exclusively by Close.
+	// shared by CleanupExpired and Compact and exclusively by Close, which
+	// first cancels closing so that they stop early.
 	closed    atomic.Bool
 	lifecycle sync.RWMutex
+	closing   context.Context // cancelled when Close begins
+	stopAll   context.CancelFunc
 
 	// The current key: its value, key group, and encoded form
 	// [key group][key component], which every state's key starts with
@@ -104,6 +107,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		nextID:    1,
 	}
 	b.snaps = newSnapshotOwner()
+	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,
@@ -264,17 +268,31 @@ func (b *Backend[K]) SetCurrentKey(k K) error {
 
 // CleanupExpired runs a full pass of TTL cleanup over every state with
 // background cleanup on, removing every entry expired now from disk and
-// compacting what it emptied. It may run beside the task's goroutine.
+// compacting what it emptied. It may run beside the task's goroutine;
+// Close stops it, and it then returns ErrClosed.
 func (b *Backend[K]) CleanupExpired(ctx context.Context) error {
 	b.lifecycle.RLock()
 	defer b.lifecycle.RUnlock()
 	if b.closed.Load() {
 		return ErrClosed
 	}
+	// Close cancels a pass instead of waiting for it to finish.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closing, cancel)()
 	if err := b.filter.Cleanup(ctx); err != nil {
-		return fmt.Errorf("backend: cleanup expired: %w", err)
+		return b.stopped("cleanup expired", err)
 	}
 	return nil
+}
+
+// stopped wraps the error of work that Close may have cancelled: it is
+// ErrClosed then.
+func (b *Backend[K]) stopped(op string, err error) error {
+	if b.closing.Err() != nil && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %s stopped: %w", ErrClosed, op, err)
+	}
+	return fmt.Errorf("backend: %s: %w", op, err)
 }
 
 // CurrentKey returns the current key and whether one is set.
@@ -311,6 +329,9 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closing, cancel)()
 	if err := b.db.Flush(); err != nil {
 		return fmt.Errorf("backend: compact: %w", err)
 	}
@@ -319,7 +340,7 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 	lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
 	for range 2 {
 		if err := b.db.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
-			return fmt.Errorf("backend: compact: %w", err)
+			return b.stopped("compact", err)
 		}
 	}
 	return nil
@@ -328,6 +349,7 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 // Close flushes (when the WAL is off) and closes the database. States of a
 // closed backend return ErrClosed. Closing twice is a no-op.
 func (b *Backend[K]) Close() error {
+	b.stopAll() // cancel CleanupExpired and Compact, which hold lifecycle
 	b.lifecycle.Lock()
 	defer b.lifecycle.Unlock()
 	if b.closed.Load() {

@@ -88,13 +88,14 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 
 // getTTL decodes a list with stamped elements. It rewrites the stored list
 // when elements expired (dropping them) or, under OnReadAndWrite, to
-// restamp the elements it returns.
+// restamp the elements it returns; a stamp already equal to now needs no
+// rewrite.
 func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	t := s.ttl
 	now := s.now()
 	var out []E
 	keep := s.vbuf[:0]
-	expired := 0
+	expired, restamped := 0, 0
 	for len(raw) > 0 {
 		elem, rest, err := listfmt.Next(raw)
 		if err != nil {
@@ -111,9 +112,10 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 			if !t.returnExpired {
 				continue
 			}
-		} else if t.updateOnRead {
+		} else if t.updateOnRead && ts != now {
 			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
 			keep = listfmt.AppendElement(keep, s.ebuf)
+			restamped++
 		} else {
 			keep = listfmt.AppendElement(keep, elem)
 		}
@@ -124,8 +126,8 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		out = append(out, e)
 	}
 	s.vbuf = keep[:0]
-	if expired == 0 && !t.updateOnRead {
-		return out, nil
+	if expired == 0 && restamped == 0 {
+		return out, nil // nothing to remove, no stamp to move
 	}
 	var err error
 	if len(keep) == 0 {

@@ -288,7 +288,7 @@ func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte,
 		}
 		return user, false, nil
 	}
-	if s.ttl.updateOnRead {
+	if s.ttl.updateOnRead && ts != now {
 		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
 		if err := s.b.set(key, s.vbuf); err != nil {
 			return nil, false, s.wrap("refresh TTL", err)

@@ -88,7 +88,8 @@ func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
 		b.onKey = append(b.onKey, c)
 	}
 	if !cfg.Cleanup.DisableBackground {
-		b.ttlTargets = append(b.ttlTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis()})
+		b.ttlTargets = append(b.ttlTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis(),
+			QueryTimeAfterNumEntries: cfg.Cleanup.QueryTimeAfterNumEntries})
 		b.filter.SetTargets(b.ttlTargets)
 	}
 	if cfg.Cleanup.FullSnapshot {

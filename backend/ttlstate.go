@@ -92,7 +92,10 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 		}
 		return user, closer, true, nil
 	}
-	if t.updateOnRead {
+	// Restamp under OnReadAndWrite; a stamp already equal to now (a read in
+	// the same millisecond as the last write) is left as it is, which
+	// changes nothing but saves a write.
+	if t.updateOnRead && ts != now {
 		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
 		if err := s.b.set(key, s.vbuf); err != nil {
 			closer.Close()
@@ -163,7 +166,9 @@ func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err 
 	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
 	t.fbuf = out[:0]
 	if err != nil {
-		return false, s.corrupt("incremental cleanup", err)
+		// A malformed entry is left for reads of its key to report (and
+		// Clear to remove); it must not fail access to every other key.
+		return false, nil
 	}
 	switch verdict {
 	case ttl.Drop:

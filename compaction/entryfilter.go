@@ -12,6 +12,10 @@ type Target struct {
 	ID        uint16     // the state's id, the first bytes of its keys
 	Layout    ttl.Layout // where the stamps are in its values
 	TTLMillis int64      // its time-to-live
+	// QueryTimeAfterNumEntries is how many entries background cleanup
+	// checks between clock reads while it scans this state; zero means the
+	// filter's default.
+	QueryTimeAfterNumEntries int
 }
 
 // EntryFilter decides, entry by entry, what of a stream of raw state

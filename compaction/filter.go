@@ -271,10 +271,11 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 
 	ef := NewEntryFilter(targets, ttl.Millis(f.cfg.Clock.Now()))
 	var (
-		condemned [][]byte
-		scanned   int
-		removed   int
-		start     = time.Now()
+		condemned  [][]byte
+		scanned    int
+		removed    int
+		sinceClock int // entries checked since the clock was read
+		start      = time.Now()
 	)
 	flush := func() error {
 		n, err := f.confirm(ef, condemned)
@@ -304,8 +305,9 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		}
 		scanned++
 		f.cfg.Scanned.Add(1)
-		if scanned%f.cfg.QueryTimeAfterNumEntries == 0 {
+		if sinceClock++; sinceClock >= f.queryEvery(key) {
 			ef.SetNow(ttl.Millis(f.cfg.Clock.Now()))
+			sinceClock = 0
 		}
 		if len(condemned) >= confirmBatch {
 			if err := flush(); err != nil {
@@ -334,6 +336,20 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		}
 	}
 	return nil
+}
+
+// queryEvery returns how many entries to check between clock reads while
+// scanning the state key belongs to: its own setting, or the filter's.
+func (f *Filter) queryEvery(key []byte) int {
+	if len(key) >= keys.StateIDLen {
+		id := uint16(key[0])<<8 | uint16(key[1])
+		for _, t := range *f.targets.Load() {
+			if t.ID == id && t.QueryTimeAfterNumEntries > 0 {
+				return t.QueryTimeAfterNumEntries
+			}
+		}
+	}
+	return f.cfg.QueryTimeAfterNumEntries
 }
 
 // pace sleeps as long as the scan is ahead of the configured rate.

@@ -1,0 +1,1089 @@
+package backend_test
+
+// State TTL semantics: the scenarios of Flink's TTL test suite
+// (TtlStateTestBase and its per-kind contexts), in our own words, for
+// every state kind crossed with both update types and both visibilities.
+// Background and incremental cleanup are off here, so reads are the only
+// thing that removes expired entries, and what a read left on disk is
+// checked by reading the closed database with Pebble directly.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// ---------------------------------------------------------------------------
+// Shared helpers of the TTL tests (ttl_*_test.go). All are ttl-prefixed.
+
+// ttlT0 is where test clocks start: well after the epoch, so stamps are
+// positive, as they are in production.
+var ttlT0 = time.UnixMilli(1_700_000_000_000)
+
+// ttlD is the TTL of most tests. Only the ManualClock moves time.
+const ttlD = 100 * time.Millisecond
+
+const ttlMs = time.Millisecond
+
+// ttlEnv is a backend with string keys in a directory of its own, driven
+// by a manual clock, that can be closed and reopened.
+type ttlEnv struct {
+	t     testing.TB
+	dir   string
+	clock *ttl.ManualClock
+	mod   func(*backend.Options)
+	b     *backend.Backend[string]
+}
+
+// ttlOpen opens a new backend in a temporary directory. mod, if not nil,
+// changes the options before each open. The backend is closed at the end
+// of the test if the test did not close it.
+func ttlOpen(t testing.TB, mod func(*backend.Options)) *ttlEnv {
+	t.Helper()
+	e := &ttlEnv{t: t, dir: t.TempDir(), clock: ttl.NewManualClock(ttlT0), mod: mod}
+	e.open()
+	t.Cleanup(func() {
+		if e.b != nil {
+			if err := e.b.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	return e
+}
+
+func (e *ttlEnv) options() backend.Options {
+	o := backend.Options{Dir: e.dir, Clock: e.clock}
+	if e.mod != nil {
+		e.mod(&o)
+	}
+	return o
+}
+
+func (e *ttlEnv) open() {
+	e.t.Helper()
+	b, err := backend.Open(backend.String, e.options())
+	if err != nil {
+		e.t.Fatalf("Open(%s): %v", e.dir, err)
+	}
+	e.b = b
+}
+
+func (e *ttlEnv) close() {
+	e.t.Helper()
+	if err := e.b.Close(); err != nil {
+		e.t.Fatalf("Close: %v", err)
+	}
+	e.b = nil
+}
+
+func (e *ttlEnv) reopen() {
+	e.t.Helper()
+	e.close()
+	e.open()
+}
+
+func (e *ttlEnv) setKey(k string) {
+	e.t.Helper()
+	if err := e.b.SetCurrentKey(k); err != nil {
+		e.t.Fatalf("SetCurrentKey(%q): %v", k, err)
+	}
+}
+
+func (e *ttlEnv) advance(d time.Duration) { e.clock.Advance(d) }
+
+// now is the clock in stamp units (ms).
+func (e *ttlEnv) now() int64 { return ttl.Millis(e.clock.Now()) }
+
+// raw closes the backend and reads its directory with Pebble directly.
+// The backend stays closed.
+func (e *ttlEnv) raw() *ttlRawView {
+	e.t.Helper()
+	if e.b != nil {
+		e.close()
+	}
+	return ttlReadRaw(e.t, e.dir)
+}
+
+// ttlCfg is a TTL config with background cleanup off.
+func ttlCfg(upd ttl.UpdateType, vis ttl.Visibility) ttl.Config {
+	return ttl.Config{TTL: ttlD, Update: upd, Visibility: vis, Cleanup: ttl.Cleanup{DisableBackground: true}}
+}
+
+// ttlCheck fails the test now on an error.
+func ttlCheck(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ttlResult holds the results of a call for ttlMust.
+type ttlResult[T any] struct {
+	v   T
+	err error
+}
+
+// ttlMust captures a call's results; .in(t) returns the value or fails the
+// test now: ttlMust(backend.GetValue(b, d)).in(t).
+func ttlMust[T any](v T, err error) ttlResult[T] { return ttlResult[T]{v, err} }
+
+func (r ttlResult[T]) in(t testing.TB) T {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.v
+}
+
+// ttlWaitFor polls cond every few milliseconds until it holds, failing
+// the test after d. It waits for background goroutines, never for expiry:
+// expiry is driven by the manual clock.
+func ttlWaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// ttlRawEntry is one stored key and value.
+type ttlRawEntry struct{ key, value []byte }
+
+// ttlRawView is the content of a closed backend directory, read with
+// Pebble directly (read-only, with the backend's merge operator, so list
+// operands come back merged).
+type ttlRawView struct {
+	records map[string]meta.State
+	byID    map[uint16][]ttlRawEntry
+}
+
+// ttlQuietLogger keeps Pebble's informational messages out of test output.
+type ttlQuietLogger struct{}
+
+func (ttlQuietLogger) Infof(string, ...any)         {}
+func (ttlQuietLogger) Errorf(f string, args ...any) { log.Printf("pebble (raw): "+f, args...) }
+func (ttlQuietLogger) Fatalf(f string, args ...any) { panic(fmt.Sprintf("pebble (raw): "+f, args...)) }
+
+func ttlReadRaw(t testing.TB, dir string) *ttlRawView {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{
+		ReadOnly: true, Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest, Logger: ttlQuietLogger{},
+	})
+	if err != nil {
+		t.Fatalf("raw open %s: %v", dir, err)
+	}
+	defer db.Close()
+	it, err := db.NewIter(nil)
+	ttlCheck(t, err)
+	defer it.Close()
+	v := &ttlRawView{records: map[string]meta.State{}, byID: map[uint16][]ttlRawEntry{}}
+	recPrefix := keys.StateMetaPrefix()
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()
+		if len(k) < keys.StateIDLen {
+			t.Fatalf("raw: key %x shorter than a state id", k)
+		}
+		val, err := it.ValueAndErr()
+		ttlCheck(t, err)
+		id := binary.BigEndian.Uint16(k)
+		if id == keys.SystemID {
+			if bytes.HasPrefix(k, recPrefix) {
+				m, err := meta.DecodeState(val)
+				if err != nil {
+					t.Fatalf("raw: state record %q: %v", k, err)
+				}
+				v.records[m.Name] = m
+			}
+			continue
+		}
+		v.byID[id] = append(v.byID[id], ttlRawEntry{bytes.Clone(k), bytes.Clone(val)})
+	}
+	ttlCheck(t, it.Error())
+	return v
+}
+
+// record returns the stored record of the named state.
+func (v *ttlRawView) record(t testing.TB, name string) meta.State {
+	t.Helper()
+	m, ok := v.records[name]
+	if !ok {
+		t.Fatalf("raw: no record of state %q (have %v)", name, slices.Sorted(maps.Keys(v.records)))
+	}
+	return m
+}
+
+// entries returns the stored entries of the named state.
+func (v *ttlRawView) entries(t testing.TB, name string) []ttlRawEntry {
+	t.Helper()
+	return v.byID[v.record(t, name).ID]
+}
+
+// units counts what the named state stores: list elements for a list
+// state, entries otherwise (values, accumulators, map entries). It is the
+// unit TTLMetrics counts removals in.
+func (v *ttlRawView) units(t testing.TB, name string) int {
+	t.Helper()
+	m := v.record(t, name)
+	if m.Kind != meta.KindList {
+		return len(v.byID[m.ID])
+	}
+	n := 0
+	for _, e := range v.byID[m.ID] {
+		c, err := listfmt.Count(e.value)
+		if err != nil {
+			t.Fatalf("raw: list %x: %v", e.key, err)
+		}
+		n += c
+	}
+	return n
+}
+
+// total is the number of stored entries of user states, under any id.
+func (v *ttlRawView) total() int {
+	n := 0
+	for _, es := range v.byID {
+		n += len(es)
+	}
+	return n
+}
+
+// orphans is the number of stored entries under ids no record names.
+func (v *ttlRawView) orphans() int {
+	used := map[uint16]bool{}
+	for _, m := range v.records {
+		used[m.ID] = true
+	}
+	n := 0
+	for id, es := range v.byID {
+		if !used[id] {
+			n += len(es)
+		}
+	}
+	return n
+}
+
+// stamps returns the TTL stamps stored for the named state: one per entry,
+// or one per element for a list.
+func (v *ttlRawView) stamps(t testing.TB, name string) []int64 {
+	t.Helper()
+	m := v.record(t, name)
+	var out []int64
+	for _, e := range v.byID[m.ID] {
+		if m.Kind != meta.KindList {
+			ts, _, err := ttl.SplitStamp(e.value)
+			ttlCheck(t, err)
+			out = append(out, ts)
+			continue
+		}
+		for rest := e.value; len(rest) > 0; {
+			elem, r, err := listfmt.Next(rest)
+			ttlCheck(t, err)
+			ts, _, err := ttl.SplitStamp(elem)
+			ttlCheck(t, err)
+			out = append(out, ts)
+			rest = r
+		}
+	}
+	return out
+}
+
+// ttlSumAcc is the accumulator of ttlSum, stored as JSON.
+type ttlSumAcc struct{ Sum, N int64 }
+
+// ttlSum is an AggregateFunction summing int64 inputs.
+type ttlSum struct{}
+
+func (ttlSum) CreateAccumulator() ttlSumAcc        { return ttlSumAcc{} }
+func (ttlSum) Add(in int64, a ttlSumAcc) ttlSumAcc { return ttlSumAcc{a.Sum + in, a.N + 1} }
+func (ttlSum) Result(a ttlSumAcc) int64            { return a.Sum }
+func (ttlSum) Merge(a, b ttlSumAcc) ttlSumAcc      { return ttlSumAcc{a.Sum + b.Sum, a.N + b.N} }
+func ttlAdd(a, b int64) int64                      { return a + b }
+func ttlLast(_ int64, had bool, v int64) int64     { return v }
+func ttlFoldSum(prev int64, had bool, v int64) int64 {
+	if had {
+		return prev + v
+	}
+	return v
+}
+
+// ---------------------------------------------------------------------------
+// The state kinds behind one interface: write a value, read what a read
+// returns, clear.
+
+type ttlAccess interface {
+	write(v int64) error
+	read() (int64, bool, error)
+	clear() error
+}
+
+type ttlValueAcc struct {
+	s *backend.Value[string, backend.VoidNamespace, int64]
+}
+
+func (a ttlValueAcc) write(v int64) error        { return a.s.Update(v) }
+func (a ttlValueAcc) read() (int64, bool, error) { return a.s.Get() }
+func (a ttlValueAcc) clear() error               { return a.s.Clear() }
+
+// ttlListAcc writes by replacing the list with one element.
+type ttlListAcc struct {
+	s *backend.List[string, backend.VoidNamespace, int64]
+}
+
+func (a ttlListAcc) write(v int64) error { return a.s.Update([]int64{v}) }
+func (a ttlListAcc) read() (int64, bool, error) {
+	l, err := a.s.Get()
+	switch {
+	case err != nil:
+		return 0, false, err
+	case len(l) == 0:
+		return 0, false, nil
+	case len(l) == 1:
+		return l[0], true, nil
+	}
+	return 0, false, fmt.Errorf("list holds %v; want at most one element", l)
+}
+func (a ttlListAcc) clear() error { return a.s.Clear() }
+
+// ttlMapAcc writes and reads one map key.
+type ttlMapAcc struct {
+	s *backend.Map[string, backend.VoidNamespace, string, int64]
+}
+
+func (a ttlMapAcc) write(v int64) error        { return a.s.Put("uk", v) }
+func (a ttlMapAcc) read() (int64, bool, error) { return a.s.Get("uk") }
+func (a ttlMapAcc) clear() error               { return a.s.Clear() }
+
+type ttlReducingAcc struct {
+	s *backend.Reducing[string, backend.VoidNamespace, int64]
+}
+
+func (a ttlReducingAcc) write(v int64) error        { return a.s.Add(v) }
+func (a ttlReducingAcc) read() (int64, bool, error) { return a.s.Get() }
+func (a ttlReducingAcc) clear() error               { return a.s.Clear() }
+
+type ttlAggAcc struct {
+	s *backend.Aggregating[string, backend.VoidNamespace, int64, ttlSumAcc, int64]
+}
+
+func (a ttlAggAcc) write(v int64) error        { return a.s.Add(v) }
+func (a ttlAggAcc) read() (int64, bool, error) { return a.s.Get() }
+func (a ttlAggAcc) clear() error               { return a.s.Clear() }
+
+// ttlKind is a state kind under test.
+type ttlKind struct {
+	name     string
+	register func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error)
+	// fold is what a read returns after writing v onto what a read
+	// returned before (prev, had).
+	fold func(prev int64, had bool, v int64) int64
+	// extra are the kind's own scenarios.
+	extra []ttlScenario
+}
+
+func ttlKinds() []ttlKind {
+	return []ttlKind{
+		{
+			name: "value",
+			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
+				s, err := backend.GetValue(b, backend.ValueDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: cfg})
+				return ttlValueAcc{s}, err
+			},
+			fold: ttlLast,
+		},
+		{
+			name: "list",
+			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
+				s, err := backend.GetList(b, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: cfg})
+				return ttlListAcc{s}, err
+			},
+			fold:  ttlLast,
+			extra: ttlListScenarios,
+		},
+		{
+			name: "map",
+			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
+				s, err := backend.GetMap(b, backend.MapDescriptor[string, int64]{Name: name, KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: cfg})
+				return ttlMapAcc{s}, err
+			},
+			fold:  ttlLast,
+			extra: ttlMapScenarios,
+		},
+		{
+			name: "reducing",
+			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
+				s, err := backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: ttlAdd, TTL: cfg})
+				return ttlReducingAcc{s}, err
+			},
+			fold:  ttlFoldSum,
+			extra: []ttlScenario{{"merge namespaces skips expired accumulators", ttlReducingMerge}},
+		},
+		{
+			name: "aggregating",
+			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
+				s, err := backend.GetAggregating(b, backend.AggregatingDescriptor[int64, ttlSumAcc, int64]{
+					Name: name, Codec: backend.JSON[ttlSumAcc](), Function: ttlSum{}, TTL: cfg})
+				return ttlAggAcc{s}, err
+			},
+			fold:  ttlFoldSum,
+			extra: []ttlScenario{{"merge namespaces skips expired accumulators", ttlAggregatingMerge}},
+		},
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The scenario harness.
+
+type ttlScenario struct {
+	name string
+	run  func(h *ttlH)
+}
+
+// ttlH runs one scenario on its own state (named after the scenario) in a
+// backend shared by the scenarios of one kind and config.
+type ttlH struct {
+	t      *testing.T
+	env    *ttlEnv
+	kind   ttlKind
+	cfg    ttl.Config
+	name   string
+	st     ttlAccess
+	stored map[string]int // units expected on disk at the end, by state name
+}
+
+func (h *ttlH) onRead() bool                             { return h.cfg.Update == ttl.OnReadAndWrite }
+func (h *ttlH) retExpired() bool                         { return h.cfg.Visibility == ttl.ReturnExpiredIfNotCleanedUp }
+func (h *ttlH) key(k string)                             { h.t.Helper(); h.env.setKey(k) }
+func (h *ttlH) advance(d time.Duration)                  { h.env.advance(d) }
+func (h *ttlH) fold(prev int64, had bool, v int64) int64 { return h.kind.fold(prev, had, v) }
+
+func (h *ttlH) write(v int64) {
+	h.t.Helper()
+	if err := h.st.write(v); err != nil {
+		h.t.Fatalf("write(%d): %v", v, err)
+	}
+}
+
+func (h *ttlH) clear() {
+	h.t.Helper()
+	if err := h.st.clear(); err != nil {
+		h.t.Fatalf("clear: %v", err)
+	}
+}
+
+// want checks that a read returns v.
+func (h *ttlH) want(v int64) {
+	h.t.Helper()
+	got, ok, err := h.st.read()
+	if err != nil || !ok || got != v {
+		h.t.Fatalf("at +%dms: read = %d, %v, %v; want %d, true", h.elapsed(), got, ok, err, v)
+	}
+}
+
+// wantNone checks that a read returns nothing.
+func (h *ttlH) wantNone() {
+	h.t.Helper()
+	got, ok, err := h.st.read()
+	if err != nil || ok {
+		h.t.Fatalf("at +%dms: read = %d, %v, %v; want nothing", h.elapsed(), got, ok, err)
+	}
+}
+
+// wantExpired checks what reads of an expired, not yet cleaned up value
+// return: under ReturnExpiredIfNotCleanedUp the stale value once (the read
+// removes it), under NeverReturnExpired nothing; then nothing.
+func (h *ttlH) wantExpired(stale int64) {
+	h.t.Helper()
+	if h.retExpired() {
+		h.want(stale)
+	}
+	h.wantNone()
+}
+
+func (h *ttlH) elapsed() int64 { return h.env.now() - ttl.Millis(ttlT0) }
+
+func (h *ttlH) removed() uint64 { return h.env.b.TTLMetrics().ReadRemoved }
+
+// wantRemoved checks that reads removed n units since mark.
+func (h *ttlH) wantRemoved(mark uint64, n int) {
+	h.t.Helper()
+	if got := h.removed() - mark; got != uint64(n) {
+		h.t.Fatalf("reads removed %d expired units; want %d", got, n)
+	}
+}
+
+// leaves declares what the scenario's state keeps on disk at the end.
+func (h *ttlH) leaves(n int) { h.stored[h.name] = n }
+
+// leavesFor declares what another state of the scenario keeps on disk.
+func (h *ttlH) leavesFor(name string, n int) { h.stored[name] = n }
+
+// ttlConfigs is the matrix of update types and visibilities.
+var ttlConfigs = []struct {
+	name string
+	upd  ttl.UpdateType
+	vis  ttl.Visibility
+}{
+	{"OnCreateAndWrite/NeverReturnExpired", ttl.OnCreateAndWrite, ttl.NeverReturnExpired},
+	{"OnCreateAndWrite/ReturnExpiredIfNotCleanedUp", ttl.OnCreateAndWrite, ttl.ReturnExpiredIfNotCleanedUp},
+	{"OnReadAndWrite/NeverReturnExpired", ttl.OnReadAndWrite, ttl.NeverReturnExpired},
+	{"OnReadAndWrite/ReturnExpiredIfNotCleanedUp", ttl.OnReadAndWrite, ttl.ReturnExpiredIfNotCleanedUp},
+}
+
+// TestTTLSemantics runs every scenario for every kind and config. Each
+// (kind, config) pair gets one backend; each scenario its own state and
+// its own stretch of the clock. At the end the backend is closed and the
+// stored units of every scenario's state are compared with what it
+// declared: expired entries a read met are physically gone, expired
+// entries no read met are still there (nothing else cleans up here).
+func TestTTLSemantics(t *testing.T) {
+	for _, kind := range ttlKinds() {
+		t.Run(kind.name, func(t *testing.T) {
+			for _, c := range ttlConfigs {
+				t.Run(c.name, func(t *testing.T) {
+					cfg := ttlCfg(c.upd, c.vis)
+					env := ttlOpen(t, nil)
+					stored := map[string]int{}
+					failed := map[string]bool{}
+					for _, sc := range append(slices.Clone(ttlGenericScenarios), kind.extra...) {
+						ok := t.Run(sc.name, func(t *testing.T) {
+							env.t = t
+							defer func() { env.t = nil }()
+							st, err := kind.register(env.b, sc.name, cfg)
+							ttlCheck(t, err)
+							sc.run(&ttlH{t: t, env: env, kind: kind, cfg: cfg, name: sc.name, st: st, stored: stored})
+						})
+						if !ok {
+							failed[sc.name] = true
+						}
+					}
+					env.t = t
+					raw := env.raw()
+					for name, want := range stored {
+						if failed[strings.SplitN(name, "#", 2)[0]] {
+							continue
+						}
+						if got := raw.units(t, name); got != want {
+							t.Errorf("state %q stores %d units on disk; want %d", name, got, want)
+						}
+					}
+					for name := range raw.records {
+						if _, ok := stored[name]; !ok && !failed[strings.SplitN(name, "#", 2)[0]] {
+							t.Errorf("state %q declared nothing about its stored entries", name)
+						}
+					}
+					if n := raw.orphans(); n != 0 {
+						t.Errorf("%d entries under ids no state names", n)
+					}
+				})
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios every kind runs.
+
+var ttlGenericScenarios = []ttlScenario{
+	{"absent", func(h *ttlH) {
+		h.key("k")
+		mark := h.removed()
+		h.wantNone()
+		h.clear()
+		h.wantNone()
+		h.advance(3 * ttlD)
+		h.wantNone()
+		h.wantRemoved(mark, 0)
+		h.leaves(0)
+	}},
+	{"alive just before expiry", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.advance(ttlD - ttlMs)
+		mark := h.removed()
+		h.want(1)
+		h.wantRemoved(mark, 0)
+		h.leaves(1)
+	}},
+	{"expired exactly at expiry", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.advance(ttlD)
+		mark := h.removed()
+		h.wantExpired(1)
+		h.wantRemoved(mark, 1)
+		h.advance(ttlD)
+		h.wantNone()
+		h.leaves(0)
+	}},
+	{"write refreshes the stamp", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.advance(ttlD - ttlMs)
+		h.write(2)
+		want := h.fold(h.fold(0, false, 1), true, 2)
+		h.advance(ttlD - ttlMs) // the first write's stamp is long expired
+		h.want(want)
+		h.advance(ttlMs) // exactly the second write's expiry
+		if h.onRead() {
+			h.want(want) // the read before refreshed it
+			h.leaves(1)
+		} else {
+			h.wantExpired(want)
+			h.leaves(0)
+		}
+	}},
+	{"read refreshes only under OnReadAndWrite", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.advance(ttlD - ttlMs)
+		h.want(1)
+		h.advance(ttlMs) // the write's expiry
+		if !h.onRead() {
+			h.wantExpired(1)
+			h.leaves(0)
+			return
+		}
+		h.want(1) // stamped by the read at ttl-1: alive; stamps again
+		h.advance(ttlD - ttlMs)
+		h.want(1) // stamped at ttl: alive at 2ttl-1
+		h.advance(ttlD)
+		h.wantExpired(1)
+		h.leaves(0)
+	}},
+	{"read removes what it finds expired", func(h *ttlH) {
+		h.key("read")
+		h.write(7)
+		h.key("unread")
+		h.write(8)
+		h.advance(2 * ttlD)
+		h.key("read")
+		mark := h.removed()
+		h.wantExpired(7)
+		h.wantRemoved(mark, 1)
+		// "unread" expired too, but nothing read it and nothing else
+		// cleans up here: it is still stored.
+		h.leaves(1)
+	}},
+	{"clear", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.clear()
+		h.wantNone()
+		mark := h.removed()
+		h.advance(ttlD)
+		h.wantNone()
+		h.wantRemoved(mark, 0) // nothing left to expire
+		h.write(2)
+		h.want(h.fold(0, false, 2))
+		h.leaves(1)
+	}},
+	{"accumulates while alive, starts fresh after expiry", func(h *ttlH) {
+		h.key("k")
+		h.write(1)
+		h.advance(ttlD / 2)
+		h.write(2)
+		cur := h.fold(h.fold(0, false, 1), true, 2)
+		h.advance(ttlD/2 + 10*ttlMs) // the first write expired; the second not
+		h.want(cur)
+		h.write(4)
+		h.want(h.fold(cur, true, 4))
+		h.advance(ttlD + ttlD/2)
+		h.write(5) // what was stored expired: a fresh start
+		h.want(h.fold(0, false, 5))
+		h.leaves(1)
+	}},
+	{"stale read then write starts fresh", func(h *ttlH) {
+		h.key("k")
+		h.write(3)
+		h.advance(ttlD)
+		if h.retExpired() {
+			h.want(3) // the stale value, removed by this read
+		}
+		h.write(4)
+		h.want(h.fold(0, false, 4))
+		h.leaves(1)
+	}},
+	{"many keys expiring at different times", func(h *ttlH) {
+		const n = 10
+		for i := range n { // key i is written at +10i ms
+			h.key(fmt.Sprint("k", i))
+			h.write(int64(100 + i))
+			h.advance(10 * ttlMs)
+		}
+		h.advance(45 * ttlMs) // +145: keys 0..4 expired (10i+100 <= 145)
+		mark := h.removed()
+		for i := range n {
+			h.key(fmt.Sprint("k", i))
+			if i <= 4 {
+				h.wantExpired(int64(100 + i))
+			} else {
+				h.want(int64(100 + i))
+			}
+		}
+		h.wantRemoved(mark, 5)
+		h.advance(50 * ttlMs) // +195: every write expired; reads at +145 refreshed 5..9 under OnReadAndWrite
+		for i := range n {
+			h.key(fmt.Sprint("k", i))
+			switch {
+			case i <= 4:
+				h.wantNone()
+			case h.onRead():
+				h.want(int64(100 + i))
+			default:
+				h.wantExpired(int64(100 + i))
+			}
+		}
+		if h.onRead() {
+			h.leaves(5)
+		} else {
+			h.leaves(0)
+		}
+	}},
+}
+
+// ---------------------------------------------------------------------------
+// List: every element has its own stamp.
+
+func ttlWantList(h *ttlH, l *backend.List[string, string, int64], want ...int64) {
+	h.t.Helper()
+	got, err := l.Get()
+	if err != nil || !slices.Equal(got, want) {
+		h.t.Fatalf("at +%dms: list = %v, %v; want %v", h.elapsed(), got, err, want)
+	}
+}
+
+func ttlWantVoidList(h *ttlH, l *backend.List[string, backend.VoidNamespace, int64], want ...int64) {
+	h.t.Helper()
+	got, err := l.Get()
+	if err != nil || !slices.Equal(got, want) {
+		h.t.Fatalf("at +%dms: list = %v, %v; want %v", h.elapsed(), got, err, want)
+	}
+}
+
+var ttlListScenarios = []ttlScenario{
+	{"elements expire one by one", func(h *ttlH) {
+		l := h.st.(ttlListAcc).s
+		h.key("k")
+		ttlCheck(h.t, l.Add(1)) // +0
+		h.advance(30 * ttlMs)
+		ttlCheck(h.t, l.Add(2)) // +30
+		h.advance(30 * ttlMs)
+		ttlCheck(h.t, l.AddAll([]int64{3, 4})) // +60
+		h.advance(40 * ttlMs)                  // +100: 1 expires exactly now
+		mark := h.removed()
+		if h.retExpired() {
+			ttlWantVoidList(h, l, 1, 2, 3, 4)
+		}
+		ttlWantVoidList(h, l, 2, 3, 4)
+		h.wantRemoved(mark, 1)
+		h.advance(30 * ttlMs) // +130: 2 expires under OnCreateAndWrite
+		if h.onRead() {
+			ttlWantVoidList(h, l, 2, 3, 4) // restamped at +100
+		} else {
+			if h.retExpired() {
+				ttlWantVoidList(h, l, 2, 3, 4)
+			}
+			ttlWantVoidList(h, l, 3, 4)
+		}
+		h.advance(2 * ttlD) // everything expired
+		if h.retExpired() {
+			if h.onRead() {
+				ttlWantVoidList(h, l, 2, 3, 4)
+			} else {
+				ttlWantVoidList(h, l, 3, 4)
+			}
+		}
+		ttlWantVoidList(h, l)
+		h.leaves(0)
+	}},
+	{"expired elements are trimmed on disk", func(h *ttlH) {
+		l := h.st.(ttlListAcc).s
+		h.key("k")
+		ttlCheck(h.t, l.Add(1)) // +0
+		h.advance(60 * ttlMs)
+		ttlCheck(h.t, l.Add(2)) // +60, a second merge operand
+		ttlCheck(h.t, l.Add(3))
+		h.advance(40 * ttlMs) // +100
+		mark := h.removed()
+		if h.retExpired() {
+			ttlWantVoidList(h, l, 1, 2, 3)
+		}
+		ttlWantVoidList(h, l, 2, 3)
+		h.wantRemoved(mark, 1)
+		h.leaves(2) // the stored list holds the two live elements only
+	}},
+	{"expired element behind live ones", func(h *ttlH) {
+		// Merging namespaces appends older elements after newer ones: an
+		// expired element need not be a prefix of the list.
+		name := h.name + "#ns"
+		l := ttlMust(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
+		h.key("k")
+		ttlCheck(h.t, l.SetCurrentNamespace("b"))
+		ttlCheck(h.t, l.Add(20)) // +0
+		h.advance(50 * ttlMs)
+		ttlCheck(h.t, l.SetCurrentNamespace("a"))
+		ttlCheck(h.t, l.Add(10)) // +50
+		ttlCheck(h.t, l.Add(11))
+		ttlCheck(h.t, l.MergeNamespaces("a", "b")) // a = [10, 11, 20@+0]
+		h.advance(50 * ttlMs)                      // +100: 20 expired
+		if h.retExpired() {
+			ttlWantList(h, l, 10, 11, 20)
+		}
+		ttlWantList(h, l, 10, 11)
+		ttlCheck(h.t, l.SetCurrentNamespace("b"))
+		ttlWantList(h, l) // merged away
+		h.leaves(0)
+		h.leavesFor(name, 2)
+	}},
+	{"update restamps every element", func(h *ttlH) {
+		l := h.st.(ttlListAcc).s
+		h.key("k")
+		ttlCheck(h.t, l.Add(1))
+		h.advance(90 * ttlMs)
+		ttlCheck(h.t, l.Update([]int64{5, 6})) // +90: the old element is replaced
+		h.advance(20 * ttlMs)                  // +110
+		ttlWantVoidList(h, l, 5, 6)
+		h.leaves(2)
+	}},
+}
+
+// ---------------------------------------------------------------------------
+// Map: every entry has its own stamp; iteration, IsEmpty and Contains see
+// only live entries (or, under ReturnExpiredIfNotCleanedUp, expired ones
+// once).
+
+type ttlKV = backend.Entry[string, int64]
+
+func ttlMapEntries(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64]) []ttlKV {
+	h.t.Helper()
+	var out []ttlKV
+	for e, err := range m.Entries() {
+		ttlCheck(h.t, err)
+		out = append(out, e)
+	}
+	return out
+}
+
+func ttlMapKeys(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64]) []string {
+	h.t.Helper()
+	var out []string
+	for k, err := range m.Keys() {
+		ttlCheck(h.t, err)
+		out = append(out, k)
+	}
+	return out
+}
+
+func ttlMapValues(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64]) []int64 {
+	h.t.Helper()
+	var out []int64
+	for v, err := range m.Values() {
+		ttlCheck(h.t, err)
+		out = append(out, v)
+	}
+	return out
+}
+
+func ttlWantKeys(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64], want ...string) {
+	h.t.Helper()
+	if got := ttlMapKeys(h, m); !slices.Equal(got, want) {
+		h.t.Fatalf("at +%dms: Keys = %q; want %q", h.elapsed(), got, want)
+	}
+}
+
+func ttlWantContains(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64], uk string, want bool) {
+	h.t.Helper()
+	got, err := m.Contains(uk)
+	if err != nil || got != want {
+		h.t.Fatalf("at +%dms: Contains(%q) = %v, %v; want %v", h.elapsed(), uk, got, err, want)
+	}
+}
+
+func ttlWantIsEmpty(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64], want bool) {
+	h.t.Helper()
+	got, err := m.IsEmpty()
+	if err != nil || got != want {
+		h.t.Fatalf("at +%dms: IsEmpty = %v, %v; want %v", h.elapsed(), got, err, want)
+	}
+}
+
+func ttlWantMapGet(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, int64], uk string, want int64, wantOK bool) {
+	h.t.Helper()
+	got, ok, err := m.Get(uk)
+	if err != nil || ok != wantOK || got != want {
+		h.t.Fatalf("at +%dms: Get(%q) = %d, %v, %v; want %d, %v", h.elapsed(), uk, got, ok, err, want, wantOK)
+	}
+}
+
+var ttlMapScenarios = []ttlScenario{
+	{"entries expire independently", func(h *ttlH) {
+		m := h.st.(ttlMapAcc).s
+		h.key("k")
+		for i := int64(1); i <= 3; i++ {
+			ttlCheck(h.t, m.Put(fmt.Sprint("x", i), -i)) // +0
+		}
+		h.advance(40 * ttlMs)
+		ttlCheck(h.t, m.Put("b", 2)) // +40
+		ttlCheck(h.t, m.Put("c", 3))
+		h.advance(20 * ttlMs)
+		ttlCheck(h.t, m.PutAll(maps.All(map[string]int64{"d": 4}))) // +60
+		h.advance(40 * ttlMs)                                       // +100: x1..x3 expired
+		mark := h.removed()
+
+		ttlWantContains(h, m, "x1", h.retExpired())
+		ttlWantContains(h, m, "x1", false)
+		ttlWantMapGet(h, m, "x2", map[bool]int64{true: -2}[h.retExpired()], h.retExpired())
+		ttlWantMapGet(h, m, "x2", 0, false)
+		live := []ttlKV{{Key: "b", Value: 2}, {Key: "c", Value: 3}, {Key: "d", Value: 4}}
+		if h.retExpired() {
+			if got, want := ttlMapEntries(h, m), append(slices.Clone(live), ttlKV{Key: "x3", Value: -3}); !slices.Equal(got, want) {
+				h.t.Fatalf("Entries = %v; want %v (x3 stale, once)", got, want)
+			}
+		}
+		if got := ttlMapEntries(h, m); !slices.Equal(got, live) {
+			h.t.Fatalf("Entries = %v; want %v", got, live)
+		}
+		ttlWantKeys(h, m, "b", "c", "d")
+		if got := ttlMapValues(h, m); !slices.Equal(got, []int64{2, 3, 4}) {
+			h.t.Fatalf("Values = %v; want [2 3 4]", got)
+		}
+		ttlWantIsEmpty(h, m, false)
+		ttlWantContains(h, m, "b", true)
+		h.wantRemoved(mark, 3)
+
+		h.advance(40 * ttlMs) // +140: b and c expire unless reads restamped them at +100
+		if h.onRead() {
+			ttlWantKeys(h, m, "b", "c", "d")
+		} else {
+			if h.retExpired() {
+				ttlWantKeys(h, m, "b", "c", "d")
+			}
+			ttlWantKeys(h, m, "d")
+			ttlWantContains(h, m, "b", false)
+		}
+
+		h.advance(3 * ttlD) // everything expired
+		if h.retExpired() {
+			// IsEmpty sees the first stored entry, returned once even if
+			// expired, and removes it: it reports false while expired
+			// entries remain, as Flink's !iterator().hasNext() does.
+			falses := 0
+			for {
+				empty, err := m.IsEmpty()
+				ttlCheck(h.t, err)
+				if empty {
+					break
+				}
+				if falses++; falses > 3 {
+					h.t.Fatalf("IsEmpty stayed false after %d calls on a map of expired entries", falses)
+				}
+			}
+			if falses == 0 {
+				h.t.Fatal("IsEmpty = true at once under ReturnExpiredIfNotCleanedUp with expired entries stored")
+			}
+		} else {
+			ttlWantIsEmpty(h, m, true)
+		}
+		if got := ttlMapEntries(h, m); len(got) != 0 {
+			h.t.Fatalf("Entries of a map of expired entries = %v", got)
+		}
+		h.leaves(0)
+	}},
+	{"live entries stay on disk, expired ones go", func(h *ttlH) {
+		m := h.st.(ttlMapAcc).s
+		h.key("k")
+		ttlCheck(h.t, m.Put("a", 1)) // +0
+		h.advance(50 * ttlMs)
+		ttlCheck(h.t, m.Put("b", 2)) // +50
+		ttlCheck(h.t, m.Put("c", 3))
+		h.advance(50 * ttlMs) // +100
+		if h.retExpired() {
+			ttlWantKeys(h, m, "a", "b", "c")
+		}
+		ttlWantKeys(h, m, "b", "c")
+		ttlWantIsEmpty(h, m, false)
+		h.leaves(2)
+	}},
+}
+
+// ---------------------------------------------------------------------------
+// Reducing and aggregating: merging namespaces treats an expired
+// accumulator, source or target, as absent, and stamps the result now.
+
+func ttlReducingMerge(h *ttlH) {
+	name := h.name + "#ns"
+	r := ttlMust(backend.GetReducingNS(h.env.b, backend.String, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: ttlAdd, TTL: h.cfg})).in(h.t)
+	add := func(ns string, v int64) {
+		h.t.Helper()
+		ttlCheck(h.t, r.SetCurrentNamespace(ns))
+		ttlCheck(h.t, r.Add(v))
+	}
+	get := func(ns string, want int64, wantOK bool) {
+		h.t.Helper()
+		ttlCheck(h.t, r.SetCurrentNamespace(ns))
+		got, ok, err := r.Get()
+		if err != nil || ok != wantOK || got != want {
+			h.t.Fatalf("at +%dms: namespace %s: Get = %d, %v, %v; want %d, %v", h.elapsed(), ns, got, ok, err, want, wantOK)
+		}
+	}
+	ttlMergeScenario(h, name, add, get, r.MergeNamespaces)
+}
+
+func ttlAggregatingMerge(h *ttlH) {
+	name := h.name + "#ns"
+	a := ttlMust(backend.GetAggregatingNS(h.env.b, backend.String, backend.AggregatingDescriptor[int64, ttlSumAcc, int64]{
+		Name: name, Codec: backend.JSON[ttlSumAcc](), Function: ttlSum{}, TTL: h.cfg})).in(h.t)
+	add := func(ns string, v int64) {
+		h.t.Helper()
+		ttlCheck(h.t, a.SetCurrentNamespace(ns))
+		ttlCheck(h.t, a.Add(v))
+	}
+	get := func(ns string, want int64, wantOK bool) {
+		h.t.Helper()
+		ttlCheck(h.t, a.SetCurrentNamespace(ns))
+		got, ok, err := a.Get()
+		if err != nil || ok != wantOK || got != want {
+			h.t.Fatalf("at +%dms: namespace %s: Get = %d, %v, %v; want %d, %v", h.elapsed(), ns, got, ok, err, want, wantOK)
+		}
+	}
+	ttlMergeScenario(h, name, add, get, a.MergeNamespaces)
+}
+
+func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(string, int64, bool), merge func(string, ...string) error) {
+	h.key("k")
+	add("a", 1) // +0
+	add("c", 5)
+	h.advance(50 * ttlMs)
+	add("b", 2) // +50
+	add("d", 6)
+	h.advance(50 * ttlMs)               // +100: a and c expired
+	ttlCheck(h.t, merge("b", "a"))      // expired source: b stays 2
+	ttlCheck(h.t, merge("c", "d"))      // expired target: c becomes d's 6
+	ttlCheck(h.t, merge("e", "a", "x")) // nothing live to merge: e stays absent
+	h.advance(60 * ttlMs)               // +160: the merge result was stamped at +100
+	get("b", 2, true)                   // written at +50 but restamped by the merge
+	get("c", 6, true)
+	get("e", 0, false)
+	get("a", 0, false) // merged away
+	get("d", 0, false)
+	h.leaves(0)
+	h.leavesFor(name, 2)
+}
