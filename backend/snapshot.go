@@ -168,8 +168,11 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	s.mu.Unlock()
 	defer cancel()
 	defer close(s.done)
-	defer s.release()
+	defer s.finish()
 
+	if err := checkNewCheckpoint(ctx, s.storage, s.checkpointID); err != nil {
+		return snapshot.Handle{}, err
+	}
 	var h snapshot.Handle
 	var written []string
 	var err error
@@ -192,6 +195,20 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	}
 	s.b.mu.Unlock()
 	return h, nil
+}
+
+// checkNewCheckpoint refuses to write files for a checkpoint id that is
+// already completed or older than the newest completed one: they would
+// overwrite a completed checkpoint's files, or could never commit.
+func checkNewCheckpoint(ctx context.Context, st snapshot.Storage, id int64) error {
+	ids, err := snapshot.Completed(ctx, st)
+	if err != nil {
+		return fmt.Errorf("backend: snapshot %d: %w", id, err)
+	}
+	if n := len(ids); n > 0 && ids[n-1] >= id {
+		return fmt.Errorf("%w: backend: snapshot %d: checkpoint %d is already completed", snapshot.ErrSubsumed, id, ids[n-1])
+	}
+	return nil
 }
 
 // runFull writes the full-snapshot data file.
@@ -263,26 +280,30 @@ func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []
 	return h, written, nil
 }
 
-// Release gives up a snapshot that will not be run. It is a no-op after
-// Run.
+// Release gives up a snapshot that will not be run. It is a no-op once
+// Run has started.
 func (s *AsyncSnapshot) Release() {
 	s.mu.Lock()
-	running := s.running
-	s.mu.Unlock()
-	if !running {
-		s.release()
-	}
-}
-
-// release closes the Pebble snapshot exactly once.
-func (s *AsyncSnapshot) release() {
-	s.mu.Lock()
-	if s.released {
+	if s.running || s.released {
 		s.mu.Unlock()
 		return
 	}
 	s.released = true
 	s.mu.Unlock()
+	s.free()
+}
+
+// finish releases the snapshot at the end of Run.
+func (s *AsyncSnapshot) finish() {
+	s.mu.Lock()
+	s.released = true
+	s.mu.Unlock()
+	s.free()
+}
+
+// free closes the Pebble snapshot or removes the native checkpoint. Its
+// callers make sure it runs once: whoever sets released first.
+func (s *AsyncSnapshot) free() {
 	if s.snap != nil {
 		_ = s.snap.Close()
 	}
@@ -294,8 +315,9 @@ func (s *AsyncSnapshot) release() {
 	s.b.mu.Unlock()
 }
 
-// closeAll cancels running snapshots, waits for them, and releases the
-// ones never run. The backend calls it before closing the database.
+// closeAll cancels running snapshots and waits for them, and releases the
+// ones never run. The backend calls it before closing the database. A Run
+// that starts after it finds its snapshot released.
 func (o *snapshotOwner) closeAll() {
 	o.mu.Lock()
 	snaps := make([]*AsyncSnapshot, 0, len(o.running))
@@ -305,13 +327,18 @@ func (o *snapshotOwner) closeAll() {
 	o.mu.Unlock()
 	for _, s := range snaps {
 		s.mu.Lock()
-		running, cancel := s.running, s.cancel
-		s.mu.Unlock()
-		if running {
+		switch {
+		case s.running && !s.released:
+			cancel := s.cancel
+			s.mu.Unlock()
 			cancel()
 			<-s.done
-		} else {
-			s.release()
+		case !s.released:
+			s.released = true
+			s.mu.Unlock()
+			s.free()
+		default:
+			s.mu.Unlock()
 		}
 	}
 }
@@ -377,9 +404,22 @@ func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int
 		return nil, err
 	}
 	cp := &snapshot.Checkpoint{ID: id, CreatedUnixMillis: b.opts.Clock.Now().UnixMilli(), Handles: []snapshot.Handle{h}}
-	if err := snapshot.Complete(ctx, st, cp, b.opts.RetainedCheckpoints); err != nil {
-		_ = b.NotifyCheckpointAborted(ctx, id, st)
-		return nil, err
+	if err := snapshot.Commit(ctx, st, cp); err != nil {
+		// A commit can fail after its metadata became visible (a failed
+		// directory fsync after the rename): then the checkpoint exists and
+		// its files must stay.
+		if _, lerr := snapshot.Load(ctx, st, id); lerr != nil {
+			_ = b.NotifyCheckpointAborted(ctx, id, st)
+			return nil, err
+		}
 	}
-	return cp, b.NotifyCheckpointComplete(id)
+	// Committed: from here on the checkpoint exists, whatever retention
+	// does, so a retention failure is reported but aborts nothing.
+	if err := b.NotifyCheckpointComplete(id); err != nil {
+		return cp, err
+	}
+	if err := snapshot.Retain(ctx, st, b.opts.RetainedCheckpoints); err != nil {
+		return cp, fmt.Errorf("backend: checkpoint %d completed, but retention failed: %w", id, err)
+	}
+	return cp, nil
 }

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle
 	if err := os.MkdirAll(t.StagingDir, 0o755); err != nil {
 		return stats, fmt.Errorf("restore: staging: %w", err)
 	}
-	b := &builder{t: t, writers: make(map[uint16]*sstWriter)}
+	b := &builder{t: t, writers: make(map[uint16]*sstWriter), last: make(map[uint16][]byte)}
 	defer b.abort()
 	for _, h := range hs {
 		if err := b.restoreHandle(ctx, st, h, &stats); err != nil {
@@ -128,14 +129,14 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 type builder struct {
 	t       Target
 	writers map[uint16]*sstWriter
-	done    []string // finished SSTs
+	last    map[uint16][]byte // the last key added to each state's run
+	done    []string          // finished SSTs
 	keybuf  []byte
 }
 
 type sstWriter struct {
 	w    *sstable.Writer
 	path string
-	n    int
 }
 
 func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, stats *Stats) error {
@@ -178,16 +179,16 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		where := fmt.Sprintf("%s: key group %d at offset %d", ref.Name, blk.KeyGroup, blk.Offset)
 		err := br.Read(blk, func(sid uint16, key, value []byte) error {
 			id, ok := ids[sid]
 			if !ok {
-				return fmt.Errorf("%w: %s: key group %d: entry of state id %d, which the handle does not list",
-					snapshot.ErrCorrupt, ref.Name, blk.KeyGroup, sid)
+				return fmt.Errorf("%w: %s: entry of state id %d, which the handle does not list", snapshot.ErrCorrupt, where, sid)
 			}
 			b.keybuf = keys.AppendKeyGroup(keys.AppendStateID(b.keybuf[:0], id), blk.KeyGroup, width)
 			b.keybuf = append(b.keybuf, key...)
 			if err := b.add(id, b.keybuf, value); err != nil {
-				return fmt.Errorf("%w: %s: key group %d: %v", snapshot.ErrCorrupt, ref.Name, blk.KeyGroup, err)
+				return fmt.Errorf("%w: %s: %v", snapshot.ErrCorrupt, where, err)
 			}
 			stats.Entries++
 			return nil
@@ -210,6 +211,10 @@ func (b *builder) add(id uint16, key, value []byte) error {
 		}
 		b.writers[id] = w
 	}
+	if last, ok := b.last[id]; ok && bytes.Compare(key, last) <= 0 {
+		return fmt.Errorf("entries out of order: key %x after %x", key, last)
+	}
+	b.last[id] = append(b.last[id][:0], key...)
 	if err := w.w.Set(key, value); err != nil {
 		return err
 	}

@@ -127,8 +127,8 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 // completed one.
 var ErrSubsumed = errors.New("snapshot: checkpoint subsumed")
 
-// checkShared verifies every shared file cp references exists with the
-// recorded size.
+// checkShared verifies every shared file cp references exists. (Sizes and
+// checksums are Verify's work: they cost a read of every file.)
 func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
 	var names map[string]bool
 	for _, h := range cp.Handles {
@@ -201,9 +201,22 @@ func Discard(ctx context.Context, st Storage, id int64) error {
 // keep < 1 counts as 1.
 func Retain(ctx context.Context, st Storage, keep int) error {
 	keep = max(keep, 1)
-	ids, err := Completed(ctx, st)
-	if err != nil || len(ids) == 0 {
+	listed, err := Completed(ctx, st)
+	if err != nil || len(listed) == 0 {
 		return err
+	}
+	// Only metadata that verifies makes a checkpoint; the rest is debris
+	// and must not count toward keep.
+	var ids []int64
+	for _, id := range listed {
+		if _, err := Load(ctx, st, id); err == nil {
+			ids = append(ids, id)
+		} else if !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+	}
+	if len(ids) == 0 {
+		return nil // nothing verifies: keep everything for a person to look at
 	}
 	newest := ids[len(ids)-1]
 	retained := make(map[int64]bool)
@@ -230,8 +243,9 @@ func Retain(ctx context.Context, st Storage, keep int) error {
 
 // Recover cleans a checkpoint root after a crash, when no checkpoint is in
 // flight: it discards every checkpoint directory without metadata that
-// verifies, deletes shared files no completed checkpoint references and,
-// for Local storage, removes temporary files.
+// verifies, deletes the shared files (named by SharedName; others are not
+// this package's) that no completed checkpoint references and, for Local
+// storage, removes temporary files.
 func Recover(ctx context.Context, st Storage) error {
 	names, err := st.List(ctx, "chk-")
 	if err != nil {

@@ -124,11 +124,25 @@ func (h *Handle) Validate() error {
 		prev = b.KeyGroup
 	}
 	ids := make(map[uint16]bool, len(h.States))
+	names := make(map[string]bool, len(h.States))
 	for _, s := range h.States {
 		if ids[s.ID] || s.ID == 0 {
 			return fmt.Errorf("handle of %s: duplicate or reserved state id %d", h.InstanceID, s.ID)
 		}
-		ids[s.ID] = true
+		if s.Name == "" || names[s.Name] {
+			return fmt.Errorf("handle of %s: empty or duplicate state name %q", h.InstanceID, s.Name)
+		}
+		if s.Kind < meta.KindValue || s.Kind > meta.KindAggregating {
+			return fmt.Errorf("handle of %s: state %q has unknown kind %d", h.InstanceID, s.Name, s.Kind)
+		}
+		if s.FormatVersion < 1 || s.FormatVersion > meta.FormatVersion {
+			return fmt.Errorf("handle of %s: state %q has record version %d (this build reads 1 to %d)",
+				h.InstanceID, s.Name, s.FormatVersion, meta.FormatVersion)
+		}
+		if s.KeyCodec == "" || s.NamespaceCodec == "" || s.ValueCodec == "" || (s.Kind == meta.KindMap) != (s.UserKeyCodec != "") {
+			return fmt.Errorf("handle of %s: state %q lacks a codec name", h.InstanceID, s.Name)
+		}
+		ids[s.ID], names[s.Name] = true, true
 	}
 	return nil
 }

@@ -96,19 +96,25 @@ func (l *Local) Create(ctx context.Context, name string) (FileWriter, error) {
 		return nil, err
 	}
 	final := l.Path(name)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, fmt.Errorf("snapshot: create %s: %w", name, err)
-	}
 	var r [6]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, err
 	}
 	tmp := final + "." + hex.EncodeToString(r[:]) + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: create %s: %w", name, err)
+	// A concurrent Delete may remove the directory between MkdirAll and
+	// OpenFile, when it leaves it empty: make it again and retry.
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return nil, fmt.Errorf("snapshot: create %s: %w", name, err)
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			return &localWriter{f: f, tmp: tmp, final: final}, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			return nil, fmt.Errorf("snapshot: create %s: %w", name, err)
+		}
 	}
-	return &localWriter{f: f, tmp: tmp, final: final}, nil
 }
 
 type localWriter struct {

@@ -86,7 +86,7 @@ func (c *crcReader) Read(p []byte) (int, error) {
 // visible before Read returns nil.
 func (br *BlockReader) Read(b snapshot.Block, fn func(stateID uint16, key, value []byte) error) error {
 	where := func() string { return fmt.Sprintf("%s: key group %d at offset %d", br.name, b.KeyGroup, b.Offset) }
-	if b.Offset < headerLen || b.Length < 0 || b.Offset+b.Length > br.size {
+	if b.Offset < headerLen || b.Length < 0 || b.Length > br.size-b.Offset {
 		return fmt.Errorf("%w: %s: block [%d, +%d) outside the %d-byte file", snapshot.ErrCorrupt, where(), b.Offset, b.Length, br.size)
 	}
 	cr := &crcReader{r: io.NewSectionReader(br.r, b.Offset, b.Length)}
@@ -139,13 +139,31 @@ func (br *BlockReader) field(buf []byte) ([]byte, error) {
 	if n > maxFieldLen {
 		return nil, fmt.Errorf("field length %d exceeds %d", n, maxFieldLen)
 	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
+	if n <= fieldChunk {
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		_, err = io.ReadFull(br.br, buf)
+		return buf, err
 	}
-	buf = buf[:n]
-	_, err = io.ReadFull(br.br, buf)
-	return buf, err
+	// A large length may be corrupt: grow the buffer only as bytes arrive,
+	// so memory follows what the block really holds.
+	buf = buf[:0]
+	for rem := n; rem > 0; {
+		c := min(rem, fieldChunk)
+		start := len(buf)
+		buf = append(buf, make([]byte, c)...)
+		if _, err := io.ReadFull(br.br, buf[start:]); err != nil {
+			return nil, err
+		}
+		rem -= c
+	}
+	return buf, nil
 }
+
+// fieldChunk is the step in which a large field's buffer grows.
+const fieldChunk = 1 << 20
 
 func (br *BlockReader) fail(where string, err error) error {
 	if errors.Is(err, io.EOF) {

@@ -1,0 +1,467 @@
+package snapshot_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pebblestate/pebblestate/snapshot"
+)
+
+// Tests of the shared-file registry: SharedRefs, and the garbage
+// collection Retain and Recover do, with sequences of checkpoints shaped
+// like incremental ones (each uploads its new SSTs to shared/ under
+// SharedName and reuses the previous completed checkpoint's).
+
+const incInst = "00c0ffee"
+
+func incLocalStorage(t testing.TB) *snapshot.Local {
+	t.Helper()
+	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func incPut(t testing.TB, st snapshot.Storage, name, data string) snapshot.FileRef {
+	t.Helper()
+	w, err := st.Create(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return snapshot.FileRef{Name: name, Size: int64(len(data))}
+}
+
+// incUploadShared stores an SST uploaded by checkpoint creator.
+func incUploadShared(t testing.TB, st snapshot.Storage, inst string, creator int64, local string) snapshot.SharedFile {
+	t.Helper()
+	name := snapshot.SharedName(inst, creator, local)
+	return snapshot.SharedFile{FileRef: incPut(t, st, name, "sst "+name), LocalName: local}
+}
+
+// incCheckpointOf builds the metadata of an incremental checkpoint with one
+// handle per instance, writing each handle's private MANIFEST.
+func incCheckpointOf(t testing.TB, st snapshot.Storage, id int64, shared map[string][]snapshot.SharedFile) *snapshot.Checkpoint {
+	t.Helper()
+	cp := &snapshot.Checkpoint{ID: id, CreatedUnixMillis: time.Now().UnixMilli()}
+	insts := make([]string, 0, len(shared))
+	for inst := range shared {
+		insts = append(insts, inst)
+	}
+	slices.Sort(insts)
+	for i, inst := range insts {
+		priv := incPut(t, st, fmt.Sprintf("%s/inc-%s/MANIFEST-000001", snapshot.Dir(id), inst), "manifest")
+		cp.Handles = append(cp.Handles, snapshot.Handle{
+			Operator: "op", InstanceID: inst, CheckpointID: id, Kind: snapshot.KindIncremental,
+			MaxParallelism: 128, KeyGroupStart: i * 128 / len(insts), KeyGroupEnd: (i + 1) * 128 / len(insts),
+			KeyCodec: "int64", Files: []snapshot.FileRef{priv}, Shared: shared[inst],
+		})
+	}
+	return cp
+}
+
+func incListNames(t testing.TB, st snapshot.Storage, prefix string) []string {
+	t.Helper()
+	names, err := st.List(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func incRefNames(t testing.TB, st snapshot.Storage, ids []int64) []string {
+	t.Helper()
+	refs, err := snapshot.SharedRefs(context.Background(), st, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range refs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func incCompleted(t testing.TB, st snapshot.Storage) []int64 {
+	t.Helper()
+	ids, err := snapshot.Completed(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestSharedRefsCounts(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	a := incUploadShared(t, st, "aa", 1, "000001.sst")
+	b := incUploadShared(t, st, "bb", 1, "000001.sst") // same local name, other instance
+	c := incUploadShared(t, st, "aa", 2, "000005.sst")
+	if a.Name == b.Name {
+		t.Fatalf("two instances' 000001.sst share the name %s", a.Name)
+	}
+	cp1 := incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{"aa": {a}, "bb": {b}})
+	if err := snapshot.Commit(ctx, st, cp1); err != nil {
+		t.Fatal(err)
+	}
+	cp2 := incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{"aa": {a, c}, "bb": {b}})
+	if err := snapshot.Commit(ctx, st, cp2); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := snapshot.SharedRefs(ctx, st, []int64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{a.Name: 2, b.Name: 2, c.Name: 1}
+	if fmt.Sprint(refs) != fmt.Sprint(want) {
+		t.Errorf("SharedRefs(1, 2) = %v, want %v", refs, want)
+	}
+	refs, err = snapshot.SharedRefs(ctx, st, []int64{1})
+	if err != nil || fmt.Sprint(refs) != fmt.Sprint(map[string]int{a.Name: 1, b.Name: 1}) {
+		t.Errorf("SharedRefs(1) = %v, %v", refs, err)
+	}
+	if refs, err := snapshot.SharedRefs(ctx, st, nil); err != nil || len(refs) != 0 {
+		t.Errorf("SharedRefs() = %v, %v", refs, err)
+	}
+	if _, err := snapshot.SharedRefs(ctx, st, []int64{3}); !errors.Is(err, snapshot.ErrNotExist) {
+		t.Errorf("SharedRefs of a missing checkpoint = %v, want ErrNotExist", err)
+	}
+}
+
+// incSim drives a simulated incremental job: a set of live SSTs per
+// instance that changes between checkpoints, checkpoints that reuse the
+// uploads of the last completed one, some completed, some aborted, some
+// left in flight.
+type incSim struct {
+	t     *testing.T
+	r     *rand.Rand
+	st    *snapshot.Local
+	keep  int
+	next  int   // next local file number
+	live  []int // live local file numbers (one instance)
+	prev  map[string]snapshot.SharedFile
+	newer map[int64]bool // checkpoints in flight, newer than the newest completed
+}
+
+// take uploads checkpoint id: the live SSTs, reusing prev.
+func (s *incSim) take(id int64) *snapshot.Checkpoint {
+	// The state changes: some files compacted away, some new.
+	s.live = slices.DeleteFunc(s.live, func(int) bool { return s.r.IntN(4) == 0 })
+	for range 1 + s.r.IntN(3) {
+		s.next++
+		s.live = append(s.live, s.next)
+	}
+	var files []snapshot.SharedFile
+	for _, n := range s.live {
+		local := fmt.Sprintf("%06d.sst", n)
+		if f, ok := s.prev[local]; ok {
+			files = append(files, f)
+		} else {
+			files = append(files, incUploadShared(s.t, s.st, incInst, id, local))
+		}
+	}
+	return incCheckpointOf(s.t, s.st, id, map[string][]snapshot.SharedFile{incInst: files})
+}
+
+// check verifies shared/ holds exactly the files the retained checkpoints
+// reference plus the uploads of checkpoints in flight.
+func (s *incSim) check(step string) {
+	s.t.Helper()
+	ids := incCompleted(s.t, s.st)
+	if len(ids) > s.keep {
+		s.t.Fatalf("%s: %d checkpoints retained (%v), keep %d", step, len(ids), ids, s.keep)
+	}
+	want := incRefNames(s.t, s.st, ids)
+	for _, n := range incListNames(s.t, s.st, snapshot.SharedDir+"/") {
+		for id := range s.newer {
+			if strings.Contains(n, fmt.Sprintf("-c%d-", id)) && !slices.Contains(want, n) {
+				want = append(want, n)
+			}
+		}
+	}
+	slices.Sort(want)
+	if got := incListNames(s.t, s.st, snapshot.SharedDir+"/"); !slices.Equal(got, want) {
+		s.t.Fatalf("%s: shared/ holds\n%v\nwant (referenced by %v, or in flight %v)\n%v", step, got, ids, s.newer, want)
+	}
+	// Checkpoint directories: the retained ones and those in flight.
+	dirs := map[string]bool{}
+	for _, n := range incListNames(s.t, s.st, "chk-") {
+		dirs[strings.SplitN(n, "/", 2)[0]] = true
+	}
+	for _, id := range ids {
+		delete(dirs, snapshot.Dir(id))
+	}
+	for id := range s.newer {
+		delete(dirs, snapshot.Dir(id))
+	}
+	if len(dirs) > 0 {
+		s.t.Fatalf("%s: stray checkpoint directories %v", step, dirs)
+	}
+}
+
+func TestSharedRetain(t *testing.T) {
+	for _, keep := range []int{1, 3} {
+		for seed := uint64(1); seed <= 2; seed++ {
+			t.Run(fmt.Sprintf("keep=%d/seed=%d", keep, seed), func(t *testing.T) {
+				ctx := context.Background()
+				s := &incSim{t: t, r: rand.New(rand.NewPCG(seed, 99)), st: incLocalStorage(t), keep: keep, newer: map[int64]bool{}}
+				var refused, subsumedN int
+				var pending []*snapshot.Checkpoint // in flight, completed later or subsumed
+				completed := func(cp *snapshot.Checkpoint) {
+					s.prev = sharedMap(cp)
+					for n := range s.newer {
+						if n <= cp.ID {
+							delete(s.newer, n)
+						}
+					}
+					s.check(fmt.Sprintf("after checkpoint %d", cp.ID))
+				}
+				// complete completes cp, which may be refused if retention
+				// dropped a file it reuses since it took its base (its base
+				// is then no longer retained): never committed then.
+				complete := func(cp *snapshot.Checkpoint) {
+					err := snapshot.Complete(ctx, s.st, cp, keep)
+					switch {
+					case err == nil:
+						completed(cp)
+					case strings.Contains(err.Error(), "missing"):
+						refused++
+						if slices.Contains(incCompleted(t, s.st), cp.ID) {
+							t.Fatalf("checkpoint %d refused but committed", cp.ID)
+						}
+					default:
+						t.Fatalf("Complete(%d): %v", cp.ID, err)
+					}
+				}
+				for id := int64(1); id <= 30; id++ {
+					cp := s.take(id)
+					s.newer[id] = true // its uploads are in flight
+					switch x := s.r.IntN(10); {
+					case x < 2 && len(pending) < 2:
+						pending = append(pending, cp)
+						continue
+					case x < 3: // aborted after uploading: debris
+						continue
+					}
+					// Some in-flight checkpoints complete before this one;
+					// the rest are subsumed by it.
+					var subsumed []*snapshot.Checkpoint
+					for _, old := range pending {
+						if s.r.IntN(2) == 0 {
+							complete(old)
+						} else {
+							subsumed = append(subsumed, old)
+						}
+					}
+					pending = nil
+					complete(cp)
+					for _, old := range subsumed {
+						if ids := incCompleted(t, s.st); len(ids) > 0 && ids[len(ids)-1] > old.ID {
+							subsumedN++
+							if err := snapshot.Complete(ctx, s.st, old, keep); !errors.Is(err, snapshot.ErrSubsumed) {
+								t.Fatalf("Complete(%d) after %d = %v, want ErrSubsumed", old.ID, ids[len(ids)-1], err)
+							}
+						}
+					}
+					s.check(fmt.Sprintf("after subsumed ones of %d", id))
+				}
+				t.Logf("%d refused for a missing shared file, %d subsumed", refused, subsumedN)
+				// Recover: nothing is in flight any more.
+				if err := snapshot.Recover(ctx, s.st); err != nil {
+					t.Fatal(err)
+				}
+				s.newer = map[int64]bool{}
+				s.check("after Recover")
+			})
+		}
+	}
+}
+
+func sharedMap(cp *snapshot.Checkpoint) map[string]snapshot.SharedFile {
+	m := map[string]snapshot.SharedFile{}
+	for _, h := range cp.Handles {
+		for _, f := range h.Shared {
+			m[f.LocalName] = f
+		}
+	}
+	return m
+}
+
+func TestSharedRetainExact(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := incUploadShared(t, st, incInst, 1, "000002.sst")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}}), 3))
+	f3 := incUploadShared(t, st, incInst, 2, "000003.sst")
+	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f2, f3}}), 3))
+	// Checkpoint 3 aborted after uploading; 4 in flight; 5 completes.
+	aborted := incUploadShared(t, st, incInst, 3, "000004.sst")
+	incPut(t, st, snapshot.Dir(3)+"/inc-x/MANIFEST-000001", "m")
+	f5 := incUploadShared(t, st, incInst, 5, "000005.sst")
+	flight6 := incUploadShared(t, st, incInst, 6, "000006.sst")
+	incPut(t, st, snapshot.Dir(6)+"/inc-x/MANIFEST-000001", "m")
+	// A file not named by SharedName: not ours to delete.
+	incPut(t, st, "shared/README", "foreign")
+	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f3, f5}}), 3))
+
+	want := []string{f1.Name, f2.Name, f3.Name, f5.Name, flight6.Name, "shared/README"}
+	slices.Sort(want)
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+		t.Errorf("keep 3: shared/ = %v\nwant %v (aborted %s deleted)", got, want, aborted.Name)
+	}
+	if got := incListNames(t, st, snapshot.Dir(3)+"/"); len(got) != 0 {
+		t.Errorf("aborted checkpoint 3's directory survived: %v", got)
+	}
+	if got := incListNames(t, st, snapshot.Dir(6)+"/"); len(got) != 1 {
+		t.Errorf("in-flight checkpoint 6's directory: %v", got)
+	}
+	// keep 1: only checkpoint 5's files and 6's uploads.
+	must(snapshot.Retain(ctx, st, 1))
+	want = []string{f3.Name, f5.Name, flight6.Name, "shared/README"}
+	slices.Sort(want)
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+		t.Errorf("keep 1: shared/ = %v\nwant %v", got, want)
+	}
+	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{5}) {
+		t.Errorf("keep 1: completed %v", ids)
+	}
+	// Recover: no checkpoint in flight, every unreferenced upload goes.
+	must(snapshot.Recover(ctx, st))
+	want = []string{f3.Name, f5.Name, "shared/README"}
+	slices.Sort(want)
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+		t.Errorf("Recover: shared/ = %v\nwant %v", got, want)
+	}
+	if got := incListNames(t, st, snapshot.Dir(6)+"/"); len(got) != 0 {
+		t.Errorf("Recover kept checkpoint 6's debris: %v", got)
+	}
+}
+
+func TestSharedRecoverCorruptCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := incUploadShared(t, st, incInst, 2, "000002.sst")
+	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f1, f2}})); err != nil {
+		t.Fatal(err)
+	}
+	// A torn metadata write: checkpoint 2 does not exist.
+	p := st.Path(snapshot.MetadataPath(2))
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Recover(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{1}) {
+		t.Errorf("completed after Recover: %v", ids)
+	}
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name}) {
+		t.Errorf("shared/ after Recover: %v, want only %s", got, f1.Name)
+	}
+}
+
+func TestSharedRecoverRemovesTemporaryFiles(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	w, err := st.Create(ctx, snapshot.SharedName(incInst, 4, "000009.sst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("half an upload"))
+	// The process dies here: the writer is neither committed nor aborted.
+	if err := snapshot.Recover(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.Walk(st.Root(), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Errorf("after Recover: %v", left)
+	}
+}
+
+func TestSharedCommitRefusesSubsumed(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	f5 := incUploadShared(t, st, incInst, 5, "000001.sst")
+	f6 := incUploadShared(t, st, incInst, 6, "000001.sst")
+	cp5 := incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f5}})
+	cp6 := incCheckpointOf(t, st, 6, map[string][]snapshot.SharedFile{incInst: {f6}})
+	if err := snapshot.Complete(ctx, st, cp6, 3); err != nil {
+		t.Fatal(err)
+	}
+	err := snapshot.Commit(ctx, st, cp5)
+	if !errors.Is(err, snapshot.ErrSubsumed) {
+		t.Fatalf("Commit(5) after 6 = %v, want ErrSubsumed", err)
+	}
+	if err := snapshot.Complete(ctx, st, cp5, 3); !errors.Is(err, snapshot.ErrSubsumed) {
+		t.Fatalf("Complete(5) after 6 = %v, want ErrSubsumed", err)
+	}
+	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{6}) {
+		t.Errorf("completed: %v", ids)
+	}
+	// Committing the same checkpoint twice is refused too, and not as
+	// subsumed.
+	if err := snapshot.Commit(ctx, st, cp6); err == nil || errors.Is(err, snapshot.ErrSubsumed) {
+		t.Errorf("Commit(6) again = %v", err)
+	}
+}
+
+func TestSharedCommitRefusesMissingFile(t *testing.T) {
+	ctx := context.Background()
+	st := incLocalStorage(t)
+	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := incUploadShared(t, st, incInst, 1, "000002.sst")
+	cp := incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}, "other": {f1}})
+	if err := st.Delete(ctx, f2.Name); err != nil {
+		t.Fatal(err)
+	}
+	err := snapshot.Commit(ctx, st, cp)
+	if err == nil || !strings.Contains(err.Error(), f2.Name) {
+		t.Fatalf("Commit with %s missing = %v, want an error naming it", f2.Name, err)
+	}
+	if err := snapshot.Complete(ctx, st, cp, 1); err == nil {
+		t.Fatal("Complete with a missing shared file succeeded")
+	}
+	if ids := incCompleted(t, st); len(ids) != 0 {
+		t.Errorf("completed: %v", ids)
+	}
+	if _, err := st.Open(ctx, snapshot.MetadataPath(1)); !errors.Is(err, snapshot.ErrNotExist) {
+		t.Errorf("metadata of the refused checkpoint: %v", err)
+	}
+	// Complete did not run retention either: f1 is still there.
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name}) {
+		t.Errorf("shared/ = %v", got)
+	}
+}
