@@ -36,6 +36,28 @@
 // checkpoints, and writes since the last Flush or Close are lost if the
 // process dies.
 //
+// # Time-to-live
+//
+// A descriptor's TTL field (a ttl.Config) gives a state Flink's state TTL:
+// entries (list elements and map entries each on their own) expire a set
+// time after their last write, or read, as judged by Options.Clock. Reads
+// never return expired entries (unless asked to, once) and remove them.
+// Expired data also leaves the disk without being read: background
+// cleanup scans what flushes and compactions write plus a periodic sweep,
+// incremental cleanup checks a few entries per access if asked, and
+// CleanupExpired runs a full pass. TTL can be switched on or off for an
+// existing state; its values are migrated when it is registered.
+//
+// # Checkpoints
+//
+// Snapshot takes a point-in-time snapshot in microseconds (full) or a
+// native Pebble checkpoint (incremental, Options.IncrementalCheckpoints);
+// the returned AsyncSnapshot's Run writes it into checkpoint storage
+// (package snapshot) while state access goes on, and yields a handle.
+// Checkpoint does all of it for a single instance. Restore builds a backend
+// from the handles of a checkpoint for any key-group range, so a job can
+// come back at another parallelism.
+//
 // # Caveats
 //
 // A Backend and its states are used from one goroutine at a time (see
