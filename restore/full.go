@@ -55,6 +55,9 @@ type Stats struct {
 	KeyGroups int   // key-group blocks read
 	Entries   int64 // entries restored
 	Bytes     int64 // bytes of SSTs ingested
+	// TablesIngested counts the tables of incremental handles ingested
+	// whole, without rewriting their entries.
+	TablesIngested int
 }
 
 // Handles restores into t.DB the key groups of t.KeyGroups that the
@@ -130,6 +133,7 @@ type builder struct {
 	t       Target
 	writers map[uint16]*sstWriter
 	last    map[uint16][]byte // the last key added to each state's run
+	seq     int               // SSTs created, for their names
 	done    []string          // finished SSTs
 	keybuf  []byte
 }
@@ -140,6 +144,11 @@ type sstWriter struct {
 }
 
 func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, stats *Stats) error {
+	// No run may span two handles: an incremental handle's tables may be
+	// ingested whole between them.
+	if err := b.finishWriters(); err != nil {
+		return err
+	}
 	ids := make(map[uint16]uint16, len(h.States))
 	for _, s := range h.States {
 		id, err := b.t.StateID(s)
@@ -229,7 +238,8 @@ func (b *builder) add(id uint16, key, value []byte) error {
 }
 
 func (b *builder) newWriter(id uint16) (*sstWriter, error) {
-	path := filepath.Join(b.t.StagingDir, fmt.Sprintf("restore-%05d-%06d.sst", id, len(b.done)+len(b.writers)))
+	b.seq++
+	path := filepath.Join(b.t.StagingDir, fmt.Sprintf("restore-%05d-%06d.sst", id, b.seq))
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("restore: create %s: %w", path, err)
@@ -238,17 +248,25 @@ func (b *builder) newWriter(id uint16) (*sstWriter, error) {
 	return &sstWriter{w: sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path: path}, nil
 }
 
-// finish closes every writer and returns the SSTs, in key order, and their
-// total size.
-func (b *builder) finish() ([]string, int64, error) {
+// finishWriters closes every open SST, so entries added next start new
+// files.
+func (b *builder) finishWriters() error {
 	for id, w := range b.writers {
 		if err := w.w.Close(); err != nil {
-			return nil, 0, fmt.Errorf("restore: finish %s: %w", w.path, err)
+			return fmt.Errorf("restore: finish %s: %w", w.path, err)
 		}
 		b.done = append(b.done, w.path)
 		delete(b.writers, id)
 	}
-	sort.Strings(b.done) // names sort by state id, then sequence
+	return nil
+}
+
+// finish closes every writer and returns the SSTs and their total size.
+func (b *builder) finish() ([]string, int64, error) {
+	if err := b.finishWriters(); err != nil {
+		return nil, 0, err
+	}
+	sort.Strings(b.done)
 	var size int64
 	for _, p := range b.done {
 		fi, err := os.Stat(p)

@@ -27,6 +27,7 @@ type BlockReader struct {
 	dec    decompressor
 	br     *bufio.Reader
 	kb, vb []byte
+	id     [2]byte // scratch for a record's state id
 }
 
 // NewBlockReader checks the header of data file r (called name in errors,
@@ -99,9 +100,9 @@ func (br *BlockReader) Read(b snapshot.Block, fn func(stateID uint16, key, value
 		br.br.Reset(br.dec)
 	}
 	var n int64
+	id := br.id[:]
 	for {
-		var id [2]byte
-		if _, err := io.ReadFull(br.br, id[:]); err == io.EOF {
+		if _, err := io.ReadFull(br.br, id); err == io.EOF {
 			break
 		} else if err != nil {
 			return br.fail(where(), err)
@@ -113,7 +114,7 @@ func (br *BlockReader) Read(b snapshot.Block, fn func(stateID uint16, key, value
 		if br.vb, err = br.field(br.vb); err != nil {
 			return br.fail(where(), err)
 		}
-		if err := fn(binary.BigEndian.Uint16(id[:]), br.kb, br.vb); err != nil {
+		if err := fn(binary.BigEndian.Uint16(id), br.kb, br.vb); err != nil {
 			return err
 		}
 		n++
