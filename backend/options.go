@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"path/filepath"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
@@ -214,6 +216,10 @@ func (o *Options) pebbleOptions(cache *pebble.Cache, listener pebble.EventListen
 	if o.Pebble != nil {
 		o.Pebble(po)
 	}
+	if po.FS == nil {
+		po.FS = vfs.Default
+	}
+	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), localCheckpointsDir)}
 	po.EnsureDefaults()
 	return po
 }

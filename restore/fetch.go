@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -17,23 +18,61 @@ import (
 // local names: hard-linked when the storage is a local directory on the
 // same filesystem, copied otherwise. Every file's size and CRC-32C are
 // checked against the handle; a mismatch or a missing file is an error
-// naming it.
+// naming it. Files are fetched by fetchWorkers goroutines at once.
 func Fetch(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	type job struct {
+		ref snapshot.FileRef
+		dst string
+	}
+	var jobs []job
 	for _, f := range h.Shared {
-		if err := fetchFile(ctx, st, f.FileRef, filepath.Join(dir, f.LocalName)); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{f.FileRef, filepath.Join(dir, f.LocalName)})
 	}
 	for _, f := range h.Files {
-		if err := fetchFile(ctx, st, f, filepath.Join(dir, path.Base(f.Name))); err != nil {
+		jobs = append(jobs, job{f, filepath.Join(dir, path.Base(f.Name))})
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(fetchWorkers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[i] = fetchFile(ctx, st, jobs[i].ref, jobs[i].dst); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	// The error that stopped the others, not their cancellations.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
 	}
 	return nil
 }
+
+// fetchWorkers is how many files Fetch brings in at once.
+const fetchWorkers = 4
 
 func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, dst string) error {
 	if err := ctx.Err(); err != nil {
