@@ -3,7 +3,6 @@ package restore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,7 +70,7 @@ func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle
 	if err := os.MkdirAll(t.StagingDir, 0o755); err != nil {
 		return stats, fmt.Errorf("restore: staging: %w", err)
 	}
-	b := &builder{t: t, writers: make(map[uint16]*sstWriter), last: make(map[uint16][]byte)}
+	b := &builder{t: t, runs: make(map[uint16]*run)}
 	defer b.abort()
 	for _, h := range hs {
 		if err := b.restoreHandle(ctx, st, h, &stats); err != nil {
@@ -130,17 +129,22 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 
 // builder writes one sorted run of SSTs per target state.
 type builder struct {
-	t       Target
-	writers map[uint16]*sstWriter
-	last    map[uint16][]byte // the last key added to each state's run
-	seq     int               // SSTs created, for their names
-	done    []string          // finished SSTs
-	keybuf  []byte
+	t      Target
+	runs   map[uint16]*run // by target state id
+	cur    *run            // the run of the last entry added
+	curID  uint16
+	done   []string // finished SSTs
+	keybuf []byte
+	seq    int // SSTs created, for their names
 }
 
-type sstWriter struct {
-	w    *sstable.Writer
-	path string
+// run is the sorted run of one state: its open SST, if any, and the last
+// key added, which every next key must follow.
+type run struct {
+	w       *sstable.Writer
+	path    string
+	last    []byte
+	started bool
 }
 
 func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, stats *Stats) error {
@@ -212,51 +216,65 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 
 // add appends an entry to the run of state id.
 func (b *builder) add(id uint16, key, value []byte) error {
-	w := b.writers[id]
-	if w == nil {
-		var err error
-		if w, err = b.newWriter(id); err != nil {
+	r := b.cur
+	if r == nil || b.curID != id {
+		if r = b.runs[id]; r == nil {
+			r = &run{}
+			b.runs[id] = r
+		}
+		b.cur, b.curID = r, id
+	}
+	if r.started && bytes.Compare(key, r.last) <= 0 {
+		return fmt.Errorf("entries out of order: key %x after %x", key, r.last)
+	}
+	r.last, r.started = append(r.last[:0], key...), true
+	if r.w == nil {
+		if err := b.newWriter(id, r); err != nil {
 			return err
 		}
-		b.writers[id] = w
 	}
-	if last, ok := b.last[id]; ok && bytes.Compare(key, last) <= 0 {
-		return fmt.Errorf("entries out of order: key %x after %x", key, last)
-	}
-	b.last[id] = append(b.last[id][:0], key...)
-	if err := w.w.Set(key, value); err != nil {
+	if err := r.w.Set(key, value); err != nil {
 		return err
 	}
-	if w.w.Raw().EstimatedSize() >= targetFileSize {
-		if err := w.w.Close(); err != nil {
-			return err
-		}
-		b.done = append(b.done, w.path)
-		delete(b.writers, id)
+	if r.w.Raw().EstimatedSize() >= targetFileSize {
+		return b.closeRun(r)
 	}
 	return nil
 }
 
-func (b *builder) newWriter(id uint16) (*sstWriter, error) {
+// newWriter opens a new SST for run r of state id.
+func (b *builder) newWriter(id uint16, r *run) error {
 	b.seq++
 	path := filepath.Join(b.t.StagingDir, fmt.Sprintf("restore-%05d-%06d.sst", id, b.seq))
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return nil, fmt.Errorf("restore: create %s: %w", path, err)
+		return fmt.Errorf("restore: create %s: %w", path, err)
 	}
 	opts := b.t.Options.MakeWriterOptions(6, b.t.DB.TableFormat())
-	return &sstWriter{w: sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path: path}, nil
+	r.w, r.path = sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path
+	return nil
+}
+
+// closeRun finishes the open SST of run r.
+func (b *builder) closeRun(r *run) error {
+	err := r.w.Close()
+	r.w = nil
+	if err != nil {
+		return fmt.Errorf("restore: finish %s: %w", r.path, err)
+	}
+	b.done = append(b.done, r.path)
+	return nil
 }
 
 // finishWriters closes every open SST, so entries added next start new
 // files.
 func (b *builder) finishWriters() error {
-	for id, w := range b.writers {
-		if err := w.w.Close(); err != nil {
-			return fmt.Errorf("restore: finish %s: %w", w.path, err)
+	for _, r := range b.runs {
+		if r.w != nil {
+			if err := b.closeRun(r); err != nil {
+				return err
+			}
 		}
-		b.done = append(b.done, w.path)
-		delete(b.writers, id)
 	}
 	return nil
 }
@@ -280,13 +298,13 @@ func (b *builder) finish() ([]string, int64, error) {
 
 // abort removes every SST not ingested (Ingest removes those it took).
 func (b *builder) abort() {
-	for _, w := range b.writers {
-		_ = w.w.Close()
-		_ = os.Remove(w.path)
+	for _, r := range b.runs {
+		if r.w != nil {
+			_ = r.w.Close()
+			_ = os.Remove(r.path)
+		}
 	}
 	for _, p := range b.done {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+		_ = os.Remove(p)
 	}
 }
