@@ -69,9 +69,11 @@ type Options struct {
 	// Default: one hour. Negative turns the periodic sweep off.
 	TTLSweepInterval time.Duration
 
-	// TTLScanRate caps the entries background TTL cleanup checks per second,
-	// so the task keeps its speed. Default: 1,000,000. CleanupExpired is not
-	// capped.
+	// TTLScanRate caps the work of background TTL cleanup per second, in
+	// entries checked (removing an expired entry counts as 100 checks, its
+	// cost), so the task keeps its speed: at the default, at most 10,000
+	// removals or 1,000,000 checks a second. Default: 1,000,000.
+	// CleanupExpired is not capped.
 	TTLScanRate int
 
 	// Operator names the operator this instance belongs to. It goes into

@@ -16,8 +16,10 @@
 //  4. Spans where much was removed are compacted, so the space is returned.
 //
 // The worker re-reads the clock every QueryTimeAfterNumEntries entries, as
-// Flink's filter does, and is paced to a configurable number of entries per
-// second so the task's own reads and writes keep their speed.
+// Flink's filter does, and is paced to a configurable amount of work per
+// second (entries checked, each removal counting as 100, its measured
+// cost) so the task's own reads and writes keep their speed.
+// CleanupExpired runs unpaced.
 //
 // EntryFilter, the per-entry decision, is shared with full snapshots, which
 // leave expired entries out.

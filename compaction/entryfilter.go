@@ -25,6 +25,11 @@ type EntryFilter struct {
 	targets map[uint16]Target
 	now     int64
 	buf     []byte
+	// The last lookup: entries come in runs of one state.
+	lastID     uint16
+	last       Target
+	lastOK     bool
+	lastCached bool
 }
 
 // NewEntryFilter returns a filter for targets at time now (milliseconds).
@@ -44,7 +49,12 @@ func (f *EntryFilter) Target(key []byte) (Target, bool) {
 	if len(key) < keys.StateIDLen {
 		return Target{}, false
 	}
-	t, ok := f.targets[binary.BigEndian.Uint16(key)]
+	id := binary.BigEndian.Uint16(key)
+	if f.lastCached && id == f.lastID {
+		return f.last, f.lastOK
+	}
+	t, ok := f.targets[id]
+	f.lastID, f.last, f.lastOK, f.lastCached = id, t, ok, true
 	return t, ok
 }
 

@@ -23,8 +23,8 @@ const (
 	DefaultQueryTimeAfterNumEntries = ttl.DefaultQueryTimeAfterNumEntries
 )
 
-// confirmBatch is how many condemned entries are confirmed per hold of the
-// write lock: small, so the task never waits long.
+// confirmBatch is how many condemned entries are collected before they
+// are confirmed.
 const confirmBatch = 32
 
 // maxPending bounds the queue of spans; past it they collapse into one.
@@ -40,7 +40,8 @@ type Config struct {
 	// SweepInterval is how often every TTL state is scanned in full.
 	// Default: one hour. Negative turns the periodic sweep off.
 	SweepInterval time.Duration
-	// ScanRate caps the entries the background worker checks per second.
+	// ScanRate caps the background worker's work per second, in entries
+	// checked; removing an entry counts as removalCost (100) checks.
 	// CleanupExpired is not capped. Default: 1,000,000.
 	ScanRate int
 	// QueryTimeAfterNumEntries is how many entries are checked between clock
@@ -304,7 +305,6 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 			condemned = append(condemned, bytes.Clone(key))
 		}
 		scanned++
-		f.cfg.Scanned.Add(1)
 		if sinceClock++; sinceClock >= f.queryEvery(key) {
 			ef.SetNow(ttl.Millis(f.cfg.Clock.Now()))
 			sinceClock = 0
@@ -315,15 +315,17 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 			}
 		}
 		if scanned%256 == 0 {
+			f.cfg.Scanned.Add(256)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if paced {
-				f.pace(ctx, scanned, start)
+				f.pace(ctx, scanned+removed*removalCost, start)
 			}
 		}
 		valid = it.Next()
 	}
+	f.cfg.Scanned.Add(uint64(scanned % 256))
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("compaction: scan: %w", err)
 	}
@@ -352,9 +354,17 @@ func (f *Filter) queryEvery(key []byte) int {
 	return f.cfg.QueryTimeAfterNumEntries
 }
 
-// pace sleeps as long as the scan is ahead of the configured rate.
-func (f *Filter) pace(ctx context.Context, scanned int, start time.Time) {
-	due := time.Duration(float64(scanned) / float64(f.cfg.ScanRate) * float64(time.Second))
+// removalCost is what confirming and removing one entry costs, in entries
+// scanned: a point read and a write under the lock (about 6 us) against an
+// iterator step (about 65 ns), as profiled on this project's machines. The
+// background worker's pace counts it, so that ScanRate bounds its work,
+// not just its reading, even when most of what it scans has expired.
+const removalCost = 100
+
+// pace sleeps as long as the worker is ahead of the configured rate; work
+// is in entries scanned (removals weighted by removalCost).
+func (f *Filter) pace(ctx context.Context, work int, start time.Time) {
+	due := time.Duration(float64(work) / float64(f.cfg.ScanRate) * float64(time.Second))
 	if ahead := due - time.Since(start); ahead > 0 {
 		select {
 		case <-ctx.Done():
@@ -366,45 +376,51 @@ func (f *Filter) pace(ctx context.Context, scanned int, start time.Time) {
 // confirm re-reads each condemned key under the write lock, judges it again
 // with the same clock reading, and deletes or trims it if it is still
 // expired. It returns how many entries it removed or trimmed.
+//
+// The lock is taken per key, so a task write waits for at most one read
+// and one write, not a batch of them.
 func (f *Filter) confirm(ef *EntryFilter, condemned [][]byte) (int, error) {
-	if len(condemned) == 0 {
-		return 0, nil
-	}
-	batch := f.db.NewBatch()
-	defer batch.Close()
 	n := 0
-	f.cfg.Lock.Lock()
-	defer f.cfg.Lock.Unlock()
 	for _, key := range condemned {
-		raw, closer, err := f.db.Get(key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue // deleted meanwhile
-		}
+		removed, err := f.confirmOne(ef, key)
 		if err != nil {
-			return n, fmt.Errorf("compaction: confirm: %w", err)
+			f.cfg.Removed.Add(uint64(n))
+			return n, err
 		}
-		v, out, err := ef.Apply(key, raw)
-		if err != nil {
-			// Malformed: keep it, as the scan did; reads will report it.
-			v, err = ttl.Keep, nil
-		}
-		switch v {
-		case ttl.Drop:
-			err = batch.Delete(key, nil)
-		case ttl.Rewrite:
-			err = batch.Set(key, out, nil)
-		}
-		closer.Close()
-		if err != nil {
-			return n, fmt.Errorf("compaction: confirm: %w", err)
-		}
-		if v != ttl.Keep {
+		if removed {
 			n++
 		}
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
-		return 0, fmt.Errorf("compaction: confirm: %w", err)
-	}
 	f.cfg.Removed.Add(uint64(n))
 	return n, nil
+}
+
+// confirmOne is confirm for one key.
+func (f *Filter) confirmOne(ef *EntryFilter, key []byte) (bool, error) {
+	f.cfg.Lock.Lock()
+	defer f.cfg.Lock.Unlock()
+	raw, closer, err := f.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	}
+	if err != nil {
+		return false, fmt.Errorf("compaction: confirm: %w", err)
+	}
+	defer closer.Close()
+	v, out, err := ef.Apply(key, raw)
+	switch {
+	case err != nil:
+		// Malformed: keep it, as the scan did; reads will report it.
+		return false, nil
+	case v == ttl.Drop:
+		err = f.db.Delete(key, pebble.NoSync)
+	case v == ttl.Rewrite:
+		err = f.db.Set(key, out, pebble.NoSync)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("compaction: confirm: %w", err)
+	}
+	return true, nil
 }
