@@ -271,25 +271,26 @@ func (b *Backend[K]) SetCurrentKey(k K) error {
 // compacting what it emptied. It may run beside the task's goroutine;
 // Close stops it, and it then returns ErrClosed.
 func (b *Backend[K]) CleanupExpired(ctx context.Context) error {
+	return b.stoppable(ctx, "cleanup expired", b.filter.Cleanup)
+}
+
+// stoppable runs long work beside the task goroutine: not after Close,
+// and cancelled by Close rather than waited for, in which case it returns
+// ErrClosed.
+func (b *Backend[K]) stoppable(ctx context.Context, op string, work func(context.Context) error) error {
 	b.lifecycle.RLock()
 	defer b.lifecycle.RUnlock()
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	// Close cancels a pass instead of waiting for it to finish.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)()
-	if err := b.filter.Cleanup(ctx); err != nil {
-		return b.stopped("cleanup expired", err)
-	}
-	return nil
-}
-
-// stopped wraps the error of work that Close may have cancelled: it is
-// ErrClosed then.
-func (b *Backend[K]) stopped(op string, err error) error {
-	if b.closing.Err() != nil && errors.Is(err, context.Canceled) {
+	err := work(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case b.closing.Err() != nil && errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %s stopped: %w", ErrClosed, op, err)
 	}
 	return fmt.Errorf("backend: %s: %w", op, err)
@@ -324,26 +325,20 @@ func (b *Backend[K]) Flush() error {
 // mass expiry or a rescale, to return space and settle the files an
 // incremental checkpoint uploads.
 func (b *Backend[K]) Compact(ctx context.Context) error {
-	b.lifecycle.RLock()
-	defer b.lifecycle.RUnlock()
-	if b.closed.Load() {
-		return ErrClosed
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(b.closing, cancel)()
-	if err := b.db.Flush(); err != nil {
-		return fmt.Errorf("backend: compact: %w", err)
-	}
-	// One call compacts the levels that had files when it began, so a
-	// second one carries what the first moved down into the bottom level.
-	lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
-	for range 2 {
-		if err := b.db.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
-			return b.stopped("compact", err)
+	return b.stoppable(ctx, "compact", func(ctx context.Context) error {
+		if err := b.db.Flush(); err != nil {
+			return err
 		}
-	}
-	return nil
+		// One call compacts the levels that had files when it began, so a
+		// second one carries what the first moved down into the bottom level.
+		lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
+		for range 2 {
+			if err := b.db.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Close flushes (when the WAL is off) and closes the database. States of a

@@ -9,8 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sync"
 
+	"github.com/pebblestate/pebblestate/internal/parallel"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -34,41 +34,9 @@ func Fetch(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir str
 	for _, f := range h.Files {
 		jobs = append(jobs, job{f, filepath.Join(dir, path.Base(f.Name))})
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(fetchWorkers, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if errs[i] = fetchFile(ctx, st, jobs[i].ref, jobs[i].dst); errs[i] != nil {
-					cancel()
-				}
-			}
-		}()
-	}
-	for i := range jobs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := parent.Err(); err != nil {
-		return err
-	}
-	// The error that stopped the others, not their cancellations.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return nil
+	return parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
+		return fetchFile(ctx, st, jobs[i].ref, jobs[i].dst)
+	})
 }
 
 // fetchWorkers is how many files Fetch brings in at once.

@@ -2,7 +2,6 @@ package incremental
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -10,8 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
+	"github.com/pebblestate/pebblestate/internal/parallel"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -84,33 +83,13 @@ func Run(ctx context.Context, st snapshot.Storage, req Request) (Upload, error) 
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	refs := make([]snapshot.FileRef, len(jobs))
-	errs := make([]error, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, max(len(jobs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				refs[i], errs[i] = uploadFile(ctx, st, filepath.Join(req.Dir, jobs[i].local), jobs[i].name)
-				if errs[i] != nil {
-					cancel()
-				}
-			}
-		}()
-	}
-	for i := range jobs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	err = parallel.Do(ctx, len(jobs), workers, func(ctx context.Context, i int) error {
+		var err error
+		refs[i], err = uploadFile(ctx, st, filepath.Join(req.Dir, jobs[i].local), jobs[i].name)
+		return err
+	})
+	if err != nil {
 		for i, r := range refs {
 			if r.Name != "" {
 				_ = st.Delete(context.Background(), jobs[i].name)
