@@ -195,7 +195,8 @@ type localFile struct {
 
 func (f *localFile) Size() int64 { return f.size }
 
-// List implements Storage. Temporary files are not listed.
+// List implements Storage. Temporary files are not listed, and only the
+// directories that can hold names with the prefix are read.
 func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 	var names []string
 	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
@@ -205,14 +206,23 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 			}
 			return err
 		}
-		if d.IsDir() || strings.HasSuffix(p, tmpSuffix) {
-			return nil
-		}
 		rel, err := filepath.Rel(l.root, p)
 		if err != nil {
 			return err
 		}
-		if name := filepath.ToSlash(rel); strings.HasPrefix(name, prefix) {
+		name := filepath.ToSlash(rel)
+		if d.IsDir() {
+			// Descend only where names with the prefix can be: listing
+			// "chk-" must not walk every file of shared/.
+			if name != "." && !mayHold(name, prefix) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(p, tmpSuffix) {
+			return nil
+		}
+		if strings.HasPrefix(name, prefix) {
 			names = append(names, name)
 		}
 		return nil
@@ -222,6 +232,13 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, ctx.Err()
+}
+
+// mayHold reports whether directory dir (slash-separated, relative to the
+// root) can hold a name that starts with prefix.
+func mayHold(dir, prefix string) bool {
+	dir += "/"
+	return strings.HasPrefix(dir, prefix) || strings.HasPrefix(prefix, dir)
 }
 
 // Delete implements Storage. It also removes the directories it leaves

@@ -492,3 +492,36 @@ func TestStorageLocalCreateRacesDelete(t *testing.T) {
 		t.Fatalf("BUG: Local.Create/Commit fail when a concurrent Delete removes the (empty) directory: %v", failures)
 	}
 }
+
+// TestStorageLocalListPrefixes checks List finds exactly the names with
+// the prefix however it cuts across directory names, now that it skips
+// directories that cannot hold them.
+func TestStorageLocalListPrefixes(t *testing.T) {
+	ctx := context.Background()
+	st, err := snapshot.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"chk-1/_metadata", "chk-12/data", "chk-12/inc-a/MANIFEST", "shared/a.sst", "shared/sub/b.sst", "top"}
+	for _, name := range all {
+		w, err := st.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, prefix := range []string{"", "c", "chk-", "chk-1", "chk-1/", "chk-12/inc", "chk-12/inc-a/", "shared/", "shared/s", "sh", "t", "x", "chk-12/data"} {
+		var want []string
+		for _, n := range all {
+			if strings.HasPrefix(n, prefix) {
+				want = append(want, n)
+			}
+		}
+		got, err := st.List(ctx, prefix)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("List(%q) = %v, %v; want %v", prefix, got, err, want)
+		}
+	}
+}
