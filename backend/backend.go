@@ -41,8 +41,10 @@ type Backend[K any] struct {
 	cache      *pebble.Cache
 
 	// mu serialises state writes with background TTL cleanup's deletions;
-	// see write.go.
-	mu sync.Mutex
+	// see write.go. writes, under mu, records which keys were written, so
+	// that cleanup need not read again what nobody wrote since its scan.
+	mu     sync.Mutex
+	writes *compaction.Writes
 	// closed is set by Close and read from any goroutine. lifecycle is held
 	// shared by CleanupExpired and Compact and exclusively by Close, which
 	// first cancels closing so that they stop early.
@@ -105,12 +107,14 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		states:    make(map[string]registered),
 		persisted: make(map[string]meta.State),
 		nextID:    1,
+		writes:    compaction.NewWrites(),
 	}
 	b.snaps = newSnapshotOwner()
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,
+		Writes:        b.writes,
 		SweepInterval: opts.TTLSweepInterval,
 		ScanRate:      opts.TTLScanRate,
 		Scanned:       &b.ttlMetrics.bgScanned,

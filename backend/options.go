@@ -71,8 +71,9 @@ type Options struct {
 
 	// TTLScanRate caps the work of background TTL cleanup per second, in
 	// entries checked (removing an expired entry counts as 100 checks, its
-	// cost), so the task keeps its speed: at the default, at most 10,000
-	// removals or 1,000,000 checks a second. Default: 1,000,000.
+	// cost with the compaction of its tombstone), so the task keeps its
+	// speed: at the default, at most 10,000 removals or 1,000,000 checks a
+	// second. Default: 1,000,000.
 	// CleanupExpired is not capped.
 	TTLScanRate int
 

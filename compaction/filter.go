@@ -47,6 +47,10 @@ type Config struct {
 	// QueryTimeAfterNumEntries is how many entries are checked between clock
 	// reads. Default: 1000.
 	QueryTimeAfterNumEntries int
+	// Writes, if set, records the task's writes (see Writes), so that
+	// confirming an entry nobody wrote since the scan read it needs no
+	// second read. Without it every condemned entry is read again.
+	Writes *Writes
 	// Scanned and Removed, if set, count the entries checked and the entries
 	// removed or trimmed.
 	Scanned, Removed *atomic.Uint64
@@ -256,6 +260,57 @@ func (f *Filter) sweep(ctx context.Context, paced bool) error {
 	return nil
 }
 
+// condemned is an entry the scan found expired, with what to do to it.
+type condemned struct {
+	key     []byte
+	verdict ttl.Verdict // ttl.Drop or ttl.Rewrite
+	out     []byte      // the value to store instead, for ttl.Rewrite
+}
+
+// Scan iterators are reopened after refreshEvery entries, and after every
+// pause of the pace, so that the writes made since an iterator opened stay
+// few and its entries can mostly be confirmed without a second read (see
+// Writes).
+const refreshEvery = 4096
+
+// scanIter is a scan's iterator over [lo, upper) and the write generation
+// it was opened at: every write up to gen is visible in it.
+type scanIter struct {
+	f     *Filter
+	upper []byte
+	it    *pebble.Iterator
+	gen   uint64
+	since int // entries stepped over since it opened
+}
+
+// open (re)opens the iterator at lo.
+func (s *scanIter) open(lo []byte) error {
+	if s.it != nil {
+		err := s.it.Close()
+		s.it = nil
+		if err != nil {
+			return fmt.Errorf("compaction: scan: %w", err)
+		}
+	}
+	if w := s.f.cfg.Writes; w != nil {
+		s.f.cfg.Lock.Lock()
+		s.gen = w.Gen()
+		s.f.cfg.Lock.Unlock()
+	}
+	it, err := s.f.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: s.upper})
+	if err != nil {
+		return fmt.Errorf("compaction: scan: %w", err)
+	}
+	s.it, s.since = it, 0
+	return nil
+}
+
+func (s *scanIter) close() {
+	if s.it != nil {
+		_ = s.it.Close()
+	}
+}
+
 // scanSpan checks every entry of target states in [s.lo, s.hi], removes
 // the expired ones, and compacts the span if they were dense.
 func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
@@ -263,28 +318,28 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	upper := append(bytes.Clone(s.hi), 0) // smallest key above s.hi
-	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: s.lo, UpperBound: upper})
-	if err != nil {
-		return fmt.Errorf("compaction: scan: %w", err)
+	si := &scanIter{f: f, upper: append(bytes.Clone(s.hi), 0)} // smallest key above s.hi
+	if err := si.open(s.lo); err != nil {
+		return err
 	}
-	defer it.Close()
+	defer si.close()
 
 	ef := NewEntryFilter(targets, ttl.Millis(f.cfg.Clock.Now()))
 	var (
-		condemned  [][]byte
+		doomed     []condemned
 		scanned    int
 		removed    int
 		sinceClock int // entries checked since the clock was read
 		start      = time.Now()
 	)
 	flush := func() error {
-		n, err := f.confirm(ef, condemned)
+		n, err := f.confirm(ef, si.gen, doomed)
 		removed += n
-		condemned = condemned[:0]
+		doomed = doomed[:0]
 		return err
 	}
-	for valid := it.First(); valid; {
+	for valid := si.it.First(); valid; {
+		it := si.it
 		key := it.Key()
 		if _, ok := ef.Target(key); !ok {
 			// Not a TTL state: jump to the next state's keys.
@@ -299,34 +354,43 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		if err != nil {
 			return fmt.Errorf("compaction: scan: %w", err)
 		}
-		if v, _, err := ef.Apply(key, raw); err != nil {
+		if v, out, err := ef.Apply(key, raw); err != nil {
 			f.background(fmt.Errorf("compaction: key %x: %w", key, err))
 		} else if v != ttl.Keep {
-			condemned = append(condemned, bytes.Clone(key))
+			doomed = append(doomed, condemned{key: bytes.Clone(key), verdict: v, out: bytes.Clone(out)})
 		}
 		scanned++
+		si.since++
 		if sinceClock++; sinceClock >= f.queryEvery(key) {
 			ef.SetNow(ttl.Millis(f.cfg.Clock.Now()))
 			sinceClock = 0
 		}
-		if len(condemned) >= confirmBatch {
+		if len(doomed) >= confirmBatch {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		if scanned%256 == 0 {
-			f.cfg.Scanned.Add(256)
-			if err := ctx.Err(); err != nil {
+		valid = it.Next()
+		if scanned%256 != 0 {
+			continue
+		}
+		f.cfg.Scanned.Add(256)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		slept := paced && f.pace(ctx, scanned+removed*removalCost, start)
+		if valid && (slept || si.since >= refreshEvery) {
+			if err := si.open(bytes.Clone(it.Key())); err != nil {
 				return err
 			}
-			if paced {
-				f.pace(ctx, scanned+removed*removalCost, start)
-			}
+			valid = si.it.First()
 		}
-		valid = it.Next()
 	}
 	f.cfg.Scanned.Add(uint64(scanned % 256))
-	if err := it.Error(); err != nil {
+	if err := si.it.Error(); err != nil {
 		return fmt.Errorf("compaction: scan: %w", err)
 	}
 	if err := flush(); err != nil {
@@ -337,7 +401,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 	// Pebble's own tombstone-density compactions, since compacting a whole
 	// span for a few removals would cost the task more than it returns.
 	if removed > 0 && removed*4 >= scanned {
-		if err := f.db.Compact(ctx, s.lo, upper, false /* parallelize */); err != nil {
+		if err := f.db.Compact(ctx, s.lo, si.upper, false /* parallelize */); err != nil {
 			return fmt.Errorf("compaction: compact span: %w", err)
 		}
 	}
@@ -358,35 +422,51 @@ func (f *Filter) queryEvery(key []byte) int {
 	return f.cfg.QueryTimeAfterNumEntries
 }
 
-// removalCost is what confirming and removing one entry costs, in entries
-// scanned: a point read and a write under the lock (about 6 us) against an
-// iterator step (about 65 ns), as profiled on this project's machines. The
-// background worker's pace counts it, so that ScanRate bounds its work,
-// not just its reading, even when most of what it scans has expired.
+// removalCost is what removing one entry costs, in entries scanned. The
+// delete under the lock takes about 1.5 us (a point read more when the
+// entry may have been written since the scan read it, which Writes makes
+// rare), but its tombstone must then be flushed and compacted, and that
+// work competes with the task's writes: with ValueUpdate running beside a
+// sweep that removes as fast as the pace allows, a weight of 25 slowed the
+// updates by 1.3x, a weight of 100 by 1.1 to 1.25x (bench/RESULTS.md). An
+// iterator step costs about 65 ns. The background worker's pace counts
+// removals at this weight, so that ScanRate bounds its work, not just its
+// reading, even when most of what it scans has expired.
 const removalCost = 100
 
-// pace sleeps as long as the worker is ahead of the configured rate; work
-// is in entries scanned (removals weighted by removalCost).
-func (f *Filter) pace(ctx context.Context, work int, start time.Time) {
+// minPause is the shortest pause pace takes: shorter ones are put off
+// until the worker is that far ahead, so that it pauses (and reopens its
+// iterator) a few hundred times a second at most.
+const minPause = 2 * time.Millisecond
+
+// pace sleeps as long as the worker is ahead of the configured rate, once
+// it is at least minPause ahead; work is in entries scanned (removals
+// weighted by removalCost). It reports whether it slept.
+func (f *Filter) pace(ctx context.Context, work int, start time.Time) bool {
 	due := time.Duration(float64(work) / float64(f.cfg.ScanRate) * float64(time.Second))
-	if ahead := due - time.Since(start); ahead > 0 {
-		select {
-		case <-ctx.Done():
-		case <-time.After(ahead):
-		}
+	ahead := due - time.Since(start)
+	if ahead < minPause {
+		return false
 	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(ahead):
+	}
+	return true
 }
 
-// confirm re-reads each condemned key under the write lock, judges it again
-// with the same clock reading, and deletes or trims it if it is still
-// expired. It returns how many entries it removed or trimmed.
+// confirm removes or trims each condemned entry under the write lock if it
+// is still expired. An entry nobody wrote since generation gen, when the
+// scan's iterator opened, is as the scan judged it; any other is read again
+// and judged again with the same clock reading. It returns how many
+// entries it removed or trimmed.
 //
-// The lock is taken per key, so a task write waits for at most one read
+// The lock is taken per entry, so a task write waits for at most one read
 // and one write, not a batch of them.
-func (f *Filter) confirm(ef *EntryFilter, condemned [][]byte) (int, error) {
+func (f *Filter) confirm(ef *EntryFilter, gen uint64, doomed []condemned) (int, error) {
 	n := 0
-	for _, key := range condemned {
-		removed, err := f.confirmOne(ef, key)
+	for i := range doomed {
+		removed, err := f.confirmOne(ef, gen, &doomed[i])
 		if err != nil {
 			f.cfg.Removed.Add(uint64(n))
 			return n, err
@@ -399,32 +479,39 @@ func (f *Filter) confirm(ef *EntryFilter, condemned [][]byte) (int, error) {
 	return n, nil
 }
 
-// confirmOne is confirm for one key.
-func (f *Filter) confirmOne(ef *EntryFilter, key []byte) (bool, error) {
+// confirmOne is confirm for one entry.
+func (f *Filter) confirmOne(ef *EntryFilter, gen uint64, c *condemned) (bool, error) {
 	f.cfg.Lock.Lock()
 	defer f.cfg.Lock.Unlock()
-	raw, closer, err := f.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil // deleted meanwhile
+	v, out := c.verdict, c.out
+	if w := f.cfg.Writes; w == nil || !w.Unchanged(c.key, gen) {
+		raw, closer, err := f.db.Get(c.key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return false, nil // deleted meanwhile
+		}
+		if err != nil {
+			return false, fmt.Errorf("compaction: confirm: %w", err)
+		}
+		defer closer.Close()
+		if v, out, err = ef.Apply(c.key, raw); err != nil {
+			// Malformed: keep it, as the scan did; reads will report it.
+			return false, nil
+		}
 	}
-	if err != nil {
-		return false, fmt.Errorf("compaction: confirm: %w", err)
-	}
-	defer closer.Close()
-	v, out, err := ef.Apply(key, raw)
-	switch {
-	case err != nil:
-		// Malformed: keep it, as the scan did; reads will report it.
-		return false, nil
-	case v == ttl.Drop:
-		err = f.db.Delete(key, pebble.NoSync)
-	case v == ttl.Rewrite:
-		err = f.db.Set(key, out, pebble.NoSync)
+	var err error
+	switch v {
+	case ttl.Drop:
+		err = f.db.Delete(c.key, pebble.NoSync)
+	case ttl.Rewrite:
+		err = f.db.Set(c.key, out, pebble.NoSync)
 	default:
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("compaction: confirm: %w", err)
+	}
+	if w := f.cfg.Writes; w != nil {
+		w.Note(c.key)
 	}
 	return true, nil
 }
