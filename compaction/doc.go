@@ -10,15 +10,23 @@
 //     still in the cache, and a periodic sweep scans every TTL state, so
 //     cold data that no compaction touches leaves the disk too.
 //  3. Entries the expiry predicate (package ttl) condemns are confirmed and
-//     removed under the lock that serialises state writes: each is read
-//     again and judged again before it is deleted, so a key rewritten after
-//     the scan saw it is never deleted.
+//     removed under the lock that serialises state writes, so a key
+//     rewritten after the scan saw it is never deleted. Every state write
+//     stamps a write generation into a small table (Writes) under that
+//     lock; an entry whose slot has not moved since the scan's iterator
+//     opened is deleted as judged, any other is read and judged again.
 //  4. Spans where much was removed are compacted, so the space is returned.
+//  5. A complete pass over a state learns when its next entry can expire
+//     (the earliest expiry it kept, capped at the pass's start plus the
+//     TTL, which covers later writes); the worker skips the state until
+//     then, so a flush of freshly written keys does not rescan a state in
+//     which nothing can have expired. CleanupExpired never skips.
 //
 // The worker re-reads the clock every QueryTimeAfterNumEntries entries, as
 // Flink's filter does, and is paced to a configurable amount of work per
-// second (entries checked, each removal counting as 100, its measured
-// cost) so the task's own reads and writes keep their speed.
+// second (entries checked, each removal counting as 100: its delete and
+// the flush and compaction of its tombstone) so the task's own reads and
+// writes keep their speed.
 // CleanupExpired runs unpaced.
 //
 // EntryFilter, the per-entry decision, is shared with full snapshots, which

@@ -2,6 +2,7 @@ package compaction
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -22,9 +23,10 @@ type Target struct {
 // entries survives at a given time. Entries of states that are not targets
 // always survive. It is not safe for concurrent use.
 type EntryFilter struct {
-	targets map[uint16]Target
-	now     int64
-	buf     []byte
+	targets  map[uint16]Target
+	now      int64
+	buf      []byte
+	earliest int64 // see Earliest
 	// The last lookup: entries come in runs of one state.
 	lastID     uint16
 	last       Target
@@ -34,7 +36,7 @@ type EntryFilter struct {
 
 // NewEntryFilter returns a filter for targets at time now (milliseconds).
 func NewEntryFilter(targets []Target, now int64) *EntryFilter {
-	f := &EntryFilter{targets: make(map[uint16]Target, len(targets)), now: now}
+	f := &EntryFilter{targets: make(map[uint16]Target, len(targets)), now: now, earliest: math.MaxInt64}
 	for _, t := range targets {
 		f.targets[t.ID] = t
 	}
@@ -66,7 +68,18 @@ func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
 	if !ok {
 		return ttl.Keep, nil, nil
 	}
-	v, out, err := ttl.Filter(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
+	v, out, next, err := ttl.FilterNext(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
 	f.buf = out[:0]
+	if err == nil {
+		f.earliest = min(f.earliest, next)
+	}
 	return v, out, err
 }
+
+// Earliest returns when the earliest of everything Apply kept since the
+// filter was made (or since ResetEarliest) expires: math.MaxInt64 if it
+// kept nothing of a target.
+func (f *EntryFilter) Earliest() int64 { return f.earliest }
+
+// ResetEarliest starts Earliest over.
+func (f *EntryFilter) ResetEarliest() { f.earliest = math.MaxInt64 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,12 @@ type Filter struct {
 	mu      sync.Mutex
 	pending []span // spans reported by flushes and compactions
 	wake    chan struct{}
+	// quiet holds, by state id, a time before which no entry of the state
+	// can expire, learnt from its last complete pass; the background worker
+	// skips those states until then. lastNow is the latest clock reading,
+	// to notice a clock that goes back.
+	quiet   map[uint16]int64
+	lastNow int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -94,7 +101,7 @@ func New(cfg Config) *Filter {
 	if cfg.Removed == nil {
 		cfg.Removed = new(atomic.Uint64)
 	}
-	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1)}
+	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1), quiet: make(map[uint16]int64)}
 	f.targets.Store(&[]Target{})
 	return f
 }
@@ -125,7 +132,47 @@ func (f *Filter) EventListener() pebble.EventListener {
 func (f *Filter) SetTargets(targets []Target) {
 	ts := append([]Target(nil), targets...)
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	f.mu.Lock()
 	f.targets.Store(&ts)
+	clear(f.quiet)
+	f.mu.Unlock()
+}
+
+// observe reads the clock. If it went back since the last reading, what
+// was learnt about when states can next expire no longer holds.
+func (f *Filter) observe() int64 {
+	now := ttl.Millis(f.cfg.Clock.Now())
+	f.mu.Lock()
+	if now < f.lastNow {
+		clear(f.quiet)
+	}
+	f.lastNow = now
+	f.mu.Unlock()
+	return now
+}
+
+// quietAt returns the states nothing of which can be expired at now.
+func (f *Filter) quietAt(now int64) map[uint16]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids map[uint16]bool
+	for id, until := range f.quiet {
+		if now < until {
+			if ids == nil {
+				ids = make(map[uint16]bool, len(f.quiet))
+			}
+			ids[id] = true
+		}
+	}
+	return ids
+}
+
+// learn records that no entry of state id expires before until: true of
+// what a complete pass kept, and of everything written since it began.
+func (f *Filter) learn(id uint16, until int64) {
+	f.mu.Lock()
+	f.quiet[id] = until
+	f.mu.Unlock()
 }
 
 // report queues the span [lo, hi] if it touches a target state.
@@ -225,7 +272,8 @@ func (f *Filter) run() {
 				s := f.pending[0]
 				f.pending = f.pending[1:]
 				f.mu.Unlock()
-				f.background(f.scanSpan(f.ctx, s, true))
+				_, err := f.scanSpan(f.ctx, s, true)
+				f.background(err)
 			}
 		case <-tick:
 			f.background(f.sweep(f.ctx, true))
@@ -248,14 +296,30 @@ func (f *Filter) Cleanup(ctx context.Context) error {
 	return f.sweep(ctx, false)
 }
 
-// sweep scans every target state in full.
+// sweep scans every target state in full. The background worker (paced)
+// skips a state while its last complete pass says nothing of it can have
+// expired yet; CleanupExpired (not paced) always scans everything.
+//
+// A pass learns when the state can next expire: the earliest expiry among
+// the entries it kept, or, if sooner, when an entry stamped as the pass
+// began would expire, which covers every entry written during or after
+// the pass (stamps never precede the clock reading that starts the pass).
+// Entries copied with their stamps, as MergeNamespaces does, come from
+// entries the bound already covered. A clock that goes back forgets what
+// was learnt.
 func (f *Filter) sweep(ctx context.Context, paced bool) error {
 	for _, t := range *f.targets.Load() {
+		now := f.observe()
+		if paced && f.quietAt(now)[t.ID] {
+			continue
+		}
 		lo, hi := keys.StateBounds(t.ID)
 		// [lo, hi) as an inclusive span: hi is no key of the state.
-		if err := f.scanSpan(ctx, span{lo: lo, hi: hi}, paced); err != nil {
+		earliest, err := f.scanSpan(ctx, span{lo: lo, hi: hi}, paced)
+		if err != nil {
 			return err
 		}
+		f.learn(t.ID, min(earliest, ttl.ExpiresAt(now, t.TTLMillis)))
 	}
 	return nil
 }
@@ -312,19 +376,26 @@ func (s *scanIter) close() {
 }
 
 // scanSpan checks every entry of target states in [s.lo, s.hi], removes
-// the expired ones, and compacts the span if they were dense.
-func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
+// the expired ones, and compacts the span if they were dense. It returns
+// when the earliest entry it kept expires (math.MaxInt64 if none). A paced
+// scan skips the states sweep found quiet.
+func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error) {
 	targets := *f.targets.Load()
 	if len(targets) == 0 {
-		return nil
+		return math.MaxInt64, nil
+	}
+	now := f.observe()
+	var skip map[uint16]bool
+	if paced {
+		skip = f.quietAt(now)
 	}
 	si := &scanIter{f: f, upper: append(bytes.Clone(s.hi), 0)} // smallest key above s.hi
 	if err := si.open(s.lo); err != nil {
-		return err
+		return 0, err
 	}
 	defer si.close()
 
-	ef := NewEntryFilter(targets, ttl.Millis(f.cfg.Clock.Now()))
+	ef := NewEntryFilter(targets, now)
 	var (
 		doomed     []condemned
 		scanned    int
@@ -341,8 +412,8 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 	for valid := si.it.First(); valid; {
 		it := si.it
 		key := it.Key()
-		if _, ok := ef.Target(key); !ok {
-			// Not a TTL state: jump to the next state's keys.
+		if t, ok := ef.Target(key); !ok || skip[t.ID] {
+			// Not a TTL state, or a quiet one: jump to the next state's keys.
 			if len(key) < keys.StateIDLen || key[0] == 0xFF && key[1] >= 0xFE {
 				break
 			}
@@ -352,7 +423,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		}
 		raw, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("compaction: scan: %w", err)
+			return 0, fmt.Errorf("compaction: scan: %w", err)
 		}
 		if v, out, err := ef.Apply(key, raw); err != nil {
 			f.background(fmt.Errorf("compaction: key %x: %w", key, err))
@@ -367,7 +438,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		}
 		if len(doomed) >= confirmBatch {
 			if err := flush(); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		valid = it.Next()
@@ -376,25 +447,25 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 		}
 		f.cfg.Scanned.Add(256)
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		if err := flush(); err != nil {
-			return err
+			return 0, err
 		}
 		slept := paced && f.pace(ctx, scanned+removed*removalCost, start)
 		if valid && (slept || si.since >= refreshEvery) {
 			if err := si.open(bytes.Clone(it.Key())); err != nil {
-				return err
+				return 0, err
 			}
 			valid = si.it.First()
 		}
 	}
 	f.cfg.Scanned.Add(uint64(scanned % 256))
 	if err := si.it.Error(); err != nil {
-		return fmt.Errorf("compaction: scan: %w", err)
+		return 0, fmt.Errorf("compaction: scan: %w", err)
 	}
 	if err := flush(); err != nil {
-		return err
+		return 0, err
 	}
 	// Compact where removals are dense (a quarter of what was scanned), so
 	// mass expiry returns its space at once; sparse tombstones are left to
@@ -402,10 +473,10 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) error {
 	// span for a few removals would cost the task more than it returns.
 	if removed > 0 && removed*4 >= scanned {
 		if err := f.db.Compact(ctx, s.lo, si.upper, false /* parallelize */); err != nil {
-			return fmt.Errorf("compaction: compact span: %w", err)
+			return 0, fmt.Errorf("compaction: compact span: %w", err)
 		}
 	}
-	return nil
+	return ef.Earliest(), nil
 }
 
 // queryEvery returns how many entries to check between clock reads while

@@ -75,15 +75,24 @@ const (
 // elements, appended to dst. Reads, cleanup and full snapshots all decide
 // through it.
 func Filter(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdict, []byte, error) {
+	v, out, _, err := FilterNext(layout, raw, ttlMillis, now, dst)
+	return v, out, err
+}
+
+// FilterNext is Filter that also returns when the earliest part of the
+// value it keeps expires: math.MaxInt64 if it keeps nothing.
+func FilterNext(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdict, []byte, int64, error) {
+	next := int64(math.MaxInt64)
 	if layout == Single {
 		ts, _, err := SplitStamp(raw)
 		if err != nil {
-			return Keep, dst, err
+			return Keep, dst, next, err
 		}
-		if Expired(ts, ttlMillis, now) {
-			return Drop, dst, nil
+		at := ExpiresAt(ts, ttlMillis)
+		if at <= now {
+			return Drop, dst, next, nil
 		}
-		return Keep, dst, nil
+		return Keep, dst, at, nil
 	}
 	kept, total := 0, 0
 	start := len(dst)
@@ -91,22 +100,23 @@ func Filter(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdic
 		var elem []byte
 		var err error
 		if elem, rest, err = listfmt.Next(rest); err != nil {
-			return Keep, dst[:start], err
+			return Keep, dst[:start], math.MaxInt64, err
 		}
 		ts, _, err := SplitStamp(elem)
 		if err != nil {
-			return Keep, dst[:start], err
+			return Keep, dst[:start], math.MaxInt64, err
 		}
-		if !Expired(ts, ttlMillis, now) {
+		if at := ExpiresAt(ts, ttlMillis); at > now {
 			dst = listfmt.AppendElement(dst, elem)
 			kept++
+			next = min(next, at)
 		}
 	}
 	switch kept {
 	case total:
-		return Keep, dst[:start], nil
+		return Keep, dst[:start], next, nil
 	case 0:
-		return Drop, dst[:start], nil
+		return Drop, dst[:start], next, nil
 	}
-	return Rewrite, dst, nil
+	return Rewrite, dst, next, nil
 }
