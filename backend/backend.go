@@ -117,6 +117,7 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		Writes:        b.writes,
 		SweepInterval: opts.TTLSweepInterval,
 		ScanRate:      opts.TTLScanRate,
+		Share:         opts.TTLCleanupShare,
 		Scanned:       &b.ttlMetrics.bgScanned,
 		Removed:       &b.ttlMetrics.bgRemoved,
 		OnError: func(err error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,10 @@ func TestOpen_InvalidOptions(t *testing.T) {
 		"negative key group":      {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: -1, End: 5}},
 		"negative cache":          {Dir: dir, BlockCacheSize: -1},
 		"tiny memtable":           {Dir: dir, MemTableSize: 1000},
+		"negative TTL scan rate":  {Dir: dir, TTLScanRate: -1},
+		"TTL share above one":     {Dir: dir, TTLCleanupShare: 1.5},
+		"negative TTL share":      {Dir: dir, TTLCleanupShare: -0.1},
+		"NaN TTL share":           {Dir: dir, TTLCleanupShare: math.NaN()},
 	}
 	for name, opts := range cases {
 		b, err := backend.Open(backend.String, opts)

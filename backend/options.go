@@ -77,6 +77,14 @@ type Options struct {
 	// CleanupExpired is not capped.
 	TTLScanRate int
 
+	// TTLCleanupShare caps the share of one core's time background TTL
+	// cleanup spends working, in wall time; it sleeps the rest. Where
+	// entries are dearer to scan than TTLScanRate assumes (a memtable full
+	// of the task's writes makes each step several times dearer), this is
+	// the cap that holds. In (0, 1]; 1 lifts it. Default: 0.25.
+	// CleanupExpired is not capped.
+	TTLCleanupShare float64
+
 	// Operator names the operator this instance belongs to. It goes into
 	// snapshot handles, and restore picks the handles of this operator.
 	// Default: "default".
@@ -135,6 +143,9 @@ func (o *Options) EnsureDefaults() {
 	if o.TTLScanRate == 0 {
 		o.TTLScanRate = compaction.DefaultScanRate
 	}
+	if o.TTLCleanupShare == 0 {
+		o.TTLCleanupShare = compaction.DefaultShare
+	}
 	if o.Operator == "" {
 		o.Operator = "default"
 	}
@@ -187,6 +198,9 @@ func (o *Options) Validate() error {
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)
+	}
+	if s := o.TTLCleanupShare; s < 0 || s > 1 || s != s {
+		add("TTLCleanupShare %v is not in (0, 1]", s)
 	}
 	return errors.Join(errs...)
 }

@@ -23,10 +23,11 @@
 //     which nothing can have expired. CleanupExpired never skips.
 //
 // The worker re-reads the clock every QueryTimeAfterNumEntries entries, as
-// Flink's filter does, and is paced to a configurable amount of work per
-// second (entries checked, each removal counting as 100: its delete and
-// the flush and compaction of its tombstone) so the task's own reads and
-// writes keep their speed.
+// Flink's filter does, and is paced so the task's own reads and writes keep
+// their speed: to a configurable amount of work per second (entries
+// checked, each removal counting as 100: its delete and the flush and
+// compaction of its tombstone), and to a share of one core's time (25% by
+// default), which holds where entries are dearer than the first assumes.
 // CleanupExpired runs unpaced.
 //
 // EntryFilter, the per-entry decision, is shared with full snapshots, which

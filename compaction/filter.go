@@ -21,6 +21,7 @@ import (
 const (
 	DefaultSweepInterval            = time.Hour
 	DefaultScanRate                 = 1_000_000
+	DefaultShare                    = 0.25
 	DefaultQueryTimeAfterNumEntries = ttl.DefaultQueryTimeAfterNumEntries
 )
 
@@ -45,6 +46,13 @@ type Config struct {
 	// checked; removing an entry counts as removalCost (100) checks.
 	// CleanupExpired is not capped. Default: 1,000,000.
 	ScanRate int
+	// Share caps the share of one core's time the background worker spends
+	// working, in wall time (time it waits to be scheduled counts as work,
+	// so it backs off further on a busy machine); it sleeps the rest. It
+	// bounds the worker where entries cost more than ScanRate assumes, as
+	// in a database whose memtable is full of the task's writes. In (0, 1];
+	// 1 lifts the cap. CleanupExpired is not capped. Default: 0.25.
+	Share float64
 	// QueryTimeAfterNumEntries is how many entries are checked between clock
 	// reads. Default: 1000.
 	QueryTimeAfterNumEntries int
@@ -91,6 +99,9 @@ func New(cfg Config) *Filter {
 	}
 	if cfg.ScanRate <= 0 {
 		cfg.ScanRate = DefaultScanRate
+	}
+	if cfg.Share <= 0 || cfg.Share > 1 {
+		cfg.Share = DefaultShare
 	}
 	if cfg.QueryTimeAfterNumEntries <= 0 {
 		cfg.QueryTimeAfterNumEntries = DefaultQueryTimeAfterNumEntries
@@ -401,7 +412,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 		scanned    int
 		removed    int
 		sinceClock int // entries checked since the clock was read
-		start      = time.Now()
+		pc         = &pacer{rate: float64(f.cfg.ScanRate), share: f.cfg.Share, start: time.Now()}
 	)
 	flush := func() error {
 		n, err := f.confirm(ef, si.gen, doomed)
@@ -452,7 +463,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 		if err := flush(); err != nil {
 			return 0, err
 		}
-		slept := paced && f.pace(ctx, scanned+removed*removalCost, start)
+		slept := paced && f.pace(ctx, pc, scanned+removed*removalCost)
 		if valid && (slept || si.since >= refreshEvery) {
 			if err := si.open(bytes.Clone(it.Key())); err != nil {
 				return 0, err
@@ -510,19 +521,40 @@ const removalCost = 100
 // iterator) a few hundred times a second at most.
 const minPause = 2 * time.Millisecond
 
-// pace sleeps as long as the worker is ahead of the configured rate, once
-// it is at least minPause ahead; work is in entries scanned (removals
-// weighted by removalCost). It reports whether it slept.
-func (f *Filter) pace(ctx context.Context, work int, start time.Time) bool {
-	due := time.Duration(float64(work) / float64(f.cfg.ScanRate) * float64(time.Second))
-	ahead := due - time.Since(start)
-	if ahead < minPause {
+// pacer keeps a scan within the configured rate and share.
+type pacer struct {
+	rate  float64 // work per second
+	share float64
+	start time.Time
+	slept time.Duration // total pause so far
+}
+
+// pause returns how long to pause after work (entries scanned, removals
+// weighted by removalCost) at elapsed since the scan started: long enough
+// that the work has not outrun the rate, and that the time spent working
+// (elapsed minus the pauses) is at most share of the total.
+func (p *pacer) pause(work int, elapsed time.Duration) time.Duration {
+	due := time.Duration(float64(work) / p.rate * float64(time.Second))
+	busy := elapsed - p.slept
+	due = max(due, time.Duration(float64(busy)/p.share))
+	if ahead := due - elapsed; ahead >= minPause {
+		return ahead
+	}
+	return 0
+}
+
+// pace sleeps as long as pause says. It reports whether it slept.
+func (f *Filter) pace(ctx context.Context, p *pacer, work int) bool {
+	d := p.pause(work, time.Since(p.start))
+	if d == 0 {
 		return false
 	}
+	t0 := time.Now()
 	select {
 	case <-ctx.Done():
-	case <-time.After(ahead):
+	case <-time.After(d):
 	}
+	p.slept += time.Since(t0)
 	return true
 }
 

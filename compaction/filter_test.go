@@ -657,3 +657,30 @@ func TestFilterCompactsWhatItEmptied(t *testing.T) {
 		return x.db.Metrics().DiskSpaceUsage() < full/4
 	})
 }
+
+// TestPacerPause checks the pace's two caps: work against the rate, and
+// time spent working against the share; and that short pauses wait.
+func TestPacerPause(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		name           string
+		rate, share    float64
+		work           int
+		elapsed, slept time.Duration
+		want           time.Duration
+	}{
+		{"rate: 10k entries at 1M/s is due at 10 ms", 1e6, 1, 10_000, 4 * ms, 0, 6 * ms},
+		{"rate: on time", 1e6, 1, 10_000, 10 * ms, 0, 0},
+		{"rate: ahead by less than minPause waits", 1e6, 1, 10_000, 9 * ms, 0, 0},
+		{"share: 1 ms busy at 0.1 is due at 10 ms", 1e9, 0.1, 1, 1 * ms, 0, 9 * ms},
+		{"share: pauses do not count as work", 1e9, 0.1, 1, 12 * ms, 9 * ms, 18 * ms},
+		{"share: within the share", 1e9, 0.1, 1, 30 * ms, 27 * ms, 0},
+		{"both: the later due wins", 1e6, 0.5, 10_000, 8 * ms, 0, 8 * ms},
+	}
+	for _, c := range cases {
+		p := &pacer{rate: c.rate, share: c.share, slept: c.slept}
+		if got := p.pause(c.work, c.elapsed); got != c.want {
+			t.Errorf("%s: pause = %v; want %v", c.name, got, c.want)
+		}
+	}
+}
