@@ -86,6 +86,25 @@ func (x *fixture) setNoted(w *Writes, k, v []byte) {
 	w.Note(k)
 }
 
+// cleanupWritingBeforeConfirm runs a full pass and calls write once, just
+// before the pass's second hold of the lock: hold 1 is the scan reading the
+// write generation as its iterator opens, hold 2 the first confirm, after
+// the scan condemned everything (fewer than confirmBatch entries).
+func (x *fixture) cleanupWritingBeforeConfirm(write func()) {
+	x.t.Helper()
+	var once sync.Once
+	hook := func() {
+		if x.mu.holds.Load() == 1 {
+			once.Do(write)
+		}
+	}
+	x.mu.before.Store(&hook)
+	defer x.mu.before.Store(nil)
+	if err := x.f.Cleanup(context.Background()); err != nil {
+		x.t.Fatal(err)
+	}
+}
+
 // TestFilterConfirmWithWrites checks both sides of confirming with a
 // Writes table: an entry written after the scan read it (and noted) is read
 // again and kept; an entry nobody noted is deleted as the scan judged it,
@@ -104,26 +123,13 @@ func TestFilterConfirmWithWrites(t *testing.T) {
 	}
 	x.clock.Advance(time.Hour)
 	now := x.now()
-	// Hold 1 is the scan reading the write generation as its iterator
-	// opens; hold 2 is the first confirm, after the scan condemned all 20.
-	var once sync.Once
-	hook := func() {
-		if x.mu.holds.Load() != 1 {
-			return
+	x.cleanupWritingBeforeConfirm(func() {
+		for i := range noted {
+			x.set(noted[i], stampedValue(now, "rewritten"))
+			w.Note(noted[i])
+			x.set(unnoted[i], stampedValue(now, "rewritten"))
 		}
-		once.Do(func() {
-			for i := range noted {
-				x.set(noted[i], stampedValue(now, "rewritten"))
-				w.Note(noted[i])
-				x.set(unnoted[i], stampedValue(now, "rewritten"))
-			}
-		})
-	}
-	x.mu.before.Store(&hook)
-	if err := x.f.Cleanup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	x.mu.before.Store(nil)
+	})
 	for i := range noted {
 		if raw, ok := x.get(noted[i]); !ok || !bytes.Equal(raw, stampedValue(now, "rewritten")) {
 			t.Fatalf("noted key %d rewritten after the scan was lost: %x, %v", i, raw, ok)
@@ -154,27 +160,16 @@ func TestFilterConfirmWithWritesBatch(t *testing.T) {
 	}
 	x.clock.Advance(time.Hour)
 	now := x.now()
-	var once sync.Once
-	hook := func() {
-		if x.mu.holds.Load() != 1 {
-			return
+	x.cleanupWritingBeforeConfirm(func() {
+		b := x.db.NewBatch()
+		for _, k := range ks {
+			_ = b.Set(k, stampedValue(now, "batched"), nil)
 		}
-		once.Do(func() {
-			b := x.db.NewBatch()
-			for _, k := range ks {
-				_ = b.Set(k, stampedValue(now, "batched"), nil)
-			}
-			if err := b.Commit(pebble.NoSync); err != nil {
-				t.Error(err)
-			}
-			w.NoteAll()
-		})
-	}
-	x.mu.before.Store(&hook)
-	if err := x.f.Cleanup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	x.mu.before.Store(nil)
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Error(err)
+		}
+		w.NoteAll()
+	})
 	for i, k := range ks {
 		if raw, ok := x.get(k); !ok || !bytes.Equal(raw, stampedValue(now, "batched")) {
 			t.Fatalf("key %d written by a batch after the scan was lost: %x, %v", i, raw, ok)
