@@ -77,12 +77,12 @@ type Filter struct {
 	mu      sync.Mutex
 	pending []span // spans reported by flushes and compactions
 	wake    chan struct{}
-	// quiet holds, by state id, a time before which no entry of the state
+	// quietUntil holds, by state id, a time before which no entry of the state
 	// can expire, learnt from its last complete pass; the background worker
 	// skips those states until then. lastNow is the latest clock reading,
 	// to notice a clock that goes back.
-	quiet   map[uint16]int64
-	lastNow int64
+	quietUntil map[uint16]int64
+	lastNow    int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -112,7 +112,7 @@ func New(cfg Config) *Filter {
 	if cfg.Removed == nil {
 		cfg.Removed = new(atomic.Uint64)
 	}
-	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1), quiet: make(map[uint16]int64)}
+	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1), quietUntil: make(map[uint16]int64)}
 	f.targets.Store(&[]Target{})
 	return f
 }
@@ -145,7 +145,7 @@ func (f *Filter) SetTargets(targets []Target) {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	f.mu.Lock()
 	f.targets.Store(&ts)
-	clear(f.quiet)
+	clear(f.quietUntil)
 	f.mu.Unlock()
 }
 
@@ -155,11 +155,19 @@ func (f *Filter) observe() int64 {
 	now := ttl.Millis(f.cfg.Clock.Now())
 	f.mu.Lock()
 	if now < f.lastNow {
-		clear(f.quiet)
+		clear(f.quietUntil)
 	}
 	f.lastNow = now
 	f.mu.Unlock()
 	return now
+}
+
+// quiet reports whether nothing of state id can be expired at now.
+func (f *Filter) quiet(id uint16, now int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	until, ok := f.quietUntil[id]
+	return ok && now < until
 }
 
 // quietAt returns the states nothing of which can be expired at now.
@@ -167,10 +175,10 @@ func (f *Filter) quietAt(now int64) map[uint16]bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ids map[uint16]bool
-	for id, until := range f.quiet {
+	for id, until := range f.quietUntil {
 		if now < until {
 			if ids == nil {
-				ids = make(map[uint16]bool, len(f.quiet))
+				ids = make(map[uint16]bool, len(f.quietUntil))
 			}
 			ids[id] = true
 		}
@@ -182,7 +190,7 @@ func (f *Filter) quietAt(now int64) map[uint16]bool {
 // what a complete pass kept, and of everything written since it began.
 func (f *Filter) learn(id uint16, until int64) {
 	f.mu.Lock()
-	f.quiet[id] = until
+	f.quietUntil[id] = until
 	f.mu.Unlock()
 }
 
@@ -321,7 +329,7 @@ func (f *Filter) Cleanup(ctx context.Context) error {
 func (f *Filter) sweep(ctx context.Context, paced bool) error {
 	for _, t := range *f.targets.Load() {
 		now := f.observe()
-		if paced && f.quietAt(now)[t.ID] {
+		if paced && f.quiet(t.ID, now) {
 			continue
 		}
 		lo, hi := keys.StateBounds(t.ID)
