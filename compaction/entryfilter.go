@@ -64,11 +64,17 @@ func (f *EntryFilter) Target(key []byte) (Target, bool) {
 // value to store instead, valid until the next call. A malformed value is
 // kept and reported.
 func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
+	return f.ApplyFloor(key, value, ttl.NoFloor)
+}
+
+// ApplyFloor is Apply for an entry whose stamps count as at least floor
+// (see ttl.FilterFloor).
+func (f *EntryFilter) ApplyFloor(key, value []byte, floor int64) (ttl.Verdict, []byte, error) {
 	t, ok := f.Target(key)
 	if !ok {
 		return ttl.Keep, nil, nil
 	}
-	v, out, next, err := ttl.FilterNext(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
+	v, out, next, err := ttl.FilterFloor(t.Layout, value, t.TTLMillis, f.now, floor, f.buf[:0])
 	f.buf = out[:0]
 	if err == nil {
 		f.earliest = min(f.earliest, next)
