@@ -86,16 +86,24 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 	return out, nil
 }
 
-// getTTL decodes a list with stamped elements. It rewrites the stored list
-// when elements expired (dropping them) or, under OnReadAndWrite, to
-// restamp the elements it returns; a stamp already equal to now needs no
-// rewrite.
+// getTTL decodes a list with stamped elements. It removes the elements
+// that expired and, under OnReadAndWrite, moves the stamps of those it
+// returns to now. A list that expired whole is removed, and a list only
+// restamped gets its new access time, through the buffer of deferred work;
+// a list that lost some elements is rewritten at once.
 func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	t := s.ttl
+	floor := int64(ttl.NoFloor)
+	if d, ok := s.b.deferredOf(key); ok {
+		if d.removed { // an earlier read removed it
+			return nil, nil
+		}
+		floor = d.at
+	}
 	now := s.now()
 	var out []E
 	keep := s.vbuf[:0]
-	expired, restamped := 0, 0
+	expired, restamped, backward := 0, 0, false
 	for len(raw) > 0 {
 		elem, rest, err := listfmt.Next(raw)
 		if err != nil {
@@ -106,18 +114,22 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		if err != nil {
 			return nil, s.corrupt("decode list", err)
 		}
-		dead := ttl.Expired(ts, t.millis, now)
-		if dead {
+		eff := max(ts, floor)
+		if ttl.Expired(eff, t.millis, now) {
 			expired++
 			if !t.returnExpired {
 				continue
 			}
-		} else if t.updateOnRead && ts != now {
-			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
-			keep = listfmt.AppendElement(keep, s.ebuf)
-			restamped++
 		} else {
+			if t.updateOnRead && eff != now {
+				backward = backward || eff > now // the clock went back
+				eff = now
+				restamped++
+			}
 			keep = listfmt.AppendElement(keep, elem)
+			if eff != ts {
+				ttl.PutStamp(keep[len(keep)-len(elem):], eff)
+			}
 		}
 		e, err := s.codec.Decode(user)
 		if err != nil {
@@ -126,13 +138,15 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		out = append(out, e)
 	}
 	s.vbuf = keep[:0]
-	if expired == 0 && restamped == 0 {
-		return out, nil // nothing to remove, no stamp to move
-	}
 	var err error
-	if len(keep) == 0 {
-		err = s.b.del(key)
-	} else {
+	switch {
+	case expired == 0 && restamped == 0:
+		return out, nil // nothing to remove, no stamp to move
+	case expired == 0 && !backward && s.b.def.on():
+		err = s.b.touch(key, now)
+	case len(keep) == 0:
+		err = s.b.removeExpired(key)
+	default:
 		err = s.b.set(key, keep)
 	}
 	if err != nil {

@@ -29,6 +29,11 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 		if err != nil {
 			return nil, nil, err
 		}
+		// Deferred TTL work must be in the value before it moves: another
+		// key's access time would not follow it.
+		if err := s.b.settle(key); err != nil {
+			return nil, nil, s.wrap("merge namespaces", err)
+		}
 		raw, closer, err := s.b.db.Get(key)
 		if err == pebble.ErrNotFound {
 			continue
@@ -45,6 +50,9 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 	key, err := s.keyIn(targetNS)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := s.b.settle(key); err != nil {
+		return nil, nil, s.wrap("merge namespaces", err)
 	}
 	return raws, append([]byte(nil), key...), nil
 }

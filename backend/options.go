@@ -24,6 +24,7 @@ const (
 	DefaultMaxParallelism = 128
 	DefaultBlockCacheSize = 64 << 20
 	DefaultMemTableSize   = 64 << 20
+	DefaultTTLReadBuffer  = 64 << 20
 )
 
 // Options configure a backend. The zero value of every field but Dir means
@@ -85,6 +86,21 @@ type Options struct {
 	// CleanupExpired is not capped.
 	TTLCleanupShare float64
 
+	// TTLReadBuffer is the memory in bytes that holds the writes TTL puts
+	// on reads until they are written to Pebble: the stamps reads refresh
+	// under OnReadAndWrite, and the removals of expired values reads find.
+	// Written through, as in Flink, they fill the memtable every later read
+	// searches, and a read-mostly task runs at read-write speed. Buffered,
+	// they reach Pebble in batches: a sixty-fourth of the buffer at a time
+	// once it is full, and all of it before every snapshot, on Flush and on
+	// Close (a key costs about 64 bytes beyond its length, and writing it
+	// back about a point read and a write; a snapshot's synchronous part
+	// grows by that much per key buffered since the last one). A process
+	// that dies loses what was buffered, as it loses unflushed writes with
+	// the WAL off: restore from the last checkpoint has all of it. Negative
+	// writes through. Default: 64 MiB.
+	TTLReadBuffer int64
+
 	// Operator names the operator this instance belongs to. It goes into
 	// snapshot handles, and restore picks the handles of this operator.
 	// Default: "default".
@@ -145,6 +161,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.TTLCleanupShare == 0 {
 		o.TTLCleanupShare = compaction.DefaultShare
+	}
+	if o.TTLReadBuffer == 0 {
+		o.TTLReadBuffer = DefaultTTLReadBuffer
 	}
 	if o.Operator == "" {
 		o.Operator = "default"

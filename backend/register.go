@@ -84,6 +84,7 @@ type cleaner interface{ accessed() error }
 // enableCleanup hands a new TTL state to the cleanup strategies it asks
 // for.
 func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
+	b.ttlLayouts[m.ID] = layoutOf(m.Kind)
 	if cfg.Cleanup.Incremental.Enabled && cfg.Cleanup.Incremental.OnEveryKey {
 		b.onKey = append(b.onKey, c)
 	}

@@ -83,13 +83,19 @@ func newSnapshotOwner() *snapshotOwner {
 // (Options.IncrementalCheckpoints) it flushes the memtable and takes a
 // native Pebble checkpoint of hard links in the instance directory: time
 // grows with the unflushed data and the number of files, not the state
-// size.
+// size. Either first writes back the TTL work reads buffered
+// (Options.TTLReadBuffer): about a point read and a write per key read
+// under OnReadAndWrite, or found expired, since the last snapshot.
 func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSnapshot, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
 	if checkpointID < 0 || st == nil {
 		return nil, fmt.Errorf("%w: checkpoint id %d, storage %v", ErrInvalidArgument, checkpointID, st)
+	}
+	// The snapshot must hold the stamps and removals reads buffered.
+	if err := b.writeBack(); err != nil {
+		return nil, fmt.Errorf("backend: snapshot %d: %w", checkpointID, err)
 	}
 	states := make([]meta.State, 0, len(b.persisted))
 	for _, m := range b.persisted {

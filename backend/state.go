@@ -181,6 +181,11 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 			yield(zero, err)
 			return
 		}
+		// Keys whose values reads removed must not be yielded.
+		if err := b.writeBack(); err != nil {
+			yield(zero, s.wrap("keys", err))
+			return
+		}
 		lo, hi := keys.KeyGroupBounds(s.id, b.opts.KeyGroups.Start, b.opts.KeyGroups.End, b.kgWidth)
 		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {

@@ -553,13 +553,29 @@ var ttlConfigs = []struct {
 // stored units of every scenario's state are compared with what it
 // declared: expired entries a read met are physically gone, expired
 // entries no read met are still there (nothing else cleans up here).
+//
+// It runs in each mode of the read buffer (Options.TTLReadBuffer): the
+// default, write-through, and one so small that nearly every buffered
+// write is written back at once by eviction.
 func TestTTLSemantics(t *testing.T) {
+	for _, mode := range ttlBufferModes {
+		t.Run(mode.name, func(t *testing.T) { ttlSemantics(t, mode.size) })
+	}
+}
+
+// ttlBufferModes are the modes of the read buffer the TTL tests run in.
+var ttlBufferModes = []struct {
+	name string
+	size int64
+}{{"Buffered", 0}, {"WriteThrough", -1}, {"Evicting", 200}}
+
+func ttlSemantics(t *testing.T, bufferSize int64) {
 	for _, kind := range ttlKinds() {
 		t.Run(kind.name, func(t *testing.T) {
 			for _, c := range ttlConfigs {
 				t.Run(c.name, func(t *testing.T) {
 					cfg := ttlCfg(c.upd, c.vis)
-					env := ttlOpen(t, nil)
+					env := ttlOpen(t, func(o *backend.Options) { o.TTLReadBuffer = bufferSize })
 					stored := map[string]int{}
 					failed := map[string]bool{}
 					for _, sc := range append(slices.Clone(ttlGenericScenarios), kind.extra...) {

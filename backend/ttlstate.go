@@ -79,10 +79,17 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 		closer.Close()
 		return nil, nil, false, s.corrupt("read TTL stamp", err)
 	}
+	if d, ok := s.b.deferredOf(key); ok {
+		if d.removed { // an earlier read removed it
+			closer.Close()
+			return nil, nil, false, nil
+		}
+		ts = max(ts, d.at)
+	}
 	now := s.now()
 	if ttl.Expired(ts, t.millis, now) {
 		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.del(key); err != nil {
+		if err := s.b.removeExpired(key); err != nil {
 			closer.Close()
 			return nil, nil, false, s.wrap("remove expired", err)
 		}
@@ -96,13 +103,30 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 	// the same millisecond as the last write) is left as it is, which
 	// changes nothing but saves a write.
 	if t.updateOnRead && ts != now {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.set(key, s.vbuf); err != nil {
+		if err := s.refresh(key, user, ts, now); err != nil {
 			closer.Close()
-			return nil, nil, false, s.wrap("refresh TTL", err)
+			return nil, nil, false, err
 		}
 	}
 	return user, closer, true, nil
+}
+
+// refresh moves the stamp of the single-stamped value at key, whose user
+// bytes are user, from ts to now: in the buffer of deferred work, or at
+// once when reads write through or the clock went back (the buffer can
+// only raise stamps).
+func (s *state[K, N]) refresh(key, user []byte, ts, now int64) error {
+	var err error
+	if s.b.def.on() && ts < now {
+		err = s.b.touch(key, now)
+	} else {
+		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+		err = s.b.set(key, s.vbuf)
+	}
+	if err != nil {
+		return s.wrap("refresh TTL", err)
+	}
+	return nil
 }
 
 // accessed runs a step of incremental cleanup if the state has it on. Every
@@ -163,7 +187,17 @@ func (s *state[K, N]) incrementalStep() error {
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
 	t := s.ttl
-	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
+	floor := int64(ttl.NoFloor)
+	if d, ok := s.b.deferredOf(key); ok {
+		if d.removed { // a read removed it; make that so on disk
+			if err := s.b.del(key); err != nil {
+				return false, s.wrap("incremental cleanup", err)
+			}
+			return true, nil
+		}
+		floor = d.at
+	}
+	verdict, out, _, err := ttl.FilterFloor(t.layout, raw, t.millis, now, floor, t.fbuf[:0])
 	t.fbuf = out[:0]
 	if err != nil {
 		// A malformed entry is left for reads of its key to report (and

@@ -1,7 +1,11 @@
 package backend
 
 import (
+	"fmt"
+
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // Every write of state data goes through these helpers, under b.mu.
@@ -9,28 +13,46 @@ import (
 // under the same lock, so a key rewritten after cleanup scanned it is never
 // deleted. Each write is noted in b.writes in the same critical section,
 // which lets cleanup skip re-reading entries nobody wrote since its scan.
-// Uncontended, the lock and the note cost tens of nanoseconds.
+// Uncontended, the lock and the note cost tens of nanoseconds. The writes
+// also keep the buffer of TTL work reads put off true (deferred.go).
 
 func (b *Backend[K]) set(key, value []byte) error {
 	b.mu.Lock()
 	err := b.db.Set(key, value, pebble.NoSync)
 	b.writes.Note(key)
+	b.def.drop(key)
 	b.mu.Unlock()
 	return err
 }
 
 func (b *Backend[K]) merge(key, value []byte) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.settleForMergeLocked(key); err != nil {
+		return err
+	}
 	err := b.db.Merge(key, value, pebble.NoSync)
 	b.writes.Note(key)
-	b.mu.Unlock()
 	return err
+}
+
+// settleForMergeLocked writes back the deferred work of a key about to
+// take a merge operand, unless the operand leaves it true: a removed key
+// must be deleted before its new elements arrive, and an access time later
+// than now (the clock went back) would raise the new elements' stamps.
+func (b *Backend[K]) settleForMergeLocked(key []byte) error {
+	e, ok := b.def.get(key)
+	if !ok || !e.removed && e.at <= ttl.Millis(b.opts.Clock.Now()) {
+		return nil
+	}
+	return b.settleLocked(key)
 }
 
 func (b *Backend[K]) del(key []byte) error {
 	b.mu.Lock()
 	err := b.db.Delete(key, pebble.NoSync)
 	b.writes.Note(key)
+	b.def.drop(key)
 	b.mu.Unlock()
 	return err
 }
@@ -40,8 +62,39 @@ func (b *Backend[K]) commit(batch *pebble.Batch) error {
 		return nil
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.settleBatchLocked(batch); err != nil {
+		return err
+	}
 	err := batch.Commit(pebble.NoSync)
 	b.writes.NoteAll()
-	b.mu.Unlock()
 	return err
+}
+
+// settleBatchLocked keeps the buffer of deferred TTL work true across a
+// batch, as set, merge and del do for single writes.
+func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch) error {
+	if len(b.def.index) == 0 {
+		return nil
+	}
+	r := batch.Reader()
+	for {
+		kind, key, value, ok, err := r.Next()
+		if err != nil {
+			return fmt.Errorf("backend: read batch: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+		switch kind {
+		case pebble.InternalKeyKindMerge:
+			if err := b.settleForMergeLocked(key); err != nil {
+				return err
+			}
+		case pebble.InternalKeyKindRangeDelete:
+			b.dropRangeLocked(key, value)
+		default:
+			b.def.drop(key)
+		}
+	}
 }
