@@ -21,9 +21,12 @@ import (
 // to the speed of a read-write one (4x for values, bench/RESULTS.md).
 //
 // So reads record the work here instead, in memory, and it reaches Pebble
-// later in batches: when the buffer outgrows Options.TTLReadBuffer (a
-// slice of it at a time), and in full before every snapshot, on Flush and
-// on Close. Until then everything that judges expiry consults the buffer:
+// later in sorted batches: before every snapshot, on Flush and on Close.
+// Once the buffer holds Options.TTLReadBuffer bytes, reads of keys it does
+// not hold write through, as Flink's do, until the next write-back empties
+// it: the keys read first after a snapshot (the hot ones, mostly) stay
+// buffered. Evicting instead would cost more than writing through, since
+// writing back a key costs a second read of its value. Until then everything that judges expiry consults the buffer:
 // reads, incremental cleanup, background cleanup (under b.mu) and, because
 // snapshots write it back first, snapshots. A key's true state is:
 //
@@ -39,14 +42,15 @@ import (
 // A map iteration reads a point-in-time view of Pebble, so work written
 // back while it runs would be lost to it: it would meet the removed entry
 // or the old stamp again, with nothing in the buffer to correct it. An
-// open iteration therefore pins the buffer: nothing is evicted, and a
-// write-back leaves its keys in the buffer too, where they are harmless.
+// open iteration therefore pins the buffer: a write-back (a snapshot taken
+// in the loop) leaves its keys in the buffer too, where they are harmless.
 //
 // Only the task goroutine changes the buffer, under b.mu; it reads it
 // without the lock. Background cleanup reads it under b.mu.
 
 // deferredOverhead approximates the memory of one buffered key beyond its
-// bytes: the map slot, the string header and the slot in entries.
+// bytes: its slot (32 bytes) in a table at most three quarters full that
+// grows by doubling.
 const deferredOverhead = 64
 
 // writeBackBatchBytes bounds one batch of a write-back.
@@ -58,71 +62,46 @@ type deferredEntry struct {
 	removed bool  // a read found the value expired and removed it
 }
 
-// deferred is the buffer: a map from key to a slot of entries, so that
-// updating a known key allocates nothing.
+// deferred is the buffer.
 type deferred struct {
-	index   map[string]int32
-	entries []deferredEntry
-	free    []int32 // unused slots of entries
-	bytes   int64   // approximate memory held
-	limit   int64   // Options.TTLReadBuffer; 0 writes through
-	pins    int     // open map iterations
-	buf     []byte  // scratch for write-back
+	t     deferredTable
+	bytes int64 // approximate memory held
+	limit int64 // Options.TTLReadBuffer; 0 writes through
+	pins  int   // open map iterations
+	buf   []byte
 }
 
 func newDeferred(limit int64) deferred {
-	return deferred{index: make(map[string]int32), limit: max(limit, 0)}
+	return deferred{t: newDeferredTable(), limit: max(limit, 0)}
 }
 
 // on reports whether reads defer their writes.
 func (d *deferred) on() bool { return d.limit > 0 }
 
-// get returns the entry of key.
-func (d *deferred) get(key []byte) (deferredEntry, bool) {
-	if len(d.index) == 0 {
-		return deferredEntry{}, false
-	}
-	i, ok := d.index[string(key)]
-	if !ok {
-		return deferredEntry{}, false
-	}
-	return d.entries[i], true
-}
+// empty reports whether the buffer holds nothing.
+func (d *deferred) empty() bool { return d.t.n == 0 }
 
-// put records e for key, replacing what it had.
-func (d *deferred) put(key []byte, e deferredEntry) {
-	if i, ok := d.index[string(key)]; ok {
-		d.entries[i] = e
-		return
+// get returns the entry of key.
+func (d *deferred) get(key []byte) (deferredEntry, bool) { return d.t.get(key) }
+
+// put records e for key, replacing what it had, and reports whether it
+// could: a new key does not fit in a full buffer.
+func (d *deferred) put(key []byte, e deferredEntry) bool {
+	if d.bytes >= d.limit {
+		if _, ok := d.t.get(key); !ok {
+			return false
+		}
 	}
-	var i int32
-	if n := len(d.free); n > 0 {
-		i, d.free = d.free[n-1], d.free[:n-1]
-		d.entries[i] = e
-	} else {
-		i = int32(len(d.entries))
-		d.entries = append(d.entries, e)
+	if d.t.put(key, e) {
+		d.bytes += int64(len(key)) + deferredOverhead
 	}
-	d.index[string(key)] = i
-	d.bytes += int64(len(key)) + deferredOverhead
+	return true
 }
 
 // drop forgets key.
 func (d *deferred) drop(key []byte) {
-	if len(d.index) == 0 {
-		return
-	}
-	if i, ok := d.index[string(key)]; ok {
-		d.forget(string(key), i)
-	}
-}
-
-func (d *deferred) forget(key string, i int32) {
-	delete(d.index, key)
-	d.free = append(d.free, i)
-	d.bytes -= int64(len(key)) + deferredOverhead
-	if len(d.index) == 0 {
-		d.entries, d.free, d.bytes = d.entries[:0], d.free[:0], 0
+	if d.t.remove(key) {
+		d.bytes -= int64(len(key)) + deferredOverhead
 	}
 }
 
@@ -137,61 +116,38 @@ func (b *Backend[K]) deferredLocked(key []byte) (floor int64, removed, ok bool) 
 }
 
 // touch records that a read returned key's value at now, under
-// OnReadAndWrite, when reads defer their writes.
-func (b *Backend[K]) touch(key []byte, now int64) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e, ok := b.def.get(key)
-	if ok && (e.removed || e.at >= now) {
-		return nil
-	}
-	b.def.put(key, deferredEntry{at: now})
-	return b.evictLocked()
-}
-
-// removeExpired removes key, whose value a read found expired: deferred,
-// or at once when reads write through.
-func (b *Backend[K]) removeExpired(key []byte) error {
+// OnReadAndWrite. It reports false, recording nothing, when reads write
+// through or the buffer is full: the caller then writes the stamp itself.
+func (b *Backend[K]) touch(key []byte, now int64) bool {
 	if !b.def.on() {
-		return b.del(key)
+		return false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.def.put(key, deferredEntry{at: ttl.NoFloor, removed: true})
-	return b.evictLocked()
+	if e, ok := b.def.get(key); ok && (e.removed || e.at >= now) {
+		return true
+	}
+	return b.def.put(key, deferredEntry{at: now})
 }
 
-// evictLocked writes back a sixty-fourth of the buffer, chosen at random,
-// once it holds more than its limit, so that no read waits for all of it.
-func (b *Backend[K]) evictLocked() error {
-	d := &b.def
-	if d.bytes <= d.limit || d.pins > 0 {
-		return nil
-	}
-	target := d.limit - d.limit/64
-	w := b.newWriteBack()
-	for k := range d.index {
-		if d.bytes-w.bytes <= target {
-			break
+// removeExpired removes key, whose value a read found expired: in the
+// buffer, or at once when reads write through or the buffer is full.
+func (b *Backend[K]) removeExpired(key []byte) error {
+	if b.def.on() {
+		b.mu.Lock()
+		ok := b.def.put(key, deferredEntry{at: ttl.NoFloor, removed: true})
+		b.mu.Unlock()
+		if ok {
+			return nil
 		}
-		w.add(k)
 	}
-	return w.run()
+	return b.del(key)
 }
 
 // pin holds the buffer's entries for an open map iteration; unpin lets
-// them go again and evicts what the iteration let pile up.
-func (b *Backend[K]) pin() { b.def.pins++ }
-
-func (b *Backend[K]) unpin() {
-	if b.def.pins--; b.def.pins > 0 || b.def.bytes <= b.def.limit {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// An error leaves the work in the buffer; the next eviction retries.
-	_ = b.evictLocked()
-}
+// them go again.
+func (b *Backend[K]) pin()   { b.def.pins++ }
+func (b *Backend[K]) unpin() { b.def.pins-- }
 
 // settleLocked writes back the deferred work of key, if it has any, so
 // that its stored value is its true value. b.mu must be held.
@@ -207,7 +163,7 @@ func (b *Backend[K]) settleLocked(key []byte) error {
 // settle is settleLocked for the task goroutine, for operations that read
 // stored values and move them elsewhere (merging namespaces).
 func (b *Backend[K]) settle(key []byte) error {
-	if len(b.def.index) == 0 {
+	if b.def.empty() {
 		return nil
 	}
 	b.mu.Lock()
@@ -218,24 +174,23 @@ func (b *Backend[K]) settle(key []byte) error {
 // writeBack writes all deferred work to Pebble and empties the buffer.
 // Task goroutine only.
 func (b *Backend[K]) writeBack() error {
-	if len(b.def.index) == 0 {
+	if b.def.empty() {
 		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := b.newWriteBack()
-	for k := range b.def.index {
-		w.add(k)
-	}
+	w.keys = b.def.t.keys(w.keys)
 	return w.run()
 }
 
 // dropRangeLocked forgets every key in [lo, hi), which a range deletion
 // removes.
 func (b *Backend[K]) dropRangeLocked(lo, hi []byte) {
-	for k, i := range b.def.index {
-		if bytes.Compare([]byte(k), lo) >= 0 && bytes.Compare([]byte(k), hi) < 0 {
-			b.def.forget(k, i)
+	all := b.def.t.keys(nil)
+	for _, k := range all {
+		if k >= string(lo) && k < string(hi) {
+			b.def.drop([]byte(k))
 		}
 	}
 }
@@ -251,8 +206,7 @@ type writeBackRun struct {
 	layouts map[uint16]ttl.Layout
 	db      *pebble.DB
 	note    func()
-	keys    []string
-	bytes   int64 // the keys' share of d.bytes
+	keys    []string // copies: the table's arena may move
 }
 
 func (b *Backend[K]) newWriteBack() *writeBackRun {
@@ -262,7 +216,6 @@ func (b *Backend[K]) newWriteBack() *writeBackRun {
 // add adds key, which has an entry, to the run.
 func (w *writeBackRun) add(key string) {
 	w.keys = append(w.keys, key)
-	w.bytes += int64(len(key)) + deferredOverhead
 }
 
 // run writes the work of every key added: a removed key's deletion, or
@@ -299,8 +252,8 @@ func (w *writeBackRun) run() error {
 
 // write puts key's work into batch.
 func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, key string) error {
-	e := w.d.entries[w.d.index[key]]
 	k := []byte(key)
+	e, _ := w.d.get(k)
 	if e.removed {
 		if err := batch.Delete(k, nil); err != nil {
 			return fmt.Errorf("backend: write back TTL work: %w", err)
@@ -340,7 +293,7 @@ func (w *writeBackRun) commit(batch *pebble.Batch, written []string) error {
 	}
 	if w.d.pins == 0 {
 		for _, k := range written {
-			w.d.forget(k, w.d.index[k])
+			w.d.drop([]byte(k))
 		}
 	}
 	return nil

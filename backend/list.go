@@ -102,34 +102,25 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	}
 	now := s.now()
 	var out []E
-	keep := s.vbuf[:0]
-	expired, restamped, backward := 0, 0, false
-	for len(raw) > 0 {
-		elem, rest, err := listfmt.Next(raw)
+	total, expired, restamped, backward := 0, 0, 0, false
+	for rest := raw; len(rest) > 0; total++ {
+		elem, next, err := listfmt.Next(rest)
 		if err != nil {
 			return nil, s.corrupt("decode list", err)
 		}
-		raw = rest
+		rest = next
 		ts, user, err := ttl.SplitStamp(elem)
 		if err != nil {
 			return nil, s.corrupt("decode list", err)
 		}
-		eff := max(ts, floor)
-		if ttl.Expired(eff, t.millis, now) {
+		if eff := max(ts, floor); ttl.Expired(eff, t.millis, now) {
 			expired++
 			if !t.returnExpired {
 				continue
 			}
-		} else {
-			if t.updateOnRead && eff != now {
-				backward = backward || eff > now // the clock went back
-				eff = now
-				restamped++
-			}
-			keep = listfmt.AppendElement(keep, elem)
-			if eff != ts {
-				ttl.PutStamp(keep[len(keep)-len(elem):], eff)
-			}
+		} else if t.updateOnRead && eff != now {
+			restamped++
+			backward = backward || eff > now // the clock went back
 		}
 		e, err := s.codec.Decode(user)
 		if err != nil {
@@ -137,17 +128,16 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		}
 		out = append(out, e)
 	}
-	s.vbuf = keep[:0]
 	var err error
 	switch {
 	case expired == 0 && restamped == 0:
 		return out, nil // nothing to remove, no stamp to move
-	case expired == 0 && !backward && s.b.def.on():
-		err = s.b.touch(key, now)
-	case len(keep) == 0:
+	case expired == 0 && !backward && s.b.touch(key, now):
+		// buffered
+	case expired == total:
 		err = s.b.removeExpired(key)
 	default:
-		err = s.b.set(key, keep)
+		err = s.b.set(key, s.keepLive(raw, floor, now))
 	}
 	if err != nil {
 		return nil, s.wrap("remove expired", err)
@@ -156,6 +146,32 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		s.b.ttlMetrics.readRemoved.Add(uint64(expired))
 	}
 	return out, nil
+}
+
+// keepLive returns, in s.vbuf, the elements of a stored list (framing
+// checked by getTTL) that are live at now with their stamps raised to
+// floor, and moved to now under OnReadAndWrite.
+func (s *List[K, N, E]) keepLive(raw []byte, floor, now int64) []byte {
+	t := s.ttl
+	keep := s.vbuf[:0]
+	for len(raw) > 0 {
+		var elem []byte
+		elem, raw, _ = listfmt.Next(raw)
+		ts, _, _ := ttl.SplitStamp(elem)
+		eff := max(ts, floor)
+		if ttl.Expired(eff, t.millis, now) {
+			continue
+		}
+		if t.updateOnRead {
+			eff = now
+		}
+		keep = listfmt.AppendElement(keep, elem)
+		if eff != ts {
+			ttl.PutStamp(keep[len(keep)-len(elem):], eff)
+		}
+	}
+	s.vbuf = keep
+	return keep
 }
 
 // appendFramed encodes es as framed elements into s.vbuf.

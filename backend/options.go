@@ -25,6 +25,7 @@ const (
 	DefaultBlockCacheSize = 64 << 20
 	DefaultMemTableSize   = 64 << 20
 	DefaultTTLReadBuffer  = 64 << 20
+	MaxTTLReadBuffer      = 1 << 30 // the largest TTLReadBuffer
 )
 
 // Options configure a backend. The zero value of every field but Dir means
@@ -91,14 +92,14 @@ type Options struct {
 	// under OnReadAndWrite, and the removals of expired values reads find.
 	// Written through, as in Flink, they fill the memtable every later read
 	// searches, and a read-mostly task runs at read-write speed. Buffered,
-	// they reach Pebble in batches: a sixty-fourth of the buffer at a time
-	// once it is full, and all of it before every snapshot, on Flush and on
-	// Close (a key costs about 64 bytes beyond its length, and writing it
-	// back about a point read and a write; a snapshot's synchronous part
-	// grows by that much per key buffered since the last one). A process
-	// that dies loses what was buffered, as it loses unflushed writes with
-	// the WAL off: restore from the last checkpoint has all of it. Negative
-	// writes through. Default: 64 MiB.
+	// they reach Pebble in sorted batches before every snapshot, on Flush
+	// and on Close; a snapshot's synchronous part grows by about a point
+	// read and a write per key buffered since the last one. A key costs
+	// about 64 bytes beyond its length. Once the buffer is full, reads of
+	// keys it does not hold write through until the next write-back. A
+	// process that dies loses what was buffered, as it loses unflushed
+	// writes with the WAL off: restore from the last checkpoint has all of
+	// it. Negative writes through. At most 1 GiB. Default: 64 MiB.
 	TTLReadBuffer int64
 
 	// Operator names the operator this instance belongs to. It goes into
@@ -217,6 +218,9 @@ func (o *Options) Validate() error {
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)
+	}
+	if o.TTLReadBuffer > MaxTTLReadBuffer {
+		add("TTLReadBuffer %d is over %d", o.TTLReadBuffer, MaxTTLReadBuffer)
 	}
 	if s := o.TTLCleanupShare; s < 0 || s > 1 || s != s {
 		add("TTLCleanupShare %v is not in (0, 1]", s)

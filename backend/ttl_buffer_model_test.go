@@ -18,8 +18,9 @@ import (
 // every kind against two backends driven by the same clock: one whose reads
 // write through (Flink's behaviour, which TestTTLSemantics pins down
 // scenario by scenario) and one whose reads buffer their writes
-// (Options.TTLReadBuffer), at a size that evicts all the time. Every result
-// must match. The operations include clock steps both ways, explicit
+// (Options.TTLReadBuffer), at the default size and at one that is full
+// after a few keys, so buffered keys and keys read through mix. Every
+// result must match. The operations include clock steps both ways, explicit
 // cleanup, flushes, reopening and checkpoint-and-restore of both, so every
 // path by which buffered work reaches Pebble is crossed with every reader
 // of stamps. Background and incremental cleanup are off: they act at times

@@ -555,8 +555,8 @@ var ttlConfigs = []struct {
 // entries no read met are still there (nothing else cleans up here).
 //
 // It runs in each mode of the read buffer (Options.TTLReadBuffer): the
-// default, write-through, and one so small that nearly every buffered
-// write is written back at once by eviction.
+// default, write-through, and one so small that it is full after two or
+// three keys, so that buffered keys and keys read through mix.
 func TestTTLSemantics(t *testing.T) {
 	for _, mode := range ttlBufferModes {
 		t.Run(mode.name, func(t *testing.T) { ttlSemantics(t, mode.size) })
@@ -567,7 +567,7 @@ func TestTTLSemantics(t *testing.T) {
 var ttlBufferModes = []struct {
 	name string
 	size int64
-}{{"Buffered", 0}, {"WriteThrough", -1}, {"Evicting", 200}}
+}{{"Buffered", 0}, {"WriteThrough", -1}, {"Full", 200}}
 
 func ttlSemantics(t *testing.T, bufferSize int64) {
 	for _, kind := range ttlKinds() {

@@ -113,17 +113,14 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 
 // refresh moves the stamp of the single-stamped value at key, whose user
 // bytes are user, from ts to now: in the buffer of deferred work, or at
-// once when reads write through or the clock went back (the buffer can
-// only raise stamps).
+// once when reads write through, the buffer is full, or the clock went
+// back (the buffer can only raise stamps).
 func (s *state[K, N]) refresh(key, user []byte, ts, now int64) error {
-	var err error
-	if s.b.def.on() && ts < now {
-		err = s.b.touch(key, now)
-	} else {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		err = s.b.set(key, s.vbuf)
+	if ts < now && s.b.touch(key, now) {
+		return nil
 	}
-	if err != nil {
+	s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+	if err := s.b.set(key, s.vbuf); err != nil {
 		return s.wrap("refresh TTL", err)
 	}
 	return nil

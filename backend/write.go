@@ -74,7 +74,7 @@ func (b *Backend[K]) commit(batch *pebble.Batch) error {
 // settleBatchLocked keeps the buffer of deferred TTL work true across a
 // batch, as set, merge and del do for single writes.
 func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch) error {
-	if len(b.def.index) == 0 {
+	if b.def.empty() {
 		return nil
 	}
 	r := batch.Reader()

@@ -1,0 +1,159 @@
+package backend
+
+import (
+	"hash/maphash"
+	"math"
+)
+
+// deferredTable maps keys to their deferred TTL work: an open-addressing
+// hash table with linear probing whose keys live in one byte arena. It
+// holds no pointers but the two slices, so the garbage collector never
+// scans its entries, and adding a key allocates nothing once the slices
+// have grown: a Go map with string keys would allocate each key and keep
+// the collector marking them (bench/RESULTS.md, "TTL read buffer").
+type deferredTable struct {
+	seed    maphash.Seed
+	slots   []deferredSlot // a power of two; empty slots have hash 0
+	n       int            // keys held
+	arena   []byte         // the keys, appended; forgotten ones are garbage
+	garbage int            // bytes of arena no slot refers to
+}
+
+// deferredSlot is one key's place in the table.
+type deferredSlot struct {
+	hash uint64 // of the key, never 0
+	off  uint32 // the key is arena[off : off+klen]
+	klen uint32
+	e    deferredEntry
+}
+
+func newDeferredTable() deferredTable {
+	return deferredTable{seed: maphash.MakeSeed(), slots: make([]deferredSlot, 64)}
+}
+
+func (t *deferredTable) hash(key []byte) uint64 {
+	return maphash.Bytes(t.seed, key) | 1 // never 0, the empty mark
+}
+
+func (t *deferredTable) key(s *deferredSlot) []byte {
+	return t.arena[s.off : s.off+s.klen : s.off+s.klen]
+}
+
+// find returns the slot of key, or of the empty slot where it would go.
+func (t *deferredTable) find(key []byte, h uint64) (int, bool) {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.hash == 0 {
+			return i, false
+		}
+		if s.hash == h && string(t.key(s)) == string(key) {
+			return i, true
+		}
+	}
+}
+
+// get returns the entry of key.
+func (t *deferredTable) get(key []byte) (deferredEntry, bool) {
+	if t.n == 0 {
+		return deferredEntry{}, false
+	}
+	i, ok := t.find(key, t.hash(key))
+	return t.slots[i].e, ok
+}
+
+// put records e for key, replacing what it had, and reports whether key
+// is new.
+func (t *deferredTable) put(key []byte, e deferredEntry) bool {
+	h := t.hash(key)
+	i, ok := t.find(key, h)
+	if ok {
+		t.slots[i].e = e
+		return false
+	}
+	if len(t.arena)+len(key) > math.MaxUint32 {
+		t.compact() // offsets are 32-bit; TTLReadBuffer is at most 1 GiB
+	}
+	t.slots[i] = deferredSlot{hash: h, off: uint32(len(t.arena)), klen: uint32(len(key)), e: e}
+	t.arena = append(t.arena, key...)
+	if t.n++; t.n*4 > len(t.slots)*3 {
+		t.resize(len(t.slots) * 2)
+	}
+	return true
+}
+
+// remove forgets key and reports whether it was there.
+func (t *deferredTable) remove(key []byte) bool {
+	if t.n == 0 {
+		return false
+	}
+	i, ok := t.find(key, t.hash(key))
+	if !ok {
+		return false
+	}
+	t.garbage += int(t.slots[i].klen)
+	t.deleteAt(i)
+	if t.n--; t.n == 0 {
+		t.arena, t.garbage = t.arena[:0], 0
+	} else if t.garbage > 1<<20 && t.garbage > len(t.arena)/2 {
+		t.compact()
+	}
+	return true
+}
+
+// deleteAt empties slot i, moving later slots of its probe run back so
+// that every key stays reachable from its home slot (no tombstones).
+func (t *deferredTable) deleteAt(i int) {
+	mask := len(t.slots) - 1
+	for j := (i + 1) & mask; t.slots[j].hash != 0; j = (j + 1) & mask {
+		home := int(t.slots[j].hash) & mask
+		// Slot j may move to i unless its home lies cyclically in (i, j].
+		if (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = deferredSlot{}
+}
+
+// resize rehashes into n slots.
+func (t *deferredTable) resize(n int) {
+	old := t.slots
+	t.slots = make([]deferredSlot, n)
+	mask := n - 1
+	for _, s := range old {
+		if s.hash == 0 {
+			continue
+		}
+		i := int(s.hash) & mask
+		for t.slots[i].hash != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+// compact copies the live keys into a new arena.
+func (t *deferredTable) compact() {
+	arena := make([]byte, 0, len(t.arena)-t.garbage)
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.hash == 0 {
+			continue
+		}
+		off := len(arena)
+		arena = append(arena, t.key(s)...)
+		s.off = uint32(off)
+	}
+	t.arena, t.garbage = arena, 0
+}
+
+// keys appends copies of the keys to dst.
+func (t *deferredTable) keys(dst []string) []string {
+	for i := range t.slots {
+		if s := &t.slots[i]; s.hash != 0 {
+			dst = append(dst, string(t.key(s)))
+		}
+	}
+	return dst
+}

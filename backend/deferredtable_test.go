@@ -1,0 +1,115 @@
+package backend
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestDeferredTableModel runs seeded random puts, gets and removes on a
+// deferredTable and on a Go map, and compares them after every step. Keys
+// come from a small space so that they collide, probe runs form and
+// removals shift them back; the table grows from its smallest size and its
+// arena is compacted along the way.
+func TestDeferredTableModel(t *testing.T) {
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		tab := newDeferredTable()
+		model := map[string]deferredEntry{}
+		space := 50 + rng.IntN(5000)
+		for step := range 40_000 {
+			// Long keys fill the arena fast, so compaction runs too.
+			k := []byte(fmt.Sprintf("key-%d-%0*d", rng.IntN(space), rng.IntN(600), 0))
+			switch r := rng.IntN(10); {
+			case r < 5:
+				e := deferredEntry{at: rng.Int64N(1000), removed: rng.IntN(4) == 0}
+				_, had := model[string(k)]
+				if isNew := tab.put(k, e); isNew == had {
+					t.Fatalf("seed %d step %d: put(%s) reported new=%v; the model had it: %v", seed, step, k, isNew, had)
+				}
+				model[string(k)] = e
+			case r < 8:
+				_, had := model[string(k)]
+				if got := tab.remove(k); got != had {
+					t.Fatalf("seed %d step %d: remove(%s) = %v; want %v", seed, step, k, got, had)
+				}
+				delete(model, string(k))
+			default:
+				want, had := model[string(k)]
+				if got, ok := tab.get(k); ok != had || got != want {
+					t.Fatalf("seed %d step %d: get(%s) = %v, %v; want %v, %v", seed, step, k, got, ok, want, had)
+				}
+			}
+			if tab.n != len(model) {
+				t.Fatalf("seed %d step %d: table holds %d keys; want %d", seed, step, tab.n, len(model))
+			}
+		}
+		// Every key the model has is reachable, and keys lists each once.
+		for k, want := range model {
+			if got, ok := tab.get([]byte(k)); !ok || got != want {
+				t.Fatalf("seed %d: get(%s) = %v, %v at the end; want %v", seed, k, got, ok, want)
+			}
+		}
+		got := tab.keys(nil)
+		want := make([]string, 0, len(model))
+		for k := range model {
+			want = append(want, k)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d: keys lists %d keys; want the model's %d", seed, len(got), len(want))
+		}
+		if tab.garbage > len(tab.arena) {
+			t.Fatalf("seed %d: %d bytes of garbage in an arena of %d", seed, tab.garbage, len(tab.arena))
+		}
+	}
+}
+
+// TestDeferredTableAllocs checks that updating a key the table holds, and
+// adding one once the table has grown, allocate nothing: the read path
+// calls them for every read under OnReadAndWrite.
+func TestDeferredTableAllocs(t *testing.T) {
+	tab := newDeferredTable()
+	keys := make([][]byte, 1000)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("k%06d", i))
+		tab.put(keys[i], deferredEntry{at: 1})
+	}
+	for _, k := range keys {
+		tab.remove(k)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		tab.put(keys[i%len(keys)], deferredEntry{at: int64(i)})
+		tab.get(keys[(i*7)%len(keys)])
+		i++
+	}); n != 0 {
+		t.Errorf("put and get allocate %v times; want 0", n)
+	}
+}
+
+// TestDeferredTableCompacts checks that removing most keys compacts the
+// arena and leaves the rest reachable.
+func TestDeferredTableCompacts(t *testing.T) {
+	tab := newDeferredTable()
+	key := func(i int) []byte { return []byte(fmt.Sprintf("%01000d", i)) }
+	for i := range 3000 {
+		tab.put(key(i), deferredEntry{at: int64(i)})
+	}
+	grown := len(tab.arena)
+	for i := range 3000 {
+		if i%30 != 0 {
+			tab.remove(key(i))
+		}
+	}
+	if len(tab.arena) >= grown/2 {
+		t.Fatalf("arena holds %d bytes after removing 29 keys in 30 of %d bytes; want it compacted", len(tab.arena), grown)
+	}
+	for i := 0; i < 3000; i += 30 {
+		if e, ok := tab.get(key(i)); !ok || e.at != int64(i) {
+			t.Fatalf("get(%d) = %v, %v after compaction; want at %d", i, e, ok, i)
+		}
+	}
+}
