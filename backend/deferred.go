@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -49,9 +50,8 @@ import (
 // without the lock. Background cleanup reads it under b.mu.
 
 // deferredOverhead approximates the memory of one buffered key beyond its
-// bytes: its slot (32 bytes) in a table at most three quarters full that
-// grows by doubling.
-const deferredOverhead = 64
+// bytes: its slot (32 bytes) in a table a quarter to a half full.
+const deferredOverhead = 96
 
 // writeBackBatchBytes bounds one batch of a write-back.
 const writeBackBatchBytes = 4 << 20
@@ -124,10 +124,11 @@ func (b *Backend[K]) touch(key []byte, now int64) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e, ok := b.def.get(key); ok && (e.removed || e.at >= now) {
-		return true
+	covered, isNew := b.def.t.raise(key, now, b.def.bytes < b.def.limit)
+	if isNew {
+		b.def.bytes += int64(len(key)) + deferredOverhead
 	}
-	return b.def.put(key, deferredEntry{at: now})
+	return covered
 }
 
 // removeExpired removes key, whose value a read found expired: in the
@@ -152,11 +153,12 @@ func (b *Backend[K]) unpin() { b.def.pins-- }
 // settleLocked writes back the deferred work of key, if it has any, so
 // that its stored value is its true value. b.mu must be held.
 func (b *Backend[K]) settleLocked(key []byte) error {
-	if _, ok := b.def.get(key); !ok {
+	e, ok := b.def.get(key)
+	if !ok {
 		return nil
 	}
 	w := b.newWriteBack()
-	w.add(string(key))
+	w.keys = append(w.keys, keyed{string(key), e})
 	return w.run()
 }
 
@@ -180,17 +182,23 @@ func (b *Backend[K]) writeBack() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := b.newWriteBack()
-	w.keys = b.def.t.keys(w.keys)
-	return w.run()
+	w.keys, w.whole = b.def.t.entries(w.keys), true
+	if err := w.run(); err != nil {
+		return err
+	}
+	if b.def.pins == 0 {
+		b.def.t.reset()
+		b.def.bytes = 0
+	}
+	return nil
 }
 
 // dropRangeLocked forgets every key in [lo, hi), which a range deletion
 // removes.
 func (b *Backend[K]) dropRangeLocked(lo, hi []byte) {
-	all := b.def.t.keys(nil)
-	for _, k := range all {
-		if k >= string(lo) && k < string(hi) {
-			b.def.drop([]byte(k))
+	for _, k := range b.def.t.entries(nil) {
+		if k.key >= string(lo) && k.key < string(hi) {
+			b.def.drop([]byte(k.key))
 		}
 	}
 }
@@ -206,16 +214,12 @@ type writeBackRun struct {
 	layouts map[uint16]ttl.Layout
 	db      *pebble.DB
 	note    func()
-	keys    []string // copies: the table's arena may move
+	keys    []keyed
+	whole   bool // the whole buffer: writeBack empties it at the end
 }
 
 func (b *Backend[K]) newWriteBack() *writeBackRun {
 	return &writeBackRun{d: &b.def, layouts: b.ttlLayouts, db: b.db, note: b.writes.NoteAll}
-}
-
-// add adds key, which has an entry, to the run.
-func (w *writeBackRun) add(key string) {
-	w.keys = append(w.keys, key)
 }
 
 // run writes the work of every key added: a removed key's deletion, or
@@ -226,7 +230,7 @@ func (w *writeBackRun) run() error {
 	if len(w.keys) == 0 {
 		return nil
 	}
-	slices.Sort(w.keys)
+	slices.SortFunc(w.keys, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	it, err := w.db.NewIter(nil)
 	if err != nil {
 		return fmt.Errorf("backend: write back TTL work: %w", err)
@@ -235,8 +239,8 @@ func (w *writeBackRun) run() error {
 	batch := w.db.NewBatch()
 	defer func() { batch.Close() }()
 	done := 0 // w.keys[:done] are written
-	for i, key := range w.keys {
-		if err := w.write(batch, it, key); err != nil {
+	for i, k := range w.keys {
+		if err := w.write(batch, it, k.key, k.e); err != nil {
 			return err
 		}
 		if batch.Len() >= writeBackBatchBytes || i == len(w.keys)-1 {
@@ -251,9 +255,8 @@ func (w *writeBackRun) run() error {
 }
 
 // write puts key's work into batch.
-func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, key string) error {
+func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, key string, e deferredEntry) error {
 	k := []byte(key)
-	e, _ := w.d.get(k)
 	if e.removed {
 		if err := batch.Delete(k, nil); err != nil {
 			return fmt.Errorf("backend: write back TTL work: %w", err)
@@ -282,18 +285,20 @@ func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, key strin
 	return nil
 }
 
-// commit writes batch and forgets the keys whose work it holds, unless the
-// buffer is pinned.
-func (w *writeBackRun) commit(batch *pebble.Batch, written []string) error {
+// commit writes batch. Unless the buffer is pinned, it forgets the keys
+// whose work the batch holds if the run is not a whole write-back (which
+// empties the buffer at its end instead, and removing keys one by one
+// would cost a probe each).
+func (w *writeBackRun) commit(batch *pebble.Batch, written []keyed) error {
 	if !batch.Empty() {
 		if err := batch.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("backend: write back TTL work: %w", err)
 		}
 		w.note()
 	}
-	if w.d.pins == 0 {
+	if w.d.pins == 0 && !w.whole {
 		for _, k := range written {
-			w.d.drop([]byte(k))
+			w.d.drop([]byte(k.key))
 		}
 	}
 	return nil

@@ -17,6 +17,15 @@ type deferredTable struct {
 	n       int            // keys held
 	arena   []byte         // the keys, appended; forgotten ones are garbage
 	garbage int            // bytes of arena no slot refers to
+	// The last find, which raise reuses when nothing moved since: a read
+	// looks its key up, then records its access.
+	memo struct {
+		key        []byte
+		h, version uint64
+		i          int
+		found      bool
+	}
+	version uint64 // bumped by every change of slot positions
 }
 
 // deferredSlot is one key's place in the table.
@@ -32,7 +41,10 @@ func newDeferredTable() deferredTable {
 }
 
 func (t *deferredTable) hash(key []byte) uint64 {
-	return maphash.Bytes(t.seed, key) | 1 // never 0, the empty mark
+	// The top bit keeps it off 0, the empty mark, without touching the low
+	// bits that pick the home slot (setting the lowest bit instead left
+	// every even slot without keys of its own, doubling the probe runs).
+	return maphash.Bytes(t.seed, key) | 1<<63
 }
 
 func (t *deferredTable) key(s *deferredSlot) []byte {
@@ -41,6 +53,18 @@ func (t *deferredTable) key(s *deferredSlot) []byte {
 
 // find returns the slot of key, or of the empty slot where it would go.
 func (t *deferredTable) find(key []byte, h uint64) (int, bool) {
+	m := &t.memo
+	if m.h == h && m.version == t.version && string(m.key) == string(key) {
+		return m.i, m.found
+	}
+	i, found := t.probe(key, h)
+	m.key = append(m.key[:0], key...)
+	m.h, m.version, m.i, m.found = h, t.version, i, found
+	return i, found
+}
+
+// probe is find without the memo.
+func (t *deferredTable) probe(key []byte, h uint64) (int, bool) {
 	mask := len(t.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
@@ -74,12 +98,43 @@ func (t *deferredTable) put(key []byte, e deferredEntry) bool {
 	if len(t.arena)+len(key) > math.MaxUint32 {
 		t.compact() // offsets are 32-bit; TTLReadBuffer is at most 1 GiB
 	}
+	t.insertAt(i, h, key, e)
+	return true
+}
+
+// insertAt puts key, which the table does not hold, into the empty slot i
+// that find returned for it.
+func (t *deferredTable) insertAt(i int, h uint64, key []byte, e deferredEntry) {
+	t.version++
 	t.slots[i] = deferredSlot{hash: h, off: uint32(len(t.arena)), klen: uint32(len(key)), e: e}
 	t.arena = append(t.arena, key...)
-	if t.n++; t.n*4 > len(t.slots)*3 {
+	// At most half full: a miss, which every new key is, then probes about
+	// 2.5 slots on average (at three quarters full, 8.5).
+	if t.n++; t.n*2 > len(t.slots) {
 		t.resize(len(t.slots) * 2)
 	}
-	return true
+}
+
+// raise records that key was accessed at now, with one probe: it raises a
+// held key's access time, or adds the key if add allows. It reports
+// whether the table now covers the access, and whether the key is new.
+func (t *deferredTable) raise(key []byte, now int64, add bool) (covered, isNew bool) {
+	h := t.hash(key)
+	i, ok := t.find(key, h)
+	if ok {
+		if e := &t.slots[i].e; !e.removed && e.at < now {
+			e.at = now
+		}
+		return true, false
+	}
+	if !add {
+		return false, false
+	}
+	if len(t.arena)+len(key) > math.MaxUint32 {
+		t.compact()
+	}
+	t.insertAt(i, h, key, deferredEntry{at: now})
+	return true, true
 }
 
 // remove forgets key and reports whether it was there.
@@ -104,6 +159,7 @@ func (t *deferredTable) remove(key []byte) bool {
 // deleteAt empties slot i, moving later slots of its probe run back so
 // that every key stays reachable from its home slot (no tombstones).
 func (t *deferredTable) deleteAt(i int) {
+	t.version++
 	mask := len(t.slots) - 1
 	for j := (i + 1) & mask; t.slots[j].hash != 0; j = (j + 1) & mask {
 		home := int(t.slots[j].hash) & mask
@@ -118,6 +174,7 @@ func (t *deferredTable) deleteAt(i int) {
 
 // resize rehashes into n slots.
 func (t *deferredTable) resize(n int) {
+	t.version++
 	old := t.slots
 	t.slots = make([]deferredSlot, n)
 	mask := n - 1
@@ -148,12 +205,25 @@ func (t *deferredTable) compact() {
 	t.arena, t.garbage = arena, 0
 }
 
-// keys appends copies of the keys to dst.
-func (t *deferredTable) keys(dst []string) []string {
+// keyed is a key, copied out of the table, with its entry.
+type keyed struct {
+	key string
+	e   deferredEntry
+}
+
+// entries appends every key, copied, with its entry to dst.
+func (t *deferredTable) entries(dst []keyed) []keyed {
 	for i := range t.slots {
 		if s := &t.slots[i]; s.hash != 0 {
-			dst = append(dst, string(t.key(s)))
+			dst = append(dst, keyed{string(t.key(s)), s.e})
 		}
 	}
 	return dst
+}
+
+// reset empties the table, keeping its memory.
+func (t *deferredTable) reset() {
+	clear(t.slots)
+	t.n, t.arena, t.garbage = 0, t.arena[:0], 0
+	t.version++
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestDeferredTableModel runs seeded random puts, gets and removes on a
+// TestDeferredTableModel runs seeded random puts, raises, gets and removes on a
 // deferredTable and on a Go map, and compares them after every step. Keys
 // come from a small space so that they collide, probe runs form and
 // removals shift them back; the table grows from its smallest size and its
@@ -20,8 +20,22 @@ func TestDeferredTableModel(t *testing.T) {
 		space := 50 + rng.IntN(5000)
 		for step := range 40_000 {
 			// Long keys fill the arena fast, so compaction runs too.
-			k := []byte(fmt.Sprintf("key-%d-%0*d", rng.IntN(space), rng.IntN(600), 0))
-			switch r := rng.IntN(10); {
+			key := func() []byte { n := rng.IntN(space); return []byte(fmt.Sprintf("key-%d-%0*d", n, n*7%600, 0)) }
+			k := key()
+			// Look k up first, then change the table elsewhere: the op on
+			// k must not trust the lookup's memo once slots moved.
+			tab.get(k)
+			if rng.IntN(2) == 0 {
+				k2 := key()
+				if string(k2) != string(k) {
+					_, had := model[string(k2)]
+					if got := tab.remove(k2); got != had {
+						t.Fatalf("seed %d step %d: remove(%s) = %v; want %v", seed, step, k2, got, had)
+					}
+					delete(model, string(k2))
+				}
+			}
+			switch r := rng.IntN(11); {
 			case r < 5:
 				e := deferredEntry{at: rng.Int64N(1000), removed: rng.IntN(4) == 0}
 				_, had := model[string(k)]
@@ -35,6 +49,19 @@ func TestDeferredTableModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: remove(%s) = %v; want %v", seed, step, k, got, had)
 				}
 				delete(model, string(k))
+			case r < 9:
+				now, add := rng.Int64N(1000), rng.IntN(2) == 0
+				e, had := model[string(k)]
+				covered, isNew := tab.raise(k, now, add)
+				if covered != (had || add) || isNew != (!had && add) {
+					t.Fatalf("seed %d step %d: raise(%s, add %v) = %v, %v; the model had it: %v", seed, step, k, add, covered, isNew, had)
+				}
+				switch {
+				case had && !e.removed && e.at < now:
+					model[string(k)] = deferredEntry{at: now}
+				case !had && add:
+					model[string(k)] = deferredEntry{at: now}
+				}
 			default:
 				want, had := model[string(k)]
 				if got, ok := tab.get(k); ok != had || got != want {
@@ -51,7 +78,10 @@ func TestDeferredTableModel(t *testing.T) {
 				t.Fatalf("seed %d: get(%s) = %v, %v at the end; want %v", seed, k, got, ok, want)
 			}
 		}
-		got := tab.keys(nil)
+		var got []string
+		for _, k := range tab.entries(nil) {
+			got = append(got, k.key)
+		}
 		want := make([]string, 0, len(model))
 		for k := range model {
 			want = append(want, k)
