@@ -50,8 +50,9 @@ import (
 // without the lock. Background cleanup reads it under b.mu.
 
 // deferredOverhead approximates the memory of one buffered key beyond its
-// bytes: its slot (32 bytes) in a table a quarter to a half full.
-const deferredOverhead = 96
+// bytes: its slot (32 bytes) in a table three eighths to three quarters
+// full.
+const deferredOverhead = 64
 
 // writeBackBatchBytes bounds one batch of a write-back.
 const writeBackBatchBytes = 4 << 20

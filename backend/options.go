@@ -95,7 +95,7 @@ type Options struct {
 	// they reach Pebble in sorted batches before every snapshot, on Flush
 	// and on Close; a snapshot's synchronous part grows by about a point
 	// read and a write per key buffered since the last one. A key costs
-	// about 100 bytes beyond its length. Once the buffer is full, reads of
+	// about 64 bytes beyond its length. Once the buffer is full, reads of
 	// keys it does not hold write through until the next write-back. A
 	// process that dies loses what was buffered, as it loses unflushed
 	// writes with the WAL off: restore from the last checkpoint has all of
