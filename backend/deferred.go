@@ -27,7 +27,9 @@ import (
 // not hold write through, as Flink's do, until the next write-back empties
 // it: the keys read first after a snapshot (the hot ones, mostly) stay
 // buffered. Evicting instead would cost more than writing through, since
-// writing back a key costs a second read of its value. Until then everything that judges expiry consults the buffer:
+// writing back a key costs a second read of its value.
+//
+// Until its write-back, everything that judges expiry consults the buffer:
 // reads, incremental cleanup, background cleanup (under b.mu) and, because
 // snapshots write it back first, snapshots. A key's true state is:
 //
