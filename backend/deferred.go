@@ -115,7 +115,10 @@ func (b *Backend[K]) deferredOf(key []byte) (deferredEntry, bool) { return b.def
 // b.mu.
 func (b *Backend[K]) deferredLocked(key []byte) (floor int64, removed, ok bool) {
 	e, ok := b.def.get(key)
-	return e.at, e.removed, ok
+	if !ok {
+		return ttl.NoFloor, false, false
+	}
+	return e.at, e.removed, true
 }
 
 // touch records that a read returned key's value at now, under

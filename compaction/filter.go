@@ -62,7 +62,8 @@ type Config struct {
 	Writes *Writes
 	// Deferred, if set, reports TTL work the task recorded for key but has
 	// not written yet: a later access time that raises every stamp of the
-	// stored value to at least floor, or that the value was removed. The
+	// stored value to at least floor, or that the value was removed; for a
+	// key without any, it returns ttl.NoFloor, false, false. The
 	// filter calls it under Lock, before it removes anything, and judges
 	// the entry with what it reports.
 	Deferred func(key []byte) (floor int64, removed, ok bool)
@@ -616,9 +617,6 @@ func (f *Filter) confirmOne(ef *EntryFilter, gen uint64, c *condemned) (bool, er
 			return false, fmt.Errorf("compaction: confirm: %w", err)
 		}
 		defer closer.Close()
-		if !deferred {
-			floor = ttl.NoFloor
-		}
 		if v, out, err = ef.ApplyFloor(c.key, raw, floor); err != nil {
 			// Malformed: keep it, as the scan did; reads will report it.
 			return false, nil
