@@ -49,7 +49,8 @@ import (
 // in the loop) leaves its keys in the buffer too, where they are harmless.
 //
 // Only the task goroutine changes the buffer, under b.mu; it reads it
-// without the lock. Background cleanup reads it under b.mu.
+// without the lock. Background cleanup reads it under b.mu, and without
+// the lookup memo, which the task's reads write.
 
 // deferredOverhead approximates the memory of one buffered key beyond its
 // bytes: its slot (32 bytes) in a table three eighths to three quarters
@@ -112,9 +113,11 @@ func (d *deferred) drop(key []byte) {
 func (b *Backend[K]) deferredOf(key []byte) (deferredEntry, bool) { return b.def.get(key) }
 
 // deferredLocked is compaction.Config.Deferred: the filter calls it under
-// b.mu.
+// b.mu, which keeps the task from changing the buffer, but not from
+// looking keys up in it: so it looks up without the memo (a race the
+// memo once had, TestTTLRaceBufferedReads).
 func (b *Backend[K]) deferredLocked(key []byte) (floor int64, removed, ok bool) {
-	e, ok := b.def.get(key)
+	e, ok := b.def.t.lookup(key)
 	if !ok {
 		return ttl.NoFloor, false, false
 	}

@@ -86,6 +86,17 @@ func (t *deferredTable) get(key []byte) (deferredEntry, bool) {
 	return t.slots[i].e, ok
 }
 
+// lookup is get without the memo, for goroutines other than the task's:
+// it changes nothing, so it may run beside the task's lookups (which write
+// the memo), though not beside changes to the table.
+func (t *deferredTable) lookup(key []byte) (deferredEntry, bool) {
+	if t.n == 0 {
+		return deferredEntry{}, false
+	}
+	i, ok := t.probe(key, t.hash(key))
+	return t.slots[i].e, ok
+}
+
 // put records e for key, replacing what it had, and reports whether key
 // is new.
 func (t *deferredTable) put(key []byte, e deferredEntry) bool {

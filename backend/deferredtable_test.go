@@ -67,6 +67,9 @@ func TestDeferredTableModel(t *testing.T) {
 				if got, ok := tab.get(k); ok != had || got != want {
 					t.Fatalf("seed %d step %d: get(%s) = %v, %v; want %v, %v", seed, step, k, got, ok, want, had)
 				}
+				if got, ok := tab.lookup(k); ok != had || got != want {
+					t.Fatalf("seed %d step %d: lookup(%s) = %v, %v; want %v, %v", seed, step, k, got, ok, want, had)
+				}
 			}
 			if tab.n != len(model) {
 				t.Fatalf("seed %d step %d: table holds %d keys; want %d", seed, step, tab.n, len(model))

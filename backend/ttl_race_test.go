@@ -217,3 +217,57 @@ func TestTTLRaceMapPut(t *testing.T) {
 		t.Fatalf("%d map entries on disk; want %d", got, len(latest))
 	}
 }
+
+// TestTTLRaceBufferedReads reads, under OnReadAndWrite, values whose new
+// stamps then wait in the read buffer, while cleanup loops beside the task
+// and asks the buffer about every entry it is about to remove. The task
+// looks keys up in the buffer without the lock, cleanup under it, so
+// cleanup's lookups must change nothing in the buffer (its lookup memo
+// included); -race checks that. Keys last read before the clock moved past
+// their stamp must go, keys read since must stay.
+func TestTTLRaceBufferedReads(t *testing.T) {
+	const n = 10_000
+	env := ttlOpen(t, ttlRaceOpts)
+	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}}
+	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
+	for i := range n {
+		env.setKey(fmt.Sprintf("k%05d", i))
+		ttlCheck(t, v.Update(int64(i)))
+	}
+	ttlCheck(t, env.b.Flush())
+	// Read the even keys when half the TTL has passed: only the buffer
+	// knows their stamps moved. Then move the clock to where the stored
+	// stamps of all keys are expired, but the buffered ones are not.
+	env.advance(ttlD / 2)
+	for i := 0; i < n; i += 2 {
+		env.setKey(fmt.Sprintf("k%05d", i))
+		if _, ok, err := v.Get(); err != nil || !ok {
+			t.Fatalf("key %d: Get = %v, %v before expiry", i, ok, err)
+		}
+	}
+	env.advance(ttlD / 2)
+
+	stop := ttlCleanupLoop(t, env.b)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 3 {
+		for _, i := range rng.Perm(n / 2) {
+			env.setKey(fmt.Sprintf("k%05d", 2*i))
+			got, ok, err := v.Get()
+			if err != nil || !ok || got != int64(2*i) {
+				t.Fatalf("key %d: Get = %d, %v, %v; want it kept alive by its buffered read", 2*i, got, ok, err)
+			}
+		}
+	}
+	passes := stop()
+	t.Logf("%d CleanupExpired passes; metrics %+v", passes, env.b.TTLMetrics())
+
+	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	for i := range n {
+		env.setKey(fmt.Sprintf("k%05d", i))
+		_, ok, err := v.Get()
+		ttlCheck(t, err)
+		if want := i%2 == 0; ok != want {
+			t.Fatalf("key %d: Get found %v; want %v", i, ok, want)
+		}
+	}
+}
