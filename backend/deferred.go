@@ -53,16 +53,16 @@ import (
 // the lookup memo, which the task's reads write.
 
 // deferredOverhead approximates the memory of one buffered key beyond its
-// bytes: its slot (32 bytes) in a table three eighths to three quarters
-// full.
-const deferredOverhead = 64
+// bytes: its slot (16 bytes) in a table three eighths to three quarters
+// full, and its length in the arena.
+const deferredOverhead = 32
 
 // writeBackBatchBytes bounds one batch of a write-back.
 const writeBackBatchBytes = 4 << 20
 
 // deferredEntry is the work recorded for one key.
 type deferredEntry struct {
-	at      int64 // latest access time reads recorded, or ttl.NoFloor
+	at      int64 // latest access time reads recorded; ttl.NoFloor if removed
 	removed bool  // a read found the value expired and removed it
 }
 

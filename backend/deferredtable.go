@@ -1,8 +1,11 @@
 package backend
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
+
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // deferredTable maps keys to their deferred TTL work: an open-addressing
@@ -11,48 +14,87 @@ import (
 // scans its entries, and adding a key allocates nothing once the slices
 // have grown: a Go map with string keys would allocate each key and keep
 // the collector marking them (bench/RESULTS.md, "TTL read buffer").
+//
+// A slot is 16 bytes, so that more of the table stays in the CPU's caches:
+// under OnReadAndWrite every read of a key not yet held adds it, and the
+// cache and TLB misses of that addition are most of what a buffered read
+// costs beyond a plain one (32-byte slots cost about 0.1x of a list read
+// more, bench/RESULTS.md).
 type deferredTable struct {
 	seed    maphash.Seed
 	slots   []deferredSlot // a power of two; empty slots have hash 0
 	n       int            // keys held
-	arena   []byte         // the keys, appended; forgotten ones are garbage
+	arena   []byte         // the keys, each after its length (uvarint); forgotten ones are garbage
 	garbage int            // bytes of arena no slot refers to
 	// The last find, which raise reuses when nothing moved since: a read
 	// looks its key up, then records its access.
 	memo struct {
-		key        []byte
-		h, version uint64
-		i          int
-		found      bool
+		key     []byte
+		h       uint32
+		version uint64
+		i       int
+		found   bool
 	}
 	version uint64 // bumped by every change of slot positions
 }
 
 // deferredSlot is one key's place in the table.
 type deferredSlot struct {
-	hash uint64 // of the key, never 0
-	off  uint32 // the key is arena[off : off+klen]
-	klen uint32
-	e    deferredEntry
+	hash uint32 // of the key, never 0
+	off  uint32 // the key's length and bytes start at arena[off]
+	at   int64  // the entry's access time, or removedAt
 }
 
-func newDeferredTable() deferredTable {
-	return deferredTable{seed: maphash.MakeSeed(), slots: make([]deferredSlot, 64)}
+// removedAt is the at of a slot whose key reads removed. An entry that is
+// not removed has a later at: reads record access times.
+const removedAt = math.MinInt64
+
+func (s *deferredSlot) entry() deferredEntry {
+	if s.at == removedAt {
+		return deferredEntry{at: ttl.NoFloor, removed: true}
+	}
+	return deferredEntry{at: s.at}
 }
 
-func (t *deferredTable) hash(key []byte) uint64 {
+func (s *deferredSlot) set(e deferredEntry) {
+	if e.removed {
+		s.at = removedAt
+	} else {
+		s.at = e.at
+	}
+}
+
+func newDeferredTable() deferredTable { return newDeferredTableSeed(maphash.MakeSeed()) }
+
+// newDeferredTableSeed returns an empty table that hashes with seed, so
+// that tables sharing a seed agree on every key's hash.
+func newDeferredTableSeed(seed maphash.Seed) deferredTable {
+	return deferredTable{seed: seed, slots: make([]deferredSlot, 64)}
+}
+
+func (t *deferredTable) hash(key []byte) uint32 {
 	// The top bit keeps it off 0, the empty mark, without touching the low
 	// bits that pick the home slot (setting the lowest bit instead left
 	// every even slot without keys of its own, doubling the probe runs).
-	return maphash.Bytes(t.seed, key) | 1<<63
+	// Tables have at most 2^26 slots (1 GiB of 16-byte slots).
+	return uint32(maphash.Bytes(t.seed, key)) | 1<<31
 }
 
+// key returns the key of s, and the bytes it takes in the arena.
 func (t *deferredTable) key(s *deferredSlot) []byte {
-	return t.arena[s.off : s.off+s.klen : s.off+s.klen]
+	k, _ := t.record(s)
+	return k
+}
+
+func (t *deferredTable) record(s *deferredSlot) (key []byte, size int) {
+	klen, n := binary.Uvarint(t.arena[s.off:])
+	start := int(s.off) + n
+	end := start + int(klen)
+	return t.arena[start:end:end], end - int(s.off)
 }
 
 // find returns the slot of key, or of the empty slot where it would go.
-func (t *deferredTable) find(key []byte, h uint64) (int, bool) {
+func (t *deferredTable) find(key []byte, h uint32) (int, bool) {
 	m := &t.memo
 	if m.h == h && m.version == t.version && string(m.key) == string(key) {
 		return m.i, m.found
@@ -64,7 +106,7 @@ func (t *deferredTable) find(key []byte, h uint64) (int, bool) {
 }
 
 // probe is find without the memo.
-func (t *deferredTable) probe(key []byte, h uint64) (int, bool) {
+func (t *deferredTable) probe(key []byte, h uint32) (int, bool) {
 	mask := len(t.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
@@ -83,7 +125,10 @@ func (t *deferredTable) get(key []byte) (deferredEntry, bool) {
 		return deferredEntry{}, false
 	}
 	i, ok := t.find(key, t.hash(key))
-	return t.slots[i].e, ok
+	if !ok {
+		return deferredEntry{}, false
+	}
+	return t.slots[i].entry(), true
 }
 
 // lookup is get without the memo, for goroutines other than the task's:
@@ -94,7 +139,10 @@ func (t *deferredTable) lookup(key []byte) (deferredEntry, bool) {
 		return deferredEntry{}, false
 	}
 	i, ok := t.probe(key, t.hash(key))
-	return t.slots[i].e, ok
+	if !ok {
+		return deferredEntry{}, false
+	}
+	return t.slots[i].entry(), true
 }
 
 // put records e for key, replacing what it had, and reports whether key
@@ -103,11 +151,8 @@ func (t *deferredTable) put(key []byte, e deferredEntry) bool {
 	h := t.hash(key)
 	i, ok := t.find(key, h)
 	if ok {
-		t.slots[i].e = e
+		t.slots[i].set(e)
 		return false
-	}
-	if len(t.arena)+len(key) > math.MaxUint32 {
-		t.compact() // offsets are 32-bit; TTLReadBuffer is at most 1 GiB
 	}
 	t.insertAt(i, h, key, e)
 	return true
@@ -115,9 +160,14 @@ func (t *deferredTable) put(key []byte, e deferredEntry) bool {
 
 // insertAt puts key, which the table does not hold, into the empty slot i
 // that find returned for it.
-func (t *deferredTable) insertAt(i int, h uint64, key []byte, e deferredEntry) {
+func (t *deferredTable) insertAt(i int, h uint32, key []byte, e deferredEntry) {
+	if len(t.arena)+binary.MaxVarintLen64+len(key) > math.MaxUint32 {
+		t.compact() // offsets are 32-bit; TTLReadBuffer is at most 1 GiB
+	}
 	t.version++
-	t.slots[i] = deferredSlot{hash: h, off: uint32(len(t.arena)), klen: uint32(len(key)), e: e}
+	t.slots[i] = deferredSlot{hash: h, off: uint32(len(t.arena))}
+	t.slots[i].set(e)
+	t.arena = binary.AppendUvarint(t.arena, uint64(len(key)))
 	t.arena = append(t.arena, key...)
 	// At most three quarters full. Half full would shorten the probes of a
 	// miss (2.5 slots on average rather than 8.5, but those are adjacent,
@@ -136,16 +186,13 @@ func (t *deferredTable) raise(key []byte, now int64, add bool) (covered, isNew b
 	h := t.hash(key)
 	i, ok := t.find(key, h)
 	if ok {
-		if e := &t.slots[i].e; !e.removed && e.at < now {
-			e.at = now
+		if s := &t.slots[i]; s.at != removedAt && s.at < now {
+			s.at = now
 		}
 		return true, false
 	}
 	if !add {
 		return false, false
-	}
-	if len(t.arena)+len(key) > math.MaxUint32 {
-		t.compact()
 	}
 	t.insertAt(i, h, key, deferredEntry{at: now})
 	return true, true
@@ -160,7 +207,8 @@ func (t *deferredTable) remove(key []byte) bool {
 	if !ok {
 		return false
 	}
-	t.garbage += int(t.slots[i].klen)
+	_, size := t.record(&t.slots[i])
+	t.garbage += size
 	t.deleteAt(i)
 	if t.n--; t.n == 0 {
 		t.arena, t.garbage = t.arena[:0], 0
@@ -213,7 +261,8 @@ func (t *deferredTable) compact() {
 			continue
 		}
 		off := len(arena)
-		arena = append(arena, t.key(s)...)
+		_, size := t.record(s)
+		arena = append(arena, t.arena[s.off:int(s.off)+size]...)
 		s.off = uint32(off)
 	}
 	t.arena, t.garbage = arena, 0
@@ -229,7 +278,7 @@ type keyed struct {
 func (t *deferredTable) entries(dst []keyed) []keyed {
 	for i := range t.slots {
 		if s := &t.slots[i]; s.hash != 0 {
-			dst = append(dst, keyed{string(t.key(s)), s.e})
+			dst = append(dst, keyed{string(t.key(s)), s.entry()})
 		}
 	}
 	return dst

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // TestDeferredTableModel runs seeded random puts, raises, gets and removes on a
@@ -37,7 +39,10 @@ func TestDeferredTableModel(t *testing.T) {
 			}
 			switch r := rng.IntN(11); {
 			case r < 5:
-				e := deferredEntry{at: rng.Int64N(1000), removed: rng.IntN(4) == 0}
+				e := deferredEntry{at: rng.Int64N(1000)}
+				if rng.IntN(4) == 0 {
+					e = deferredEntry{at: ttl.NoFloor, removed: true}
+				}
 				_, had := model[string(k)]
 				if isNew := tab.put(k, e); isNew == had {
 					t.Fatalf("seed %d step %d: put(%s) reported new=%v; the model had it: %v", seed, step, k, isNew, had)

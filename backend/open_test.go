@@ -115,6 +115,9 @@ func TestOptions_EnsureDefaults(t *testing.T) {
 	if o.BlockCacheSize != 64<<20 || o.MemTableSize != 64<<20 {
 		t.Errorf("BlockCacheSize = %d, MemTableSize = %d, want 64 MiB each", o.BlockCacheSize, o.MemTableSize)
 	}
+	if o.TTLReadBuffer != 32<<20 {
+		t.Errorf("TTLReadBuffer = %d, want 32 MiB", o.TTLReadBuffer)
+	}
 	if _, ok := o.Clock.(ttl.SystemClock); !ok {
 		t.Errorf("Clock = %T, want ttl.SystemClock", o.Clock)
 	}
