@@ -124,6 +124,16 @@
 //	    split("ValueGet/RawPebbleGet ValueUpdate/RawPebbleSet ListAppend/RawPebbleMerge MapGet/RawPebbleGet MapUpdate/RawPebbleSet", r, " ")
 //	    for (i = 1; i <= 5; i++) { split(r[i], p, "/"); printf "%-28s %.2f\n", r[i], m[p[1]] / m[p[2]] } }' bench.txt
 //
+// # TTL targets
+//
+// The TTL benchmarks (BenchmarkTtlValueGet and the rest, ttl_test.go) run
+// flink's TTL state benchmarks on TTL twins of the fixtures, for eight
+// combinations of TTL parameters each. Their target, at most 1.15x the
+// plain benchmark of the same op, is finer than the drift between two runs
+// on a shared machine, so BenchmarkTtlPaired measures it: one loop runs a
+// TTL op and its plain twin in alternating blocks of 256 ops over the same
+// keys, and reports ttl/plain, the ratio of their times (ttl_paired_test.go).
+//
 // # Caveats
 //
 // Two cores are shared by the benchmark goroutine and Pebble's flushes and

@@ -14,196 +14,57 @@ import (
 // TTL state benchmarks (see ttl_setup_test.go for the clock and the
 // fixtures). Each is the non-TTL benchmark of the same op, on the TTL twin
 // of its fixture, run for the eight combinations of flink's parameters:
-// compare BenchmarkTtlValueGet/*/*/* with BenchmarkValueGet and so on. One
-// op is SetCurrentKey plus one call, as there; ttlTime.tick, a decrement
-// and a compare per op, is the only addition to the loop. The reads count
-// their misses (miss/op) rather than failing on them, since under
-// Expire3PercentPerIteration entries do expire.
+// compare BenchmarkTtlValueGet/*/*/* with BenchmarkValueGet and so on, or
+// better, read BenchmarkTtlPaired, which runs both in one loop. One op is
+// SetCurrentKey plus one call, as there (the ops are in ttl_ops_test.go);
+// ttlTime.tick, a decrement and a compare per op, is the only addition to
+// the loop. The reads count their misses (miss/op) rather than failing on
+// them, since under Expire3PercentPerIteration entries do expire.
 
 // BenchmarkTtlValueGet is TtlValueStateBenchmark.valueGet.
-func BenchmarkTtlValueGet(b *testing.B) {
-	ttlMatrix(b, func(b *testing.B, c ttlCase) {
-		w := getWorkload(b)
-		tt := newTTLTime(w, c, ttlInitialMillis)
-		be := ttlOpenBackend(b, ttlValueFixture, tt.clock, nil)
-		v, err := backend.GetValue(be, ttlValueDesc(c.config()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ttlWarm(b, v.KeysInNamespace(voidNS()))
-		stop := ttlStart(b, be)
-		var sum int64
-		misses := 0
-		i := 0
-		for b.Loop() {
-			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			x, ok, err := v.Get()
-			if err != nil {
-				b.Fatalf("get key %d: %v", w.setupKey(i), err)
-			}
-			if !ok {
-				misses++
-			}
-			sum += x
-			i++
-		}
-		stop()
-		ttlReportMisses(b, misses)
-	})
-}
+func BenchmarkTtlValueGet(b *testing.B) { runTTL(b, ttlValueGetOp) }
 
 // BenchmarkTtlValueUpdate is TtlValueStateBenchmark.valueUpdate.
-func BenchmarkTtlValueUpdate(b *testing.B) {
-	ttlMatrix(b, func(b *testing.B, c ttlCase) {
-		w := getWorkload(b)
-		tt := newTTLTime(w, c, ttlInitialMillis)
-		be := ttlOpenBackend(b, ttlValueFixture, tt.clock, nil)
-		v, err := backend.GetValue(be, ttlValueDesc(c.config()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		stop := ttlStart(b, be)
-		i := 0
-		for b.Loop() {
-			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			if err := v.Update(w.value(i)); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		stop()
-	})
-}
+func BenchmarkTtlValueUpdate(b *testing.B) { runTTL(b, ttlValueUpdateOp) }
 
 // BenchmarkTtlListAppend is TtlListStateBenchmark.listAppend.
-func BenchmarkTtlListAppend(b *testing.B) {
-	ttlMatrix(b, func(b *testing.B, c ttlCase) {
-		w := getWorkload(b)
-		tt := newTTLTime(w, c, ttlInitialMillis)
-		be := ttlOpenBackend(b, ttlListFixture, tt.clock, nil)
-		l, err := backend.GetList(be, ttlListDesc(c.config()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		stop := ttlStart(b, be)
-		i := 0
-		for b.Loop() {
-			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			if err := l.Add(w.value(i)); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		stop()
-	})
-}
+func BenchmarkTtlListAppend(b *testing.B) { runTTL(b, ttlListAppendOp) }
 
 // BenchmarkTtlListGet is TtlListStateBenchmark.listGet.
-func BenchmarkTtlListGet(b *testing.B) {
-	ttlMatrix(b, func(b *testing.B, c ttlCase) {
-		w := getWorkload(b)
-		tt := newTTLTime(w, c, ttlInitialMillis)
-		be := ttlOpenBackend(b, ttlListFixture, tt.clock, nil)
-		l, err := backend.GetList(be, ttlListDesc(c.config()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ttlWarm(b, l.KeysInNamespace(voidNS()))
-		stop := ttlStart(b, be)
-		var sum int64
-		misses := 0
-		i := 0
-		for b.Loop() {
-			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			es, err := l.Get()
-			if err != nil {
-				b.Fatalf("get key %d: %v", w.setupKey(i), err)
-			}
-			if len(es) == 0 {
-				misses++
-			} else {
-				sum += es[0]
-			}
-			i++
-		}
-		stop()
-		ttlReportMisses(b, misses)
-	})
-}
+func BenchmarkTtlListGet(b *testing.B) { runTTL(b, ttlListGetOp) }
 
 // BenchmarkTtlMapGet is TtlMapStateBenchmark.mapGet.
-func BenchmarkTtlMapGet(b *testing.B) {
+func BenchmarkTtlMapGet(b *testing.B) { runTTL(b, ttlMapGetOp) }
+
+// BenchmarkTtlMapUpdate is TtlMapStateBenchmark.mapUpdate.
+func BenchmarkTtlMapUpdate(b *testing.B) { runTTL(b, ttlMapUpdateOp) }
+
+// runTTL runs op on its TTL fixture for each of the eight parameter
+// combinations.
+func runTTL(b *testing.B, op ttlOp) {
 	ttlMatrix(b, func(b *testing.B, c ttlCase) {
 		w := getWorkload(b)
 		tt := newTTLTime(w, c, ttlInitialMillis)
-		be, m := ttlOpenMap(b, tt, c)
+		be, do := op.open(b, tt.clock, c.config())
 		stop := ttlStart(b, be)
-		var sum float64
 		misses := 0
 		i := 0
 		for b.Loop() {
 			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			x, ok, err := m.Get(w.mapKey(i))
+			hit, err := do(i)
 			if err != nil {
-				b.Fatalf("get key %d map key %d: %v", w.setupKey(i), w.mapKey(i), err)
+				b.Fatalf("%s of key %d: %v", op.name, w.setupKey(i), err)
 			}
-			if !ok {
+			if !hit {
 				misses++
 			}
-			sum += x
 			i++
 		}
 		stop()
-		ttlReportMisses(b, misses)
-	})
-}
-
-// BenchmarkTtlMapUpdate is TtlMapStateBenchmark.mapUpdate.
-func BenchmarkTtlMapUpdate(b *testing.B) {
-	ttlMatrix(b, func(b *testing.B, c ttlCase) {
-		w := getWorkload(b)
-		tt := newTTLTime(w, c, ttlInitialMillis)
-		be, m := ttlOpenMap(b, tt, c)
-		stop := ttlStart(b, be)
-		i := 0
-		for b.Loop() {
-			tt.tick()
-			if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
-				b.Fatal(err)
-			}
-			if err := m.Put(w.mapKey(i), w.mapValue(i)); err != nil {
-				b.Fatal(err)
-			}
-			i++
+		if op.read {
+			ttlReportMisses(b, misses)
 		}
-		stop()
 	})
-}
-
-// ttlOpenMap opens the TTL map fixture and warms it, as openMap does.
-func ttlOpenMap(b *testing.B, tt *ttlTime, c ttlCase) (*backend.Backend[int64], *backend.Map[int64, backend.VoidNamespace, int64, float64]) {
-	be := ttlOpenBackend(b, ttlMapFixture, tt.clock, nil)
-	m, err := backend.GetMap(be, ttlMapDesc(c.config()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ttlWarm(b, m.KeysInNamespace(voidNS()))
-	return be, m
 }
 
 // BenchmarkCleanupExpired is one full pass of Backend.CleanupExpired over
