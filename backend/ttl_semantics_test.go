@@ -950,6 +950,20 @@ func ttlWantMapGet(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string
 }
 
 var ttlMapScenarios = []ttlScenario{
+	{"put all after a read removed the entry", func(h *ttlH) {
+		// The read's removal may wait in the read buffer; the batch that
+		// PutAll commits must end it, or the new value stays hidden.
+		m := h.st.(ttlMapAcc).s
+		h.key("k")
+		ttlCheck(h.t, m.Put("a", 1)) // +0
+		h.advance(ttlD)              // +100: a expired
+		ttlWantMapGet(h, m, "a", map[bool]int64{true: 1}[h.retExpired()], h.retExpired())
+		ttlWantMapGet(h, m, "a", 0, false)
+		ttlCheck(h.t, m.PutAll(maps.All(map[string]int64{"a": 2})))
+		ttlWantMapGet(h, m, "a", 2, true)
+		ttlWantKeys(h, m, "a")
+		h.leaves(1)
+	}},
 	{"entries expire independently", func(h *ttlH) {
 		m := h.st.(ttlMapAcc).s
 		h.key("k")

@@ -20,7 +20,9 @@ func (b *Backend[K]) set(key, value []byte) error {
 	b.mu.Lock()
 	err := b.db.Set(key, value, pebble.NoSync)
 	b.writes.Note(key)
-	b.def.drop(key)
+	if err == nil { // a failed write leaves the key's deferred work true
+		b.def.drop(key)
+	}
 	b.mu.Unlock()
 	return err
 }
@@ -52,7 +54,9 @@ func (b *Backend[K]) del(key []byte) error {
 	b.mu.Lock()
 	err := b.db.Delete(key, pebble.NoSync)
 	b.writes.Note(key)
-	b.def.drop(key)
+	if err == nil {
+		b.def.drop(key)
+	}
 	b.mu.Unlock()
 	return err
 }
@@ -63,17 +67,22 @@ func (b *Backend[K]) commit(batch *pebble.Batch) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.settleBatchLocked(batch); err != nil {
+	if err := b.settleBatchLocked(batch, true); err != nil {
 		return err
 	}
-	err := batch.Commit(pebble.NoSync)
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		b.writes.NoteAll()
+		return err
+	}
 	b.writes.NoteAll()
-	return err
+	return b.settleBatchLocked(batch, false)
 }
 
 // settleBatchLocked keeps the buffer of deferred TTL work true across a
-// batch, as set, merge and del do for single writes.
-func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch) error {
+// batch, as set, merge and del do for single writes: before the commit
+// it writes back the work of the keys the batch merges into, after it
+// forgets the work of the keys the batch set or deleted.
+func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch, before bool) error {
 	if b.def.empty() {
 		return nil
 	}
@@ -86,12 +95,15 @@ func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch) error {
 		if !ok {
 			return nil
 		}
-		switch kind {
-		case pebble.InternalKeyKindMerge:
-			if err := b.settleForMergeLocked(key); err != nil {
-				return err
+		switch {
+		case kind == pebble.InternalKeyKindMerge:
+			if before {
+				if err := b.settleForMergeLocked(key); err != nil {
+					return err
+				}
 			}
-		case pebble.InternalKeyKindRangeDelete:
+		case before:
+		case kind == pebble.InternalKeyKindRangeDelete:
 			b.dropRangeLocked(key, value)
 		default:
 			b.def.drop(key)
