@@ -93,11 +93,11 @@ type Options struct {
 	// Written through, as in Flink, they fill the memtable every later read
 	// searches, and a read-mostly task runs at read-write speed. Buffered,
 	// they reach Pebble in sorted batches before every snapshot, on Flush
-	// and on Close; a snapshot's synchronous part grows by about a
-	// microsecond per key buffered since the last one (a point read and a
-	// write, in sorted batches). A key costs about 32 bytes beyond its
-	// length, so the default holds some 700,000 keys of 13 bytes, and a
-	// snapshot after a full buffer waits about 0.7 s for it. Once the
+	// and on Close; a snapshot's synchronous part grows by 1 to 2
+	// microseconds per key buffered since the last one (a point read and
+	// a write, in sorted batches). A key costs about 32 bytes beyond its
+	// length, so the default holds some 750,000 keys of 11 bytes, and a
+	// snapshot after a full buffer waits about a second for it. Once the
 	// buffer is full, reads of keys it does not hold write through until
 	// the next write-back. A process that dies loses what was buffered, as
 	// it loses unflushed writes with the WAL off: restore from the last
