@@ -112,9 +112,9 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		persisted:  make(map[string]meta.State),
 		nextID:     1,
 		writes:     compaction.NewWrites(),
-		def:        newDeferred(opts.TTLReadBuffer),
 		ttlLayouts: make(map[uint16]ttl.Layout),
 	}
+	b.def = newDeferred(opts.TTLReadBuffer, &b.ttlMetrics)
 	b.snaps = newSnapshotOwner()
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{

@@ -73,10 +73,28 @@ type deferred struct {
 	limit int64 // Options.TTLReadBuffer; 0 writes through
 	pins  int   // open map iterations
 	buf   []byte
+	m     *ttlCounters
 }
 
-func newDeferred(limit int64) deferred {
-	return deferred{t: newDeferredTable(), limit: max(limit, 0)}
+func newDeferred(limit int64, m *ttlCounters) deferred {
+	return deferred{t: newDeferredTable(), limit: max(limit, 0), m: m}
+}
+
+// grew accounts for a key added, and shrank for one forgotten; both
+// publish the buffer's size to TTLMetrics.
+func (d *deferred) grew(key []byte) {
+	d.bytes += int64(len(key)) + deferredOverhead
+	d.publish()
+}
+
+func (d *deferred) shrank(key []byte) {
+	d.bytes -= int64(len(key)) + deferredOverhead
+	d.publish()
+}
+
+func (d *deferred) publish() {
+	d.m.bufKeys.Store(uint64(d.t.n))
+	d.m.bufBytes.Store(uint64(d.bytes))
 }
 
 // on reports whether reads defer their writes.
@@ -97,7 +115,7 @@ func (d *deferred) put(key []byte, e deferredEntry) bool {
 		}
 	}
 	if d.t.put(key, e) {
-		d.bytes += int64(len(key)) + deferredOverhead
+		d.grew(key)
 	}
 	return true
 }
@@ -105,7 +123,7 @@ func (d *deferred) put(key []byte, e deferredEntry) bool {
 // drop forgets key.
 func (d *deferred) drop(key []byte) {
 	if d.t.remove(key) {
-		d.bytes -= int64(len(key)) + deferredOverhead
+		d.shrank(key)
 	}
 }
 
@@ -135,7 +153,10 @@ func (b *Backend[K]) touch(key []byte, now int64) bool {
 	defer b.mu.Unlock()
 	covered, isNew := b.def.t.raise(key, now, b.def.bytes < b.def.limit)
 	if isNew {
-		b.def.bytes += int64(len(key)) + deferredOverhead
+		b.def.grew(key)
+	}
+	if !covered {
+		b.ttlMetrics.overflows.Add(1)
 	}
 	return covered
 }
@@ -150,6 +171,7 @@ func (b *Backend[K]) removeExpired(key []byte) error {
 		if ok {
 			return nil
 		}
+		b.ttlMetrics.overflows.Add(1)
 	}
 	return b.del(key)
 }
@@ -198,6 +220,7 @@ func (b *Backend[K]) writeBack() error {
 	if b.def.pins == 0 {
 		b.def.t.reset()
 		b.def.bytes = 0
+		b.def.publish()
 	}
 	return nil
 }
@@ -305,6 +328,7 @@ func (w *writeBackRun) commit(batch *pebble.Batch, written []keyed) error {
 		}
 		w.note()
 	}
+	w.d.m.writtenBack.Add(uint64(len(written)))
 	if w.d.pins == 0 && !w.whole {
 		for _, k := range written {
 			w.d.drop([]byte(k.key))
