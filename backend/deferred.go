@@ -176,6 +176,16 @@ func (b *Backend[K]) removeExpired(key []byte) error {
 	return b.del(key)
 }
 
+// removedByRead reports whether a read removed the value at key, which
+// Pebble may still hold until the buffer is written back.
+func (b *Backend[K]) removedByRead(key []byte) bool {
+	if b.def.empty() {
+		return false
+	}
+	e, ok := b.def.get(key)
+	return ok && e.removed
+}
+
 // pin holds the buffer's entries for an open map iteration; unpin lets
 // them go again.
 func (b *Backend[K]) pin()   { b.def.pins++ }
