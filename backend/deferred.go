@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -74,6 +72,9 @@ type deferred struct {
 	pins  int   // open map iterations
 	buf   []byte
 	m     *ttlCounters
+	// Scratch of write-backs, kept for the next one.
+	keys  []keyed
+	items []sortItem
 }
 
 func newDeferred(limit int64, m *ttlCounters) deferred {
@@ -199,7 +200,7 @@ func (b *Backend[K]) settleLocked(key []byte) error {
 		return nil
 	}
 	w := b.newWriteBack()
-	w.keys = append(w.keys, keyed{string(key), e})
+	w.keys = append(w.keys, keyed{key, e})
 	return w.run()
 }
 
@@ -223,7 +224,12 @@ func (b *Backend[K]) writeBack() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := b.newWriteBack()
-	w.keys, w.whole = b.def.t.entries(w.keys), true
+	w.keys, b.def.items = b.def.t.sorted(b.def.keys[:0], b.def.items)
+	w.whole = true
+	defer func() {
+		clear(w.keys) // the keys point into the table's arena
+		b.def.keys = w.keys[:0]
+	}()
 	if err := w.run(); err != nil {
 		return err
 	}
@@ -238,10 +244,16 @@ func (b *Backend[K]) writeBack() error {
 // dropRangeLocked forgets every key in [lo, hi), which a range deletion
 // removes.
 func (b *Backend[K]) dropRangeLocked(lo, hi []byte) {
-	for _, k := range b.def.t.entries(nil) {
-		if k.key >= string(lo) && k.key < string(hi) {
-			b.def.drop([]byte(k.key))
+	var in [][]byte
+	for i := range b.def.t.slots {
+		if s := &b.def.t.slots[i]; s.hash != 0 {
+			if k := b.def.t.key(s); bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
+				in = append(in, bytes.Clone(k)) // drop moves slots and may compact the arena
+			}
 		}
+	}
+	for _, k := range in {
+		b.def.drop(k)
 	}
 }
 
@@ -256,8 +268,8 @@ type writeBackRun struct {
 	layouts map[uint16]ttl.Layout
 	db      *pebble.DB
 	note    func()
-	keys    []keyed
-	whole   bool // the whole buffer: writeBack empties it at the end
+	keys    []keyed // in key order
+	whole   bool    // the whole buffer: writeBack empties it at the end
 }
 
 func (b *Backend[K]) newWriteBack() *writeBackRun {
@@ -272,7 +284,6 @@ func (w *writeBackRun) run() error {
 	if len(w.keys) == 0 {
 		return nil
 	}
-	slices.SortFunc(w.keys, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	it, err := w.db.NewIter(nil)
 	if err != nil {
 		return fmt.Errorf("backend: write back TTL work: %w", err)
@@ -297,8 +308,7 @@ func (w *writeBackRun) run() error {
 }
 
 // write puts key's work into batch.
-func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, key string, e deferredEntry) error {
-	k := []byte(key)
+func (w *writeBackRun) write(batch *pebble.Batch, it *pebble.Iterator, k []byte, e deferredEntry) error {
 	if e.removed {
 		if err := batch.Delete(k, nil); err != nil {
 			return fmt.Errorf("backend: write back TTL work: %w", err)
@@ -341,7 +351,7 @@ func (w *writeBackRun) commit(batch *pebble.Batch, written []keyed) error {
 	w.d.m.writtenBack.Add(uint64(len(written)))
 	if w.d.pins == 0 && !w.whole {
 		for _, k := range written {
-			w.d.drop([]byte(k.key))
+			w.d.drop(k.key)
 		}
 	}
 	return nil

@@ -87,8 +87,15 @@ func TestDeferredTableModel(t *testing.T) {
 			}
 		}
 		var got []string
-		for _, k := range tab.entries(nil) {
-			got = append(got, k.key)
+		sorted, _ := tab.sorted(nil, nil)
+		for _, k := range sorted {
+			got = append(got, string(k.key))
+			if want := model[string(k.key)]; k.e != want {
+				t.Fatalf("seed %d: sorted gives %s with %v; the model has %v", seed, k.key, k.e, want)
+			}
+		}
+		if !slices.IsSorted(got) {
+			t.Fatalf("seed %d: sorted lists keys out of order", seed)
 		}
 		want := make([]string, 0, len(model))
 		for k := range model {
@@ -148,6 +155,35 @@ func TestDeferredTableCompacts(t *testing.T) {
 	for i := 0; i < 3000; i += 30 {
 		if e, ok := tab.get(key(i)); !ok || e.at != int64(i) {
 			t.Fatalf("get(%d) = %v, %v after compaction; want at %d", i, e, ok, i)
+		}
+	}
+}
+
+// TestDeferredTableSorted checks the order of sorted where the 16-byte
+// prefixes it compares first cannot decide: keys longer than 16 bytes
+// that share them, and keys that differ from each other only by trailing
+// zero bytes, which the zero-padded prefixes make equal.
+func TestDeferredTableSorted(t *testing.T) {
+	keys := []string{
+		"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00b", "ab",
+		"0123456789abcdef", "0123456789abcdef\x00", "0123456789abcdef0", "0123456789abcdef01",
+		"0123456789abcdeg", "0123456789abcdef\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 20 {
+		tab := newDeferredTable()
+		for _, i := range rng.Perm(len(keys)) {
+			tab.put([]byte(keys[i]), deferredEntry{at: int64(i)})
+		}
+		sorted, _ := tab.sorted(nil, nil)
+		var got []string
+		for _, k := range sorted {
+			got = append(got, string(k.key))
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("sorted = %q; want %q", got, want)
 		}
 	}
 }
