@@ -72,9 +72,6 @@ type deferred struct {
 	pins  int   // open map iterations
 	buf   []byte
 	m     *ttlCounters
-	// Scratch of write-backs, kept for the next one.
-	keys  []keyed
-	items []sortItem
 }
 
 func newDeferred(limit int64, m *ttlCounters) deferred {
@@ -224,12 +221,10 @@ func (b *Backend[K]) writeBack() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := b.newWriteBack()
-	w.keys, b.def.items = b.def.t.sorted(b.def.keys[:0], b.def.items)
+	// Its scratch is not kept for the next write-back: it would double
+	// the memory TTLReadBuffer grants.
+	w.keys, _ = b.def.t.sorted(nil, nil)
 	w.whole = true
-	defer func() {
-		clear(w.keys) // the keys point into the table's arena
-		b.def.keys = w.keys[:0]
-	}()
 	if err := w.run(); err != nil {
 		return err
 	}

@@ -287,7 +287,7 @@ type sortItem struct {
 }
 
 // sorted appends every key with its entry to dst, in key order, using
-// items as scratch, and returns both for reuse. The keys are the arena's
+// items as scratch, and returns both. The keys are the arena's
 // bytes: they stay valid until the table next changes (a write-back holds
 // b.mu, so nothing changes it meanwhile). Sorting prefixes, and reading
 // each key from the arena once, wrote back a fifth faster than sorting
