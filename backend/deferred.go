@@ -40,11 +40,12 @@ import (
 // the entry stays; unless the entry marks the key removed, or the clock
 // went back below at, in which case it is written back first.
 //
-// A map iteration reads a point-in-time view of Pebble, so work written
-// back while it runs would be lost to it: it would meet the removed entry
-// or the old stamp again, with nothing in the buffer to correct it. An
-// open iteration therefore pins the buffer: a write-back (a snapshot taken
-// in the loop) leaves its keys in the buffer too, where they are harmless.
+// An iteration (Map.Entries and the like, KeysInNamespace) reads a
+// point-in-time view of Pebble, so work written back while it runs would
+// be lost to it: it would meet the removed entry or the old stamp again,
+// with nothing in the buffer to correct it. An open iteration therefore
+// pins the buffer: a write-back (a snapshot taken in the loop) leaves its
+// keys in the buffer too, where they are harmless.
 //
 // Only the task goroutine changes the buffer, under b.mu; it reads it
 // without the lock. Background cleanup reads it under b.mu, and without
@@ -69,7 +70,7 @@ type deferred struct {
 	t     deferredTable
 	bytes int64 // approximate memory held
 	limit int64 // Options.TTLReadBuffer; 0 writes through
-	pins  int   // open map iterations
+	pins  int   // open iterations
 	buf   []byte
 	m     *ttlCounters
 }
@@ -184,7 +185,7 @@ func (b *Backend[K]) removedByRead(key []byte) bool {
 	return ok && e.removed
 }
 
-// pin holds the buffer's entries for an open map iteration; unpin lets
+// pin holds the buffer's entries for an open iteration; unpin lets
 // them go again.
 func (b *Backend[K]) pin()   { b.def.pins++ }
 func (b *Backend[K]) unpin() { b.def.pins-- }
