@@ -358,8 +358,8 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 }
 
 // Close writes back the TTL work reads buffered, flushes (when the WAL is
-// off) and closes the database. States of a
-// closed backend return ErrClosed. Closing twice is a no-op.
+// off) and closes the database. States of a closed backend return
+// ErrClosed. Closing twice is a no-op.
 func (b *Backend[K]) Close() error {
 	b.stopAll() // cancel CleanupExpired and Compact, which hold lifecycle
 	b.lifecycle.Lock()
