@@ -23,10 +23,19 @@ type Target struct {
 // entries survives at a given time. Entries of states that are not targets
 // always survive. It is not safe for concurrent use.
 type EntryFilter struct {
+	// Pending, if set, reports TTL work recorded for key outside its stored
+	// value, as Config.Deferred does: the value was removed, or its stamps
+	// (where layout says) count as at least floor. Apply then does that
+	// work before it judges the value, for targets and other states alike,
+	// and a value whose stamps it raised comes out rewritten with them.
+	// Full snapshots set it, so that they hold what reads buffered.
+	Pending func(key []byte) (layout ttl.Layout, floor int64, removed, ok bool)
+
 	targets  map[uint16]Target
 	now      int64
 	buf      []byte
-	earliest int64 // see Earliest
+	rbuf     []byte // Pending's raised value
+	earliest int64  // see Earliest
 	// The last lookup: entries come in runs of one state.
 	lastID     uint16
 	last       Target
@@ -64,7 +73,29 @@ func (f *EntryFilter) Target(key []byte) (Target, bool) {
 // value to store instead, valid until the next call. A malformed value is
 // kept and reported.
 func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
+	if f.Pending != nil {
+		if layout, floor, removed, ok := f.Pending(key); ok {
+			return f.applyPending(key, value, layout, floor, removed)
+		}
+	}
 	return f.ApplyFloor(key, value, ttl.NoFloor)
+}
+
+// applyPending is Apply for an entry with pending work.
+func (f *EntryFilter) applyPending(key, value []byte, layout ttl.Layout, floor int64, removed bool) (ttl.Verdict, []byte, error) {
+	if removed {
+		return ttl.Drop, nil, nil
+	}
+	raised, moved, err := ttl.Restamp(layout, value, floor, f.rbuf[:0])
+	f.rbuf = raised[:0]
+	if err != nil || !moved {
+		return f.ApplyFloor(key, value, ttl.NoFloor)
+	}
+	v, out, err := f.ApplyFloor(key, raised, ttl.NoFloor)
+	if err == nil && v == ttl.Keep {
+		return ttl.Rewrite, raised, nil
+	}
+	return v, out, err
 }
 
 // ApplyFloor is Apply for an entry whose stamps count as at least floor

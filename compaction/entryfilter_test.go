@@ -330,3 +330,56 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 		t.Fatalf("delete after the snapshot not applied to the live database: %v", err)
 	}
 }
+
+// TestEntryFilterPending checks Apply with pending work (EntryFilter.Pending,
+// which full snapshots set to a copy of the backend's read buffer): a
+// removed entry is dropped; a raised floor comes out as a rewrite carrying
+// the raised stamps, keeps alive what it keeps alive, and applies to
+// states that are not targets too; entries without pending work are judged
+// as before.
+func TestEntryFilterPending(t *testing.T) {
+	const now = 250
+	type pending struct {
+		layout  ttl.Layout
+		floor   int64
+		removed bool
+	}
+	work := map[string]pending{}
+	f := NewEntryFilter(testTargets(), now)
+	f.Pending = func(key []byte) (ttl.Layout, int64, bool, bool) {
+		p, ok := work[string(key)]
+		return p.layout, p.floor, p.removed, ok
+	}
+	plainTTL := stateKey(idPlain, 0, "p") // a TTL state that is not a target
+	work[string(stateKey(idValue, 0, "gone"))] = pending{ttl.Single, ttl.NoFloor, true}
+	work[string(stateKey(idValue, 0, "raised"))] = pending{ttl.Single, 200, false}
+	work[string(stateKey(idValue, 0, "low"))] = pending{ttl.Single, 100, false}
+	work[string(stateKey(idList, 0, "l"))] = pending{ttl.ListElements, 180, false}
+	work[string(plainTTL)] = pending{ttl.Single, 200, false}
+
+	check := func(key, value []byte, want ttl.Verdict, wantValue []byte) {
+		t.Helper()
+		v, out, err := f.Apply(key, value)
+		if err != nil || v != want {
+			t.Fatalf("Apply(%q) = %v, %v; want %v", key, v, err, want)
+		}
+		if want == ttl.Rewrite && !bytes.Equal(out, wantValue) {
+			t.Fatalf("Apply(%q) rewrote to %x; want %x", key, out, wantValue)
+		}
+	}
+	// Expired at 250 by its stamp (100 + 100), but a read removed it anyway.
+	check(stateKey(idValue, 0, "gone"), stampedValue(240, "x"), ttl.Drop, nil)
+	// Expired by its stamp, alive by the buffered access at 200.
+	check(stateKey(idValue, 0, "raised"), stampedValue(100, "x"), ttl.Rewrite, stampedValue(200, "x"))
+	// A floor below the stamp changes nothing, and an expired floor keeps
+	// nothing alive.
+	check(stateKey(idValue, 0, "low"), stampedValue(120, "x"), ttl.Drop, nil)
+	check(stateKey(idValue, 0, "low"), stampedValue(160, "x"), ttl.Keep, nil)
+	// A list: every element raised to 180, the one stamped later kept.
+	check(stateKey(idList, 0, "l"), stampedList(50, "a", 190, "b"), ttl.Rewrite, stampedList(180, "a", 190, "b"))
+	// Not a target: raised, never judged.
+	check(plainTTL, stampedValue(10, "y"), ttl.Rewrite, stampedValue(200, "y"))
+	// No pending work: judged as before.
+	check(stateKey(idValue, 0, "other"), stampedValue(100, "x"), ttl.Drop, nil)
+	check(stateKey(idValue, 0, "other"), stampedValue(200, "x"), ttl.Keep, nil)
+}
