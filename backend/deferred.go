@@ -20,7 +20,8 @@ import (
 // to the speed of a read-write one (4x for values, bench/RESULTS.md).
 //
 // So reads record the work here instead, in memory, and it reaches Pebble
-// later in sorted batches: before every snapshot, on Flush and on Close.
+// later in sorted batches: after a full snapshot, on a goroutine of its
+// own (bgwriteback.go); before an incremental one; on Flush and on Close.
 // Once the buffer holds Options.TTLReadBuffer bytes, reads of keys it does
 // not hold write through, as Flink's do, until the next write-back empties
 // it: the keys read first after a snapshot (the hot ones, mostly) stay
@@ -28,8 +29,9 @@ import (
 // writing back a key costs a second read of its value.
 //
 // Until its write-back, everything that judges expiry consults the buffer:
-// reads, incremental cleanup, background cleanup (under b.mu) and, because
-// snapshots write it back first, snapshots. A key's true state is:
+// reads, incremental cleanup, background cleanup (under b.mu), full
+// snapshots (through a copy) and, because they write it back first,
+// incremental snapshots. A key's true state is:
 //
 //   - removed: the key has no value, whatever Pebble still holds;
 //   - otherwise every stamp of its stored value counts as at least at.
@@ -73,6 +75,7 @@ type deferred struct {
 	pins  int   // open iterations
 	buf   []byte
 	m     *ttlCounters
+	bg    *bgWriteBack // the background write-back of the last full snapshot, until finished
 }
 
 func newDeferred(limit int64, m *ttlCounters) deferred {
@@ -148,6 +151,9 @@ func (b *Backend[K]) touch(key []byte, now int64) bool {
 	if !b.def.on() {
 		return false
 	}
+	if b.def.bg != nil {
+		_ = b.finishWriteBack(false) // an error waits for a caller that can return it
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	covered, isNew := b.def.t.raise(key, now, b.def.bytes < b.def.limit)
@@ -164,6 +170,9 @@ func (b *Backend[K]) touch(key []byte, now int64) bool {
 // buffer, or at once when reads write through or the buffer is full.
 func (b *Backend[K]) removeExpired(key []byte) error {
 	if b.def.on() {
+		if b.def.bg != nil {
+			_ = b.finishWriteBack(false)
+		}
 		b.mu.Lock()
 		ok := b.def.put(key, deferredEntry{at: ttl.NoFloor, removed: true})
 		b.mu.Unlock()
@@ -216,6 +225,9 @@ func (b *Backend[K]) settle(key []byte) error {
 // writeBack writes all deferred work to Pebble and empties the buffer.
 // Task goroutine only.
 func (b *Backend[K]) writeBack() error {
+	if err := b.finishWriteBack(true); err != nil {
+		return err
+	}
 	if b.def.empty() {
 		return nil
 	}

@@ -39,7 +39,15 @@ type deferredTable struct {
 		found   bool
 	}
 	version uint64 // bumped by every change of slot positions
+	epoch   uint32 // 0 or epochBit: the mark of slots changed since the last flip
 }
+
+// epochBit marks, in a slot's hash, the epoch the slot was last changed
+// in. A snapshot flips the table's epoch and hands a copy of the table to
+// a background write-back; once that is done, the slots still of the old
+// epoch are in Pebble as they are, and dropOld forgets them. The bit is
+// above the home slot's bits (tables have at most 2^26 slots).
+const epochBit = 1 << 30
 
 // deferredSlot is one key's place in the table.
 type deferredSlot struct {
@@ -80,7 +88,7 @@ func (t *deferredTable) hash(key []byte) uint32 {
 	// bits that pick the home slot (setting the lowest bit instead left
 	// every even slot without keys of its own, doubling the probe runs).
 	// Tables have at most 2^26 slots (1 GiB of 16-byte slots).
-	return uint32(maphash.Bytes(t.seed, key)) | 1<<31
+	return (uint32(maphash.Bytes(t.seed, key)) | 1<<31) &^ epochBit
 }
 
 // key returns the key of s, and the bytes it takes in the arena.
@@ -116,7 +124,7 @@ func (t *deferredTable) probe(key []byte, h uint32) (int, bool) {
 		if s.hash == 0 {
 			return i, false
 		}
-		if s.hash == h && string(t.key(s)) == string(key) {
+		if s.hash&^epochBit == h && string(t.key(s)) == string(key) {
 			return i, true
 		}
 	}
@@ -154,7 +162,9 @@ func (t *deferredTable) put(key []byte, e deferredEntry) bool {
 	h := t.hash(key)
 	i, ok := t.find(key, h)
 	if ok {
-		t.slots[i].set(e)
+		s := &t.slots[i]
+		s.set(e)
+		s.hash = s.hash&^epochBit | t.epoch
 		return false
 	}
 	t.insertAt(i, h, key, e)
@@ -168,7 +178,7 @@ func (t *deferredTable) insertAt(i int, h uint32, key []byte, e deferredEntry) {
 		t.compact() // offsets are 32-bit; TTLReadBuffer is at most 1 GiB
 	}
 	t.version++
-	t.slots[i] = deferredSlot{hash: h, off: uint32(len(t.arena))}
+	t.slots[i] = deferredSlot{hash: h | t.epoch, off: uint32(len(t.arena))}
 	t.slots[i].set(e)
 	t.arena = binary.AppendUvarint(t.arena, uint64(len(key)))
 	t.arena = append(t.arena, key...)
@@ -191,6 +201,7 @@ func (t *deferredTable) raise(key []byte, now int64, add bool) (covered, isNew b
 	if ok {
 		if s := &t.slots[i]; s.at != removedAt && s.at < now {
 			s.at = now
+			s.hash = s.hash&^epochBit | t.epoch
 		}
 		return true, false
 	}
@@ -326,4 +337,38 @@ func (t *deferredTable) reset() {
 	clear(t.slots)
 	t.n, t.arena, t.garbage = 0, t.arena[:0], 0
 	t.version++
+}
+
+// clone returns a copy of the table for other goroutines to read (with
+// lookup and sorted, which change nothing) while this one changes.
+func (t *deferredTable) clone() *deferredTable {
+	return &deferredTable{
+		seed:    t.seed,
+		slots:   slices.Clone(t.slots),
+		n:       t.n,
+		arena:   slices.Clone(t.arena),
+		garbage: t.garbage,
+		epoch:   t.epoch,
+	}
+}
+
+// flip starts a new epoch: the slots present now are of the old one
+// until they next change.
+func (t *deferredTable) flip() { t.epoch ^= epochBit }
+
+// dropOld forgets every key whose slot has not changed since the last
+// flip, and returns the keys kept with their entries (as put would take
+// them, for the caller's accounting).
+func (t *deferredTable) dropOld() []keyed {
+	var kept []keyed
+	for i := range t.slots {
+		if s := &t.slots[i]; s.hash != 0 && s.hash&epochBit == t.epoch {
+			kept = append(kept, keyed{bytes.Clone(t.key(s)), s.entry()})
+		}
+	}
+	t.reset()
+	for _, k := range kept {
+		t.put(k.key, k.e)
+	}
+	return kept
 }

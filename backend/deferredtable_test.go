@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -184,6 +185,88 @@ func TestDeferredTableSorted(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("sorted = %q; want %q", got, want)
+		}
+	}
+}
+
+// TestDeferredTableEpochs checks flip, clone and dropOld against a model:
+// dropOld must forget exactly the keys whose last change was in the other
+// epoch, keep the rest with their entries, and a clone must keep the
+// entries it was taken with whatever the table does afterwards. (With one
+// bit, a key unchanged over two flips counts as changed in the current
+// epoch: the backend drops after every flip, before the next.)
+func TestDeferredTableEpochs(t *testing.T) {
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 9))
+		tab := newDeferredTable()
+		model := map[string]deferredEntry{}
+		epoch := map[string]bool{} // of each key's last change
+		cur := false
+		var cl *deferredTable
+		var clModel map[string]deferredEntry
+		for step := range 20_000 {
+			k := fmt.Sprintf("k%d", rng.IntN(700))
+			switch r := rng.IntN(100); {
+			case r < 40:
+				now := rng.Int64N(1000)
+				e, had := model[k]
+				tab.raise([]byte(k), now, true)
+				if !had || !e.removed && e.at < now {
+					model[k], epoch[k] = deferredEntry{at: now}, cur
+				}
+			case r < 55:
+				e := deferredEntry{at: rng.Int64N(1000)}
+				if rng.IntN(3) == 0 {
+					e = deferredEntry{at: ttl.NoFloor, removed: true}
+				}
+				tab.put([]byte(k), e)
+				model[k], epoch[k] = e, cur
+			case r < 70:
+				tab.remove([]byte(k))
+				delete(model, k)
+				delete(epoch, k)
+			case r < 72:
+				tab.flip()
+				cur = !cur
+			case r < 74:
+				kept := tab.dropOld()
+				for mk := range model {
+					if epoch[mk] != cur {
+						delete(model, mk)
+						delete(epoch, mk)
+					}
+				}
+				if len(kept) != len(model) {
+					t.Fatalf("seed %d step %d: dropOld kept %d keys; want %d", seed, step, len(kept), len(model))
+				}
+			case r < 75:
+				cl, clModel = tab.clone(), maps.Clone(model)
+			default:
+				want, had := model[k]
+				if got, ok := tab.get([]byte(k)); ok != had || got != want {
+					t.Fatalf("seed %d step %d: get(%s) = %v, %v; want %v, %v", seed, step, k, got, ok, want, had)
+				}
+			}
+			if tab.n != len(model) {
+				t.Fatalf("seed %d step %d: %d keys; want %d", seed, step, tab.n, len(model))
+			}
+		}
+		for k, want := range model {
+			if got, ok := tab.lookup([]byte(k)); !ok || got != want {
+				t.Fatalf("seed %d: lookup(%s) = %v, %v at the end; want %v", seed, k, got, ok, want)
+			}
+		}
+		if cl == nil {
+			continue
+		}
+		sorted, _ := cl.sorted(nil, nil)
+		if len(sorted) != len(clModel) {
+			t.Fatalf("seed %d: the clone holds %d keys; want the %d it was taken with", seed, len(sorted), len(clModel))
+		}
+		for _, k := range sorted {
+			if want, ok := clModel[string(k.key)]; !ok || k.e != want {
+				t.Fatalf("seed %d: the clone has %s = %v; want %v, %v", seed, k.key, k.e, want, ok)
+			}
 		}
 	}
 }

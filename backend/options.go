@@ -92,12 +92,14 @@ type Options struct {
 	// under OnReadAndWrite, and the removals of expired values reads find.
 	// Written through, as in Flink, they fill the memtable every later read
 	// searches, and a read-mostly task runs at read-write speed. Buffered,
-	// they reach Pebble in sorted batches before every snapshot, on Flush
-	// and on Close; a snapshot's synchronous part grows by 1 to 2
-	// microseconds per key buffered since the last one (a point read and
-	// a write, in sorted batches). A key costs about 32 bytes beyond its
-	// length, so the default holds some 750,000 keys of 11 bytes, and a
-	// snapshot after a full buffer waits about a second for it. Once the
+	// they reach Pebble in sorted batches, at a microsecond or two per key:
+	// after a full snapshot, on a goroutine of its own, while the snapshot
+	// applies a copy of the buffer (its synchronous part grows by the copy,
+	// some 25 ns per key); before an incremental snapshot, in its
+	// synchronous part; and on Flush and Close. A key costs about 32 bytes
+	// beyond its length (twice that while a full snapshot's copy lives), so
+	// the default holds some 750,000 keys of 11 bytes, which an
+	// incremental snapshot takes about a second to write back. Once the
 	// buffer is full, reads of keys it does not hold write through until
 	// the next write-back. A process that dies loses what was buffered, as
 	// it loses unflushed writes with the WAL off: restore from the last

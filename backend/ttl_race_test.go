@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -220,7 +222,8 @@ func TestTTLRaceMapPut(t *testing.T) {
 
 // TestTTLRaceBufferedReads reads, under OnReadAndWrite, values whose new
 // stamps then wait in the read buffer, while cleanup loops beside the task
-// and asks the buffer about every entry it is about to remove. The task
+// and asks the buffer about every entry it is about to remove, and full
+// snapshots write the buffer back in the background. The task
 // looks keys up in the buffer without the lock, cleanup under it, so
 // cleanup's lookups must change nothing in the buffer (its lookup memo
 // included); -race checks that. Keys last read before the clock moved past
@@ -248,8 +251,25 @@ func TestTTLRaceBufferedReads(t *testing.T) {
 	env.advance(ttlD / 2)
 
 	stop := ttlCleanupLoop(t, env.b)
+	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
+	ttlCheck(t, err)
 	rng := rand.New(rand.NewPCG(7, 8))
-	for range 3 {
+	for round := range 3 {
+		// A full snapshot each round: its copy of the buffer is written
+		// back on another goroutine, and read by its own, while the task
+		// reads on and cleanup asks.
+		snap, err := env.b.Snapshot(int64(round+1), st)
+		ttlCheck(t, err)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := snap.Run(context.Background()); err != nil {
+				t.Errorf("snapshot %d: %v", round+1, err)
+			}
+		})
+		// A state registered meanwhile: the write-back reads what
+		// registration writes.
+		other := backend.ValueDescriptor[int64]{Name: fmt.Sprint("other", round), Codec: backend.Int64, TTL: desc.TTL}
+		ttlMust(backend.GetValue(env.b, other)).in(t)
 		for _, i := range rng.Perm(n / 2) {
 			env.setKey(fmt.Sprintf("k%05d", 2*i))
 			got, ok, err := v.Get()
@@ -257,6 +277,7 @@ func TestTTLRaceBufferedReads(t *testing.T) {
 				t.Fatalf("key %d: Get = %d, %v, %v; want it kept alive by its buffered read", 2*i, got, ok, err)
 			}
 		}
+		wg.Wait()
 	}
 	passes := stop()
 	t.Logf("%d CleanupExpired passes; metrics %+v", passes, env.b.TTLMetrics())
