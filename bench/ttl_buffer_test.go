@@ -13,17 +13,31 @@ import (
 // puts on reads off the read path. These benchmarks price what it defers:
 // the write-back itself, and reads whose working set outgrows the buffer.
 
-// BenchmarkTtlReadBufferWriteBack measures writing back the buffer: each
-// op is one key read under OnReadAndWrite, and the figure is the time of
-// the synchronous part of the full snapshot taken after every pass (and
-// after the last op), which writes back every key the pass read, per key
-// (writeback-ns/key); ns/op is the reads with their share of the timed
-// snapshots. Compare with RawPebbleGetSet, what each read would cost the
-// task if it wrote through.
+// BenchmarkTtlReadBufferWriteBack measures what the buffer costs
+// snapshots: each op is one key read under OnReadAndWrite, and a snapshot
+// is taken after every pass (and after the last op), whose synchronous part
+// is timed and reported per key the pass buffered (sync-ns/key); ns/op is
+// the reads with their share of the timed snapshots.
+//
+//   - Full: full snapshots copy the buffer in their synchronous part and
+//     write it back on a goroutine of their own.
+//   - Incremental: incremental snapshots write it back in their
+//     synchronous part, before the memtable flush and the native
+//     checkpoint, which the figure includes.
+//
+// Compare with RawPebbleGetSet, what each read would cost the task if it
+// wrote through.
 func BenchmarkTtlReadBufferWriteBack(b *testing.B) {
+	for _, incremental := range []bool{false, true} {
+		name := map[bool]string{false: "Full", true: "Incremental"}[incremental]
+		b.Run(name, func(b *testing.B) { benchWriteBack(b, incremental) })
+	}
+}
+
+func benchWriteBack(b *testing.B, incremental bool) {
 	w := getWorkload(b)
 	clock := ttl.NewManualClock(time.UnixMilli(ttlInitialMillis))
-	be := ttlOpenBackend(b, ttlValueFixture, clock, nil)
+	be := ttlOpenBackend(b, ttlValueFixture, clock, func(o *backend.Options) { o.IncrementalCheckpoints = incremental })
 	cfg := ttl.Config{TTL: ttlMillis * time.Millisecond, Update: ttl.OnReadAndWrite}
 	v, err := backend.GetValue(be, ttlValueDesc(cfg))
 	if err != nil {
@@ -37,7 +51,7 @@ func BenchmarkTtlReadBufferWriteBack(b *testing.B) {
 	var spent time.Duration
 	keys := 0
 	id := int64(0)
-	flush := func() {
+	snap := func() {
 		id++
 		t0 := time.Now()
 		s, err := be.Snapshot(id, st)
@@ -49,8 +63,8 @@ func BenchmarkTtlReadBufferWriteBack(b *testing.B) {
 	}
 	i := 0
 	for b.Loop() {
-		if i == w.setupCount() { // a pass: write back what it read
-			flush()
+		if i == w.setupCount() { // a pass: snapshot what it read
+			snap()
 			clock.Advance(time.Millisecond) // the next pass restamps again
 			i = 0
 		}
@@ -63,8 +77,9 @@ func BenchmarkTtlReadBufferWriteBack(b *testing.B) {
 		i++
 		keys++
 	}
-	flush()
-	b.ReportMetric(float64(spent.Nanoseconds())/float64(keys), "writeback-ns/key")
+	snap()
+	b.ReportMetric(float64(spent.Nanoseconds())/float64(keys), "sync-ns/key")
+	b.ReportMetric(float64(spent.Microseconds())/float64(id), "sync-us/snapshot")
 }
 
 // BenchmarkTtlValueGetSmallReadBuffer is TtlValueGet under
