@@ -67,22 +67,46 @@ func (b *Backend[K]) commit(batch *pebble.Batch) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.settleBatchLocked(batch, true); err != nil {
+	if err := b.settleMergesLocked(batch); err != nil {
 		return err
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
-		b.writes.NoteAll()
-		return err
-	}
+	err := batch.Commit(pebble.NoSync)
 	b.writes.NoteAll()
-	return b.settleBatchLocked(batch, false)
+	if err != nil {
+		return err
+	}
+	return b.forgetWrittenLocked(batch)
 }
 
-// settleBatchLocked keeps the buffer of deferred TTL work true across a
-// batch, as set, merge and del do for single writes: before the commit
-// it writes back the work of the keys the batch merges into, after it
-// forgets the work of the keys the batch set or deleted.
-func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch, before bool) error {
+// settleMergesLocked writes back, before batch commits, the deferred TTL
+// work of the keys it merges into, as merge does for one key.
+func (b *Backend[K]) settleMergesLocked(batch *pebble.Batch) error {
+	return b.eachBatchRecord(batch, func(kind pebble.InternalKeyKind, key, _ []byte) error {
+		if kind != pebble.InternalKeyKindMerge {
+			return nil
+		}
+		return b.settleForMergeLocked(key)
+	})
+}
+
+// forgetWrittenLocked forgets, once batch committed, the deferred TTL work
+// of the keys it set or deleted, as set and del do for one key.
+func (b *Backend[K]) forgetWrittenLocked(batch *pebble.Batch) error {
+	return b.eachBatchRecord(batch, func(kind pebble.InternalKeyKind, key, value []byte) error {
+		switch kind {
+		case pebble.InternalKeyKindMerge:
+		case pebble.InternalKeyKindRangeDelete:
+			b.dropRangeLocked(key, value)
+		default:
+			b.def.drop(key)
+		}
+		return nil
+	})
+}
+
+// eachBatchRecord calls fn for every record of batch, unless the buffer of
+// deferred work is empty, which no record can change.
+func (b *Backend[K]) eachBatchRecord(batch *pebble.Batch, fn func(kind pebble.InternalKeyKind, key, value []byte) error) error {
 	if b.def.empty() {
 		return nil
 	}
@@ -95,18 +119,8 @@ func (b *Backend[K]) settleBatchLocked(batch *pebble.Batch, before bool) error {
 		if !ok {
 			return nil
 		}
-		switch {
-		case kind == pebble.InternalKeyKindMerge:
-			if before {
-				if err := b.settleForMergeLocked(key); err != nil {
-					return err
-				}
-			}
-		case before:
-		case kind == pebble.InternalKeyKindRangeDelete:
-			b.dropRangeLocked(key, value)
-		default:
-			b.def.drop(key)
+		if err := fn(kind, key, value); err != nil {
+			return err
 		}
 	}
 }
