@@ -51,8 +51,7 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.b.settle(key); err != nil {
-		return nil, nil, s.wrap("merge namespaces", err)
-	}
+	// The target's deferred work is settled by whoever reads it, or by the
+	// batch's commit, which settles the keys it merges into.
 	return raws, append([]byte(nil), key...), nil
 }

@@ -869,6 +869,27 @@ var ttlListScenarios = []ttlScenario{
 		h.leaves(0)
 		h.leavesFor(name, 2)
 	}},
+	{"merge into a list a read removed", func(h *ttlH) {
+		// The read's removal may wait in the read buffer: the merge must
+		// not add the new elements to the removed ones still stored.
+		name := h.name + "#rm"
+		l := ttlMust(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
+		h.key("k")
+		ttlCheck(h.t, l.SetCurrentNamespace("a"))
+		ttlCheck(h.t, l.Add(1)) // +0
+		h.advance(ttlD)         // +100: expired
+		if h.retExpired() {
+			ttlWantList(h, l, 1)
+		}
+		ttlWantList(h, l)
+		ttlCheck(h.t, l.SetCurrentNamespace("b"))
+		ttlCheck(h.t, l.Add(2)) // +100
+		ttlCheck(h.t, l.MergeNamespaces("a", "b"))
+		ttlCheck(h.t, l.SetCurrentNamespace("a"))
+		ttlWantList(h, l, 2)
+		h.leaves(0)
+		h.leavesFor(name, 1)
+	}},
 	{"update restamps every element", func(h *ttlH) {
 		l := h.st.(ttlListAcc).s
 		h.key("k")
@@ -1114,6 +1135,19 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	get("e", 0, false)
 	get("a", 0, false) // merged away
 	get("d", 0, false)
+	// A target kept alive only by a read's refresh, which may still wait
+	// in the read buffer: the merge must see it.
+	add("f", 7)           // +160
+	h.advance(60 * ttlMs) // +220
+	get("f", 7, true)     // under OnReadAndWrite: alive until +320
+	h.advance(60 * ttlMs) // +280: f's stored stamp (+160) is expired
+	add("g", 1)
+	ttlCheck(h.t, merge("f", "g"))
+	if h.onRead() {
+		get("f", 8, true)
+	} else {
+		get("f", 1, true)
+	}
 	h.leaves(0)
-	h.leavesFor(name, 2)
+	h.leavesFor(name, 3) // b, c and f
 }
