@@ -113,10 +113,6 @@ func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error 
 			merged, have = acc, true
 		}
 	}
-	// The target's stored value must be its true value before it is read.
-	if err := s.b.settle(targetKey); err != nil {
-		return s.wrap("merge namespaces", err)
-	}
 	if raw, closer, err := s.b.db.Get(targetKey); err == nil {
 		user, live, uerr := s.unstamp(raw, now)
 		if uerr == nil && live {

@@ -45,10 +45,6 @@ type Backend[K any] struct {
 	// that cleanup need not read again what nobody wrote since its scan.
 	mu     sync.Mutex
 	writes *compaction.Writes
-	// def buffers the writes TTL puts on reads (deferred.go); the task
-	// goroutine changes it under mu.
-	def        deferred
-	ttlLayouts map[uint16]ttl.Layout // stamp layout of every TTL state, by id
 	// closed is set by Close and read from any goroutine. lifecycle is held
 	// shared by CleanupExpired and Compact and exclusively by Close, which
 	// first cancels closing so that they stop early.
@@ -104,24 +100,21 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		return nil, fmt.Errorf("backend: create %s: %w", opts.Dir, err)
 	}
 	b := &Backend[K]{
-		opts:       opts,
-		keyCodec:   keyCodec,
-		keyFixed:   fixedSize(keyCodec),
-		kgWidth:    keys.KeyGroupBytes(opts.MaxParallelism),
-		states:     make(map[string]registered),
-		persisted:  make(map[string]meta.State),
-		nextID:     1,
-		writes:     compaction.NewWrites(),
-		ttlLayouts: make(map[uint16]ttl.Layout),
+		opts:      opts,
+		keyCodec:  keyCodec,
+		keyFixed:  fixedSize(keyCodec),
+		kgWidth:   keys.KeyGroupBytes(opts.MaxParallelism),
+		states:    make(map[string]registered),
+		persisted: make(map[string]meta.State),
+		nextID:    1,
+		writes:    compaction.NewWrites(),
 	}
-	b.def = newDeferred(opts.TTLReadBuffer, &b.ttlMetrics)
 	b.snaps = newSnapshotOwner()
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
 		Lock:          &b.mu,
 		Writes:        b.writes,
-		Deferred:      b.deferredLocked,
 		SweepInterval: opts.TTLSweepInterval,
 		ScanRate:      opts.TTLScanRate,
 		Share:         opts.TTLCleanupShare,
@@ -320,15 +313,11 @@ func (b *Backend[K]) CurrentKeyGroup() int {
 	return b.cur.kg
 }
 
-// Flush writes everything in memory to disk, the TTL work reads buffered
-// (Options.TTLReadBuffer) included. With the WAL off, writes are durable
-// only once flushed; Close flushes too.
+// Flush writes everything in memory to disk. With the WAL off, writes are
+// durable only once flushed; Close flushes too.
 func (b *Backend[K]) Flush() error {
 	if b.closed.Load() {
 		return ErrClosed
-	}
-	if err := b.writeBack(); err != nil {
-		return err
 	}
 	if err := b.db.Flush(); err != nil {
 		return fmt.Errorf("backend: flush: %w", err)
@@ -357,9 +346,8 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 	})
 }
 
-// Close writes back the TTL work reads buffered, flushes (when the WAL is
-// off) and closes the database. States of a closed backend return
-// ErrClosed. Closing twice is a no-op.
+// Close flushes (when the WAL is off) and closes the database. States of a
+// closed backend return ErrClosed. Closing twice is a no-op.
 func (b *Backend[K]) Close() error {
 	b.stopAll() // cancel CleanupExpired and Compact, which hold lifecycle
 	b.lifecycle.Lock()
@@ -367,15 +355,10 @@ func (b *Backend[K]) Close() error {
 	if b.closed.Load() {
 		return nil
 	}
-	// The filter reads the buffer under b.mu, and write-back takes it:
-	// write back first, then stop the filter.
-	var errs []error
-	if err := b.writeBack(); err != nil {
-		errs = append(errs, fmt.Errorf("backend: close: %w", err))
-	}
 	b.closed.Store(true)
 	b.snaps.closeAll()
 	b.filter.Close()
+	var errs []error
 	if !b.opts.EnableWAL {
 		if err := b.db.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("backend: flush on close: %w", err))

@@ -48,13 +48,6 @@
 // CleanupExpired runs a full pass. TTL can be switched on or off for an
 // existing state; its values are migrated when it is registered.
 //
-// The writes Flink's TTL puts on reads (the new stamp under
-// OnReadAndWrite, the removal of an expired value) are buffered in memory
-// (Options.TTLReadBuffer) rather than written at once, so TTL reads keep
-// the speed of plain reads; every reader of stamps consults the buffer,
-// and it is written back in batches when full, before every snapshot, on
-// Flush and on Close.
-//
 // # Checkpoints
 //
 // Snapshot takes a point-in-time snapshot in microseconds (full) or a

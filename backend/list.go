@@ -86,41 +86,38 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 	return out, nil
 }
 
-// getTTL decodes a list with stamped elements. It removes the elements
-// that expired and, under OnReadAndWrite, moves the stamps of those it
-// returns to now. A list that expired whole is removed, and a list only
-// restamped gets its new access time, through the buffer of deferred work;
-// a list that lost some elements is rewritten at once.
+// getTTL decodes a list with stamped elements. It rewrites the stored list
+// when elements expired (dropping them) or, under OnReadAndWrite, to
+// restamp the elements it returns; a stamp already equal to now needs no
+// rewrite.
 func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	t := s.ttl
-	floor := int64(ttl.NoFloor)
-	if d, ok := s.b.deferredOf(key); ok {
-		if d.removed { // an earlier read removed it
-			return nil, nil
-		}
-		floor = d.at
-	}
 	now := s.now()
 	var out []E
-	total, expired, restamped, backward := 0, 0, 0, false
-	for rest := raw; len(rest) > 0; total++ {
-		elem, next, err := listfmt.Next(rest)
+	keep := s.vbuf[:0]
+	expired, restamped := 0, 0
+	for len(raw) > 0 {
+		elem, rest, err := listfmt.Next(raw)
 		if err != nil {
 			return nil, s.corrupt("decode list", err)
 		}
-		rest = next
+		raw = rest
 		ts, user, err := ttl.SplitStamp(elem)
 		if err != nil {
 			return nil, s.corrupt("decode list", err)
 		}
-		if eff := max(ts, floor); ttl.Expired(eff, t.millis, now) {
+		dead := ttl.Expired(ts, t.millis, now)
+		if dead {
 			expired++
 			if !t.returnExpired {
 				continue
 			}
-		} else if t.updateOnRead && eff != now {
+		} else if t.updateOnRead && ts != now {
+			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
+			keep = listfmt.AppendElement(keep, s.ebuf)
 			restamped++
-			backward = backward || eff > now // the clock went back
+		} else {
+			keep = listfmt.AppendElement(keep, elem)
 		}
 		e, err := s.codec.Decode(user)
 		if err != nil {
@@ -128,16 +125,15 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		}
 		out = append(out, e)
 	}
-	var err error
-	switch {
-	case expired == 0 && restamped == 0:
+	s.vbuf = keep[:0]
+	if expired == 0 && restamped == 0 {
 		return out, nil // nothing to remove, no stamp to move
-	case expired == 0 && !backward && s.b.touch(key, now):
-		// buffered
-	case expired == total:
-		err = s.b.removeExpired(key)
-	default:
-		err = s.b.set(key, s.keepLive(raw, floor, now))
+	}
+	var err error
+	if len(keep) == 0 {
+		err = s.b.del(key)
+	} else {
+		err = s.b.set(key, keep)
 	}
 	if err != nil {
 		return nil, s.wrap("remove expired", err)
@@ -146,32 +142,6 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 		s.b.ttlMetrics.readRemoved.Add(uint64(expired))
 	}
 	return out, nil
-}
-
-// keepLive returns, in s.vbuf, the elements of a stored list (framing
-// checked by getTTL) that are live at now with their stamps raised to
-// floor, and moved to now under OnReadAndWrite.
-func (s *List[K, N, E]) keepLive(raw []byte, floor, now int64) []byte {
-	t := s.ttl
-	keep := s.vbuf[:0]
-	for len(raw) > 0 {
-		var elem []byte
-		elem, raw, _ = listfmt.Next(raw)
-		ts, _, _ := ttl.SplitStamp(elem)
-		eff := max(ts, floor)
-		if ttl.Expired(eff, t.millis, now) {
-			continue
-		}
-		if t.updateOnRead {
-			eff = now
-		}
-		keep = listfmt.AppendElement(keep, elem)
-		if eff != ts {
-			ttl.PutStamp(keep[len(keep)-len(elem):], eff)
-		}
-	}
-	s.vbuf = keep
-	return keep
 }
 
 // appendFramed encodes es as framed elements into s.vbuf.

@@ -234,8 +234,6 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	var now int64
 	if s.ttl != nil {
 		now = s.now()
-		s.b.pin() // keep the buffer true for this point-in-time view
-		defer s.b.unpin()
 	}
 	for valid := it.First(); valid; valid = it.Next() {
 		raw, err := it.ValueAndErr()
@@ -244,12 +242,12 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 			return
 		}
 		if s.ttl != nil {
-			var live, gone bool
-			if raw, live, gone, err = s.checkEntry(it.Key(), raw, now); err != nil {
+			var live bool
+			if raw, live, err = s.checkEntry(it.Key(), raw, now); err != nil {
 				yield(zero, err)
 				return
 			}
-			if gone || !live && !s.ttl.returnExpired {
+			if !live && !s.ttl.returnExpired {
 				continue
 			}
 		}
@@ -277,30 +275,24 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 
 // checkEntry applies TTL to one map entry met by iteration: it removes the
 // entry if expired, restamps it under OnReadAndWrite, and returns the
-// user's bytes and whether the entry was live, or gone: removed by an
-// earlier read.
-func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte, live, gone bool, err error) {
+// user's bytes and whether the entry was live.
+func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte, live bool, err error) {
 	ts, user, err := ttl.SplitStamp(raw)
 	if err != nil {
-		return nil, false, false, s.corrupt("read TTL stamp", err)
-	}
-	if d, ok := s.b.deferredOf(key); ok {
-		if d.removed {
-			return nil, false, true, nil
-		}
-		ts = max(ts, d.at)
+		return nil, false, s.corrupt("read TTL stamp", err)
 	}
 	if ttl.Expired(ts, s.ttl.millis, now) {
 		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.removeExpired(key); err != nil {
-			return nil, false, false, s.wrap("remove expired", err)
+		if err := s.b.del(key); err != nil {
+			return nil, false, s.wrap("remove expired", err)
 		}
-		return user, false, false, nil
+		return user, false, nil
 	}
 	if s.ttl.updateOnRead && ts != now {
-		if err := s.refresh(key, user, ts, now); err != nil {
-			return nil, false, false, err
+		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+		if err := s.b.set(key, s.vbuf); err != nil {
+			return nil, false, s.wrap("refresh TTL", err)
 		}
 	}
-	return user, true, false, nil
+	return user, true, nil
 }

@@ -29,11 +29,6 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 		if err != nil {
 			return nil, nil, err
 		}
-		// Deferred TTL work must be in the value before it moves: another
-		// key's access time would not follow it.
-		if err := s.b.settle(key); err != nil {
-			return nil, nil, s.wrap("merge namespaces", err)
-		}
 		raw, closer, err := s.b.db.Get(key)
 		if err == pebble.ErrNotFound {
 			continue
@@ -51,7 +46,5 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 	if err != nil {
 		return nil, nil, err
 	}
-	// The target's deferred work is settled by whoever reads it, or by the
-	// batch's commit, which settles the keys it merges into.
 	return raws, append([]byte(nil), key...), nil
 }

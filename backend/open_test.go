@@ -35,20 +35,19 @@ func TestOpen_CreatesMissingDirectory(t *testing.T) {
 func TestOpen_InvalidOptions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
 	cases := map[string]backend.Options{
-		"no dir":                     {},
-		"max parallelism too big":    {Dir: dir, MaxParallelism: backend.MaxParallelismLimit + 1},
-		"negative max p":             {Dir: dir, MaxParallelism: -1},
-		"key groups past end":        {Dir: dir, MaxParallelism: 128, KeyGroups: backend.KeyGroupRange{Start: 100, End: 129}},
-		"empty key groups":           {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: 5, End: 5}},
-		"inverted key groups":        {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: 6, End: 5}},
-		"negative key group":         {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: -1, End: 5}},
-		"negative cache":             {Dir: dir, BlockCacheSize: -1},
-		"tiny memtable":              {Dir: dir, MemTableSize: 1000},
-		"negative TTL scan rate":     {Dir: dir, TTLScanRate: -1},
-		"TTL share above one":        {Dir: dir, TTLCleanupShare: 1.5},
-		"negative TTL share":         {Dir: dir, TTLCleanupShare: -0.1},
-		"NaN TTL share":              {Dir: dir, TTLCleanupShare: math.NaN()},
-		"TTL read buffer over 1 GiB": {Dir: dir, TTLReadBuffer: backend.MaxTTLReadBuffer + 1},
+		"no dir":                  {},
+		"max parallelism too big": {Dir: dir, MaxParallelism: backend.MaxParallelismLimit + 1},
+		"negative max p":          {Dir: dir, MaxParallelism: -1},
+		"key groups past end":     {Dir: dir, MaxParallelism: 128, KeyGroups: backend.KeyGroupRange{Start: 100, End: 129}},
+		"empty key groups":        {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: 5, End: 5}},
+		"inverted key groups":     {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: 6, End: 5}},
+		"negative key group":      {Dir: dir, KeyGroups: backend.KeyGroupRange{Start: -1, End: 5}},
+		"negative cache":          {Dir: dir, BlockCacheSize: -1},
+		"tiny memtable":           {Dir: dir, MemTableSize: 1000},
+		"negative TTL scan rate":  {Dir: dir, TTLScanRate: -1},
+		"TTL share above one":     {Dir: dir, TTLCleanupShare: 1.5},
+		"negative TTL share":      {Dir: dir, TTLCleanupShare: -0.1},
+		"NaN TTL share":           {Dir: dir, TTLCleanupShare: math.NaN()},
 	}
 	for name, opts := range cases {
 		b, err := backend.Open(backend.String, opts)
@@ -114,9 +113,6 @@ func TestOptions_EnsureDefaults(t *testing.T) {
 	}
 	if o.BlockCacheSize != 64<<20 || o.MemTableSize != 64<<20 {
 		t.Errorf("BlockCacheSize = %d, MemTableSize = %d, want 64 MiB each", o.BlockCacheSize, o.MemTableSize)
-	}
-	if o.TTLReadBuffer != 32<<20 {
-		t.Errorf("TTLReadBuffer = %d, want 32 MiB", o.TTLReadBuffer)
 	}
 	if _, ok := o.Clock.(ttl.SystemClock); !ok {
 		t.Errorf("Clock = %T, want ttl.SystemClock", o.Clock)

@@ -24,8 +24,6 @@ const (
 	DefaultMaxParallelism = 128
 	DefaultBlockCacheSize = 64 << 20
 	DefaultMemTableSize   = 64 << 20
-	DefaultTTLReadBuffer  = 32 << 20
-	MaxTTLReadBuffer      = 1 << 30 // the largest TTLReadBuffer
 )
 
 // Options configure a backend. The zero value of every field but Dir means
@@ -86,26 +84,6 @@ type Options struct {
 	// the cap that holds. In (0, 1]; 1 lifts it. Default: 0.25.
 	// CleanupExpired is not capped.
 	TTLCleanupShare float64
-
-	// TTLReadBuffer is the memory in bytes that holds the writes TTL puts
-	// on reads until they are written to Pebble: the stamps reads refresh
-	// under OnReadAndWrite, and the removals of expired values reads find.
-	// Written through, as in Flink, they fill the memtable every later read
-	// searches, and a read-mostly task runs at read-write speed. Buffered,
-	// they reach Pebble in sorted batches, at a microsecond or two per key:
-	// after a full snapshot, on a goroutine of its own, while the snapshot
-	// applies a copy of the buffer (its synchronous part grows by the copy,
-	// some 25 ns per key); before an incremental snapshot, in its
-	// synchronous part; and on Flush and Close. A key costs about 32 bytes
-	// beyond its length (twice that while a full snapshot's copy lives), so
-	// the default holds some 750,000 keys of 11 bytes, which an
-	// incremental snapshot takes about a second to write back. Once the
-	// buffer is full, reads of keys it does not hold write through until
-	// the next write-back. A process that dies loses what was buffered, as
-	// it loses unflushed writes with the WAL off: restore from the last
-	// checkpoint has all of it. Negative writes through. At most 1 GiB.
-	// Default: 32 MiB.
-	TTLReadBuffer int64
 
 	// Operator names the operator this instance belongs to. It goes into
 	// snapshot handles, and restore picks the handles of this operator.
@@ -168,9 +146,6 @@ func (o *Options) EnsureDefaults() {
 	if o.TTLCleanupShare == 0 {
 		o.TTLCleanupShare = compaction.DefaultShare
 	}
-	if o.TTLReadBuffer == 0 {
-		o.TTLReadBuffer = DefaultTTLReadBuffer
-	}
 	if o.Operator == "" {
 		o.Operator = "default"
 	}
@@ -223,9 +198,6 @@ func (o *Options) Validate() error {
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)
-	}
-	if o.TTLReadBuffer > MaxTTLReadBuffer {
-		add("TTLReadBuffer %d is over %d", o.TTLReadBuffer, MaxTTLReadBuffer)
 	}
 	if s := o.TTLCleanupShare; s < 0 || s > 1 || s != s {
 		add("TTLCleanupShare %v is not in (0, 1]", s)

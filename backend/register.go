@@ -84,11 +84,6 @@ type cleaner interface{ accessed() error }
 // enableCleanup hands a new TTL state to the cleanup strategies it asks
 // for.
 func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
-	// Write-backs read the layouts under b.mu, one of them perhaps on its
-	// own goroutine (bgwriteback.go).
-	b.mu.Lock()
-	b.ttlLayouts[m.ID] = layoutOf(m.Kind)
-	b.mu.Unlock()
 	if cfg.Cleanup.Incremental.Enabled && cfg.Cleanup.Incremental.OnEveryKey {
 		b.onKey = append(b.onKey, c)
 	}

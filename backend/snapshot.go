@@ -2,10 +2,8 @@ package backend
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +11,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/compaction"
-	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
@@ -45,8 +42,6 @@ type AsyncSnapshot struct {
 	targets []compaction.Target
 	now     int64
 	handle  snapshot.Handle
-	pending *deferredTable        // a full snapshot's copy of the read buffer, or nil
-	layouts map[uint16]ttl.Layout // of the TTL states, for pending
 
 	mu       sync.Mutex
 	released bool
@@ -88,30 +83,13 @@ func newSnapshotOwner() *snapshotOwner {
 // (Options.IncrementalCheckpoints) it flushes the memtable and takes a
 // native Pebble checkpoint of hard links in the instance directory: time
 // grows with the unflushed data and the number of files, not the state
-// size. Both hold the TTL work reads buffered (Options.TTLReadBuffer),
-// for each key read under OnReadAndWrite, or found expired, since the last
-// snapshot: a full snapshot copies the buffer (some 25 ns per key, about
-// 20 ms for a full default buffer) and writes it back on a goroutine of
-// its own; an incremental one writes it back first (a microsecond or two
-// per key).
+// size.
 func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSnapshot, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
 	if checkpointID < 0 || st == nil {
 		return nil, fmt.Errorf("%w: checkpoint id %d, storage %v", ErrInvalidArgument, checkpointID, st)
-	}
-	// The snapshot must hold the stamps and removals reads buffered: an
-	// incremental one has them written back first, a full one applies a
-	// copy of the buffer as it writes (bgwriteback.go).
-	var err error
-	if b.opts.IncrementalCheckpoints {
-		err = b.writeBack()
-	} else {
-		err = b.finishWriteBack(true)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backend: snapshot %d: %w", checkpointID, err)
 	}
 	states := make([]meta.State, 0, len(b.persisted))
 	for _, m := range b.persisted {
@@ -159,9 +137,6 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 	} else {
 		s.handle.Compression = b.opts.SnapshotCompression
 		s.snap = b.db.NewSnapshot()
-		if s.pending = b.startWriteBack(); s.pending != nil {
-			s.layouts = maps.Clone(b.ttlLayouts)
-		}
 	}
 	b.snaps.mu.Lock()
 	b.snaps.running[s] = true
@@ -247,18 +222,8 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 		ids[i] = m.ID
 	}
 	var filter *compaction.EntryFilter
-	if len(s.targets) > 0 || s.pending != nil {
+	if len(s.targets) > 0 {
 		filter = compaction.NewEntryFilter(s.targets, s.now)
-	}
-	if p := s.pending; p != nil {
-		filter.Pending = func(key []byte) (ttl.Layout, int64, bool, bool) {
-			e, ok := p.lookup(key)
-			if !ok || len(key) < keys.StateIDLen {
-				return 0, 0, false, false
-			}
-			layout, ok := s.layouts[binary.BigEndian.Uint16(key)]
-			return layout, e.at, e.removed, ok
-		}
 	}
 	name := dataFileName(s.checkpointID, s.handle.InstanceID)
 	w, err := s.storage.Create(ctx, name)

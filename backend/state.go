@@ -167,9 +167,7 @@ func (s *state[K, N]) clearPrefix(prefix []byte) error {
 // over all key groups the backend owns, each once, in storage order.
 // Frameworks use it to apply a function to every key. The iteration reads a
 // point-in-time view, so the loop body may change state, and an error ends
-// the iteration as the last pair it yields. With TTL, a key whose entries
-// are expired is yielded until a read or cleanup removes them; the keys are
-// not checked against the clock.
+// the iteration as the last pair it yields.
 func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 	return func(yield func(K, error) bool) {
 		var zero K
@@ -183,12 +181,6 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 			yield(zero, err)
 			return
 		}
-		// Values reads removed may still be in Pebble, their removal in
-		// the read buffer: their keys are not yielded. The buffer is
-		// pinned, so that a write-back in the loop body (a snapshot) cannot
-		// take a removal away from this point-in-time view.
-		b.pin()
-		defer b.unpin()
 		lo, hi := keys.KeyGroupBounds(s.id, b.opts.KeyGroups.Start, b.opts.KeyGroups.End, b.kgWidth)
 		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -202,8 +194,8 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 				yield(zero, err)
 				return
 			}
-			if string(kns) != string(want) || b.removedByRead(it.Key()) {
-				valid = it.Next() // a map's next entry may still be live
+			if string(kns) != string(want) {
+				valid = it.Next()
 				continue
 			}
 			key, err := b.keyCodec.Decode(k)

@@ -737,56 +737,46 @@ func TestTTLMalformedStamp(t *testing.T) {
 // ReturnExpiredIfNotCleanedUp: once cleanup removed an expired value, not
 // even the first read returns it.
 //
-// With reads writing through, a's read deletes it and cleanup removes only
-// b; with the read buffer, a's removal waits in the buffer, and cleanup,
-// which consults it, deletes a from disk too.
+// a's read deletes it, so cleanup removes only b.
 func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		buffer int64
-		want   uint64
-	}{{"WriteThrough", -1, 1}, {"Buffered", 0, 2}} {
-		t.Run(tc.name, func(t *testing.T) {
-			env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval, o.TTLReadBuffer = -1, tc.buffer })
-			cfg := ttl.Config{TTL: ttlD, Visibility: ttl.ReturnExpiredIfNotCleanedUp}
-			v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
-			for i, k := range []string{"a", "b"} {
-				env.setKey(k)
-				ttlCheck(t, v.Update(int64(i+1)))
-			}
-			env.advance(ttlD)
-			env.setKey("a")
-			if got, ok, err := v.Get(); err != nil || !ok || got != 1 {
-				t.Fatalf("first read of an expired value not cleaned up = %d, %v, %v; want the stale 1", got, ok, err)
-			}
-			if got, ok, err := v.Get(); err != nil || ok {
-				t.Fatalf("second read of an expired value = %d, %v, %v; want nothing: the first removed it", got, ok, err)
-			}
-			ttlCheck(t, env.b.CleanupExpired(context.Background()))
-			if got := env.b.TTLMetrics().BackgroundRemoved; got != tc.want {
-				t.Fatalf("cleanup removed %d; want %d", got, tc.want)
-			}
-			if n := len(env.raw().entries(t, "v")); n != 0 {
-				t.Fatalf("%d entries left on disk; want none", n)
-			}
-			env.open()
-			v = ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
-			for _, k := range []string{"a", "b"} {
-				env.setKey(k)
-				if got, ok, err := v.Get(); err != nil || ok {
-					t.Fatalf("read of %s, expired and cleaned up = %d, %v, %v; want nothing", k, got, ok, err)
-				}
-			}
-		})
+	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	cfg := ttl.Config{TTL: ttlD, Visibility: ttl.ReturnExpiredIfNotCleanedUp}
+	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+	for i, k := range []string{"a", "b"} {
+		env.setKey(k)
+		ttlCheck(t, v.Update(int64(i+1)))
+	}
+	env.advance(ttlD)
+	env.setKey("a")
+	if got, ok, err := v.Get(); err != nil || !ok || got != 1 {
+		t.Fatalf("first read of an expired value not cleaned up = %d, %v, %v; want the stale 1", got, ok, err)
+	}
+	if got, ok, err := v.Get(); err != nil || ok {
+		t.Fatalf("second read of an expired value = %d, %v, %v; want nothing: the first removed it", got, ok, err)
+	}
+	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	if got := env.b.TTLMetrics().BackgroundRemoved; got != 1 {
+		t.Fatalf("cleanup removed %d; want 1 (b)", got)
+	}
+	if n := len(env.raw().entries(t, "v")); n != 0 {
+		t.Fatalf("%d entries left on disk; want none", n)
+	}
+	env.open()
+	v = ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+	for _, k := range []string{"a", "b"} {
+		env.setKey(k)
+		if got, ok, err := v.Get(); err != nil || ok {
+			t.Fatalf("read of %s, expired and cleaned up = %d, %v, %v; want nothing", k, got, ok, err)
+		}
 	}
 }
 
-// TestTTLCleanupHonoursBufferedReads checks that background and
-// incremental cleanup judge expiry with the access times reads left in the
-// read buffer: a value read under OnReadAndWrite after its stored stamp
-// but before that stamp's expiry must survive cleanup at a time when only
-// its stored stamp is expired.
-func TestTTLCleanupHonoursBufferedReads(t *testing.T) {
+// TestTTLCleanupHonoursReads checks that background and incremental
+// cleanup judge expiry with the access times reads wrote: a value read
+// under OnReadAndWrite after its first stamp but before that stamp's
+// expiry must survive cleanup at a time when only the first stamp is
+// expired.
+func TestTTLCleanupHonoursReads(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		incremental bool

@@ -220,15 +220,12 @@ func TestTTLRaceMapPut(t *testing.T) {
 	}
 }
 
-// TestTTLRaceBufferedReads reads, under OnReadAndWrite, values whose new
-// stamps then wait in the read buffer, while cleanup loops beside the task
-// and asks the buffer about every entry it is about to remove, and full
-// snapshots write the buffer back in the background. The task
-// looks keys up in the buffer without the lock, cleanup under it, so
-// cleanup's lookups must change nothing in the buffer (its lookup memo
-// included); -race checks that. Keys last read before the clock moved past
-// their stamp must go, keys read since must stay.
-func TestTTLRaceBufferedReads(t *testing.T) {
+// TestTTLRaceRefreshedReads reads, under OnReadAndWrite, values whose
+// stamps the reads refresh, while cleanup loops beside the task, confirming
+// every removal under the write lock, and full snapshots run in the
+// background. Keys last read before the clock moved past their stamp must
+// go, keys read since must stay; -race checks the synchronization.
+func TestTTLRaceRefreshedReads(t *testing.T) {
 	const n = 10_000
 	env := ttlOpen(t, ttlRaceOpts)
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}}
@@ -238,9 +235,9 @@ func TestTTLRaceBufferedReads(t *testing.T) {
 		ttlCheck(t, v.Update(int64(i)))
 	}
 	ttlCheck(t, env.b.Flush())
-	// Read the even keys when half the TTL has passed: only the buffer
-	// knows their stamps moved. Then move the clock to where the stored
-	// stamps of all keys are expired, but the buffered ones are not.
+	// Read the even keys when half the TTL has passed, refreshing their
+	// stamps. Then move the clock to where the first stamps of all keys are
+	// expired, but the refreshed ones are not.
 	env.advance(ttlD / 2)
 	for i := 0; i < n; i += 2 {
 		env.setKey(fmt.Sprintf("k%05d", i))
@@ -255,9 +252,8 @@ func TestTTLRaceBufferedReads(t *testing.T) {
 	ttlCheck(t, err)
 	rng := rand.New(rand.NewPCG(7, 8))
 	for round := range 3 {
-		// A full snapshot each round: its copy of the buffer is written
-		// back on another goroutine, and read by its own, while the task
-		// reads on and cleanup asks.
+		// A full snapshot each round, written on another goroutine while
+		// the task reads on and cleanup loops.
 		snap, err := env.b.Snapshot(int64(round+1), st)
 		ttlCheck(t, err)
 		var wg sync.WaitGroup
@@ -266,15 +262,14 @@ func TestTTLRaceBufferedReads(t *testing.T) {
 				t.Errorf("snapshot %d: %v", round+1, err)
 			}
 		})
-		// A state registered meanwhile: the write-back reads what
-		// registration writes.
+		// A state registered meanwhile, beside the snapshot and cleanup.
 		other := backend.ValueDescriptor[int64]{Name: fmt.Sprint("other", round), Codec: backend.Int64, TTL: desc.TTL}
 		ttlMust(backend.GetValue(env.b, other)).in(t)
 		for _, i := range rng.Perm(n / 2) {
 			env.setKey(fmt.Sprintf("k%05d", 2*i))
 			got, ok, err := v.Get()
 			if err != nil || !ok || got != int64(2*i) {
-				t.Fatalf("key %d: Get = %d, %v, %v; want it kept alive by its buffered read", 2*i, got, ok, err)
+				t.Fatalf("key %d: Get = %d, %v, %v; want it kept alive by its read", 2*i, got, ok, err)
 			}
 		}
 		wg.Wait()

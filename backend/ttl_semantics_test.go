@@ -553,29 +553,13 @@ var ttlConfigs = []struct {
 // stored units of every scenario's state are compared with what it
 // declared: expired entries a read met are physically gone, expired
 // entries no read met are still there (nothing else cleans up here).
-//
-// It runs in each mode of the read buffer (Options.TTLReadBuffer): the
-// default, write-through, and one so small that it is full after two or
-// three keys, so that buffered keys and keys read through mix.
 func TestTTLSemantics(t *testing.T) {
-	for _, mode := range ttlBufferModes {
-		t.Run(mode.name, func(t *testing.T) { ttlSemantics(t, mode.size) })
-	}
-}
-
-// ttlBufferModes are the modes of the read buffer the TTL tests run in.
-var ttlBufferModes = []struct {
-	name string
-	size int64
-}{{"Buffered", 0}, {"WriteThrough", -1}, {"Full", 200}}
-
-func ttlSemantics(t *testing.T, bufferSize int64) {
 	for _, kind := range ttlKinds() {
 		t.Run(kind.name, func(t *testing.T) {
 			for _, c := range ttlConfigs {
 				t.Run(c.name, func(t *testing.T) {
 					cfg := ttlCfg(c.upd, c.vis)
-					env := ttlOpen(t, func(o *backend.Options) { o.TTLReadBuffer = bufferSize })
+					env := ttlOpen(t, nil)
 					stored := map[string]int{}
 					failed := map[string]bool{}
 					for _, sc := range append(slices.Clone(ttlGenericScenarios), kind.extra...) {
@@ -870,8 +854,7 @@ var ttlListScenarios = []ttlScenario{
 		h.leavesFor(name, 2)
 	}},
 	{"merge into a list a read removed", func(h *ttlH) {
-		// The read's removal may wait in the read buffer: the merge must
-		// not add the new elements to the removed ones still stored.
+		// The merge must not bring back the elements the read removed.
 		name := h.name + "#rm"
 		l := ttlMust(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
 		h.key("k")
@@ -972,8 +955,7 @@ func ttlWantMapGet(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string
 
 var ttlMapScenarios = []ttlScenario{
 	{"put all after a read removed the entry", func(h *ttlH) {
-		// The read's removal may wait in the read buffer; the batch that
-		// PutAll commits must end it, or the new value stays hidden.
+		// The read removed the entry; PutAll must bring the new value.
 		m := h.st.(ttlMapAcc).s
 		h.key("k")
 		ttlCheck(h.t, m.Put("a", 1)) // +0
@@ -1135,8 +1117,7 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	get("e", 0, false)
 	get("a", 0, false) // merged away
 	get("d", 0, false)
-	// A target kept alive only by a read's refresh, which may still wait
-	// in the read buffer: the merge must see it.
+	// A target kept alive only by a read's refresh: the merge must see it.
 	add("f", 7)           // +160
 	h.advance(60 * ttlMs) // +220
 	get("f", 7, true)     // under OnReadAndWrite: alive until +320
@@ -1150,4 +1131,29 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	}
 	h.leaves(0)
 	h.leavesFor(name, 3) // b, c and f
+}
+
+// TestTTLMergeKeepsSourceStamps guards the case that broke the read buffer
+// this backend once had: under OnReadAndWrite, a read of the merge target
+// refreshes only the target's elements, never the elements merged in
+// afterwards. Element 2 is stamped at +0 in namespace b, element 1 at +0 in
+// a and refreshed at +60; after merging b into a, at +120 only 1 is live.
+func TestTTLMergeKeepsSourceStamps(t *testing.T) {
+	env := ttlOpen(t, nil)
+	cfg := ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}
+	l := ttlMust(backend.GetListNS(env.b, backend.String, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: cfg})).in(t)
+	env.setKey("k")
+	ttlCheck(t, l.SetCurrentNamespace("b"))
+	ttlCheck(t, l.Add(2))
+	ttlCheck(t, l.SetCurrentNamespace("a"))
+	ttlCheck(t, l.Add(1))
+	env.advance(60 * ttlMs)
+	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
+		t.Fatalf("Get(a) at +60 = %v, %v; want [1]", got, err)
+	}
+	ttlCheck(t, l.MergeNamespaces("a", "b"))
+	env.advance(60 * ttlMs)
+	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
+		t.Fatalf("Get(a) at +120 = %v, %v; want [1]: 2 was stamped at +0 and expired at +100", got, err)
+	}
 }

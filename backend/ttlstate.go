@@ -79,17 +79,10 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 		closer.Close()
 		return nil, nil, false, s.corrupt("read TTL stamp", err)
 	}
-	if d, ok := s.b.deferredOf(key); ok {
-		if d.removed { // an earlier read removed it
-			closer.Close()
-			return nil, nil, false, nil
-		}
-		ts = max(ts, d.at)
-	}
 	now := s.now()
 	if ttl.Expired(ts, t.millis, now) {
 		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.removeExpired(key); err != nil {
+		if err := s.b.del(key); err != nil {
 			closer.Close()
 			return nil, nil, false, s.wrap("remove expired", err)
 		}
@@ -103,27 +96,13 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 	// the same millisecond as the last write) is left as it is, which
 	// changes nothing but saves a write.
 	if t.updateOnRead && ts != now {
-		if err := s.refresh(key, user, ts, now); err != nil {
+		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
+		if err := s.b.set(key, s.vbuf); err != nil {
 			closer.Close()
-			return nil, nil, false, err
+			return nil, nil, false, s.wrap("refresh TTL", err)
 		}
 	}
 	return user, closer, true, nil
-}
-
-// refresh moves the stamp of the single-stamped value at key, whose user
-// bytes are user, from ts to now: in the buffer of deferred work, or at
-// once when reads write through, the buffer is full, or the clock went
-// back (the buffer can only raise stamps).
-func (s *state[K, N]) refresh(key, user []byte, ts, now int64) error {
-	if ts < now && s.b.touch(key, now) {
-		return nil
-	}
-	s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-	if err := s.b.set(key, s.vbuf); err != nil {
-		return s.wrap("refresh TTL", err)
-	}
-	return nil
 }
 
 // accessed runs a step of incremental cleanup if the state has it on. Every
@@ -184,17 +163,7 @@ func (s *state[K, N]) incrementalStep() error {
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
 	t := s.ttl
-	floor := int64(ttl.NoFloor)
-	if d, ok := s.b.deferredOf(key); ok {
-		if d.removed { // a read removed it; make that so on disk
-			if err := s.b.del(key); err != nil {
-				return false, s.wrap("incremental cleanup", err)
-			}
-			return true, nil
-		}
-		floor = d.at
-	}
-	verdict, out, _, err := ttl.FilterFloor(t.layout, raw, t.millis, now, floor, t.fbuf[:0])
+	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
 	t.fbuf = out[:0]
 	if err != nil {
 		// A malformed entry is left for reads of its key to report (and

@@ -23,19 +23,10 @@ type Target struct {
 // entries survives at a given time. Entries of states that are not targets
 // always survive. It is not safe for concurrent use.
 type EntryFilter struct {
-	// Pending, if set, reports TTL work recorded for key outside its stored
-	// value, as Config.Deferred does: the value was removed, or its stamps
-	// (where layout says) count as at least floor. Apply then does that
-	// work before it judges the value, for targets and other states alike,
-	// and a value whose stamps it raised comes out rewritten with them.
-	// Full snapshots set it, so that they hold what reads buffered.
-	Pending func(key []byte) (layout ttl.Layout, floor int64, removed, ok bool)
-
 	targets  map[uint16]Target
 	now      int64
 	buf      []byte
-	rbuf     []byte // Pending's raised value
-	earliest int64  // see Earliest
+	earliest int64 // see Earliest
 	// The last lookup: entries come in runs of one state.
 	lastID     uint16
 	last       Target
@@ -73,39 +64,11 @@ func (f *EntryFilter) Target(key []byte) (Target, bool) {
 // value to store instead, valid until the next call. A malformed value is
 // kept and reported.
 func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
-	if f.Pending != nil {
-		if layout, floor, removed, ok := f.Pending(key); ok {
-			return f.applyPending(key, value, layout, floor, removed)
-		}
-	}
-	return f.ApplyFloor(key, value, ttl.NoFloor)
-}
-
-// applyPending is Apply for an entry with pending work.
-func (f *EntryFilter) applyPending(key, value []byte, layout ttl.Layout, floor int64, removed bool) (ttl.Verdict, []byte, error) {
-	if removed {
-		return ttl.Drop, nil, nil
-	}
-	raised, moved, err := ttl.Restamp(layout, value, floor, f.rbuf[:0])
-	f.rbuf = raised[:0]
-	if err != nil || !moved {
-		return f.ApplyFloor(key, value, ttl.NoFloor)
-	}
-	v, out, err := f.ApplyFloor(key, raised, ttl.NoFloor)
-	if err == nil && v == ttl.Keep {
-		return ttl.Rewrite, raised, nil
-	}
-	return v, out, err
-}
-
-// ApplyFloor is Apply for an entry whose stamps count as at least floor
-// (see ttl.FilterFloor).
-func (f *EntryFilter) ApplyFloor(key, value []byte, floor int64) (ttl.Verdict, []byte, error) {
 	t, ok := f.Target(key)
 	if !ok {
 		return ttl.Keep, nil, nil
 	}
-	v, out, next, err := ttl.FilterFloor(t.Layout, value, t.TTLMillis, f.now, floor, f.buf[:0])
+	v, out, next, err := ttl.FilterNext(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
 	f.buf = out[:0]
 	if err == nil {
 		f.earliest = min(f.earliest, next)

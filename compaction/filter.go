@@ -60,13 +60,6 @@ type Config struct {
 	// confirming an entry nobody wrote since the scan read it needs no
 	// second read. Without it every condemned entry is read again.
 	Writes *Writes
-	// Deferred, if set, reports TTL work the task recorded for key but has
-	// not written yet: a later access time that raises every stamp of the
-	// stored value to at least floor, or that the value was removed; for a
-	// key without any, it returns ttl.NoFloor, false, false. The
-	// filter calls it under Lock, before it removes anything, and judges
-	// the entry with what it reports.
-	Deferred func(key []byte) (floor int64, removed, ok bool)
 	// Scanned and Removed, if set, count the entries checked and the entries
 	// removed or trimmed.
 	Scanned, Removed *atomic.Uint64
@@ -602,13 +595,7 @@ func (f *Filter) confirmOne(ef *EntryFilter, gen uint64, c *condemned) (bool, er
 	f.cfg.Lock.Lock()
 	defer f.cfg.Lock.Unlock()
 	v, out := c.verdict, c.out
-	floor, removed, deferred := int64(ttl.NoFloor), false, false
-	if d := f.cfg.Deferred; d != nil {
-		floor, removed, deferred = d(c.key)
-	}
-	if w := f.cfg.Writes; removed {
-		v = ttl.Drop // a read removed it: gone, whatever its value
-	} else if deferred || w == nil || !w.Unchanged(c.key, gen) {
+	if w := f.cfg.Writes; w == nil || !w.Unchanged(c.key, gen) {
 		raw, closer, err := f.db.Get(c.key)
 		if errors.Is(err, pebble.ErrNotFound) {
 			return false, nil // deleted meanwhile
@@ -617,7 +604,7 @@ func (f *Filter) confirmOne(ef *EntryFilter, gen uint64, c *condemned) (bool, er
 			return false, fmt.Errorf("compaction: confirm: %w", err)
 		}
 		defer closer.Close()
-		if v, out, err = ef.ApplyFloor(c.key, raw, floor); err != nil {
+		if v, out, err = ef.Apply(c.key, raw); err != nil {
 			// Malformed: keep it, as the scan did; reads will report it.
 			return false, nil
 		}

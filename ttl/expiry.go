@@ -39,9 +39,6 @@ func AppendStamp(dst []byte, ts int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(ts))
 }
 
-// PutStamp overwrites the stamp at the front of b with ts.
-func PutStamp(b []byte, ts int64) { binary.BigEndian.PutUint64(b, uint64(ts)) }
-
 // SplitStamp splits a stored TTL value into its stamp and the user's bytes.
 func SplitStamp(raw []byte) (ts int64, user []byte, err error) {
 	if len(raw) < StampLen {
@@ -85,24 +82,13 @@ func Filter(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdic
 // FilterNext is Filter that also returns when the earliest part of the
 // value it keeps expires: math.MaxInt64 if it keeps nothing.
 func FilterNext(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdict, []byte, int64, error) {
-	return FilterFloor(layout, raw, ttlMillis, now, NoFloor, dst)
-}
-
-// NoFloor is the floor that raises no stamp.
-const NoFloor = math.MinInt64
-
-// FilterFloor is FilterNext for a value whose stamps all count as at least
-// floor: a later access recorded outside the value, which the backend does
-// for reads under OnReadAndWrite. The elements a Rewrite keeps carry the
-// raised stamps, so the rewritten value needs the floor no more.
-func FilterFloor(layout Layout, raw []byte, ttlMillis, now, floor int64, dst []byte) (Verdict, []byte, int64, error) {
 	next := int64(math.MaxInt64)
 	if layout == Single {
 		ts, _, err := SplitStamp(raw)
 		if err != nil {
 			return Keep, dst, next, err
 		}
-		at := ExpiresAt(max(ts, floor), ttlMillis)
+		at := ExpiresAt(ts, ttlMillis)
 		if at <= now {
 			return Drop, dst, next, nil
 		}
@@ -120,11 +106,8 @@ func FilterFloor(layout Layout, raw []byte, ttlMillis, now, floor int64, dst []b
 		if err != nil {
 			return Keep, dst[:start], math.MaxInt64, err
 		}
-		if at := ExpiresAt(max(ts, floor), ttlMillis); at > now {
+		if at := ExpiresAt(ts, ttlMillis); at > now {
 			dst = listfmt.AppendElement(dst, elem)
-			if floor > ts {
-				PutStamp(dst[len(dst)-len(elem):], floor)
-			}
 			kept++
 			next = min(next, at)
 		}
@@ -136,39 +119,4 @@ func FilterFloor(layout Layout, raw []byte, ttlMillis, now, floor int64, dst []b
 		return Drop, dst[:start], next, nil
 	}
 	return Rewrite, dst, next, nil
-}
-
-// Restamp raises every stamp of a stored value below floor to floor,
-// appending the result to dst. It reports whether any stamp moved; if none
-// did, dst is returned as it was.
-func Restamp(layout Layout, raw []byte, floor int64, dst []byte) ([]byte, bool, error) {
-	start := len(dst)
-	if layout == Single {
-		ts, user, err := SplitStamp(raw)
-		if err != nil || ts >= floor {
-			return dst, false, err
-		}
-		return append(AppendStamp(dst, floor), user...), true, nil
-	}
-	moved := false
-	for rest := raw; len(rest) > 0; {
-		var elem []byte
-		var err error
-		if elem, rest, err = listfmt.Next(rest); err != nil {
-			return dst[:start], false, err
-		}
-		ts, _, err := SplitStamp(elem)
-		if err != nil {
-			return dst[:start], false, err
-		}
-		dst = listfmt.AppendElement(dst, elem)
-		if ts < floor {
-			PutStamp(dst[len(dst)-len(elem):], floor)
-			moved = true
-		}
-	}
-	if !moved {
-		return dst[:start], false, nil
-	}
-	return dst, true, nil
 }
