@@ -108,12 +108,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		return nil, err
 	}
 	if keep {
-		m := make(map[string]snapshot.SharedFile, len(base.Shared))
-		for _, f := range base.Shared {
-			m[f.LocalName] = f
-		}
-		b.snaps.uploads[base.CheckpointID] = m
-		b.snaps.lastCompleted = base.CheckpointID
+		b.snaps.history.Seed(base.CheckpointID, base.Shared)
 	}
 	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,7 +34,8 @@ type AsyncSnapshot struct {
 	states       []meta.State
 
 	// A full snapshot reads snap; an incremental one uploads the native
-	// checkpoint in localDir, reusing the uploads in prev.
+	// checkpoint in localDir, reusing the uploads in prev (the last
+	// completed checkpoint's, from the backend's incremental.History).
 	snap     *pebble.Snapshot
 	localDir string
 	prev     map[string]snapshot.SharedFile
@@ -58,19 +60,16 @@ type snapshotOwner struct {
 	// pending lists the files written for each checkpoint not yet
 	// completed, to delete if it is aborted.
 	pending map[int64][]string
-	// uploads are the SSTs of each incremental checkpoint since the last
-	// completed one, by local name; only lastCompleted's are reused, as in
-	// Flink, so an unconfirmed upload is never built on.
-	uploads       map[int64]map[string]snapshot.SharedFile
-	lastCompleted int64
+	// history records incremental uploads: which the next checkpoint
+	// reuses, promoted on completion, forgotten on abort.
+	history *incremental.History
 }
 
 func newSnapshotOwner() *snapshotOwner {
 	return &snapshotOwner{
-		running:       make(map[*AsyncSnapshot]bool),
-		pending:       make(map[int64][]string),
-		uploads:       make(map[int64]map[string]snapshot.SharedFile),
-		lastCompleted: -1,
+		running: make(map[*AsyncSnapshot]bool),
+		pending: make(map[int64][]string),
+		history: incremental.NewHistory(),
 	}
 }
 
@@ -131,9 +130,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 			_ = os.RemoveAll(s.localDir)
 			return nil, fmt.Errorf("backend: snapshot %d: native checkpoint: %w", checkpointID, err)
 		}
-		b.snaps.mu.Lock()
-		s.prev = b.snaps.uploads[b.snaps.lastCompleted]
-		b.snaps.mu.Unlock()
+		s.prev = b.snaps.history.Reusable()
 	} else {
 		s.handle.Compression = b.opts.SnapshotCompression
 		s.snap = b.db.NewSnapshot()
@@ -186,14 +183,10 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	}
 	s.b.mu.Lock()
 	s.b.pending[s.checkpointID] = written
-	if h.Kind == snapshot.KindIncremental {
-		m := make(map[string]snapshot.SharedFile, len(h.Shared))
-		for _, f := range h.Shared {
-			m[f.LocalName] = f
-		}
-		s.b.uploads[s.checkpointID] = m
-	}
 	s.b.mu.Unlock()
+	if h.Kind == snapshot.KindIncremental {
+		s.b.history.Record(s.checkpointID, h.Shared)
+	}
 	return h, nil
 }
 
@@ -350,20 +343,9 @@ func (o *snapshotOwner) closeAll() {
 func (b *Backend[K]) NotifyCheckpointComplete(id int64) error {
 	o := b.snaps
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	for cid := range o.pending {
-		if cid <= id {
-			delete(o.pending, cid)
-		}
-	}
-	if _, ok := o.uploads[id]; ok && id > o.lastCompleted {
-		o.lastCompleted = id
-		for cid := range o.uploads {
-			if cid < id {
-				delete(o.uploads, cid)
-			}
-		}
-	}
+	maps.DeleteFunc(o.pending, func(cid int64, _ []string) bool { return cid <= id })
+	o.mu.Unlock()
+	o.history.Complete(id)
 	return nil
 }
 
@@ -375,8 +357,8 @@ func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st s
 	o.mu.Lock()
 	names := o.pending[id]
 	delete(o.pending, id)
-	delete(o.uploads, id)
 	o.mu.Unlock()
+	o.history.Abort(id)
 	var errs []error
 	for _, n := range names {
 		if err := st.Delete(ctx, n); err != nil {

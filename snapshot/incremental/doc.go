@@ -1,13 +1,28 @@
-// Package incremental turns a native Pebble checkpoint (a directory of
-// hard-linked SSTs and copied private files) into an incremental snapshot:
-// it uploads to shared/ only the SSTs the last completed checkpoint did not
-// already upload, re-uploads the small private files (MANIFEST, OPTIONS,
-// WAL, markers) into the checkpoint's directory, and lists reused SSTs as
+// Package incremental owns incremental checkpoints of a backend instance.
+//
+// # Basics
+//
+// Run turns a native Pebble checkpoint (a directory of hard-linked SSTs and
+// copied private files) into an incremental snapshot: it uploads to
+// shared/ only the SSTs the last completed checkpoint did not already
+// upload, re-uploads the small private files (MANIFEST, OPTIONS, WAL,
+// markers) into the checkpoint's directory, and lists reused SSTs as
 // references to the earlier uploads. Uploads run in parallel and are
 // checksummed with CRC-32C.
+//
+// History is an instance's record of its uploads: which checkpoint's files
+// the next one reuses (the last completed one's, as in Flink), promotion
+// when a checkpoint completes, and forgetting when one is aborted.
+//
+// # Caveats
 //
 // SSTs are immutable and a file number is never reused within one database
 // lineage, so a local SST name identifies its content for as long as the
 // instance lives; across instances and forks the shared name carries the
 // instance id (see snapshot.SharedName).
+//
+// The shared files' naming and their garbage collection stay in package
+// snapshot, beside retention: retention deletes checkpoints and must then
+// collect the shared files nothing retained references, and this package
+// imports snapshot, not the other way round.
 package incremental
