@@ -221,7 +221,8 @@ func checkEmptyDir(dir string) error {
 // adoptState records a state of a checkpoint in this backend, reusing the
 // record of a state of the same name restored from another handle, and
 // returns its id.
-func (b *Backend[K]) adoptState(m meta.State) (uint16, error) {
+func (b *Backend[K]) adoptState(s snapshot.State) (uint16, error) {
+	m := meta.FromSnapshot(s)
 	m.KeyCodec = b.keyCodec.Name()
 	if have, ok := b.persisted[m.Name]; ok {
 		if err := meta.Compatible(have, m); err != nil {

@@ -113,7 +113,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		KeyGroupStart:  b.opts.KeyGroups.Start,
 		KeyGroupEnd:    b.opts.KeyGroups.End,
 		KeyCodec:       b.keyCodec.Name(),
-		States:         states,
+		States:         meta.ToSnapshotStates(states),
 	}
 	if b.opts.IncrementalCheckpoints {
 		s.handle.Kind = snapshot.KindIncremental

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 )
@@ -42,7 +41,7 @@ type Target struct {
 	// returns the id its entries go under. It is called once per state name
 	// and handle; it must fail for a state incompatible with one already
 	// recorded.
-	StateID func(meta.State) (uint16, error)
+	StateID func(snapshot.State) (uint16, error)
 	// Base, if set, is the incremental handle the database was opened from;
 	// it is not read again.
 	Base *snapshot.Handle

@@ -18,7 +18,6 @@ import (
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/restore"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -619,9 +618,9 @@ func TestRestoreMalformedStateRecord(t *testing.T) {
 	ctx := context.Background()
 	st := frStorage(t)
 	cp := frCheckpoint(t, st, 1, frSource(t, 1, 0, "snappy"))
-	for name, mutate := range map[string]func(*meta.State){
-		"unknown kind": func(s *meta.State) { s.Kind = 99 },
-		"empty name":   func(s *meta.State) { s.Name = "" },
+	for name, mutate := range map[string]func(*snapshot.State){
+		"unknown kind": func(s *snapshot.State) { s.Kind = 99 },
+		"empty name":   func(s *snapshot.State) { s.Name = "" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := cp.Handles[0]
@@ -716,7 +715,7 @@ func frTarget(t testing.TB, r keygroup.Range, ids map[string]uint16) (restore.Ta
 	staging := filepath.Join(dir, "staging")
 	return restore.Target{
 		DB: db, Options: o, StagingDir: staging, KeyGroups: r, MaxParallelism: frMaxPar,
-		StateID: func(s meta.State) (uint16, error) {
+		StateID: func(s snapshot.State) (uint16, error) {
 			id, ok := ids[s.Name]
 			if !ok {
 				return 0, fmt.Errorf("unknown state %q", s.Name)

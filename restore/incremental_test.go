@@ -16,7 +16,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/restore"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
@@ -60,7 +59,7 @@ func incValue(name string, kg, i int) []byte { return fmt.Appendf(nil, "%s/%d/%d
 type incSource struct {
 	inst   string
 	r      keygroup.Range
-	states []meta.State
+	states []snapshot.State
 	db     *pebble.DB
 }
 
@@ -73,12 +72,12 @@ func incNewSource(t testing.TB, inst string, r keygroup.Range, states map[string
 	t.Cleanup(func() { db.Close() })
 	s := &incSource{inst: inst, r: r, db: db}
 	for name, id := range states {
-		s.states = append(s.states, meta.State{
-			FormatVersion: meta.FormatVersion, Name: name, ID: id, Kind: meta.KindValue,
+		s.states = append(s.states, snapshot.State{
+			FormatVersion: snapshot.StateFormatVersion, Name: name, ID: id, Kind: snapshot.StateKindValue,
 			KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "string",
 		})
 	}
-	slices.SortFunc(s.states, func(a, b meta.State) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(s.states, func(a, b snapshot.State) int { return int(a.ID) - int(b.ID) })
 	if err := db.Set(keys.BackendMetaKey(), []byte("backend record of "+inst), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +394,7 @@ func incTarget(t testing.TB, r keygroup.Range, base *snapshot.Handle, ids map[st
 	staging := filepath.Join(dir, "staging")
 	return restore.Target{
 		DB: db, Options: o, StagingDir: staging, KeyGroups: r, MaxParallelism: incMaxPar, Base: base,
-		StateID: func(s meta.State) (uint16, error) {
+		StateID: func(s snapshot.State) (uint16, error) {
 			id, ok := ids[s.Name]
 			if !ok {
 				return 0, fmt.Errorf("unknown state %q", s.Name)
@@ -523,7 +522,7 @@ func TestHandlesIncRejectsBadSets(t *testing.T) {
 	if _, err := restore.Handles(ctx, st, []snapshot.Handle{other}, tgt); err == nil || !strings.Contains(err.Error(), "max parallelism") {
 		t.Errorf("other max parallelism: %v", err)
 	}
-	tgt.StateID = func(meta.State) (uint16, error) { return 0, errors.New("incompatible state") }
+	tgt.StateID = func(snapshot.State) (uint16, error) { return 0, errors.New("incompatible state") }
 	if _, err := restore.Handles(ctx, st, []snapshot.Handle{ha}, tgt); err == nil || !strings.Contains(err.Error(), "incompatible state") {
 		t.Errorf("incompatible state: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/keygroup"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/restore"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -56,8 +55,8 @@ func wholeSource(t *testing.T, inst string, r keygroup.Range) (*incSource, map[s
 		set(incKey(1, kg, 7), fmt.Sprintf("x/%d/7/new", kg))
 	}
 	for _, id := range []uint16{1, 2} {
-		src.states = append(src.states, meta.State{
-			FormatVersion: meta.FormatVersion, Name: names[id], ID: id, Kind: meta.KindValue,
+		src.states = append(src.states, snapshot.State{
+			FormatVersion: snapshot.StateFormatVersion, Name: names[id], ID: id, Kind: snapshot.StateKindValue,
 			KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "string",
 		})
 	}

@@ -12,8 +12,9 @@
 //
 // A checkpoint exists if and only if its _metadata exists and verifies. The
 // metadata lists one Handle per backend instance that took part: its
-// operator, key groups, states, files (with sizes and CRC-32C checksums)
-// and, for full snapshots, where each key group's data starts.
+// operator, key groups, states (State: name, id, kind, codec names, TTL
+// flag), files (with sizes and CRC-32C checksums) and, for full snapshots,
+// where each key group's data starts.
 //
 // # Storage
 //

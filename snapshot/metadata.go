@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-
-	"github.com/pebblestate/pebblestate/internal/meta"
 )
 
 // MetadataName is the name of a checkpoint's metadata file in its directory.
@@ -57,8 +55,8 @@ type Handle struct {
 	KeyGroupEnd   int `json:"key_group_end"`
 	// KeyCodec names the instance's key codec.
 	KeyCodec string `json:"key_codec"`
-	// States are the instance's state records, with the ids the data uses.
-	States []meta.State `json:"states"`
+	// States describe the instance's states, with the ids the data uses.
+	States []State `json:"states"`
 	// Files are the files the handle needs, by storage name: a full
 	// snapshot's data file, or an incremental snapshot's private files
 	// (MANIFEST, OPTIONS, ...), which live in the checkpoint's directory.
@@ -101,7 +99,8 @@ type Block struct {
 }
 
 // Validate checks a handle's internal consistency: sane key groups, blocks
-// inside the range, in order and inside the data file.
+// inside the range and in order, and complete state records (see
+// State.Validate) with unique names and ids.
 func (h *Handle) Validate() error {
 	switch {
 	case h.MaxParallelism < 1 || h.MaxParallelism > 1<<15:
@@ -125,22 +124,16 @@ func (h *Handle) Validate() error {
 	}
 	ids := make(map[uint16]bool, len(h.States))
 	names := make(map[string]bool, len(h.States))
-	for _, s := range h.States {
-		if ids[s.ID] || s.ID == 0 {
-			return fmt.Errorf("handle of %s: duplicate or reserved state id %d", h.InstanceID, s.ID)
+	for i := range h.States {
+		s := &h.States[i]
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("handle of %s: %w", h.InstanceID, err)
 		}
-		if s.Name == "" || names[s.Name] {
-			return fmt.Errorf("handle of %s: empty or duplicate state name %q", h.InstanceID, s.Name)
+		if ids[s.ID] {
+			return fmt.Errorf("handle of %s: duplicate state id %d", h.InstanceID, s.ID)
 		}
-		if s.Kind < meta.KindValue || s.Kind > meta.KindAggregating {
-			return fmt.Errorf("handle of %s: state %q has unknown kind %d", h.InstanceID, s.Name, s.Kind)
-		}
-		if s.FormatVersion < 1 || s.FormatVersion > meta.FormatVersion {
-			return fmt.Errorf("handle of %s: state %q has record version %d (this build reads 1 to %d)",
-				h.InstanceID, s.Name, s.FormatVersion, meta.FormatVersion)
-		}
-		if s.KeyCodec == "" || s.NamespaceCodec == "" || s.ValueCodec == "" || (s.Kind == meta.KindMap) != (s.UserKeyCodec != "") {
-			return fmt.Errorf("handle of %s: state %q lacks a codec name", h.InstanceID, s.Name)
+		if names[s.Name] {
+			return fmt.Errorf("handle of %s: duplicate state name %q", h.InstanceID, s.Name)
 		}
 		ids[s.ID], names[s.Name] = true, true
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -28,9 +27,9 @@ func sampleHandle(instance string, id int64, start, end int) snapshot.Handle {
 		KeyGroupStart:  start,
 		KeyGroupEnd:    end,
 		KeyCodec:       "int64",
-		States: []meta.State{
-			{FormatVersion: 1, Name: "v", ID: 1, Kind: meta.KindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "string"},
-			{FormatVersion: 1, Name: "m", ID: 2, Kind: meta.KindMap, KeyCodec: "int64", NamespaceCodec: "int64", ValueCodec: "string", UserKeyCodec: "int64", TTL: true},
+		States: []snapshot.State{
+			{FormatVersion: 1, Name: "v", ID: 1, Kind: snapshot.StateKindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "string"},
+			{FormatVersion: 1, Name: "m", ID: 2, Kind: snapshot.StateKindMap, KeyCodec: "int64", NamespaceCodec: "int64", ValueCodec: "string", UserKeyCodec: "int64", TTL: true},
 		},
 		Files:       []snapshot.FileRef{{Name: snapshot.Dir(id) + "/full-" + instance + ".dat", Size: 1234, CRC32C: 0xdeadbeef}},
 		Compression: "snappy",
@@ -244,23 +243,23 @@ func TestMetadataInvalidHandle(t *testing.T) {
 // handle are validated: a restore would otherwise create states the backend
 // cannot reopen.
 func TestMetadataValidateRejectsBadStates(t *testing.T) {
-	good := meta.State{FormatVersion: 1, Name: "a", ID: 1, Kind: meta.KindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64"}
-	for what, mutate := range map[string]func(*meta.State){
-		"empty name":      func(s *meta.State) { s.Name = "" },
-		"unknown kind":    func(s *meta.State) { s.Kind = 99 },
-		"version 0":       func(s *meta.State) { s.FormatVersion = 0 },
-		"future version":  func(s *meta.State) { s.FormatVersion = meta.FormatVersion + 1 },
-		"no value codec":  func(s *meta.State) { s.ValueCodec = "" },
-		"map without key": func(s *meta.State) { s.Kind = meta.KindMap },
+	good := snapshot.State{FormatVersion: 1, Name: "a", ID: 1, Kind: snapshot.StateKindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64"}
+	for what, mutate := range map[string]func(*snapshot.State){
+		"empty name":      func(s *snapshot.State) { s.Name = "" },
+		"unknown kind":    func(s *snapshot.State) { s.Kind = 99 },
+		"version 0":       func(s *snapshot.State) { s.FormatVersion = 0 },
+		"future version":  func(s *snapshot.State) { s.FormatVersion = snapshot.StateFormatVersion + 1 },
+		"no value codec":  func(s *snapshot.State) { s.ValueCodec = "" },
+		"map without key": func(s *snapshot.State) { s.Kind = snapshot.StateKindMap },
 	} {
 		st := good
 		mutate(&st)
-		h := snapshot.Handle{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 0, KeyGroupEnd: 128, States: []meta.State{st}}
+		h := snapshot.Handle{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 0, KeyGroupEnd: 128, States: []snapshot.State{st}}
 		if err := h.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted %+v", what, st)
 		}
 	}
-	dup := snapshot.Handle{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 0, KeyGroupEnd: 128, States: []meta.State{good, good}}
+	dup := snapshot.Handle{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 0, KeyGroupEnd: 128, States: []snapshot.State{good, good}}
 	dup.States[1].ID = 2
 	if err := dup.Validate(); err == nil {
 		t.Errorf("Validate accepted two states named %q", good.Name)
@@ -271,9 +270,9 @@ func TestMetadataValidateAcceptsEdges(t *testing.T) {
 	for _, h := range []snapshot.Handle{
 		{Kind: snapshot.KindFull, MaxParallelism: 1, KeyGroupStart: 0, KeyGroupEnd: 1, Blocks: []snapshot.Block{{KeyGroup: 0, Offset: 16}}},
 		{Kind: snapshot.KindIncremental, MaxParallelism: 1 << 15, KeyGroupStart: 1<<15 - 1, KeyGroupEnd: 1 << 15},
-		{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 5, KeyGroupEnd: 6, States: []meta.State{
-			{FormatVersion: 1, Name: "a", ID: 1, Kind: meta.KindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64"},
-			{FormatVersion: 1, Name: "b", ID: 0xFFFE, Kind: meta.KindMap, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64", UserKeyCodec: "string"},
+		{Kind: snapshot.KindFull, MaxParallelism: 128, KeyGroupStart: 5, KeyGroupEnd: 6, States: []snapshot.State{
+			{FormatVersion: 1, Name: "a", ID: 1, Kind: snapshot.StateKindValue, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64"},
+			{FormatVersion: 1, Name: "b", ID: 0xFFFE, Kind: snapshot.StateKindMap, KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "int64", UserKeyCodec: "string"},
 		}},
 	} {
 		if err := h.Validate(); err != nil {

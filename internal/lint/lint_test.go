@@ -107,3 +107,33 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestExamplesImportNoInternal checks that the examples, and the tests in
+// examples/apitest that stand for code outside the module, import no
+// internal package: they must compile for any user who copies them.
+func TestExamplesImportNoInternal(t *testing.T) {
+	fset := token.NewFileSet()
+	var files int
+	err := filepath.WalkDir(filepath.Join(root, "examples"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); isInternal(p) {
+				t.Errorf("%s imports internal package %s", fset.Position(imp.Pos()), p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "examples", "apitest", "api_test.go")); err != nil || files < 3 {
+		t.Fatalf("found %d files under examples, and examples/apitest/api_test.go: %v", files, err)
+	}
+}
