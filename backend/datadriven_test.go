@@ -40,26 +40,31 @@ package backend_test
 //	merge state=s k=a into=w from=(x,y)      MergeNamespaces
 //	keys state=s [ns=w]                      KeysInNamespace, sorted: what is
 //	                                         stored, expired or not
-//	dump                                     get of every key of every state
-//	                                         in every namespace the file used
+//	dump                                     get of every stored key of every
+//	                                         state in every namespace the file
+//	                                         used ("absent" or "empty" if it
+//	                                         expired); it reads, as get does
 //	keygroup k=(a,b)                         the key groups of keys
 //	advance 60ms                             the clock; prints the time
 //	flush, close, reopen, cleanup, metrics   on every open backend (reopen:
 //	                                         every backend, open or closed)
 //	     cleanup runs CleanupExpired and prints what metrics prints: the
 //	     expired entries removed by reads, incremental and background cleanup
-//	checkpoint 1                 a checkpoint of every open backend, completed
+//	checkpoint 1                 a completed checkpoint of every open backend
+//	                             (Backend.Checkpoint when only one is open)
 //	snapshot 2                   the synchronous part only, on every open backend
 //	run 2                        the asynchronous part of snapshot 2
 //	complete 2                   run if not yet, commit, notify the backends
 //	abort 2                      release or NotifyCheckpointAborted
 //	checkpoints                  the chk- directories stored: completed or not
+//	verify-storage               "ok" if storage holds the completed checkpoints,
+//	                             each verified (sizes, checksums), and nothing else
 //	restore 1|latest name=r [groups=[0,64)]   a new backend from a checkpoint
 //	mode full|incremental        in a checkpoint file: skip the other mode
 //
 // A keyed command goes to the open backend whose key groups hold the key,
-// or to on=NAME. Every command takes on=NAME (a name or (list)) to pick
-// backends; without it, unkeyed commands act on every open backend, and
+// or to on=NAME. The commands on backends take on=NAME (or on=(list));
+// without it, unkeyed commands act on every open backend, and
 // print one line per backend, prefixed by its name, when several are open.
 // An error is printed as "error: ..." with the test's directory as $TMP.
 
@@ -112,6 +117,7 @@ type ddEnv struct {
 	retain   int
 	dirs     int
 	backends map[string]*ddBackend
+	first    *ddBackend
 	specs    []ddSpec
 	used     map[string]bool // namespaces the file named, for dump
 	snaps    map[int64]*ddSnapshot
@@ -211,6 +217,8 @@ func (e *ddEnv) dispatch(t *testing.T, d *datadriven.TestData, out *strings.Buil
 		return e.cmdCheckpoint(t, d, out)
 	case "checkpoints":
 		return e.cmdCheckpoints(out)
+	case "verify-storage":
+		return e.cmdVerifyStorage(out)
 	case "restore":
 		return e.cmdRestore(t, d, out)
 	case "mode":
@@ -243,11 +251,13 @@ func (e *ddEnv) open() []*ddBackend {
 	return bs
 }
 
+// maxParallelism is that of the first backend opened: every backend of a
+// file should have the same.
 func (e *ddEnv) maxParallelism() int {
-	for _, b := range e.backends {
-		return b.opts.MaxParallelism
+	if e.first == nil {
+		return backend.DefaultMaxParallelism
 	}
-	return backend.DefaultMaxParallelism
+	return e.first.opts.MaxParallelism
 }
 
 // newDir returns a new directory for a backend.
@@ -307,6 +317,9 @@ func (e *ddEnv) cmdOpen(t *testing.T, d *datadriven.TestData) error {
 // attach registers the file's states on a backend just opened and adds it.
 func (e *ddEnv) attach(b *ddBackend) error {
 	e.backends[b.name] = b
+	if e.first == nil {
+		e.first = b
+	}
 	b.states = map[string]ddState{}
 	for _, sp := range e.specs {
 		s, err := ddRegister(b.b, sp)
@@ -727,10 +740,10 @@ func (e *ddEnv) complete(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	delete(e.snaps, id)
 	if err := snapshot.Complete(ctx, e.st, &snapshot.Checkpoint{ID: id, Handles: s.handles}, e.retain); err != nil {
-		return err
+		return err // still to abort
 	}
+	delete(e.snaps, id)
 	var errs []error
 	for _, b := range s.on {
 		if b.b != nil {
@@ -770,16 +783,66 @@ func (e *ddEnv) cmdCheckpoints(out *strings.Builder) error {
 		if err != nil {
 			return err
 		}
+		slices.SortFunc(cp.Handles, func(a, b snapshot.Handle) int { return a.KeyGroupStart - b.KeyGroupStart })
 		var rs []string
 		for _, h := range cp.Handles {
 			rs = append(rs, fmt.Sprintf("[%d,%d)", h.KeyGroupStart, h.KeyGroupEnd))
 		}
-		slices.Sort(rs)
 		fmt.Fprintf(out, "chk-%d: completed, key groups %s\n", id, strings.Join(rs, " "))
 	}
 	if len(stored) == 0 {
 		out.WriteString("none\n")
 	}
+	return nil
+}
+
+// cmdVerifyStorage checks that storage holds exactly the files of the
+// completed checkpoints (their directories and the shared files they
+// reference) and that these verify: what it must hold when no checkpoint
+// is in flight.
+func (e *ddEnv) cmdVerifyStorage(out *strings.Builder) error {
+	ctx := context.Background()
+	ids, err := snapshot.Completed(ctx, e.st)
+	if err != nil {
+		return err
+	}
+	refs, err := snapshot.SharedRefs(ctx, e.st, ids)
+	if err != nil {
+		return err
+	}
+	names, err := e.st.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, n := range names {
+		dir, _, _ := strings.Cut(n, "/")
+		var id int64
+		switch _, err := fmt.Sscanf(dir, "chk-%d", &id); {
+		case dir == snapshot.SharedDir && refs[n] > 0:
+		case err == nil && slices.Contains(ids, id):
+		default:
+			problems = append(problems, "stray file "+n)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(refs)) {
+		if !slices.Contains(names, n) {
+			problems = append(problems, "missing shared file "+n)
+		}
+	}
+	for _, id := range ids {
+		cp, err := snapshot.Load(ctx, e.st, id)
+		if err == nil {
+			err = snapshot.Verify(ctx, e.st, cp)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("checkpoint %d: %v", id, err))
+		}
+	}
+	if len(problems) == 0 {
+		problems = []string{"ok"}
+	}
+	out.WriteString(strings.Join(problems, "\n") + "\n")
 	return nil
 }
 
