@@ -116,13 +116,14 @@ func JSON(block string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Format returns b as a dump Dump reads, one line of up to 16 bytes each,
-// for a test to print when a document is out of date.
-func Format(b []byte) string {
+// Format returns b as dump lines of up to 16 bytes each, the first at
+// offset off, for a test to print when a document is out of date. Dump
+// reads its output back when off is 0.
+func Format(b []byte, off int) string {
 	var sb strings.Builder
 	for i := 0; i < len(b); i += 16 {
 		end := min(i+16, len(b))
-		fmt.Fprintf(&sb, "%04x ", i)
+		fmt.Fprintf(&sb, "%04x ", off+i)
 		for _, c := range b[i:end] {
 			fmt.Fprintf(&sb, " %02x", c)
 		}

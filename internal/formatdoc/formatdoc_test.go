@@ -47,7 +47,7 @@ func TestBlockAndDump(t *testing.T) {
 		t.Fatalf("JSON %s", js)
 	}
 	// Format's output reads back.
-	back, err := formatdoc.Dump(formatdoc.Format(got), nil)
+	back, err := formatdoc.Dump(formatdoc.Format(got, 0), nil)
 	if err != nil || !bytes.Equal(back, got) {
 		t.Fatalf("Format/Dump round trip: % x, %v", back, err)
 	}
