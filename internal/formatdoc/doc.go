@@ -21,5 +21,6 @@
 // bytes the test supplies), then optionally two or more spaces and a
 // comment. Each offset must be the number of bytes before it. Blank lines
 // and lines that start with a space (continued comments) are skipped.
-// Markdown renders the dump as it is written.
+// Markdown renders the dump as it is written. Sections splits a block that
+// holds several dumps at lines that start with "# ".
 package formatdoc

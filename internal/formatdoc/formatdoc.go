@@ -105,6 +105,33 @@ func Dump(block string, fill map[string][]byte) ([]byte, error) {
 	return out, nil
 }
 
+// Section is a titled part of an example block.
+type Section struct {
+	Title string // the heading line, without its "# "
+	Text  string // the lines up to the next heading
+}
+
+// Sections splits an example block into sections at lines that start with
+// "# ", for an example that shows several dumps, each with offsets from
+// zero. Only blank lines may come before the first heading.
+func Sections(block string) ([]Section, error) {
+	var out []Section
+	for n, line := range strings.Split(block, "\n") {
+		if title, ok := strings.CutPrefix(line, "# "); ok {
+			out = append(out, Section{Title: strings.TrimSpace(title)})
+			continue
+		}
+		if len(out) == 0 {
+			if strings.TrimSpace(line) != "" {
+				return nil, fmt.Errorf("formatdoc: line %d comes before the first heading", n+1)
+			}
+			continue
+		}
+		out[len(out)-1].Text += line + "\n"
+	}
+	return out, nil
+}
+
 // JSON returns the compact form of a JSON block, as encoding/json's
 // Marshal writes it: documents show JSON indented, encoders write it
 // compact, and compaction keeps field order and escapes.

@@ -84,3 +84,22 @@ func TestDumpErrors(t *testing.T) {
 		t.Errorf("JSON of a broken block: %v", err)
 	}
 }
+
+func TestSections(t *testing.T) {
+	secs, err := formatdoc.Sections("\n# key\n0000  00 01\n# value\n0000  ff\n                comment\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secs) != 2 || secs[0].Title != "key" || secs[1].Title != "value" {
+		t.Fatalf("sections %q", secs)
+	}
+	for i, want := range [][]byte{{0, 1}, {0xff}} {
+		got, err := formatdoc.Dump(secs[i].Text, nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("section %d: % x, %v", i, got, err)
+		}
+	}
+	if _, err := formatdoc.Sections("0000  00\n# key\n"); err == nil {
+		t.Error("bytes before the first heading accepted")
+	}
+}
