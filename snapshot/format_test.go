@@ -12,7 +12,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/formatdoc"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -26,8 +25,8 @@ const (
 // full and one incremental handle. Sizes and checksums are made up; the
 // metadata does not read the files.
 func exampleCheckpoint() *snapshot.Checkpoint {
-	states := []meta.State{
-		{FormatVersion: 1, Name: "sessions", ID: 1, Kind: meta.KindMap,
+	states := []snapshot.State{
+		{FormatVersion: 1, Name: "sessions", ID: 1, Kind: snapshot.StateKindMap,
 			KeyCodec: "string", NamespaceCodec: "int64", ValueCodec: "bytes", UserKeyCodec: "string", TTL: true},
 	}
 	full := snapshot.Handle{

@@ -168,7 +168,8 @@ func TestFormatDatabaseExample(t *testing.T) {
 }
 
 // TestFormatRecordsRoundTrip decodes the records of FORMAT.md's example
-// with this package and checks that Encode writes them back as shown.
+// with this package and checks that Encode writes them back as shown, and
+// that a handle's snapshot.State of each state record encodes the same.
 func TestFormatRecordsRoundTrip(t *testing.T) {
 	n := 0
 	for _, e := range docDatabase(t) {
@@ -185,6 +186,10 @@ func TestFormatRecordsRoundTrip(t *testing.T) {
 			s, err = meta.DecodeState(e.value)
 			if err == nil && s.Name != string(e.key[3:]) {
 				t.Errorf("the record under %q names state %q", e.key[3:], s.Name)
+			}
+			// A handle lists the record as a snapshot.State, encoded alike.
+			if b, err := json.Marshal(meta.ToSnapshot(s)); err != nil || !bytes.Equal(b, e.value) {
+				t.Errorf("state %q in a handle encodes as %s (%v); FORMAT.md shows %s", s.Name, b, err, e.value)
 			}
 			rec = s
 		default:
