@@ -1,8 +1,6 @@
 package backend
 
 import (
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -55,12 +53,9 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, s.wrap("get", err)
+	raw, closer, found, err := s.b.st.Get(key)
+	if err != nil || !found {
+		return nil, s.wrapIf("get", err)
 	}
 	defer closer.Close()
 	if s.ttl != nil {
@@ -131,9 +126,9 @@ func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	}
 	var err error
 	if len(keep) == 0 {
-		err = s.b.del(key)
+		err = s.b.st.Delete(key)
 	} else {
-		err = s.b.set(key, keep)
+		err = s.b.st.Set(key, keep)
 	}
 	if err != nil {
 		return nil, s.wrap("remove expired", err)
@@ -174,7 +169,7 @@ func (s *List[K, N, E]) Add(e E) error {
 		return s.wrap("encode element", err)
 	}
 	s.vbuf = listfmt.AppendElement(s.vbuf[:0], s.ebuf)
-	if err := s.b.merge(key, s.vbuf); err != nil {
+	if err := s.b.st.Merge(key, s.vbuf); err != nil {
 		return s.wrap("add", err)
 	}
 	return nil
@@ -193,7 +188,7 @@ func (s *List[K, N, E]) AddAll(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.merge(key, s.vbuf); err != nil {
+	if err := s.b.st.Merge(key, s.vbuf); err != nil {
 		return s.wrap("add all", err)
 	}
 	return nil
@@ -209,7 +204,7 @@ func (s *List[K, N, E]) Update(es []E) error {
 		return err
 	}
 	if len(es) == 0 {
-		if err := s.b.del(key); err != nil {
+		if err := s.b.st.Delete(key); err != nil {
 			return s.wrap("update", err)
 		}
 		return nil
@@ -217,7 +212,7 @@ func (s *List[K, N, E]) Update(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.set(key, s.vbuf); err != nil {
+	if err := s.b.st.Set(key, s.vbuf); err != nil {
 		return s.wrap("update", err)
 	}
 	return nil
@@ -231,7 +226,7 @@ func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
 	if err := s.accessed(); err != nil {
 		return err
 	}
-	batch := s.b.db.NewBatch()
+	batch := s.b.st.NewBatch()
 	defer batch.Close()
 	raws, targetKey, err := s.takeSources(batch, target, sources)
 	if err != nil || len(raws) == 0 {
@@ -244,10 +239,10 @@ func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
 		}
 		joined = append(joined, r...)
 	}
-	if err := batch.Merge(targetKey, joined, nil); err != nil {
+	if err := batch.Merge(targetKey, joined); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
-	if err := s.b.commit(batch); err != nil {
+	if err := s.b.st.Commit(batch); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
@@ -91,10 +92,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 	if checkpointID < 0 || st == nil {
 		return nil, fmt.Errorf("%w: checkpoint id %d, storage %v", ErrInvalidArgument, checkpointID, st)
 	}
-	states := make([]meta.State, 0, len(b.persisted))
-	for _, m := range b.persisted {
-		states = append(states, m)
-	}
+	states := b.st.States()
 	s := &AsyncSnapshot{
 		b:            b.snaps,
 		checkpointID: checkpointID,
@@ -107,7 +105,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 	}
 	s.handle = snapshot.Handle{
 		Operator:       b.opts.Operator,
-		InstanceID:     b.meta.InstanceID,
+		InstanceID:     b.st.Record().InstanceID,
 		CheckpointID:   checkpointID,
 		Kind:           snapshot.KindFull,
 		MaxParallelism: b.opts.MaxParallelism,
@@ -124,10 +122,10 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		}
 		// The WAL may be off: what is only in the memtable must reach an
 		// SST to be in the checkpoint.
-		if err := b.db.Flush(); err != nil {
+		if err := b.st.Flush(); err != nil {
 			return nil, fmt.Errorf("backend: snapshot %d: flush: %w", checkpointID, err)
 		}
-		if err := b.db.Checkpoint(s.localDir); err != nil {
+		if err := b.st.Checkpoint(s.localDir); err != nil {
 			_ = os.RemoveAll(s.localDir)
 			return nil, fmt.Errorf("backend: snapshot %d: native checkpoint: %w", checkpointID, err)
 		}
@@ -136,7 +134,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		b.snaps.mu.Unlock()
 	} else {
 		s.handle.Compression = b.opts.SnapshotCompression
-		s.snap = b.db.NewSnapshot()
+		s.snap = b.st.NewSnapshot()
 	}
 	b.snaps.mu.Lock()
 	b.snaps.running[s] = true
@@ -146,7 +144,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 
 // localCheckpointsDir is the subdirectory of the instance directory that
 // holds native checkpoints while they are uploaded. Pebble ignores it.
-const localCheckpointsDir = "checkpoints"
+const localCheckpointsDir = store.ScratchDir
 
 // dataFileName is the storage name of an instance's full-snapshot data.
 func dataFileName(checkpointID int64, instanceID string) string {

@@ -3,8 +3,6 @@ package backend
 import (
 	"io"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -63,12 +61,9 @@ func (s *state[K, N]) stamp(dst []byte) []byte {
 // is deleted; it is returned only if allowExpired. With OnReadAndWrite a
 // returned value is restamped.
 func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, closer io.Closer, found bool, err error) {
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return nil, nil, false, nil
-	}
-	if err != nil {
-		return nil, nil, false, s.wrap("get", err)
+	raw, closer, found, err := s.b.st.Get(key)
+	if err != nil || !found {
+		return nil, nil, false, s.wrapIf("get", err)
 	}
 	t := s.ttl
 	if t == nil {
@@ -82,7 +77,7 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 	now := s.now()
 	if ttl.Expired(ts, t.millis, now) {
 		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.del(key); err != nil {
+		if err := s.b.st.Delete(key); err != nil {
 			closer.Close()
 			return nil, nil, false, s.wrap("remove expired", err)
 		}
@@ -97,7 +92,7 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 	// changes nothing but saves a write.
 	if t.updateOnRead && ts != now {
 		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.set(key, s.vbuf); err != nil {
+		if err := s.b.st.Set(key, s.vbuf); err != nil {
 			closer.Close()
 			return nil, nil, false, s.wrap("refresh TTL", err)
 		}
@@ -123,7 +118,7 @@ func (s *state[K, N]) incrementalStep() error {
 	if t.cursor != nil {
 		lo = t.cursor
 	}
-	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.b.st.NewIter(lo, hi)
 	if err != nil {
 		return s.wrap("incremental cleanup", err)
 	}
@@ -132,7 +127,7 @@ func (s *state[K, N]) incrementalStep() error {
 	valid := it.First()
 	for ; valid && n < t.cfg.Cleanup.Incremental.Size; valid = it.Next() {
 		n++
-		raw, err := it.ValueAndErr()
+		raw, err := it.Value()
 		if err != nil {
 			_ = it.Close()
 			return s.wrap("incremental cleanup", err)
@@ -172,9 +167,9 @@ func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err 
 	}
 	switch verdict {
 	case ttl.Drop:
-		err = s.b.del(key)
+		err = s.b.st.Delete(key)
 	case ttl.Rewrite:
-		err = s.b.set(key, out)
+		err = s.b.st.Set(key, out)
 	}
 	if err != nil {
 		return false, s.wrap("incremental cleanup", err)

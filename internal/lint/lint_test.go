@@ -53,7 +53,7 @@ func libraryDirs(t *testing.T) []string {
 // log.Panic*, os.Exit, or panic. The one allowed panic is the Pebble
 // logger's Fatalf, which Pebble requires not to return.
 func TestNoProcessExits(t *testing.T) {
-	allowed := map[string]bool{"backend/options.go:Fatalf": true}
+	allowed := map[string]bool{"internal/store/options.go:Fatalf": true}
 	fset := token.NewFileSet()
 	for _, dir := range libraryDirs(t) {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
