@@ -155,11 +155,11 @@ func (s *accumulating[K, N, ACC]) unstamp(raw []byte, now int64) (user []byte, l
 	if s.ttl == nil {
 		return raw, true, nil
 	}
-	ts, user, err := ttl.SplitStamp(raw)
+	v, _, _, err := ttl.Judge(ttl.Single, raw, s.ttl.clean, now, nil)
 	if err != nil {
 		return nil, false, s.corrupt("read TTL stamp", err)
 	}
-	return user, !ttl.Expired(ts, s.ttl.millis, now), nil
+	return raw[ttl.StampLen:], v != ttl.Drop, nil
 }
 
 // Reducing is a state holding one value per key and namespace that new

@@ -61,10 +61,10 @@ type Backend[K any] struct {
 	states map[string]registered
 
 	// TTL cleanup.
-	filter          *compaction.Filter  // background cleanup
-	ttlTargets      []compaction.Target // states background cleanup covers
-	snapshotTargets []compaction.Target // states full snapshots filter
-	onKey           []cleaner           // states with incremental cleanup on every key
+	filter          *compaction.Filter // background cleanup
+	ttlTargets      []ttl.Target       // states background cleanup covers
+	snapshotTargets []ttl.Target       // states full snapshots filter
+	onKey           []cleaner          // states with incremental cleanup on every key
 	ttlMetrics      ttlCounters
 
 	snaps *snapshotOwner // snapshots in flight and their files

@@ -83,57 +83,48 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 
 // getTTL decodes a list with stamped elements. It rewrites the stored list
 // when elements expired (dropping them) or, under OnReadAndWrite, to
-// restamp the elements it returns; a stamp already equal to now needs no
-// rewrite.
+// restamp the elements it returns, as the TTL judge says.
 func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	t := s.ttl
-	now := s.now()
+	v, kept, _, err := ttl.Judge(ttl.ListElements, raw, t.read, s.now(), s.vbuf[:0])
+	if err != nil {
+		return nil, s.corrupt("decode list", err)
+	}
+	s.vbuf = kept[:0]
+	// What a read returns: every stored element once under
+	// ReturnExpiredIfNotCleanedUp, else the live ones.
+	src := raw
+	switch {
+	case t.returnExpired:
+	case v == ttl.Drop:
+		src = nil
+	case v == ttl.Rewrite:
+		src = kept
+	}
 	var out []E
-	keep := s.vbuf[:0]
-	expired, restamped := 0, 0
-	for len(raw) > 0 {
-		elem, rest, err := listfmt.Next(raw)
-		if err != nil {
-			return nil, s.corrupt("decode list", err)
-		}
-		raw = rest
-		ts, user, err := ttl.SplitStamp(elem)
-		if err != nil {
-			return nil, s.corrupt("decode list", err)
-		}
-		dead := ttl.Expired(ts, t.millis, now)
-		if dead {
-			expired++
-			if !t.returnExpired {
-				continue
-			}
-		} else if t.updateOnRead && ts != now {
-			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
-			keep = listfmt.AppendElement(keep, s.ebuf)
-			restamped++
-		} else {
-			keep = listfmt.AppendElement(keep, elem)
-		}
-		e, err := s.codec.Decode(user)
+	for len(src) > 0 {
+		var elem []byte
+		elem, src, _ = listfmt.Next(src) // framing checked by Judge
+		e, err := s.codec.Decode(elem[ttl.StampLen:])
 		if err != nil {
 			return nil, s.corrupt("decode element", err)
 		}
 		out = append(out, e)
 	}
-	s.vbuf = keep[:0]
-	if expired == 0 && restamped == 0 {
-		return out, nil // nothing to remove, no stamp to move
-	}
-	var err error
-	if len(keep) == 0 {
+	switch v {
+	case ttl.Keep:
+		return out, nil
+	case ttl.Drop:
 		err = s.b.st.Delete(key)
-	} else {
-		err = s.b.st.Set(key, keep)
+	case ttl.Rewrite:
+		err = s.b.st.Set(key, kept)
 	}
 	if err != nil {
 		return nil, s.wrap("remove expired", err)
 	}
-	if expired > 0 {
+	total, _ := listfmt.Count(raw)
+	left, _ := listfmt.Count(kept) // empty for Drop
+	if expired := total - left; expired > 0 {
 		s.b.ttlMetrics.readRemoved.Add(uint64(expired))
 	}
 	return out, nil

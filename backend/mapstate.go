@@ -241,7 +241,7 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 		}
 		if s.ttl != nil {
 			var live bool
-			if raw, live, err = s.checkEntry(it.Key(), raw, now); err != nil {
+			if raw, live, err = s.judgeSingle(it.Key(), raw, now); err != nil {
 				yield(zero, err)
 				return
 			}
@@ -269,28 +269,4 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	if err := it.Error(); err != nil {
 		yield(zero, s.wrap("iterate", err))
 	}
-}
-
-// checkEntry applies TTL to one map entry met by iteration: it removes the
-// entry if expired, restamps it under OnReadAndWrite, and returns the
-// user's bytes and whether the entry was live.
-func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte, live bool, err error) {
-	ts, user, err := ttl.SplitStamp(raw)
-	if err != nil {
-		return nil, false, s.corrupt("read TTL stamp", err)
-	}
-	if ttl.Expired(ts, s.ttl.millis, now) {
-		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.st.Delete(key); err != nil {
-			return nil, false, s.wrap("remove expired", err)
-		}
-		return user, false, nil
-	}
-	if s.ttl.updateOnRead && ts != now {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.st.Set(key, s.vbuf); err != nil {
-			return nil, false, s.wrap("refresh TTL", err)
-		}
-	}
-	return user, true, nil
 }

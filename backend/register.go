@@ -3,7 +3,6 @@ package backend
 import (
 	"fmt"
 
-	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -80,12 +79,12 @@ func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
 		b.onKey = append(b.onKey, c)
 	}
 	if !cfg.Cleanup.DisableBackground {
-		b.ttlTargets = append(b.ttlTargets, compaction.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis(),
+		b.ttlTargets = append(b.ttlTargets, ttl.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis(),
 			QueryTimeAfterNumEntries: cfg.Cleanup.QueryTimeAfterNumEntries})
 		b.filter.SetTargets(b.ttlTargets)
 	}
 	if cfg.Cleanup.FullSnapshot {
-		b.snapshotTargets = append(b.snapshotTargets, compaction.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis()})
+		b.snapshotTargets = append(b.snapshotTargets, ttl.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis()})
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/snapshot"
@@ -40,7 +39,7 @@ type AsyncSnapshot struct {
 	prev     map[string]snapshot.SharedFile
 	workers  int
 
-	targets []compaction.Target
+	targets []ttl.Target
 	now     int64
 	handle  snapshot.Handle
 
@@ -98,7 +97,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		checkpointID: checkpointID,
 		storage:      st,
 		states:       states,
-		targets:      append([]compaction.Target(nil), b.snapshotTargets...),
+		targets:      append([]ttl.Target(nil), b.snapshotTargets...),
 		now:          ttl.Millis(b.opts.Clock.Now()),
 		workers:      b.opts.UploadWorkers,
 		done:         make(chan struct{}),
@@ -219,9 +218,9 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 	for i, m := range s.states {
 		ids[i] = m.ID
 	}
-	var filter *compaction.EntryFilter
+	var filter *ttl.EntryFilter
 	if len(s.targets) > 0 {
-		filter = compaction.NewEntryFilter(s.targets, s.now)
+		filter = ttl.NewEntryFilter(s.targets, s.now)
 	}
 	name := dataFileName(s.checkpointID, s.handle.InstanceID)
 	w, err := s.storage.Create(ctx, name)

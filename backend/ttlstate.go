@@ -5,14 +5,15 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // ttlState is the TTL side of a state with TTL on.
 type ttlState struct {
 	cfg           ttl.Config
-	millis        int64
-	updateOnRead  bool
+	read          ttl.Policy // how reads judge: restamping under OnReadAndWrite
+	clean         ttl.Policy // how cleanup and merges judge: never restamping
 	returnExpired bool
 	layout        ttl.Layout
 
@@ -26,21 +27,13 @@ func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
 	cfg.EnsureDefaults()
 	t := &ttlState{
 		cfg:           cfg,
-		millis:        cfg.Millis(),
-		updateOnRead:  cfg.Update == ttl.OnReadAndWrite,
+		read:          ttl.Policy{TTLMillis: cfg.Millis(), Restamp: cfg.Update == ttl.OnReadAndWrite},
+		clean:         ttl.Policy{TTLMillis: cfg.Millis()},
 		returnExpired: cfg.Visibility == ttl.ReturnExpiredIfNotCleanedUp,
-		layout:        layoutOf(kind),
+		layout:        store.LayoutOf(kind),
 		incremental:   cfg.Cleanup.Incremental.Enabled,
 	}
 	return t
-}
-
-// layoutOf returns where the TTL stamps of a kind's values are.
-func layoutOf(kind meta.Kind) ttl.Layout {
-	if kind == meta.KindList {
-		return ttl.ListElements
-	}
-	return ttl.Single
 }
 
 // now returns the current processing time in milliseconds.
@@ -65,39 +58,40 @@ func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, clo
 	if err != nil || !found {
 		return nil, nil, false, s.wrapIf("get", err)
 	}
-	t := s.ttl
-	if t == nil {
+	if s.ttl == nil {
 		return raw, closer, true, nil
 	}
-	ts, user, err := ttl.SplitStamp(raw)
-	if err != nil {
+	user, live, err := s.judgeSingle(key, raw, s.now())
+	if err != nil || !live && !allowExpired {
 		closer.Close()
-		return nil, nil, false, s.corrupt("read TTL stamp", err)
-	}
-	now := s.now()
-	if ttl.Expired(ts, t.millis, now) {
-		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.st.Delete(key); err != nil {
-			closer.Close()
-			return nil, nil, false, s.wrap("remove expired", err)
-		}
-		if !allowExpired {
-			closer.Close()
-			return nil, nil, false, nil
-		}
-		return user, closer, true, nil
-	}
-	// Restamp under OnReadAndWrite; a stamp already equal to now (a read in
-	// the same millisecond as the last write) is left as it is, which
-	// changes nothing but saves a write.
-	if t.updateOnRead && ts != now {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.st.Set(key, s.vbuf); err != nil {
-			closer.Close()
-			return nil, nil, false, s.wrap("refresh TTL", err)
-		}
+		return nil, nil, false, err
 	}
 	return user, closer, true, nil
+}
+
+// judgeSingle applies the TTL judge to a single-stamped value read at key:
+// it removes the entry if expired, restamps it under OnReadAndWrite, and
+// returns the user's bytes (a part of raw) and whether the entry was live.
+func (s *state[K, N]) judgeSingle(key, raw []byte, now int64) (user []byte, live bool, err error) {
+	v, out, _, err := ttl.Judge(ttl.Single, raw, s.ttl.read, now, s.vbuf[:0])
+	if err != nil {
+		return nil, false, s.corrupt("read TTL stamp", err)
+	}
+	user = raw[ttl.StampLen:]
+	switch v {
+	case ttl.Drop:
+		s.b.ttlMetrics.readRemoved.Add(1)
+		if err := s.b.st.Delete(key); err != nil {
+			return nil, false, s.wrap("remove expired", err)
+		}
+		return user, false, nil
+	case ttl.Rewrite:
+		s.vbuf = out
+		if err := s.b.st.Set(key, out); err != nil {
+			return nil, false, s.wrap("refresh TTL", err)
+		}
+	}
+	return user, true, nil
 }
 
 // accessed runs a step of incremental cleanup if the state has it on. Every
@@ -158,7 +152,7 @@ func (s *state[K, N]) incrementalStep() error {
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
 	t := s.ttl
-	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
+	verdict, out, _, err := ttl.Judge(t.layout, raw, t.clean, now, t.fbuf[:0])
 	t.fbuf = out[:0]
 	if err != nil {
 		// A malformed entry is left for reads of its key to report (and

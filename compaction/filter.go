@@ -66,7 +66,7 @@ type Config struct {
 type Filter struct {
 	cfg     Config
 	st      *store.Store
-	targets atomic.Pointer[[]Target] // sorted by ID
+	targets atomic.Pointer[[]ttl.Target] // sorted by ID
 
 	mu      sync.Mutex
 	pending []span // spans reported by flushes and compactions
@@ -107,7 +107,7 @@ func New(cfg Config) *Filter {
 		cfg.Removed = new(atomic.Uint64)
 	}
 	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1), quietUntil: make(map[uint16]int64)}
-	f.targets.Store(&[]Target{})
+	f.targets.Store(&[]ttl.Target{})
 	return f
 }
 
@@ -134,8 +134,8 @@ func (f *Filter) EventListener() pebble.EventListener {
 }
 
 // SetTargets replaces the set of states the filter cleans.
-func (f *Filter) SetTargets(targets []Target) {
-	ts := append([]Target(nil), targets...)
+func (f *Filter) SetTargets(targets []ttl.Target) {
+	ts := append([]ttl.Target(nil), targets...)
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	f.mu.Lock()
 	f.targets.Store(&ts)
@@ -334,7 +334,7 @@ func (f *Filter) sweep(ctx context.Context, paced bool) error {
 		if err != nil {
 			return err
 		}
-		f.learn(t.ID, min(earliest, ttl.ExpiresAt(now, t.TTLMillis)))
+		f.learn(t.ID, min(earliest, ttl.Policy{TTLMillis: t.TTLMillis}.Expiry(now)))
 	}
 	return nil
 }
@@ -406,7 +406,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 	}
 	defer si.close()
 
-	ef := NewEntryFilter(targets, now)
+	ef := ttl.NewEntryFilter(targets, now)
 	var (
 		doomed     []condemned
 		scanned    int
@@ -566,7 +566,7 @@ func (f *Filter) pace(ctx context.Context, p *pacer, work int) bool {
 //
 // The write lock is taken per entry, so a task write waits for at most one
 // read and one write, not a batch of them.
-func (f *Filter) confirm(ef *EntryFilter, gen uint64, doomed []condemned) (int, error) {
+func (f *Filter) confirm(ef *ttl.EntryFilter, gen uint64, doomed []condemned) (int, error) {
 	n := 0
 	for i := range doomed {
 		c := &doomed[i]

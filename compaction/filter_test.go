@@ -193,7 +193,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 }
 
 // newFixtureTargets is newFixture with other targets.
-func newFixtureTargets(t *testing.T, cfg Config, targets []Target) *fixture {
+func newFixtureTargets(t *testing.T, cfg Config, targets []ttl.Target) *fixture {
 	x := &fixture{t: t, clock: ttl.NewManualClock(time.UnixMilli(1_000_000)), mu: &lockHook{}, errs: make(chan error, 100)}
 	cfg.Clock = x.clock
 	cfg.Scanned, cfg.Removed = &x.scanned, &x.removed

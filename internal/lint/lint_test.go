@@ -107,3 +107,33 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestOneTTLJudge checks that no library code outside package ttl compares
+// TTL stamps with the clock itself: expiry is decided by ttl.Judge (and
+// ttl.EntryFilter on top of it) only, so reads, cleanup and snapshots
+// cannot disagree.
+func TestOneTTLJudge(t *testing.T) {
+	for _, dir := range libraryDirs(t) {
+		rel, _ := filepath.Rel(root, dir)
+		if filepath.ToSlash(rel) == "ttl" {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(src), "\n") {
+				for _, banned := range []string{"ttl.Expired(", "ExpiresAt("} {
+					if strings.Contains(line, banned) {
+						t.Errorf("%s:%d: %s outside package ttl: judge with ttl.Judge", path, i+1, banned)
+					}
+				}
+			}
+		}
+	}
+}
