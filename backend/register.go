@@ -69,13 +69,13 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 }
 
 // cleaner is implemented by every state handle (through its embedded
-// state): accessed runs a step of incremental cleanup if it is on.
+// state): accessed runs a step of access cleanup if it is on.
 type cleaner interface{ accessed() error }
 
 // enableCleanup hands a new TTL state to the cleanup strategies it asks
 // for.
 func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
-	if cfg.Cleanup.Incremental.Enabled && cfg.Cleanup.Incremental.OnEveryKey {
+	if cfg.Cleanup.OnAccess.Enabled && cfg.Cleanup.OnAccess.OnEveryKey {
 		b.onKey = append(b.onKey, c)
 	}
 	if !cfg.Cleanup.DisableBackground {

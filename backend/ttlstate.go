@@ -17,10 +17,10 @@ type ttlState struct {
 	returnExpired bool
 	layout        ttl.Layout
 
-	// Incremental cleanup: the next key to check, or nil to start over.
-	incremental bool
-	cursor      []byte
-	fbuf        []byte // scratch for Filter
+	// Access cleanup: the next key to check, or nil to start over.
+	onAccess bool
+	cursor   []byte
+	fbuf     []byte // scratch for Filter
 }
 
 func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
@@ -31,7 +31,7 @@ func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
 		clean:         ttl.Policy{TTLMillis: cfg.Millis()},
 		returnExpired: cfg.Visibility == ttl.ReturnExpiredIfNotCleanedUp,
 		layout:        store.LayoutOf(kind),
-		incremental:   cfg.Cleanup.Incremental.Enabled,
+		onAccess:      cfg.Cleanup.OnAccess.Enabled,
 	}
 	return t
 }
@@ -94,19 +94,19 @@ func (s *state[K, N]) judgeSingle(key, raw []byte, now int64) (user []byte, live
 	return user, true, nil
 }
 
-// accessed runs a step of incremental cleanup if the state has it on. Every
+// accessed runs a step of access cleanup if the state has it on. Every
 // public operation of a state calls it first.
 func (s *state[K, N]) accessed() error {
-	if s.ttl == nil || !s.ttl.incremental || s.b.closed.Load() {
+	if s.ttl == nil || !s.ttl.onAccess || s.b.closed.Load() {
 		return nil
 	}
-	return s.incrementalStep()
+	return s.accessCleanupStep()
 }
 
-// incrementalStep checks the next Size entries of the state's key range,
+// accessCleanupStep checks the next Size entries of the state's key range,
 // from where the last step stopped, and removes or trims the expired ones.
 // It wraps around at the end of the range.
-func (s *state[K, N]) incrementalStep() error {
+func (s *state[K, N]) accessCleanupStep() error {
 	t := s.ttl
 	lo, hi := keys.KeyGroupBounds(s.id, s.b.opts.KeyGroups.Start, s.b.opts.KeyGroups.End, s.b.kgWidth)
 	if t.cursor != nil {
@@ -114,26 +114,26 @@ func (s *state[K, N]) incrementalStep() error {
 	}
 	it, err := s.b.st.NewIter(lo, hi)
 	if err != nil {
-		return s.wrap("incremental cleanup", err)
+		return s.wrap("access cleanup", err)
 	}
 	now := s.now()
 	n := 0
 	valid := it.First()
-	for ; valid && n < t.cfg.Cleanup.Incremental.Size; valid = it.Next() {
+	for ; valid && n < t.cfg.Cleanup.OnAccess.Size; valid = it.Next() {
 		n++
 		raw, err := it.Value()
 		if err != nil {
 			_ = it.Close()
-			return s.wrap("incremental cleanup", err)
+			return s.wrap("access cleanup", err)
 		}
 		removed, err := s.cleanEntry(it.Key(), raw, now)
 		if err != nil {
 			_ = it.Close()
 			return err
 		}
-		s.b.ttlMetrics.incScanned.Add(1)
+		s.b.ttlMetrics.accessScanned.Add(1)
 		if removed {
-			s.b.ttlMetrics.incRemoved.Add(1)
+			s.b.ttlMetrics.accessRemoved.Add(1)
 		}
 	}
 	if valid {
@@ -142,13 +142,13 @@ func (s *state[K, N]) incrementalStep() error {
 		t.cursor = nil // reached the end: start over next time
 	}
 	if err := it.Close(); err != nil {
-		return s.wrap("incremental cleanup", err)
+		return s.wrap("access cleanup", err)
 	}
 	return nil
 }
 
 // cleanEntry applies the expiry filter to one stored entry seen by
-// incremental cleanup, deleting or trimming it. It runs on the task
+// access cleanup, deleting or trimming it. It runs on the task
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
 	t := s.ttl
@@ -166,7 +166,7 @@ func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err 
 		err = s.b.st.Set(key, out)
 	}
 	if err != nil {
-		return false, s.wrap("incremental cleanup", err)
+		return false, s.wrap("access cleanup", err)
 	}
 	return verdict != ttl.Keep, nil
 }

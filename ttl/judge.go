@@ -31,7 +31,7 @@ type Policy struct {
 }
 
 // Judge is the one TTL judge: it decides what becomes of a stored value
-// of either layout at time now (milliseconds). Reads, incremental
+// of either layout at time now (milliseconds). Reads, access
 // cleanup, background cleanup and full snapshots all decide through it, and
 // no other code compares stamps with the clock.
 //
