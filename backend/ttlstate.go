@@ -20,7 +20,7 @@ type ttlState struct {
 	// Access cleanup: the next key to check, or nil to start over.
 	onAccess bool
 	cursor   []byte
-	fbuf     []byte // scratch for Filter
+	fbuf     []byte // scratch for Judge
 }
 
 func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
@@ -147,7 +147,7 @@ func (s *state[K, N]) accessCleanupStep() error {
 	return nil
 }
 
-// cleanEntry applies the expiry filter to one stored entry seen by
+// cleanEntry applies the TTL judge to one stored entry seen by
 // access cleanup, deleting or trimming it. It runs on the task
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {

@@ -506,8 +506,8 @@ func (f *Filter) queryEvery(key []byte) int {
 
 // removalCost is what removing one entry costs, in entries scanned. The
 // delete under the lock takes about 1.5 us (a point read more when the
-// entry may have been written since the scan read it, which Writes makes
-// rare), but its tombstone must then be flushed and compacted, and that
+// entry may have been written since the scan read it, which the store's
+// write tracking makes rare), but its tombstone must then be flushed and compacted, and that
 // work competes with the task's writes: with ValueUpdate running beside a
 // sweep that removes as fast as the pace allows, a weight of 25 slowed the
 // updates by 1.3x, a weight of 100 by 1.1 to 1.25x (bench/RESULTS.md). An
