@@ -1,8 +1,6 @@
 package backend
 
 import (
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
 )
@@ -72,7 +70,7 @@ func (s *accumulating[K, N, ACC]) store(key []byte, acc ACC) error {
 	if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), acc); err != nil {
 		return s.wrap("encode accumulator", err)
 	}
-	if err := s.b.set(key, s.vbuf); err != nil {
+	if err := s.b.st.Set(key, s.vbuf); err != nil {
 		return s.wrap("add", err)
 	}
 	return nil
@@ -86,7 +84,7 @@ func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error 
 	if err := s.accessed(); err != nil {
 		return err
 	}
-	batch := s.b.db.NewBatch()
+	batch := s.b.st.NewBatch()
 	defer batch.Close()
 	raws, targetKey, err := s.takeSources(batch, target, sources)
 	if err != nil || len(raws) == 0 {
@@ -113,7 +111,7 @@ func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error 
 			merged, have = acc, true
 		}
 	}
-	if raw, closer, err := s.b.db.Get(targetKey); err == nil {
+	if raw, closer, found, err := s.b.st.Get(targetKey); err == nil && found {
 		user, live, uerr := s.unstamp(raw, now)
 		if uerr == nil && live {
 			var cur ACC
@@ -131,21 +129,21 @@ func (s *accumulating[K, N, ACC]) MergeNamespaces(target N, sources ...N) error 
 		if uerr != nil {
 			return uerr
 		}
-	} else if err != pebble.ErrNotFound {
+	} else if err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	if have {
 		if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), merged); err != nil {
 			return s.wrap("encode accumulator", err)
 		}
-		err = batch.Set(targetKey, s.vbuf, nil)
+		err = batch.Set(targetKey, s.vbuf)
 	} else {
-		err = batch.Delete(targetKey, nil)
+		err = batch.Delete(targetKey)
 	}
 	if err != nil {
 		return s.wrap("merge namespaces", err)
 	}
-	if err := s.b.commit(batch); err != nil {
+	if err := s.b.st.Commit(batch); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	return nil
@@ -157,11 +155,11 @@ func (s *accumulating[K, N, ACC]) unstamp(raw []byte, now int64) (user []byte, l
 	if s.ttl == nil {
 		return raw, true, nil
 	}
-	ts, user, err := ttl.SplitStamp(raw)
+	v, _, _, err := ttl.Judge(ttl.Single, raw, s.ttl.clean, now, nil)
 	if err != nil {
 		return nil, false, s.corrupt("read TTL stamp", err)
 	}
-	return user, !ttl.Expired(ts, s.ttl.millis, now), nil
+	return raw[ttl.StampLen:], v != ttl.Drop, nil
 }
 
 // Reducing is a state holding one value per key and namespace that new

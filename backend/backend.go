@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -31,20 +29,14 @@ import (
 // that goroutine on its own synchronization.
 type Backend[K any] struct {
 	opts     Options
-	meta     meta.Backend
 	keyCodec Codec[K]
 	keyFixed int // fixed size of keyCodec, or -1
 	kgWidth  int // bytes of the key-group prefix
 
-	db         *pebble.DB
-	pebbleOpts *pebble.Options // as the database was opened
-	cache      *pebble.Cache
+	// st is the one path to the database: every read and write of state
+	// data, the write lock, write tracking and the stored metadata.
+	st *store.Store
 
-	// mu serialises state writes with background TTL cleanup's deletions;
-	// see write.go. writes, under mu, records which keys were written, so
-	// that cleanup need not read again what nobody wrote since its scan.
-	mu     sync.Mutex
-	writes *compaction.Writes
 	// closed is set by Close and read from any goroutine. lifecycle is held
 	// shared by CleanupExpired and Compact and exclusively by Close, which
 	// first cancels closing so that they stop early.
@@ -64,16 +56,15 @@ type Backend[K any] struct {
 		scratch []byte
 	}
 
-	// Registered states.
-	states    map[string]registered // registered in this process, by name
-	persisted map[string]meta.State // stored in the database, by name
-	nextID    uint16                // the id the next new state gets
+	// Registered states, in this process, by name; their stored records
+	// are the store's.
+	states map[string]registered
 
 	// TTL cleanup.
-	filter          *compaction.Filter  // background cleanup
-	ttlTargets      []compaction.Target // states background cleanup covers
-	snapshotTargets []compaction.Target // states full snapshots filter
-	onKey           []cleaner           // states with incremental cleanup on every key
+	filter          *compaction.Filter // background cleanup
+	ttlTargets      []ttl.Target       // states background cleanup covers
+	snapshotTargets []ttl.Target       // states full snapshots filter
+	onKey           []cleaner          // states with incremental cleanup on every key
 	ttlMetrics      ttlCounters
 
 	snaps *snapshotOwner // snapshots in flight and their files
@@ -100,21 +91,16 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		return nil, fmt.Errorf("backend: create %s: %w", opts.Dir, err)
 	}
 	b := &Backend[K]{
-		opts:      opts,
-		keyCodec:  keyCodec,
-		keyFixed:  fixedSize(keyCodec),
-		kgWidth:   keys.KeyGroupBytes(opts.MaxParallelism),
-		states:    make(map[string]registered),
-		persisted: make(map[string]meta.State),
-		nextID:    1,
-		writes:    compaction.NewWrites(),
+		opts:     opts,
+		keyCodec: keyCodec,
+		keyFixed: fixedSize(keyCodec),
+		kgWidth:  keys.KeyGroupBytes(opts.MaxParallelism),
+		states:   make(map[string]registered),
 	}
 	b.snaps = newSnapshotOwner()
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,
-		Lock:          &b.mu,
-		Writes:        b.writes,
 		SweepInterval: opts.TTLSweepInterval,
 		ScanRate:      opts.TTLScanRate,
 		Share:         opts.TTLCleanupShare,
@@ -124,111 +110,25 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 			opts.ErrorLog("pebblestate: background TTL cleanup: %v", err)
 		},
 	})
-	b.cache = pebble.NewCache(opts.BlockCacheSize)
-	b.pebbleOpts = opts.pebbleOptions(b.cache, b.filter.EventListener())
-	db, err := pebble.Open(opts.Dir, b.pebbleOpts)
+	so := opts.storeOptions(b.filter.EventListener())
+	so.Record = meta.Backend{
+		MaxParallelism: opts.MaxParallelism,
+		KeyGroupStart:  opts.KeyGroups.Start,
+		KeyGroupEnd:    opts.KeyGroups.End,
+		KeyCodec:       keyCodec.Name(),
+	}
+	st, err := store.Open(so)
 	if err != nil {
-		b.cache.Unref()
-		return nil, fmt.Errorf("backend: open %s: %w", opts.Dir, err)
-	}
-	b.db = db
-	// Native checkpoints of a process that died mid-upload are debris.
-	if err := os.RemoveAll(filepath.Join(opts.Dir, localCheckpointsDir)); err != nil {
-		_ = db.Close()
-		b.cache.Unref()
-		return nil, fmt.Errorf("backend: clean %s: %w", opts.Dir, err)
-	}
-	if err := b.loadMeta(); err != nil {
-		_ = db.Close()
-		b.cache.Unref()
 		return nil, err
 	}
-	b.filter.Start(db)
+	b.st = st
+	b.filter.Start(st)
 	return b, nil
-}
-
-// loadMeta checks the stored backend record against the options (writing
-// it on first open) and loads the state records.
-func (b *Backend[K]) loadMeta() error {
-	want := meta.Backend{
-		FormatVersion:  meta.FormatVersion,
-		MaxParallelism: b.opts.MaxParallelism,
-		KeyGroupStart:  b.opts.KeyGroups.Start,
-		KeyGroupEnd:    b.opts.KeyGroups.End,
-		KeyCodec:       b.keyCodec.Name(),
-	}
-	raw, closer, err := b.db.Get(keys.BackendMetaKey())
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		if want.InstanceID, err = meta.NewInstanceID(); err != nil {
-			return err
-		}
-		enc, err := meta.Encode(want)
-		if err != nil {
-			return err
-		}
-		// Flush rather than sync: the WAL may be off.
-		if err := b.db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
-			return fmt.Errorf("backend: write backend record: %w", err)
-		}
-		if err := b.db.Flush(); err != nil {
-			return fmt.Errorf("backend: write backend record: %w", err)
-		}
-		b.meta = want
-		return nil
-	case err != nil:
-		return fmt.Errorf("backend: read backend record: %w", err)
-	}
-	have, err := meta.DecodeBackend(raw)
-	closer.Close()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrCorrupt, b.opts.Dir, err)
-	}
-	switch {
-	case have.MaxParallelism != want.MaxParallelism:
-		return fmt.Errorf("%w: %s was created with max parallelism %d, not %d",
-			ErrIncompatibleBackend, b.opts.Dir, have.MaxParallelism, want.MaxParallelism)
-	case have.KeyGroupStart != want.KeyGroupStart || have.KeyGroupEnd != want.KeyGroupEnd:
-		return fmt.Errorf("%w: %s owns key groups [%d, %d), not %s (restore from a checkpoint to rescale)",
-			ErrIncompatibleBackend, b.opts.Dir, have.KeyGroupStart, have.KeyGroupEnd, b.opts.KeyGroups)
-	case have.KeyCodec != want.KeyCodec:
-		return fmt.Errorf("%w: %s has key codec %q, not %q",
-			ErrIncompatibleBackend, b.opts.Dir, have.KeyCodec, want.KeyCodec)
-	}
-	b.meta = have
-	if err := b.loadStateRecords(); err != nil {
-		return err
-	}
-	return b.dropOrphans()
-}
-
-func (b *Backend[K]) loadStateRecords() error {
-	lo := keys.StateMetaPrefix()
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: keys.PrefixEnd(lo)})
-	if err != nil {
-		return fmt.Errorf("backend: read state records: %w", err)
-	}
-	for valid := it.First(); valid; valid = it.Next() {
-		m, err := meta.DecodeState(it.Value())
-		if err != nil {
-			name := string(it.Key()[len(lo):]) // before Close, which empties it
-			_ = it.Close()
-			return fmt.Errorf("%w: %s: state record %q: %w", ErrCorrupt, b.opts.Dir, name, err)
-		}
-		b.persisted[m.Name] = m
-		if m.ID >= b.nextID {
-			b.nextID = m.ID + 1
-		}
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("backend: read state records: %w", err)
-	}
-	return nil
 }
 
 // InstanceID returns the random id given to this backend's directory when
 // it was created.
-func (b *Backend[K]) InstanceID() string { return b.meta.InstanceID }
+func (b *Backend[K]) InstanceID() string { return b.st.Record().InstanceID }
 
 // MaxParallelism returns the number of key groups.
 func (b *Backend[K]) MaxParallelism() int { return b.opts.MaxParallelism }
@@ -319,7 +219,7 @@ func (b *Backend[K]) Flush() error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	if err := b.db.Flush(); err != nil {
+	if err := b.st.Flush(); err != nil {
 		return fmt.Errorf("backend: flush: %w", err)
 	}
 	return nil
@@ -331,14 +231,14 @@ func (b *Backend[K]) Flush() error {
 // incremental checkpoint uploads.
 func (b *Backend[K]) Compact(ctx context.Context) error {
 	return b.stoppable(ctx, "compact", func(ctx context.Context) error {
-		if err := b.db.Flush(); err != nil {
+		if err := b.st.Flush(); err != nil {
 			return err
 		}
 		// One call compacts the levels that had files when it began, so a
 		// second one carries what the first moved down into the bottom level.
 		lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
 		for range 2 {
-			if err := b.db.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
+			if err := b.st.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
 				return err
 			}
 		}
@@ -358,15 +258,5 @@ func (b *Backend[K]) Close() error {
 	b.closed.Store(true)
 	b.snaps.closeAll()
 	b.filter.Close()
-	var errs []error
-	if !b.opts.EnableWAL {
-		if err := b.db.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("backend: flush on close: %w", err))
-		}
-	}
-	if err := b.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("backend: close: %w", err))
-	}
-	b.cache.Unref()
-	return errors.Join(errs...)
+	return b.st.Close()
 }

@@ -26,7 +26,7 @@ package backend_test
 //	register name=s kind=value|list|map|reducing|aggregating [namespaced]
 //	     [ttl=100ms] [update=OnCreateAndWrite|OnReadAndWrite|Disabled]
 //	     [visibility=NeverReturnExpired|ReturnExpiredIfNotCleanedUp]
-//	     [cleanup=(background,incremental,full-snapshot)] [incremental-size=5] [every-key]
+//	     [cleanup=(background,access,full-snapshot)] [access-size=5] [every-key]
 //	     cleanup strategies default to none (background cleanup off), so
 //	     that only reads and the cleanup command remove expired entries
 //	put state=s k=a [ns=w] [mk=x] v=1 | v=(1,2) [replace]
@@ -49,7 +49,7 @@ package backend_test
 //	flush, close, reopen, cleanup, metrics   on every open backend (reopen:
 //	                                         every backend, open or closed)
 //	     cleanup runs CleanupExpired and prints what metrics prints: the
-//	     expired entries removed by reads, incremental and background cleanup
+//	     expired entries removed by reads, access and background cleanup
 //	checkpoint 1                 a completed checkpoint of every open backend
 //	                             (Backend.Checkpoint when only one is open)
 //	snapshot 2                   the synchronous part only, on every open backend
@@ -359,14 +359,14 @@ func (e *ddEnv) cmdRegister(t *testing.T, d *datadriven.TestData) error {
 	c := &sp.ttl.Cleanup
 	c.DisableBackground = !slices.Contains(cleanup, "background")
 	c.FullSnapshot = slices.Contains(cleanup, "full-snapshot")
-	c.Incremental.Enabled = slices.Contains(cleanup, "incremental")
+	c.OnAccess.Enabled = slices.Contains(cleanup, "access")
 	for _, s := range cleanup {
-		if !slices.Contains([]string{"background", "full-snapshot", "incremental"}, s) {
-			d.Fatalf(t, "cleanup=%s: want background, full-snapshot or incremental", s)
+		if !slices.Contains([]string{"background", "full-snapshot", "access"}, s) {
+			d.Fatalf(t, "cleanup=%s: want background, full-snapshot or access", s)
 		}
 	}
-	d.MaybeScanArgs(t, "incremental-size", &c.Incremental.Size)
-	c.Incremental.OnEveryKey = d.HasArg("every-key")
+	d.MaybeScanArgs(t, "access-size", &c.OnAccess.Size)
+	c.OnAccess.OnEveryKey = d.HasArg("every-key")
 
 	for _, b := range e.open() {
 		s, err := ddRegister(b.b, sp)
@@ -635,8 +635,8 @@ func (e *ddEnv) cmdEach(t *testing.T, d *datadriven.TestData, out *strings.Build
 			fallthrough
 		case "metrics":
 			m := b.b.TTLMetrics()
-			fmt.Fprintf(out, "%sremoved: read=%d incremental=%d background=%d\n",
-				prefix, m.ReadRemoved, m.IncrementalRemoved, m.BackgroundRemoved)
+			fmt.Fprintf(out, "%sremoved: read=%d access=%d background=%d\n",
+				prefix, m.ReadRemoved, m.AccessRemoved, m.BackgroundRemoved)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.name, err)

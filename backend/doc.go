@@ -44,7 +44,8 @@
 // never return expired entries (unless asked to, once) and remove them.
 // Expired data also leaves the disk without being read: background
 // cleanup scans what flushes and compactions write plus a periodic sweep,
-// incremental cleanup checks a few entries per access if asked, and
+// access cleanup (Flink's "incremental cleanup") checks a few entries per
+// access if asked, and
 // CleanupExpired runs a full pass. TTL can be switched on or off for an
 // existing state; its values are migrated when it is registered.
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pebblestate/pebblestate/internal/keygroup"
+	"github.com/pebblestate/pebblestate/internal/store"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these where
@@ -22,7 +23,7 @@ var (
 	ErrIncompatibleState = errors.New("backend: incompatible state")
 	// ErrIncompatibleBackend is returned when a directory holds a backend
 	// created with other settings (max parallelism, key groups, key codec).
-	ErrIncompatibleBackend = errors.New("backend: incompatible backend directory")
+	ErrIncompatibleBackend = store.ErrIncompatible
 	// ErrInvalidOptions is returned by Options.Validate and Open.
 	ErrInvalidOptions = errors.New("backend: invalid options")
 	// ErrInvalidArgument is returned for a bad descriptor or argument, and
@@ -30,7 +31,7 @@ var (
 	// key group.
 	ErrInvalidArgument = keygroup.ErrInvalidArgument
 	// ErrCorrupt is returned when stored bytes cannot be decoded.
-	ErrCorrupt = errors.New("backend: corrupt data")
+	ErrCorrupt = store.ErrCorrupt
 )
 
 // errorf wraps sentinel with a formatted message.

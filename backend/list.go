@@ -1,8 +1,6 @@
 package backend
 
 import (
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -55,12 +53,9 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, s.wrap("get", err)
+	raw, closer, found, err := s.b.st.Get(key)
+	if err != nil || !found {
+		return nil, s.wrapIf("get", err)
 	}
 	defer closer.Close()
 	if s.ttl != nil {
@@ -88,57 +83,48 @@ func (s *List[K, N, E]) Get() ([]E, error) {
 
 // getTTL decodes a list with stamped elements. It rewrites the stored list
 // when elements expired (dropping them) or, under OnReadAndWrite, to
-// restamp the elements it returns; a stamp already equal to now needs no
-// rewrite.
+// restamp the elements it returns, as the TTL judge says.
 func (s *List[K, N, E]) getTTL(key, raw []byte) ([]E, error) {
 	t := s.ttl
-	now := s.now()
+	v, kept, _, err := ttl.Judge(ttl.ListElements, raw, t.read, s.now(), s.vbuf[:0])
+	if err != nil {
+		return nil, s.corrupt("decode list", err)
+	}
+	s.vbuf = kept[:0]
+	// What a read returns: every stored element once under
+	// ReturnExpiredIfNotCleanedUp, else the live ones.
+	src := raw
+	switch {
+	case t.returnExpired:
+	case v == ttl.Drop:
+		src = nil
+	case v == ttl.Rewrite:
+		src = kept
+	}
 	var out []E
-	keep := s.vbuf[:0]
-	expired, restamped := 0, 0
-	for len(raw) > 0 {
-		elem, rest, err := listfmt.Next(raw)
-		if err != nil {
-			return nil, s.corrupt("decode list", err)
-		}
-		raw = rest
-		ts, user, err := ttl.SplitStamp(elem)
-		if err != nil {
-			return nil, s.corrupt("decode list", err)
-		}
-		dead := ttl.Expired(ts, t.millis, now)
-		if dead {
-			expired++
-			if !t.returnExpired {
-				continue
-			}
-		} else if t.updateOnRead && ts != now {
-			s.ebuf = append(ttl.AppendStamp(s.ebuf[:0], now), user...)
-			keep = listfmt.AppendElement(keep, s.ebuf)
-			restamped++
-		} else {
-			keep = listfmt.AppendElement(keep, elem)
-		}
-		e, err := s.codec.Decode(user)
+	for len(src) > 0 {
+		var elem []byte
+		elem, src, _ = listfmt.Next(src) // framing checked by Judge
+		e, err := s.codec.Decode(elem[ttl.StampLen:])
 		if err != nil {
 			return nil, s.corrupt("decode element", err)
 		}
 		out = append(out, e)
 	}
-	s.vbuf = keep[:0]
-	if expired == 0 && restamped == 0 {
-		return out, nil // nothing to remove, no stamp to move
-	}
-	var err error
-	if len(keep) == 0 {
-		err = s.b.del(key)
-	} else {
-		err = s.b.set(key, keep)
+	switch v {
+	case ttl.Keep:
+		return out, nil
+	case ttl.Drop:
+		err = s.b.st.Delete(key)
+	case ttl.Rewrite:
+		err = s.b.st.Set(key, kept)
 	}
 	if err != nil {
 		return nil, s.wrap("remove expired", err)
 	}
-	if expired > 0 {
+	total, _ := listfmt.Count(raw)
+	left, _ := listfmt.Count(kept) // empty for Drop
+	if expired := total - left; expired > 0 {
 		s.b.ttlMetrics.readRemoved.Add(uint64(expired))
 	}
 	return out, nil
@@ -174,7 +160,7 @@ func (s *List[K, N, E]) Add(e E) error {
 		return s.wrap("encode element", err)
 	}
 	s.vbuf = listfmt.AppendElement(s.vbuf[:0], s.ebuf)
-	if err := s.b.merge(key, s.vbuf); err != nil {
+	if err := s.b.st.Merge(key, s.vbuf); err != nil {
 		return s.wrap("add", err)
 	}
 	return nil
@@ -193,7 +179,7 @@ func (s *List[K, N, E]) AddAll(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.merge(key, s.vbuf); err != nil {
+	if err := s.b.st.Merge(key, s.vbuf); err != nil {
 		return s.wrap("add all", err)
 	}
 	return nil
@@ -209,7 +195,7 @@ func (s *List[K, N, E]) Update(es []E) error {
 		return err
 	}
 	if len(es) == 0 {
-		if err := s.b.del(key); err != nil {
+		if err := s.b.st.Delete(key); err != nil {
 			return s.wrap("update", err)
 		}
 		return nil
@@ -217,7 +203,7 @@ func (s *List[K, N, E]) Update(es []E) error {
 	if err := s.appendFramed(es); err != nil {
 		return err
 	}
-	if err := s.b.set(key, s.vbuf); err != nil {
+	if err := s.b.st.Set(key, s.vbuf); err != nil {
 		return s.wrap("update", err)
 	}
 	return nil
@@ -231,7 +217,7 @@ func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
 	if err := s.accessed(); err != nil {
 		return err
 	}
-	batch := s.b.db.NewBatch()
+	batch := s.b.st.NewBatch()
 	defer batch.Close()
 	raws, targetKey, err := s.takeSources(batch, target, sources)
 	if err != nil || len(raws) == 0 {
@@ -244,10 +230,10 @@ func (s *List[K, N, E]) MergeNamespaces(target N, sources ...N) error {
 		}
 		joined = append(joined, r...)
 	}
-	if err := batch.Merge(targetKey, joined, nil); err != nil {
+	if err := batch.Merge(targetKey, joined); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
-	if err := s.b.commit(batch); err != nil {
+	if err := s.b.st.Commit(batch); err != nil {
 		return s.wrap("merge namespaces", err)
 	}
 	return nil

@@ -3,8 +3,6 @@ package backend
 import (
 	"iter"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -118,7 +116,7 @@ func (s *Map[K, N, UK, UV]) Put(uk UK, uv UV) error {
 	if s.vbuf, err = s.vc.Append(s.stamp(s.vbuf[:0]), uv); err != nil {
 		return s.wrap("encode map value", err)
 	}
-	if err := s.b.set(key, s.vbuf); err != nil {
+	if err := s.b.st.Set(key, s.vbuf); err != nil {
 		return s.wrap("put", err)
 	}
 	return nil
@@ -137,7 +135,7 @@ func (s *Map[K, N, UK, UV]) PutAll(entries iter.Seq2[UK, UV]) error {
 	if s.ttl != nil {
 		stamp = ttl.AppendStamp(nil, s.now())
 	}
-	batch := s.b.db.NewBatch()
+	batch := s.b.st.NewBatch()
 	defer batch.Close()
 	for uk, uv := range entries {
 		key, err := s.key()
@@ -150,11 +148,11 @@ func (s *Map[K, N, UK, UV]) PutAll(entries iter.Seq2[UK, UV]) error {
 		if s.vbuf, err = s.vc.Append(append(s.vbuf[:0], stamp...), uv); err != nil {
 			return s.wrap("encode map value", err)
 		}
-		if err := batch.Set(s.buf, s.vbuf, nil); err != nil {
+		if err := batch.Set(s.buf, s.vbuf); err != nil {
 			return s.wrap("put all", err)
 		}
 	}
-	if err := s.b.commit(batch); err != nil {
+	if err := s.b.st.Commit(batch); err != nil {
 		return s.wrap("put all", err)
 	}
 	return nil
@@ -166,7 +164,7 @@ func (s *Map[K, N, UK, UV]) Remove(uk UK) error {
 	if err != nil {
 		return err
 	}
-	if err := s.b.del(key); err != nil {
+	if err := s.b.st.Delete(key); err != nil {
 		return s.wrap("remove", err)
 	}
 	return nil
@@ -225,7 +223,7 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	}
 	// The iterator must own its bounds: s.buf is reused by the loop body.
 	lo := append([]byte(nil), prefix...)
-	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: keys.PrefixEnd(lo)})
+	it, err := s.b.st.NewIter(lo, keys.PrefixEnd(lo))
 	if err != nil {
 		yield(zero, s.wrap("iterate", err))
 		return
@@ -236,14 +234,14 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 		now = s.now()
 	}
 	for valid := it.First(); valid; valid = it.Next() {
-		raw, err := it.ValueAndErr()
+		raw, err := it.Value()
 		if err != nil {
 			yield(zero, s.wrap("iterate", err))
 			return
 		}
 		if s.ttl != nil {
 			var live bool
-			if raw, live, err = s.checkEntry(it.Key(), raw, now); err != nil {
+			if raw, live, err = s.judgeSingle(it.Key(), raw, now); err != nil {
 				yield(zero, err)
 				return
 			}
@@ -271,28 +269,4 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	if err := it.Error(); err != nil {
 		yield(zero, s.wrap("iterate", err))
 	}
-}
-
-// checkEntry applies TTL to one map entry met by iteration: it removes the
-// entry if expired, restamps it under OnReadAndWrite, and returns the
-// user's bytes and whether the entry was live.
-func (s *Map[K, N, UK, UV]) checkEntry(key, raw []byte, now int64) (user []byte, live bool, err error) {
-	ts, user, err := ttl.SplitStamp(raw)
-	if err != nil {
-		return nil, false, s.corrupt("read TTL stamp", err)
-	}
-	if ttl.Expired(ts, s.ttl.millis, now) {
-		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.del(key); err != nil {
-			return nil, false, s.wrap("remove expired", err)
-		}
-		return user, false, nil
-	}
-	if s.ttl.updateOnRead && ts != now {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.set(key, s.vbuf); err != nil {
-			return nil, false, s.wrap("refresh TTL", err)
-		}
-	}
-	return user, true, nil
 }

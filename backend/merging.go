@@ -1,14 +1,14 @@
 package backend
 
 import (
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/pebblestate/pebblestate/internal/store"
 )
 
 // takeSources reads and deletes (in batch) the entries of the current key
 // in each of the namespaces sources other than target, and returns copies
 // of their stored bytes and the key of target. It is the common first half
 // of MergeNamespaces for list, reducing and aggregating state.
-func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (raws [][]byte, targetKey []byte, err error) {
+func (s *state[K, N]) takeSources(batch *store.Batch, target N, sources []N) (raws [][]byte, targetKey []byte, err error) {
 	targetNS, err := s.encodeNamespace(nil, target)
 	if err != nil {
 		return nil, nil, err
@@ -29,16 +29,16 @@ func (s *state[K, N]) takeSources(batch *pebble.Batch, target N, sources []N) (r
 		if err != nil {
 			return nil, nil, err
 		}
-		raw, closer, err := s.b.db.Get(key)
-		if err == pebble.ErrNotFound {
-			continue
-		}
+		raw, closer, found, err := s.b.st.Get(key)
 		if err != nil {
 			return nil, nil, s.wrap("merge namespaces", err)
 		}
+		if !found {
+			continue
+		}
 		raws = append(raws, append([]byte(nil), raw...))
 		closer.Close()
-		if err := batch.Delete(key, nil); err != nil {
+		if err := batch.Delete(key); err != nil {
 			return nil, nil, s.wrap("merge namespaces", err)
 		}
 	}

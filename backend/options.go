@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"path/filepath"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
-	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -212,50 +209,20 @@ func (o *Options) Validate() error {
 // cannot drift from the backend. The caller owns the cache reference.
 func (o Options) PebbleOptions(cache *pebble.Cache) *pebble.Options {
 	o.EnsureDefaults()
-	return o.pebbleOptions(cache, pebble.EventListener{})
+	return store.PebbleOptions(o.storeOptions(pebble.EventListener{}), cache, pebble.EventListener{})
 }
 
-// pebbleOptions builds the Pebble options. The caller owns the cache
-// reference and must Unref it after the DB is closed.
-func (o *Options) pebbleOptions(cache *pebble.Cache, listener pebble.EventListener) *pebble.Options {
-	po := &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       o.MemTableSize,
-		DisableWAL:         !o.EnableWAL,
-		FormatMajorVersion: pebble.FormatNewest,
-		Merger:             listfmt.Merger,
-		Logger:             quietLogger{errorf: o.ErrorLog},
-		EventListener:      &listener,
+// storeOptions returns the options of the backend's store, with listener
+// as Pebble's event listener. The caller fills in the backend record.
+func (o *Options) storeOptions(listener pebble.EventListener) store.Options {
+	return store.Options{
+		Dir:            o.Dir,
+		BlockCacheSize: o.BlockCacheSize,
+		MemTableSize:   o.MemTableSize,
+		EnableWAL:      o.EnableWAL,
+		ErrorLog:       o.ErrorLog,
+		Pebble:         o.Pebble,
+		EventListener:  listener,
+		Clock:          o.Clock,
 	}
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	if o.Pebble != nil {
-		o.Pebble(po)
-	}
-	if po.FS == nil {
-		po.FS = vfs.Default
-	}
-	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), localCheckpointsDir)}
-	po.EnsureDefaults()
-	return po
-}
-
-// quietLogger drops Pebble's informational messages and passes errors on.
-type quietLogger struct {
-	errorf func(format string, args ...any)
-}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (l quietLogger) Errorf(format string, args ...any) {
-	l.errorf("pebblestate: pebble: "+format, args...)
-}
-
-// Fatalf is called by Pebble on an unrecoverable internal error, after
-// which it cannot continue; it reports the message and panics, as Pebble's
-// own default logger stops the process.
-func (l quietLogger) Fatalf(format string, args ...any) {
-	l.errorf("pebblestate: pebble fatal: "+format, args...)
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }

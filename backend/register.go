@@ -3,11 +3,8 @@ package backend
 import (
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/pebblestate/pebblestate/compaction"
-	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -33,17 +30,18 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 		}
 		return h, nil
 	}
-	have, stored := b.persisted[m.Name]
-	switch {
-	case stored:
+	have, stored := b.st.Lookup(m.Name)
+	if stored {
 		if err := meta.Compatible(have, m); err != nil {
 			return zero, fmt.Errorf("%w: %s: %w", ErrIncompatibleState, b.opts.Dir, err)
 		}
 		m.ID = have.ID
-	case b.nextID > keys.MaxStateID:
-		return zero, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
-	default:
-		m.ID = b.nextID
+	} else {
+		id, err := b.st.NextID()
+		if err != nil {
+			return zero, err
+		}
+		m.ID = id
 	}
 	h, err := build(m)
 	if err != nil {
@@ -51,24 +49,17 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 	}
 	switch {
 	case stored && have.TTL != m.TTL:
-		if m, err = b.migrateTTL(have, m); err != nil {
+		if m, err = b.st.MigrateTTL(have, m); err != nil {
 			return zero, err
 		}
-		b.persisted[m.Name] = m
 		// The handle was built for the old id.
 		if h, err = build(m); err != nil {
 			return zero, err
 		}
 	case !stored:
-		enc, err := meta.Encode(m)
-		if err != nil {
+		if err := b.st.Create(m); err != nil {
 			return zero, err
 		}
-		if err := b.db.Set(keys.StateMetaKey(m.Name), enc, pebble.NoSync); err != nil {
-			return zero, fmt.Errorf("backend: register state %q: %w", m.Name, err)
-		}
-		b.nextID++
-		b.persisted[m.Name] = m
 	}
 	b.states[m.Name] = registered{meta: m, handle: h}
 	if cfg.Enabled() {
@@ -78,22 +69,22 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 }
 
 // cleaner is implemented by every state handle (through its embedded
-// state): accessed runs a step of incremental cleanup if it is on.
+// state): accessed runs a step of access cleanup if it is on.
 type cleaner interface{ accessed() error }
 
 // enableCleanup hands a new TTL state to the cleanup strategies it asks
 // for.
 func (b *Backend[K]) enableCleanup(m meta.State, cfg ttl.Config, c cleaner) {
-	if cfg.Cleanup.Incremental.Enabled && cfg.Cleanup.Incremental.OnEveryKey {
+	if cfg.Cleanup.OnAccess.Enabled && cfg.Cleanup.OnAccess.OnEveryKey {
 		b.onKey = append(b.onKey, c)
 	}
 	if !cfg.Cleanup.DisableBackground {
-		b.ttlTargets = append(b.ttlTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis(),
+		b.ttlTargets = append(b.ttlTargets, ttl.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis(),
 			QueryTimeAfterNumEntries: cfg.Cleanup.QueryTimeAfterNumEntries})
 		b.filter.SetTargets(b.ttlTargets)
 	}
 	if cfg.Cleanup.FullSnapshot {
-		b.snapshotTargets = append(b.snapshotTargets, compaction.Target{ID: m.ID, Layout: layoutOf(m.Kind), TTLMillis: cfg.Millis()})
+		b.snapshotTargets = append(b.snapshotTargets, ttl.Target{ID: m.ID, Layout: store.LayoutOf(m.Kind), TTLMillis: cfg.Millis()})
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/restore"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -88,20 +88,23 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		return nil, err
 	}
 	staging := filepath.Join(opts.Dir, "restore-staging")
-	_, err = restore.Handles(ctx, st, handles, restore.Target{
-		DB:             b.db,
-		Options:        b.pebbleOpts,
-		StagingDir:     staging,
-		KeyGroups:      opts.KeyGroups,
-		MaxParallelism: opts.MaxParallelism,
-		StateID:        b.adoptState,
-		Base:           base,
+	err = b.st.Load(func(db *pebble.DB, po *pebble.Options) error {
+		_, err := restore.Handles(ctx, st, handles, restore.Target{
+			DB:             db,
+			Options:        po,
+			StagingDir:     staging,
+			KeyGroups:      opts.KeyGroups,
+			MaxParallelism: opts.MaxParallelism,
+			StateID:        b.adoptState,
+			Base:           base,
+		})
+		return err
 	})
 	if err == nil {
 		err = os.RemoveAll(staging)
 	}
 	if err == nil {
-		err = b.db.Flush()
+		err = b.st.Flush()
 	}
 	if err != nil {
 		_ = b.Close()
@@ -117,45 +120,24 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 // the new instance: it excises the key groups the instance does not own
 // and rewrites the backend record with the new range and a new instance id.
 func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
-	cache := pebble.NewCache(opts.BlockCacheSize)
-	defer cache.Unref()
-	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(cache, pebble.EventListener{}))
-	if err != nil {
-		return fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
-	}
-	err = func() error {
-		raw, closer, err := db.Get(keys.BackendMetaKey())
-		if err != nil {
-			return fmt.Errorf("%w: %s's database has no backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
-		}
-		m, err := meta.DecodeBackend(raw)
-		closer.Close()
-		if err != nil {
-			return fmt.Errorf("%w: %s's backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
-		}
+	err := store.Rebase(opts.storeOptions(pebble.EventListener{}), func(db *pebble.DB, m meta.Backend) (meta.Backend, error) {
 		ids := make([]uint16, len(base.States))
 		for i, s := range base.States {
 			ids[i] = s.ID
 		}
 		had := KeyGroupRange{Start: base.KeyGroupStart, End: base.KeyGroupEnd}
 		if err := restore.Clip(ctx, db, ids, had, had.Intersect(opts.KeyGroups), opts.MaxParallelism); err != nil {
-			return err
+			return m, err
 		}
+		var err error
 		if m.InstanceID, err = meta.NewInstanceID(); err != nil {
-			return err
+			return m, err
 		}
 		m.KeyGroupStart, m.KeyGroupEnd = opts.KeyGroups.Start, opts.KeyGroups.End
-		enc, err := meta.Encode(m)
-		if err != nil {
-			return err
-		}
-		if err := db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
-			return err
-		}
-		return db.Flush()
-	}()
-	if cerr := db.Close(); err == nil {
-		err = cerr
+		return m, nil
+	})
+	if errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("%w: the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
 	}
 	return err
 }
@@ -224,7 +206,7 @@ func checkEmptyDir(dir string) error {
 func (b *Backend[K]) adoptState(s snapshot.State) (uint16, error) {
 	m := meta.FromSnapshot(s)
 	m.KeyCodec = b.keyCodec.Name()
-	if have, ok := b.persisted[m.Name]; ok {
+	if have, ok := b.st.Lookup(m.Name); ok {
 		if err := meta.Compatible(have, m); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrIncompatibleState, err)
 		}
@@ -233,19 +215,13 @@ func (b *Backend[K]) adoptState(s snapshot.State) (uint16, error) {
 		}
 		return have.ID, nil
 	}
-	if b.nextID > keys.MaxStateID {
-		return 0, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
-	}
-	m.ID = b.nextID
-	m.FormatVersion = meta.FormatVersion
-	enc, err := meta.Encode(m)
+	id, err := b.st.NextID()
 	if err != nil {
 		return 0, err
 	}
-	if err := b.db.Set(keys.StateMetaKey(m.Name), enc, pebble.NoSync); err != nil {
-		return 0, fmt.Errorf("backend: record state %q: %w", m.Name, err)
+	m.ID, m.FormatVersion = id, meta.FormatVersion
+	if err := b.st.Create(m); err != nil {
+		return 0, err
 	}
-	b.nextID++
-	b.persisted[m.Name] = m
 	return m.ID, nil
 }

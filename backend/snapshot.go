@@ -11,8 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
@@ -41,7 +41,7 @@ type AsyncSnapshot struct {
 	prev     map[string]snapshot.SharedFile
 	workers  int
 
-	targets []compaction.Target
+	targets []ttl.Target
 	now     int64
 	handle  snapshot.Handle
 
@@ -90,23 +90,20 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 	if checkpointID < 0 || st == nil {
 		return nil, fmt.Errorf("%w: checkpoint id %d, storage %v", ErrInvalidArgument, checkpointID, st)
 	}
-	states := make([]meta.State, 0, len(b.persisted))
-	for _, m := range b.persisted {
-		states = append(states, m)
-	}
+	states := b.st.States()
 	s := &AsyncSnapshot{
 		b:            b.snaps,
 		checkpointID: checkpointID,
 		storage:      st,
 		states:       states,
-		targets:      append([]compaction.Target(nil), b.snapshotTargets...),
+		targets:      append([]ttl.Target(nil), b.snapshotTargets...),
 		now:          ttl.Millis(b.opts.Clock.Now()),
 		workers:      b.opts.UploadWorkers,
 		done:         make(chan struct{}),
 	}
 	s.handle = snapshot.Handle{
 		Operator:       b.opts.Operator,
-		InstanceID:     b.meta.InstanceID,
+		InstanceID:     b.st.Record().InstanceID,
 		CheckpointID:   checkpointID,
 		Kind:           snapshot.KindFull,
 		MaxParallelism: b.opts.MaxParallelism,
@@ -123,17 +120,17 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		}
 		// The WAL may be off: what is only in the memtable must reach an
 		// SST to be in the checkpoint.
-		if err := b.db.Flush(); err != nil {
+		if err := b.st.Flush(); err != nil {
 			return nil, fmt.Errorf("backend: snapshot %d: flush: %w", checkpointID, err)
 		}
-		if err := b.db.Checkpoint(s.localDir); err != nil {
+		if err := b.st.Checkpoint(s.localDir); err != nil {
 			_ = os.RemoveAll(s.localDir)
 			return nil, fmt.Errorf("backend: snapshot %d: native checkpoint: %w", checkpointID, err)
 		}
 		s.prev = b.snaps.history.Reusable()
 	} else {
 		s.handle.Compression = b.opts.SnapshotCompression
-		s.snap = b.db.NewSnapshot()
+		s.snap = b.st.NewSnapshot()
 	}
 	b.snaps.mu.Lock()
 	b.snaps.running[s] = true
@@ -143,7 +140,7 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 
 // localCheckpointsDir is the subdirectory of the instance directory that
 // holds native checkpoints while they are uploaded. Pebble ignores it.
-const localCheckpointsDir = "checkpoints"
+const localCheckpointsDir = store.ScratchDir
 
 // dataFileName is the storage name of an instance's full-snapshot data.
 func dataFileName(checkpointID int64, instanceID string) string {
@@ -214,9 +211,9 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 	for i, m := range s.states {
 		ids[i] = m.ID
 	}
-	var filter *compaction.EntryFilter
+	var filter *ttl.EntryFilter
 	if len(s.targets) > 0 {
-		filter = compaction.NewEntryFilter(s.targets, s.now)
+		filter = ttl.NewEntryFilter(s.targets, s.now)
 	}
 	name := dataFileName(s.checkpointID, s.handle.InstanceID)
 	w, err := s.storage.Create(ctx, name)

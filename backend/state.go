@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"iter"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -91,23 +89,16 @@ func (s *state[K, N]) keyIn(ns []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// getRaw calls fn with the stored value at key, if there is one. The bytes
-// are valid only during fn.
-func (s *state[K, N]) getRaw(key []byte, fn func([]byte) error) (bool, error) {
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.wrap("read", err)
-	}
-	err = fn(raw)
-	closer.Close()
-	return true, err
-}
-
 func (s *state[K, N]) wrap(op string, err error) error {
 	return fmt.Errorf("backend: state %q: %s: %w", s.name, op, err)
+}
+
+// wrapIf is wrap, but nil for a nil err.
+func (s *state[K, N]) wrapIf(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.wrap(op, err)
 }
 
 func (s *state[K, N]) corrupt(what string, err error) error {
@@ -129,7 +120,7 @@ func (s *state[K, N]) Clear() error {
 	if s.kind == meta.KindMap {
 		return s.clearPrefix(key)
 	}
-	if err := s.b.del(key); err != nil {
+	if err := s.b.st.Delete(key); err != nil {
 		return s.wrap("clear", err)
 	}
 	return nil
@@ -139,14 +130,14 @@ func (s *state[K, N]) Clear() error {
 // rather than a range tombstone: maps are small, and range tombstones per
 // map would slow every later read of the state.
 func (s *state[K, N]) clearPrefix(prefix []byte) error {
-	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	it, err := s.b.st.NewIter(prefix, keys.PrefixEnd(prefix))
 	if err != nil {
 		return s.wrap("clear", err)
 	}
-	batch := s.b.db.NewBatch()
+	batch := s.b.st.NewBatch()
 	defer batch.Close()
 	for valid := it.First(); valid; valid = it.Next() {
-		if err := batch.Delete(it.Key(), nil); err != nil {
+		if err := batch.Delete(it.Key()); err != nil {
 			_ = it.Close()
 			return s.wrap("clear", err)
 		}
@@ -157,7 +148,7 @@ func (s *state[K, N]) clearPrefix(prefix []byte) error {
 	if batch.Empty() {
 		return nil
 	}
-	if err := s.b.commit(batch); err != nil {
+	if err := s.b.st.Commit(batch); err != nil {
 		return s.wrap("clear", err)
 	}
 	return nil
@@ -182,7 +173,7 @@ func (s *state[K, N]) KeysInNamespace(ns N) iter.Seq2[K, error] {
 			return
 		}
 		lo, hi := keys.KeyGroupBounds(s.id, b.opts.KeyGroups.Start, b.opts.KeyGroups.End, b.kgWidth)
-		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		it, err := b.st.NewIter(lo, hi)
 		if err != nil {
 			yield(zero, s.wrap("keys", err))
 			return

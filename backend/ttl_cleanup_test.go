@@ -1,6 +1,6 @@
 package backend_test
 
-// TTL cleanup strategies: incremental cleanup on state access and on every
+// TTL cleanup strategies: access cleanup on state access and on every
 // key, background cleanup (the flush/compaction spans, the periodic sweep
 // and CleanupExpired), their metrics, and stopping the worker on Close.
 
@@ -43,11 +43,11 @@ func ttlRaceEnabled() bool {
 	return false
 }
 
-// ttlIncremental is a TTL config with incremental cleanup only.
-func ttlIncremental(size int, onEveryKey bool) ttl.Config {
+// ttlOnAccess is a TTL config with access cleanup only.
+func ttlOnAccess(size int, onEveryKey bool) ttl.Config {
 	return ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{
 		DisableBackground: true,
-		Incremental:       ttl.Incremental{Enabled: true, Size: size, OnEveryKey: onEveryKey},
+		OnAccess:          ttl.AccessCleanup{Enabled: true, Size: size, OnEveryKey: onEveryKey},
 	}}
 }
 
@@ -61,14 +61,14 @@ func ttlUserInt64(t testing.TB, raw []byte) int64 {
 	return v
 }
 
-// TestTTLIncrementalCleanupValue ports the idea of Flink's
+// TestTTLAccessCleanupValue ports the idea of Flink's
 // testIncrementalCleanup: many keys, some updated, the rest expire, and
 // accesses to another key alone, each checking the next 5 entries, remove
 // the expired ones from disk while the updated ones stay.
-func TestTTLIncrementalCleanupValue(t *testing.T) {
+func TestTTLAccessCleanupValue(t *testing.T) {
 	const n, size = 1000, 5
 	env := ttlOpen(t, nil)
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlIncremental(size, false)})).in(t)
+	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(size, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, v.Update(int64(i)))
@@ -82,11 +82,11 @@ func TestTTLIncrementalCleanupValue(t *testing.T) {
 	}
 	env.advance(ttlD/2 + 10*ttlMs) // the first writes expired; the updates not
 	before := env.b.TTLMetrics()
-	if before.IncrementalScanned == 0 {
-		t.Fatal("writes took no incremental step")
+	if before.AccessScanned == 0 {
+		t.Fatal("writes took no access cleanup step")
 	}
-	if before.IncrementalRemoved != 0 {
-		t.Fatalf("incremental cleanup removed %d entries before any expired", before.IncrementalRemoved)
+	if before.AccessRemoved != 0 {
+		t.Fatalf("access cleanup removed %d entries before any expired", before.AccessRemoved)
 	}
 
 	env.setKey("other") // never written
@@ -97,12 +97,12 @@ func TestTTLIncrementalCleanupValue(t *testing.T) {
 		}
 	}
 	after := env.b.TTLMetrics()
-	if got := after.IncrementalRemoved - before.IncrementalRemoved; got != uint64(n-len(updated)) {
-		t.Fatalf("incremental cleanup removed %d entries; want %d", got, n-len(updated))
+	if got := after.AccessRemoved - before.AccessRemoved; got != uint64(n-len(updated)) {
+		t.Fatalf("access cleanup removed %d entries; want %d", got, n-len(updated))
 	}
-	scanned := after.IncrementalScanned - before.IncrementalScanned
+	scanned := after.AccessScanned - before.AccessScanned
 	if scanned < n || scanned > uint64(size*accesses) {
-		t.Fatalf("incremental cleanup checked %d entries in %d steps of %d; want between %d and %d", scanned, accesses, size, n, size*accesses)
+		t.Fatalf("access cleanup checked %d entries in %d steps of %d; want between %d and %d", scanned, accesses, size, n, size*accesses)
 	}
 	if after.ReadRemoved != 0 || after.BackgroundScanned != 0 {
 		t.Fatalf("other strategies worked: %+v", after)
@@ -120,14 +120,14 @@ func TestTTLIncrementalCleanupValue(t *testing.T) {
 	}
 }
 
-// TestTTLIncrementalCleanupOnEveryKey checks that with OnEveryKey,
+// TestTTLAccessCleanupOnEveryKey checks that with OnEveryKey,
 // SetCurrentKey alone steps the cleanup of the state, and without it,
 // SetCurrentKey does nothing.
-func TestTTLIncrementalCleanupOnEveryKey(t *testing.T) {
+func TestTTLAccessCleanupOnEveryKey(t *testing.T) {
 	const n = 500
 	env := ttlOpen(t, nil)
-	every := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "every", Codec: backend.Int64, TTL: ttlIncremental(5, true)})).in(t)
-	access := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "access", Codec: backend.Int64, TTL: ttlIncremental(5, false)})).in(t)
+	every := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "every", Codec: backend.Int64, TTL: ttlOnAccess(5, true)})).in(t)
+	access := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "access", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, every.Update(int64(i)))
@@ -139,7 +139,7 @@ func TestTTLIncrementalCleanupOnEveryKey(t *testing.T) {
 		env.setKey(fmt.Sprintf("other%d", i)) // no state access at all
 	}
 	after := env.b.TTLMetrics()
-	if got := after.IncrementalRemoved - before.IncrementalRemoved; got != n {
+	if got := after.AccessRemoved - before.AccessRemoved; got != n {
 		t.Fatalf("SetCurrentKey alone removed %d entries; want the %d of the OnEveryKey state", got, n)
 	}
 	raw := env.raw()
@@ -151,12 +151,12 @@ func TestTTLIncrementalCleanupOnEveryKey(t *testing.T) {
 	}
 }
 
-// TestTTLIncrementalCleanupList checks that incremental cleanup trims the
+// TestTTLAccessCleanupList checks that access cleanup trims the
 // expired elements of lists and drops lists with nothing left.
-func TestTTLIncrementalCleanupList(t *testing.T) {
+func TestTTLAccessCleanupList(t *testing.T) {
 	const n = 200
 	env := ttlOpen(t, nil)
-	l := ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlIncremental(5, false)})).in(t)
+	l := ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, l.Add(-1)) // expires
@@ -175,8 +175,8 @@ func TestTTLIncrementalCleanupList(t *testing.T) {
 		}
 	}
 	after := env.b.TTLMetrics()
-	if got := after.IncrementalRemoved - before.IncrementalRemoved; got != n {
-		t.Fatalf("incremental cleanup removed or trimmed %d lists; want %d", got, n)
+	if got := after.AccessRemoved - before.AccessRemoved; got != n {
+		t.Fatalf("access cleanup removed or trimmed %d lists; want %d", got, n)
 	}
 	raw := env.raw()
 	entries := raw.entries(t, "l")
@@ -197,7 +197,7 @@ func TestTTLIncrementalCleanupList(t *testing.T) {
 	}
 	// Reads agree with the disk.
 	env.open()
-	l = ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlIncremental(5, false)})).in(t)
+	l = ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		got, err := l.Get()
@@ -208,12 +208,12 @@ func TestTTLIncrementalCleanupList(t *testing.T) {
 	}
 }
 
-// TestTTLIncrementalCleanupMap checks that incremental cleanup removes the
+// TestTTLAccessCleanupMap checks that access cleanup removes the
 // expired entries of maps and keeps the live ones.
-func TestTTLIncrementalCleanupMap(t *testing.T) {
+func TestTTLAccessCleanupMap(t *testing.T) {
 	const keys, perKey = 100, 5
 	env := ttlOpen(t, nil)
-	desc := backend.MapDescriptor[string, int64]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: ttlIncremental(5, false)}
+	desc := backend.MapDescriptor[string, int64]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: ttlOnAccess(5, false)}
 	m := ttlMust(backend.GetMap(env.b, desc)).in(t)
 	for i := range keys {
 		env.setKey(fmt.Sprintf("k%04d", i))
@@ -235,8 +235,8 @@ func TestTTLIncrementalCleanupMap(t *testing.T) {
 		}
 	}
 	after := env.b.TTLMetrics()
-	if got := after.IncrementalRemoved - before.IncrementalRemoved; got != keys*3 {
-		t.Fatalf("incremental cleanup removed %d map entries; want %d", got, keys*3)
+	if got := after.AccessRemoved - before.AccessRemoved; got != keys*3 {
+		t.Fatalf("access cleanup removed %d map entries; want %d", got, keys*3)
 	}
 	raw := env.raw()
 	entries := raw.entries(t, "m")
@@ -250,12 +250,12 @@ func TestTTLIncrementalCleanupMap(t *testing.T) {
 	}
 }
 
-// TestTTLIncrementalCleanupWrapsAround checks that the cursor starts over
+// TestTTLAccessCleanupWrapsAround checks that the cursor starts over
 // at the end of the state: entries before the cursor expire later and are
 // still found.
-func TestTTLIncrementalCleanupWrapsAround(t *testing.T) {
+func TestTTLAccessCleanupWrapsAround(t *testing.T) {
 	env := ttlOpen(t, nil)
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlIncremental(3, false)})).in(t)
+	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(3, false)})).in(t)
 	for i := range 20 {
 		env.setKey(fmt.Sprint("k", i))
 		ttlCheck(t, v.Update(int64(i)))
@@ -272,12 +272,12 @@ func TestTTLIncrementalCleanupWrapsAround(t *testing.T) {
 			ttlCheck(t, err)
 		}
 		if round == 0 {
-			if got := env.b.TTLMetrics().IncrementalRemoved; got != 20 {
+			if got := env.b.TTLMetrics().AccessRemoved; got != 20 {
 				t.Fatalf("after a full cycle from mid-state: removed %d; want 20", got)
 			}
 		}
 	}
-	if got := env.b.TTLMetrics().IncrementalRemoved; got != 20 {
+	if got := env.b.TTLMetrics().AccessRemoved; got != 20 {
 		t.Fatalf("removed %d; want 20", got)
 	}
 	if n := len(env.raw().entries(t, "v")); n != 0 {
@@ -356,7 +356,7 @@ func TestTTLBackgroundCleanup(t *testing.T) {
 	if m.BackgroundScanned < uint64(n+fresh) {
 		t.Errorf("background cleanup checked %d entries; want at least %d", m.BackgroundScanned, n+fresh)
 	}
-	if m.ReadRemoved != 0 || m.IncrementalScanned != 0 {
+	if m.ReadRemoved != 0 || m.AccessScanned != 0 {
 		t.Errorf("other strategies worked: %+v", m)
 	}
 
@@ -499,7 +499,7 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 	reads := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "reads", Codec: backend.Int64,
 		TTL: ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{DisableBackground: true}}})).in(t)
-	inc := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "incremental", Codec: backend.Int64, TTL: ttlIncremental(5, false)})).in(t)
+	inc := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "incremental", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	bg := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "background", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
 	plain := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "plain", Codec: backend.Int64})).in(t)
 	for i := range n {
@@ -510,7 +510,7 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 	}
 	env.advance(ttlD)
 	m0 := env.b.TTLMetrics()
-	if m0.ReadRemoved != 0 || m0.IncrementalRemoved != 0 || m0.BackgroundRemoved != 0 || m0.BackgroundScanned != 0 {
+	if m0.ReadRemoved != 0 || m0.AccessRemoved != 0 || m0.BackgroundRemoved != 0 || m0.BackgroundScanned != 0 {
 		t.Fatalf("counters moved before anything expired: %+v", m0)
 	}
 
@@ -521,7 +521,7 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 		}
 	}
 	m1 := env.b.TTLMetrics()
-	if m1.ReadRemoved != n || m1.IncrementalScanned != m0.IncrementalScanned || m1.BackgroundScanned != 0 {
+	if m1.ReadRemoved != n || m1.AccessScanned != m0.AccessScanned || m1.BackgroundScanned != 0 {
 		t.Fatalf("after reads: %+v; want ReadRemoved %d and nothing else", m1, n)
 	}
 
@@ -531,8 +531,8 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 		ttlCheck(t, err)
 	}
 	m2 := env.b.TTLMetrics()
-	if m2.IncrementalRemoved != n || m2.ReadRemoved != n || m2.BackgroundScanned != 0 {
-		t.Fatalf("after incremental steps: %+v; want IncrementalRemoved %d", m2, n)
+	if m2.AccessRemoved != n || m2.ReadRemoved != n || m2.BackgroundScanned != 0 {
+		t.Fatalf("after access cleanup steps: %+v; want AccessRemoved %d", m2, n)
 	}
 
 	ttlCheck(t, env.b.CleanupExpired(context.Background()))
@@ -540,7 +540,7 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 	if m3.BackgroundRemoved != n || m3.BackgroundScanned != n {
 		t.Fatalf("after CleanupExpired: %+v; want %d scanned and removed (the background state only)", m3, n)
 	}
-	if m3.ReadRemoved != m2.ReadRemoved || m3.IncrementalRemoved != m2.IncrementalRemoved || m3.IncrementalScanned != m2.IncrementalScanned {
+	if m3.ReadRemoved != m2.ReadRemoved || m3.AccessRemoved != m2.AccessRemoved || m3.AccessScanned != m2.AccessScanned {
 		t.Fatalf("CleanupExpired moved other counters: %+v -> %+v", m2, m3)
 	}
 	raw := env.raw()
@@ -688,14 +688,14 @@ func ttlOverwriteRaw(t testing.TB, dir string, key, value []byte) {
 // TestTTLMalformedStamp checks what a TTL value too short for its stamp
 // does: reads of its key fail with ErrCorrupt, background cleanup keeps it
 // and reports it through ErrorLog without failing the pass, and the
-// state's other keys stay usable, with incremental cleanup on too.
+// state's other keys stay usable, with access cleanup on too.
 func TestTTLMalformedStamp(t *testing.T) {
 	var logged atomic.Int64
 	env := ttlOpen(t, func(o *backend.Options) {
 		o.TTLSweepInterval = -1
 		o.ErrorLog = func(string, ...any) { logged.Add(1) }
 	})
-	cfg := ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{Incremental: ttl.Incremental{Enabled: true, Size: 5}}}
+	cfg := ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{OnAccess: ttl.AccessCleanup{Enabled: true, Size: 5}}}
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg}
 	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
 	for _, k := range []string{"bad", "good"} {
@@ -771,21 +771,21 @@ func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
 	}
 }
 
-// TestTTLCleanupHonoursReads checks that background and incremental
+// TestTTLCleanupHonoursReads checks that background and access
 // cleanup judge expiry with the access times reads wrote: a value read
 // under OnReadAndWrite after its first stamp but before that stamp's
 // expiry must survive cleanup at a time when only the first stamp is
 // expired.
 func TestTTLCleanupHonoursReads(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		incremental bool
-	}{{"Background", false}, {"Incremental", true}} {
+		name     string
+		onAccess bool
+	}{{"Background", false}, {"OnAccess", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 			cfg := ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}
-			if tc.incremental {
-				cfg.Cleanup = ttl.Cleanup{DisableBackground: true, Incremental: ttl.Incremental{Enabled: true, Size: 10}}
+			if tc.onAccess {
+				cfg.Cleanup = ttl.Cleanup{DisableBackground: true, OnAccess: ttl.AccessCleanup{Enabled: true, Size: 10}}
 			}
 			v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 			keys := []string{"a", "b", "c"}
@@ -799,7 +799,7 @@ func TestTTLCleanupHonoursReads(t *testing.T) {
 				t.Fatalf("Get(a) = %d, %v, %v; want 1", got, ok, err)
 			}
 			env.advance(60 * ttlMs) // stored stamps expired; a's read at +60 is not
-			if tc.incremental {
+			if tc.onAccess {
 				env.setKey("z")
 				ttlCheck(t, v.Clear()) // an access: one step over every entry
 			} else {

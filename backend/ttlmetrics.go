@@ -7,18 +7,19 @@ import "sync/atomic"
 type TTLMetrics struct {
 	// ReadRemoved counts expired entries removed because a read met them.
 	ReadRemoved uint64
-	// IncrementalScanned and IncrementalRemoved count the entries checked and
-	// removed or trimmed by incremental cleanup.
-	IncrementalScanned, IncrementalRemoved uint64
+	// AccessScanned and AccessRemoved count the entries checked and removed
+	// or trimmed by access cleanup (ttl.Cleanup.OnAccess, Flink's
+	// "incremental cleanup").
+	AccessScanned, AccessRemoved uint64
 	// BackgroundScanned and BackgroundRemoved count the entries checked and
 	// removed or trimmed by background cleanup and CleanupExpired.
 	BackgroundScanned, BackgroundRemoved uint64
 }
 
 type ttlCounters struct {
-	readRemoved            atomic.Uint64
-	incScanned, incRemoved atomic.Uint64
-	bgScanned, bgRemoved   atomic.Uint64
+	readRemoved                  atomic.Uint64
+	accessScanned, accessRemoved atomic.Uint64
+	bgScanned, bgRemoved         atomic.Uint64
 }
 
 // TTLMetrics returns the TTL cleanup counters. It is safe to call from any
@@ -26,10 +27,10 @@ type ttlCounters struct {
 func (b *Backend[K]) TTLMetrics() TTLMetrics {
 	c := &b.ttlMetrics
 	return TTLMetrics{
-		ReadRemoved:        c.readRemoved.Load(),
-		IncrementalScanned: c.incScanned.Load(),
-		IncrementalRemoved: c.incRemoved.Load(),
-		BackgroundScanned:  c.bgScanned.Load(),
-		BackgroundRemoved:  c.bgRemoved.Load(),
+		ReadRemoved:       c.readRemoved.Load(),
+		AccessScanned:     c.accessScanned.Load(),
+		AccessRemoved:     c.accessRemoved.Load(),
+		BackgroundScanned: c.bgScanned.Load(),
+		BackgroundRemoved: c.bgRemoved.Load(),
 	}
 }

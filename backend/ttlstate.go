@@ -3,46 +3,37 @@ package backend
 import (
 	"io"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // ttlState is the TTL side of a state with TTL on.
 type ttlState struct {
 	cfg           ttl.Config
-	millis        int64
-	updateOnRead  bool
+	read          ttl.Policy // how reads judge: restamping under OnReadAndWrite
+	clean         ttl.Policy // how cleanup and merges judge: never restamping
 	returnExpired bool
 	layout        ttl.Layout
 
-	// Incremental cleanup: the next key to check, or nil to start over.
-	incremental bool
-	cursor      []byte
-	fbuf        []byte // scratch for Filter
+	// Access cleanup: the next key to check, or nil to start over.
+	onAccess bool
+	cursor   []byte
+	fbuf     []byte // scratch for Judge
 }
 
 func newTTLState(cfg ttl.Config, kind meta.Kind) *ttlState {
 	cfg.EnsureDefaults()
 	t := &ttlState{
 		cfg:           cfg,
-		millis:        cfg.Millis(),
-		updateOnRead:  cfg.Update == ttl.OnReadAndWrite,
+		read:          ttl.Policy{TTLMillis: cfg.Millis(), Restamp: cfg.Update == ttl.OnReadAndWrite},
+		clean:         ttl.Policy{TTLMillis: cfg.Millis()},
 		returnExpired: cfg.Visibility == ttl.ReturnExpiredIfNotCleanedUp,
-		layout:        layoutOf(kind),
-		incremental:   cfg.Cleanup.Incremental.Enabled,
+		layout:        store.LayoutOf(kind),
+		onAccess:      cfg.Cleanup.OnAccess.Enabled,
 	}
 	return t
-}
-
-// layoutOf returns where the TTL stamps of a kind's values are.
-func layoutOf(kind meta.Kind) ttl.Layout {
-	if kind == meta.KindList {
-		return ttl.ListElements
-	}
-	return ttl.Single
 }
 
 // now returns the current processing time in milliseconds.
@@ -63,88 +54,86 @@ func (s *state[K, N]) stamp(dst []byte) []byte {
 // is deleted; it is returned only if allowExpired. With OnReadAndWrite a
 // returned value is restamped.
 func (s *state[K, N]) getSingle(key []byte, allowExpired bool) (user []byte, closer io.Closer, found bool, err error) {
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return nil, nil, false, nil
+	raw, closer, found, err := s.b.st.Get(key)
+	if err != nil || !found {
+		return nil, nil, false, s.wrapIf("get", err)
 	}
-	if err != nil {
-		return nil, nil, false, s.wrap("get", err)
-	}
-	t := s.ttl
-	if t == nil {
+	if s.ttl == nil {
 		return raw, closer, true, nil
 	}
-	ts, user, err := ttl.SplitStamp(raw)
-	if err != nil {
+	user, live, err := s.judgeSingle(key, raw, s.now())
+	if err != nil || !live && !allowExpired {
 		closer.Close()
-		return nil, nil, false, s.corrupt("read TTL stamp", err)
-	}
-	now := s.now()
-	if ttl.Expired(ts, t.millis, now) {
-		s.b.ttlMetrics.readRemoved.Add(1)
-		if err := s.b.del(key); err != nil {
-			closer.Close()
-			return nil, nil, false, s.wrap("remove expired", err)
-		}
-		if !allowExpired {
-			closer.Close()
-			return nil, nil, false, nil
-		}
-		return user, closer, true, nil
-	}
-	// Restamp under OnReadAndWrite; a stamp already equal to now (a read in
-	// the same millisecond as the last write) is left as it is, which
-	// changes nothing but saves a write.
-	if t.updateOnRead && ts != now {
-		s.vbuf = append(ttl.AppendStamp(s.vbuf[:0], now), user...)
-		if err := s.b.set(key, s.vbuf); err != nil {
-			closer.Close()
-			return nil, nil, false, s.wrap("refresh TTL", err)
-		}
+		return nil, nil, false, err
 	}
 	return user, closer, true, nil
 }
 
-// accessed runs a step of incremental cleanup if the state has it on. Every
-// public operation of a state calls it first.
-func (s *state[K, N]) accessed() error {
-	if s.ttl == nil || !s.ttl.incremental || s.b.closed.Load() {
-		return nil
+// judgeSingle applies the TTL judge to a single-stamped value read at key:
+// it removes the entry if expired, restamps it under OnReadAndWrite, and
+// returns the user's bytes (a part of raw) and whether the entry was live.
+func (s *state[K, N]) judgeSingle(key, raw []byte, now int64) (user []byte, live bool, err error) {
+	v, out, _, err := ttl.Judge(ttl.Single, raw, s.ttl.read, now, s.vbuf[:0])
+	if err != nil {
+		return nil, false, s.corrupt("read TTL stamp", err)
 	}
-	return s.incrementalStep()
+	user = raw[ttl.StampLen:]
+	switch v {
+	case ttl.Drop:
+		s.b.ttlMetrics.readRemoved.Add(1)
+		if err := s.b.st.Delete(key); err != nil {
+			return nil, false, s.wrap("remove expired", err)
+		}
+		return user, false, nil
+	case ttl.Rewrite:
+		s.vbuf = out
+		if err := s.b.st.Set(key, out); err != nil {
+			return nil, false, s.wrap("refresh TTL", err)
+		}
+	}
+	return user, true, nil
 }
 
-// incrementalStep checks the next Size entries of the state's key range,
+// accessed runs a step of access cleanup if the state has it on. Every
+// public operation of a state calls it first.
+func (s *state[K, N]) accessed() error {
+	if s.ttl == nil || !s.ttl.onAccess || s.b.closed.Load() {
+		return nil
+	}
+	return s.accessCleanupStep()
+}
+
+// accessCleanupStep checks the next Size entries of the state's key range,
 // from where the last step stopped, and removes or trims the expired ones.
 // It wraps around at the end of the range.
-func (s *state[K, N]) incrementalStep() error {
+func (s *state[K, N]) accessCleanupStep() error {
 	t := s.ttl
 	lo, hi := keys.KeyGroupBounds(s.id, s.b.opts.KeyGroups.Start, s.b.opts.KeyGroups.End, s.b.kgWidth)
 	if t.cursor != nil {
 		lo = t.cursor
 	}
-	it, err := s.b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.b.st.NewIter(lo, hi)
 	if err != nil {
-		return s.wrap("incremental cleanup", err)
+		return s.wrap("access cleanup", err)
 	}
 	now := s.now()
 	n := 0
 	valid := it.First()
-	for ; valid && n < t.cfg.Cleanup.Incremental.Size; valid = it.Next() {
+	for ; valid && n < t.cfg.Cleanup.OnAccess.Size; valid = it.Next() {
 		n++
-		raw, err := it.ValueAndErr()
+		raw, err := it.Value()
 		if err != nil {
 			_ = it.Close()
-			return s.wrap("incremental cleanup", err)
+			return s.wrap("access cleanup", err)
 		}
 		removed, err := s.cleanEntry(it.Key(), raw, now)
 		if err != nil {
 			_ = it.Close()
 			return err
 		}
-		s.b.ttlMetrics.incScanned.Add(1)
+		s.b.ttlMetrics.accessScanned.Add(1)
 		if removed {
-			s.b.ttlMetrics.incRemoved.Add(1)
+			s.b.ttlMetrics.accessRemoved.Add(1)
 		}
 	}
 	if valid {
@@ -153,17 +142,17 @@ func (s *state[K, N]) incrementalStep() error {
 		t.cursor = nil // reached the end: start over next time
 	}
 	if err := it.Close(); err != nil {
-		return s.wrap("incremental cleanup", err)
+		return s.wrap("access cleanup", err)
 	}
 	return nil
 }
 
-// cleanEntry applies the expiry filter to one stored entry seen by
-// incremental cleanup, deleting or trimming it. It runs on the task
+// cleanEntry applies the TTL judge to one stored entry seen by
+// access cleanup, deleting or trimming it. It runs on the task
 // goroutine, so no write can race with it.
 func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err error) {
 	t := s.ttl
-	verdict, out, err := ttl.Filter(t.layout, raw, t.millis, now, t.fbuf[:0])
+	verdict, out, _, err := ttl.Judge(t.layout, raw, t.clean, now, t.fbuf[:0])
 	t.fbuf = out[:0]
 	if err != nil {
 		// A malformed entry is left for reads of its key to report (and
@@ -172,12 +161,12 @@ func (s *state[K, N]) cleanEntry(key, raw []byte, now int64) (removed bool, err 
 	}
 	switch verdict {
 	case ttl.Drop:
-		err = s.b.del(key)
+		err = s.b.st.Delete(key)
 	case ttl.Rewrite:
-		err = s.b.set(key, out)
+		err = s.b.st.Set(key, out)
 	}
 	if err != nil {
-		return false, s.wrap("incremental cleanup", err)
+		return false, s.wrap("access cleanup", err)
 	}
 	return verdict != ttl.Keep, nil
 }

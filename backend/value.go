@@ -74,7 +74,7 @@ func (s *Value[K, N, V]) Update(v V) error {
 	if s.vbuf, err = s.codec.Append(s.stamp(s.vbuf[:0]), v); err != nil {
 		return s.wrap("encode value", err)
 	}
-	if err := s.b.set(key, s.vbuf); err != nil {
+	if err := s.b.st.Set(key, s.vbuf); err != nil {
 		return s.wrap("update", err)
 	}
 	return nil

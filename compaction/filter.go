@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -36,9 +37,6 @@ const maxPending = 64
 type Config struct {
 	// Clock supplies the time expiry is judged at. Required.
 	Clock ttl.Clock
-	// Lock serialises the filter's deletions with the task's state writes.
-	// Required.
-	Lock sync.Locker
 	// SweepInterval is how often every TTL state is scanned in full.
 	// Default: one hour. Negative turns the periodic sweep off.
 	SweepInterval time.Duration
@@ -56,10 +54,6 @@ type Config struct {
 	// QueryTimeAfterNumEntries is how many entries are checked between clock
 	// reads. Default: 1000.
 	QueryTimeAfterNumEntries int
-	// Writes, if set, records the task's writes (see Writes), so that
-	// confirming an entry nobody wrote since the scan read it needs no
-	// second read. Without it every condemned entry is read again.
-	Writes *Writes
 	// Scanned and Removed, if set, count the entries checked and the entries
 	// removed or trimmed.
 	Scanned, Removed *atomic.Uint64
@@ -71,8 +65,8 @@ type Config struct {
 // Filter is the background TTL filter of one database.
 type Filter struct {
 	cfg     Config
-	db      *pebble.DB
-	targets atomic.Pointer[[]Target] // sorted by ID
+	st      *store.Store
+	targets atomic.Pointer[[]ttl.Target] // sorted by ID
 
 	mu      sync.Mutex
 	pending []span // spans reported by flushes and compactions
@@ -113,7 +107,7 @@ func New(cfg Config) *Filter {
 		cfg.Removed = new(atomic.Uint64)
 	}
 	f := &Filter{cfg: cfg, wake: make(chan struct{}, 1), quietUntil: make(map[uint16]int64)}
-	f.targets.Store(&[]Target{})
+	f.targets.Store(&[]ttl.Target{})
 	return f
 }
 
@@ -140,8 +134,8 @@ func (f *Filter) EventListener() pebble.EventListener {
 }
 
 // SetTargets replaces the set of states the filter cleans.
-func (f *Filter) SetTargets(targets []Target) {
-	ts := append([]Target(nil), targets...)
+func (f *Filter) SetTargets(targets []ttl.Target) {
+	ts := append([]ttl.Target(nil), targets...)
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	f.mu.Lock()
 	f.targets.Store(&ts)
@@ -250,9 +244,11 @@ func maxKey(a, b []byte) []byte {
 	return b
 }
 
-// Start runs the background worker on db until Close.
-func (f *Filter) Start(db *pebble.DB) {
-	f.db = db
+// Start runs the background worker on st until Close. The filter reaches
+// the database only through st, which serialises its deletions with the
+// task's writes.
+func (f *Filter) Start(st *store.Store) {
+	f.st = st
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.done = make(chan struct{})
 	go f.run()
@@ -309,7 +305,7 @@ func (f *Filter) background(err error) {
 // Cleanup runs a full pass over every target state now, unpaced, and
 // compacts what it emptied. It may run beside the background worker.
 func (f *Filter) Cleanup(ctx context.Context) error {
-	if f.db == nil {
+	if f.st == nil {
 		return errors.New("compaction: filter not started")
 	}
 	return f.sweep(ctx, false)
@@ -338,7 +334,7 @@ func (f *Filter) sweep(ctx context.Context, paced bool) error {
 		if err != nil {
 			return err
 		}
-		f.learn(t.ID, min(earliest, ttl.ExpiresAt(now, t.TTLMillis)))
+		f.learn(t.ID, min(earliest, ttl.Policy{TTLMillis: t.TTLMillis}.Expiry(now)))
 	}
 	return nil
 }
@@ -353,7 +349,7 @@ type condemned struct {
 // Scan iterators are reopened after refreshEvery entries, and after every
 // pause of the pace, so that the writes made since an iterator opened stay
 // few and its entries can mostly be confirmed without a second read (see
-// Writes).
+// store.Store.Confirm).
 const refreshEvery = 4096
 
 // scanIter is a scan's iterator over [lo, upper) and the write generation
@@ -361,35 +357,31 @@ const refreshEvery = 4096
 type scanIter struct {
 	f     *Filter
 	upper []byte
-	it    *pebble.Iterator
+	it    store.Iter
 	gen   uint64
-	since int // entries stepped over since it opened
+	live  bool // it is open
+	since int  // entries stepped over since it opened
 }
 
 // open (re)opens the iterator at lo.
 func (s *scanIter) open(lo []byte) error {
-	if s.it != nil {
-		err := s.it.Close()
-		s.it = nil
-		if err != nil {
+	if s.live {
+		s.live = false
+		if err := s.it.Close(); err != nil {
 			return fmt.Errorf("compaction: scan: %w", err)
 		}
 	}
-	if w := s.f.cfg.Writes; w != nil {
-		s.f.cfg.Lock.Lock()
-		s.gen = w.Gen()
-		s.f.cfg.Lock.Unlock()
-	}
-	it, err := s.f.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: s.upper})
+	s.gen = s.f.st.WriteGen()
+	it, err := s.f.st.NewIter(lo, s.upper)
 	if err != nil {
 		return fmt.Errorf("compaction: scan: %w", err)
 	}
-	s.it, s.since = it, 0
+	s.it, s.since, s.live = it, 0, true
 	return nil
 }
 
 func (s *scanIter) close() {
-	if s.it != nil {
+	if s.live {
 		_ = s.it.Close()
 	}
 }
@@ -414,7 +406,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 	}
 	defer si.close()
 
-	ef := NewEntryFilter(targets, now)
+	ef := ttl.NewEntryFilter(targets, now)
 	var (
 		doomed     []condemned
 		scanned    int
@@ -440,7 +432,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 			valid = it.SeekGE(next)
 			continue
 		}
-		raw, err := it.ValueAndErr()
+		raw, err := it.Value()
 		if err != nil {
 			return 0, fmt.Errorf("compaction: scan: %w", err)
 		}
@@ -491,7 +483,7 @@ func (f *Filter) scanSpan(ctx context.Context, s span, paced bool) (int64, error
 	// Pebble's own tombstone-density compactions, since compacting a whole
 	// span for a few removals would cost the task more than it returns.
 	if removed > 0 && removed*4 >= scanned {
-		if err := f.db.Compact(ctx, s.lo, si.upper, false /* parallelize */); err != nil {
+		if err := f.st.Compact(ctx, s.lo, si.upper, false /* parallelize */); err != nil {
 			return 0, fmt.Errorf("compaction: compact span: %w", err)
 		}
 	}
@@ -514,8 +506,8 @@ func (f *Filter) queryEvery(key []byte) int {
 
 // removalCost is what removing one entry costs, in entries scanned. The
 // delete under the lock takes about 1.5 us (a point read more when the
-// entry may have been written since the scan read it, which Writes makes
-// rare), but its tombstone must then be flushed and compacted, and that
+// entry may have been written since the scan read it, which the store's
+// write tracking makes rare), but its tombstone must then be flushed and compacted, and that
 // work competes with the task's writes: with ValueUpdate running beside a
 // sweep that removes as fast as the pace allows, a weight of 25 slowed the
 // updates by 1.3x, a weight of 100 by 1.1 to 1.25x (bench/RESULTS.md). An
@@ -566,21 +558,24 @@ func (f *Filter) pace(ctx context.Context, p *pacer, work int) bool {
 	return true
 }
 
-// confirm removes or trims each condemned entry under the write lock if it
-// is still expired. An entry nobody wrote since generation gen, when the
-// scan's iterator opened, is as the scan judged it; any other is read again
-// and judged again with the same clock reading. It returns how many
+// confirm removes or trims each condemned entry if it is still expired,
+// through store.Store.Confirm: an entry nobody wrote since generation gen,
+// when the scan's iterator opened, is as the scan judged it; any other is
+// read and judged again with the same clock reading. It returns how many
 // entries it removed or trimmed.
 //
-// The lock is taken per entry, so a task write waits for at most one read
-// and one write, not a batch of them.
-func (f *Filter) confirm(ef *EntryFilter, gen uint64, doomed []condemned) (int, error) {
+// The write lock is taken per entry, so a task write waits for at most one
+// read and one write, not a batch of them.
+func (f *Filter) confirm(ef *ttl.EntryFilter, gen uint64, doomed []condemned) (int, error) {
 	n := 0
 	for i := range doomed {
-		removed, err := f.confirmOne(ef, gen, &doomed[i])
+		c := &doomed[i]
+		removed, err := f.st.Confirm(c.key, gen, c.verdict, c.out, func(raw []byte) (ttl.Verdict, []byte, error) {
+			return ef.Apply(c.key, raw)
+		})
 		if err != nil {
 			f.cfg.Removed.Add(uint64(n))
-			return n, err
+			return n, fmt.Errorf("compaction: confirm: %w", err)
 		}
 		if removed {
 			n++
@@ -588,41 +583,4 @@ func (f *Filter) confirm(ef *EntryFilter, gen uint64, doomed []condemned) (int, 
 	}
 	f.cfg.Removed.Add(uint64(n))
 	return n, nil
-}
-
-// confirmOne is confirm for one entry.
-func (f *Filter) confirmOne(ef *EntryFilter, gen uint64, c *condemned) (bool, error) {
-	f.cfg.Lock.Lock()
-	defer f.cfg.Lock.Unlock()
-	v, out := c.verdict, c.out
-	if w := f.cfg.Writes; w == nil || !w.Unchanged(c.key, gen) {
-		raw, closer, err := f.db.Get(c.key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return false, nil // deleted meanwhile
-		}
-		if err != nil {
-			return false, fmt.Errorf("compaction: confirm: %w", err)
-		}
-		defer closer.Close()
-		if v, out, err = ef.Apply(c.key, raw); err != nil {
-			// Malformed: keep it, as the scan did; reads will report it.
-			return false, nil
-		}
-	}
-	var err error
-	switch v {
-	case ttl.Drop:
-		err = f.db.Delete(c.key, pebble.NoSync)
-	case ttl.Rewrite:
-		err = f.db.Set(c.key, out, pebble.NoSync)
-	default:
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("compaction: confirm: %w", err)
-	}
-	if w := f.cfg.Writes; w != nil {
-		w.Note(c.key)
-	}
-	return true, nil
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -147,29 +148,44 @@ func TestFilterAddSpanRandom(t *testing.T) {
 // fixture is a filter on a real Pebble database holding raw TTL state.
 type fixture struct {
 	t       *testing.T
-	db      *pebble.DB
+	st      *store.Store
 	f       *Filter
 	clock   *ttl.ManualClock
-	mu      *hookLock
+	mu      *lockHook
 	scanned atomic.Uint64
 	removed atomic.Uint64
 	errs    chan error
 }
 
-// hookLock is the write lock, with a hook run just before every Lock and a
-// count of holds.
-type hookLock struct {
-	sync.Mutex
+// lockHook counts cleanup's holds of the store's write lock and runs a
+// hook just before each.
+type lockHook struct {
 	holds  atomic.Int64
 	before atomic.Pointer[func()]
 }
 
-func (l *hookLock) Lock() {
+func (l *lockHook) call() {
 	if h := l.before.Load(); h != nil {
 		(*h)()
 	}
-	l.Mutex.Lock()
 	l.holds.Add(1)
+}
+
+// openStore opens a store in a temporary directory with listener
+// installed and hook (if not nil) run before cleanup's lock holds.
+func openStore(t *testing.T, clock ttl.Clock, listener pebble.EventListener, hook func()) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{
+		Dir: t.TempDir(), BlockCacheSize: 8 << 20, MemTableSize: 4 << 20,
+		ErrorLog:      func(format string, args ...any) { t.Logf(format, args...) },
+		EventListener: listener,
+		Record:        meta.Backend{MaxParallelism: 128, KeyGroupEnd: 128, KeyCodec: "test"},
+		Clock:         clock, BeforeCleanupLock: hook,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
@@ -177,9 +193,9 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 }
 
 // newFixtureTargets is newFixture with other targets.
-func newFixtureTargets(t *testing.T, cfg Config, targets []Target) *fixture {
-	x := &fixture{t: t, clock: ttl.NewManualClock(time.UnixMilli(1_000_000)), mu: &hookLock{}, errs: make(chan error, 100)}
-	cfg.Clock, cfg.Lock = x.clock, x.mu
+func newFixtureTargets(t *testing.T, cfg Config, targets []ttl.Target) *fixture {
+	x := &fixture{t: t, clock: ttl.NewManualClock(time.UnixMilli(1_000_000)), mu: &lockHook{}, errs: make(chan error, 100)}
+	cfg.Clock = x.clock
 	cfg.Scanned, cfg.Removed = &x.scanned, &x.removed
 	cfg.OnError = func(err error) {
 		select {
@@ -189,19 +205,11 @@ func newFixtureTargets(t *testing.T, cfg Config, targets []Target) *fixture {
 	}
 	x.f = New(cfg)
 	x.f.SetTargets(targets)
-	listener := x.f.EventListener()
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{
-		Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest,
-		EventListener: &listener, DisableWAL: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.db = db
-	x.f.Start(db)
+	x.st = openStore(t, x.clock, x.f.EventListener(), x.mu.call)
+	x.f.Start(x.st)
 	t.Cleanup(func() {
 		x.f.Close()
-		_ = db.Close()
+		_ = x.st.Close()
 	})
 	return x
 }
@@ -210,7 +218,7 @@ func (x *fixture) now() int64 { return ttl.Millis(x.clock.Now()) }
 
 func (x *fixture) set(k, v []byte) {
 	x.t.Helper()
-	if err := x.db.Set(k, v, pebble.NoSync); err != nil {
+	if err := x.st.Set(k, v); err != nil {
 		x.t.Fatal(err)
 	}
 }
@@ -219,7 +227,7 @@ func (x *fixture) set(k, v []byte) {
 func (x *fixture) count(id uint16) int {
 	x.t.Helper()
 	lo, hi := keys.StateBounds(id)
-	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := x.st.NewIter(lo, hi)
 	if err != nil {
 		x.t.Fatal(err)
 	}
@@ -233,12 +241,12 @@ func (x *fixture) count(id uint16) int {
 
 func (x *fixture) get(k []byte) ([]byte, bool) {
 	x.t.Helper()
-	v, closer, err := x.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false
-	}
+	v, closer, found, err := x.st.Get(k)
 	if err != nil {
 		x.t.Fatal(err)
+	}
+	if !found {
+		return nil, false
 	}
 	defer closer.Close()
 	return bytes.Clone(v), true
@@ -268,7 +276,7 @@ func TestFilterCleanup(t *testing.T) {
 	}
 	for i := range 50 {
 		k := stateKey(idList, i%16, fmt.Sprintf("l%02d", i))
-		if err := x.db.Merge(k, stampedList(int(t0), "old"), pebble.NoSync); err != nil {
+		if err := x.st.Merge(k, stampedList(int(t0), "old")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -289,11 +297,11 @@ func TestFilterCleanup(t *testing.T) {
 	}
 	for i := range 25 { // get a fresh element: trimmed, not dropped
 		k := stateKey(idList, i%16, fmt.Sprintf("l%02d", i))
-		if err := x.db.Merge(k, stampedList(int(t1), "new"), pebble.NoSync); err != nil {
+		if err := x.st.Merge(k, stampedList(int(t1), "new")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := x.db.Flush(); err != nil {
+	if err := x.st.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	x.clock.Advance(50 * time.Millisecond) // t0's entries expire exactly now
@@ -358,7 +366,7 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 		vkeys = append(vkeys, stateKey(idValue, 0, fmt.Sprintf("v%d", i)))
 		x.set(vkeys[i], stampedValue(t0, "old"))
 		lkeys = append(lkeys, stateKey(idList, 0, fmt.Sprintf("l%d", i)))
-		if err := x.db.Merge(lkeys[i], stampedList(int(t0), "old"), pebble.NoSync); err != nil {
+		if err := x.st.Merge(lkeys[i], stampedList(int(t0), "old")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,7 +379,7 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 		once.Do(func() {
 			for i := range 5 {
 				x.set(vkeys[i], stampedValue(now, "rewritten"))
-				if err := x.db.Merge(lkeys[i], stampedList(int(now), "added"), pebble.NoSync); err != nil {
+				if err := x.st.Merge(lkeys[i], stampedList(int(now), "added")); err != nil {
 					t.Error(err)
 				}
 			}
@@ -411,7 +419,7 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 // TestFilterCleanupBeforeStart checks that Cleanup on a filter that was
 // never started fails rather than panics, and that Close is a no-op.
 func TestFilterCleanupBeforeStart(t *testing.T) {
-	f := New(Config{Clock: ttl.NewManualClock(time.UnixMilli(0)), Lock: &sync.Mutex{}})
+	f := New(Config{Clock: ttl.NewManualClock(time.UnixMilli(0))})
 	if err := f.Cleanup(context.Background()); err == nil {
 		t.Fatal("Cleanup before Start succeeded")
 	}
@@ -477,7 +485,7 @@ func TestFilterBackgroundSpans(t *testing.T) {
 	if got := x.removed.Load(); got != 0 {
 		t.Fatalf("removed %d before any flush", got)
 	}
-	if err := x.db.Flush(); err != nil {
+	if err := x.st.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the worker to remove the 500 expired entries", 10*time.Second, func() bool { return x.removed.Load() >= 500 })
@@ -519,7 +527,7 @@ func TestFilterNoTargetsNoWork(t *testing.T) {
 	for i := range 100 {
 		x.set(stateKey(idValue, 0, fmt.Sprintf("v%03d", i)), stampedValue(1, "old"))
 	}
-	if err := x.db.Flush(); err != nil {
+	if err := x.st.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.f.Cleanup(context.Background()); err != nil {
@@ -557,17 +565,14 @@ func TestFilterQueryTimeAfterNumEntries(t *testing.T) {
 		t.Run(fmt.Sprint(every), func(t *testing.T) {
 			clock := &countingClock{}
 			clock.Set(time.UnixMilli(1_000))
-			f := New(Config{Clock: clock, Lock: &sync.Mutex{}, SweepInterval: -1, QueryTimeAfterNumEntries: every})
+			f := New(Config{Clock: clock, SweepInterval: -1, QueryTimeAfterNumEntries: every})
 			f.SetTargets(testTargets())
-			db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger, DisableWAL: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			f.Start(db)
+			st := openStore(t, clock, pebble.EventListener{}, nil)
+			defer st.Close()
+			f.Start(st)
 			defer f.Close()
 			for i := range 1000 {
-				if err := db.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(2_000, "x"), pebble.NoSync); err != nil {
+				if err := st.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(2_000, "x")); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -591,19 +596,15 @@ func TestFilterCloseStopsWorker(t *testing.T) {
 		var scanned atomic.Uint64
 		// 100 entries a second: the sweep is still pacing itself when
 		// Close comes.
-		f := New(Config{Clock: clock, Lock: &sync.Mutex{}, SweepInterval: time.Millisecond, ScanRate: 100, Scanned: &scanned})
+		f := New(Config{Clock: clock, SweepInterval: time.Millisecond, ScanRate: 100, Scanned: &scanned})
 		f.SetTargets(testTargets())
-		listener := f.EventListener()
-		db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger, DisableWAL: true, EventListener: &listener})
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := openStore(t, clock, f.EventListener(), nil)
 		for i := range 3000 {
-			if err := db.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(5_000, "x"), pebble.NoSync); err != nil {
+			if err := st.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(5_000, "x")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		f.Start(db)
+		f.Start(st)
 		waitFor(t, "the sweep to start", 10*time.Second, func() bool { return scanned.Load() >= 256 })
 		start := time.Now()
 		f.Close()
@@ -615,10 +616,10 @@ func TestFilterCloseStopsWorker(t *testing.T) {
 		}
 		f.Close() // twice is fine
 		// Spans reported after Close are queued and ignored.
-		if err := db.Flush(); err != nil {
+		if err := st.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Close(); err != nil {
+		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}()
@@ -641,10 +642,10 @@ func TestFilterCompactsWhatItEmptied(t *testing.T) {
 		}
 		x.set(stateKey(idValue, i%128, fmt.Sprintf("v%05d", i)), append(ttl.AppendStamp(nil, x.now()), val...))
 	}
-	if err := x.db.Flush(); err != nil {
+	if err := x.st.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	full := x.db.Metrics().DiskSpaceUsage()
+	full := x.st.DiskSpaceUsage()
 	x.clock.Advance(time.Hour)
 	if err := x.f.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
@@ -654,7 +655,7 @@ func TestFilterCompactsWhatItEmptied(t *testing.T) {
 	}
 	// Cleanup compacted synchronously; obsolete files go soon after.
 	waitFor(t, "disk space to be returned", 10*time.Second, func() bool {
-		return x.db.Metrics().DiskSpaceUsage() < full/4
+		return x.st.DiskSpaceUsage() < full/4
 	})
 }
 

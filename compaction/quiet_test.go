@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // sweepScanned runs one paced background sweep and returns how many
@@ -30,7 +28,7 @@ func TestFilterSweepSkipsQuietStates(t *testing.T) {
 	for i := range 10 {
 		x.set(stateKey(idValue, 0, fmt.Sprintf("k%d", i)), stampedValue(t0-50+int64(i), "v"))
 	}
-	if err := x.db.Merge(stateKey(idList, 0, "l"), stampedList(int(t0-20), "a", int(t0-45), "b"), pebble.NoSync); err != nil {
+	if err := x.st.Merge(stateKey(idList, 0, "l"), stampedList(int(t0-20), "a", int(t0-45), "b")); err != nil {
 		t.Fatal(err)
 	}
 	if n := x.sweepScanned(); n != 11 {

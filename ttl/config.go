@@ -35,9 +35,9 @@ const (
 // checks before it reads the clock again, as in Flink.
 const DefaultQueryTimeAfterNumEntries = 1000
 
-// DefaultIncrementalSize is how many entries incremental cleanup checks
-// per state access, as in Flink.
-const DefaultIncrementalSize = 5
+// DefaultAccessCleanupSize is how many entries access cleanup checks per
+// state access, as Flink's incremental cleanup does.
+const DefaultAccessCleanupSize = 5
 
 // Config is a state's time-to-live, set on its descriptor. The zero value
 // is TTL off.
@@ -65,17 +65,20 @@ type Cleanup struct {
 	// QueryTimeAfterNumEntries is how many entries background cleanup checks
 	// between clock reads. Default: 1000.
 	QueryTimeAfterNumEntries int
-	// Incremental, when Enabled, makes every access to the state check the
+	// OnAccess, when Enabled, makes every access to the state check the
 	// next Size entries of its key range for expiry. Default: off.
-	Incremental Incremental
+	OnAccess AccessCleanup
 	// FullSnapshot leaves expired entries out of full snapshots. Default:
 	// off, as in Flink.
 	FullSnapshot bool
 }
 
-// Incremental configures incremental cleanup.
-type Incremental struct {
-	// Enabled turns incremental cleanup on.
+// AccessCleanup configures cleanup on state access: what Flink calls
+// "incremental cleanup" (unrelated to incremental checkpoints). Each access
+// to the state checks a few more entries of its key range, from where the
+// last step stopped, and removes or trims the expired ones.
+type AccessCleanup struct {
+	// Enabled turns access cleanup on.
 	Enabled bool
 	// Size is how many entries each step checks. Default: 5.
 	Size int
@@ -98,8 +101,8 @@ func (c *Config) EnsureDefaults() {
 	if c.Cleanup.QueryTimeAfterNumEntries == 0 {
 		c.Cleanup.QueryTimeAfterNumEntries = DefaultQueryTimeAfterNumEntries
 	}
-	if c.Cleanup.Incremental.Size == 0 {
-		c.Cleanup.Incremental.Size = DefaultIncrementalSize
+	if c.Cleanup.OnAccess.Size == 0 {
+		c.Cleanup.OnAccess.Size = DefaultAccessCleanupSize
 	}
 }
 
@@ -118,8 +121,8 @@ func (c Config) Validate() error {
 	if c.Cleanup.QueryTimeAfterNumEntries < 0 {
 		errs = append(errs, fmt.Errorf("%w: QueryTimeAfterNumEntries %d is negative", ErrInvalidConfig, c.Cleanup.QueryTimeAfterNumEntries))
 	}
-	if c.Cleanup.Incremental.Size < 0 {
-		errs = append(errs, fmt.Errorf("%w: incremental cleanup size %d is negative", ErrInvalidConfig, c.Cleanup.Incremental.Size))
+	if c.Cleanup.OnAccess.Size < 0 {
+		errs = append(errs, fmt.Errorf("%w: access cleanup size %d is negative", ErrInvalidConfig, c.Cleanup.OnAccess.Size))
 	}
 	return errors.Join(errs...)
 }

@@ -1,8 +1,13 @@
 // Package ttl holds state time-to-live at the ground level: the
 // configuration a state descriptor carries, the clock processing time is
-// read from, the one expiry predicate, and the stored form of TTL values.
-// Reads, background cleanup and full snapshots all decide expiry with
-// Expired and Filter, so they always agree.
+// read from, the stored form of TTL values, and the one TTL judge.
+//
+// Judge decides, for a stored value of either layout, whether it is live,
+// expired or (a list) partly expired, which bytes to keep, and whether to
+// restamp them (reads under OnReadAndWrite). Reads, access cleanup,
+// background cleanup and full snapshots (through EntryFilter) all call it,
+// so they always agree; no code outside this package compares stamps with
+// the clock, which a test in internal/lint enforces.
 //
 // # Semantics
 //

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/pebblestate/pebblestate/internal/listfmt"
 )
 
 // StampLen is the size of the stamp at the front of a TTL value.
@@ -57,66 +55,3 @@ const (
 	// ListElements is a framed list whose every element has its own stamp.
 	ListElements
 )
-
-// Verdict is Filter's decision about a stored value.
-type Verdict uint8
-
-const (
-	// Keep leaves the value as it is: nothing in it is expired.
-	Keep Verdict = iota
-	// Drop removes the whole entry: everything in it is expired.
-	Drop
-	// Rewrite replaces the value with the unexpired part Filter returned.
-	Rewrite
-)
-
-// Filter decides what becomes of a stored TTL value at time now (ms). For a
-// list with some expired elements it returns Rewrite and the unexpired
-// elements, appended to dst. Reads, cleanup and full snapshots all decide
-// through it.
-func Filter(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdict, []byte, error) {
-	v, out, _, err := FilterNext(layout, raw, ttlMillis, now, dst)
-	return v, out, err
-}
-
-// FilterNext is Filter that also returns when the earliest part of the
-// value it keeps expires: math.MaxInt64 if it keeps nothing.
-func FilterNext(layout Layout, raw []byte, ttlMillis, now int64, dst []byte) (Verdict, []byte, int64, error) {
-	next := int64(math.MaxInt64)
-	if layout == Single {
-		ts, _, err := SplitStamp(raw)
-		if err != nil {
-			return Keep, dst, next, err
-		}
-		at := ExpiresAt(ts, ttlMillis)
-		if at <= now {
-			return Drop, dst, next, nil
-		}
-		return Keep, dst, at, nil
-	}
-	kept, total := 0, 0
-	start := len(dst)
-	for rest := raw; len(rest) > 0; total++ {
-		var elem []byte
-		var err error
-		if elem, rest, err = listfmt.Next(rest); err != nil {
-			return Keep, dst[:start], math.MaxInt64, err
-		}
-		ts, _, err := SplitStamp(elem)
-		if err != nil {
-			return Keep, dst[:start], math.MaxInt64, err
-		}
-		if at := ExpiresAt(ts, ttlMillis); at > now {
-			dst = listfmt.AppendElement(dst, elem)
-			kept++
-			next = min(next, at)
-		}
-	}
-	switch kept {
-	case total:
-		return Keep, dst[:start], next, nil
-	case 0:
-		return Drop, dst[:start], next, nil
-	}
-	return Rewrite, dst, next, nil
-}

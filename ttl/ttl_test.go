@@ -158,7 +158,7 @@ func TestTTLFilterSingle(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := []byte("prefix")
-			v, out, err := ttl.Filter(ttl.Single, stamped(tc.ts, "value"), ttlMs, tc.now, dst)
+			v, out, err := filter(ttl.Single, stamped(tc.ts, "value"), ttlMs, tc.now, dst)
 			if err != nil || v != tc.want {
 				t.Fatalf("Filter = %v, %v; want %v, nil", v, err, tc.want)
 			}
@@ -168,7 +168,7 @@ func TestTTLFilterSingle(t *testing.T) {
 		})
 	}
 	for n := range ttl.StampLen {
-		v, _, err := ttl.Filter(ttl.Single, make([]byte, n), ttlMs, 0, nil)
+		v, _, err := filter(ttl.Single, make([]byte, n), ttlMs, 0, nil)
 		if !errors.Is(err, ttl.ErrMalformed) || v != ttl.Keep {
 			t.Fatalf("Filter(%d-byte value) = %v, %v; want Keep, ErrMalformed", n, v, err)
 		}
@@ -198,7 +198,7 @@ func TestTTLFilterListElements(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := []byte("pre")
-			v, out, err := ttl.Filter(ttl.ListElements, tc.raw, ttlMs, tc.now, dst)
+			v, out, err := filter(ttl.ListElements, tc.raw, ttlMs, tc.now, dst)
 			if err != nil || v != tc.want {
 				t.Fatalf("Filter = %v, %v; want %v, nil", v, err, tc.want)
 			}
@@ -254,7 +254,7 @@ func TestTTLFilterMalformedList(t *testing.T) {
 						t.Fatalf("Filter panicked on malformed input: %v", r)
 					}
 				}()
-				v, out, err = ttl.Filter(ttl.ListElements, tc.raw, 100, 1_050, dst)
+				v, out, err = filter(ttl.ListElements, tc.raw, 100, 1_050, dst)
 			}()
 			if err == nil {
 				t.Fatalf("Filter(%x) = %v, nil error; want an error", tc.raw, v)
@@ -302,7 +302,7 @@ func TestTTLConfigValidate(t *testing.T) {
 		{"zero value (off)", ttl.Config{}, true},
 		{"1ms", ttl.Config{TTL: time.Millisecond}, true},
 		{"full", ttl.Config{TTL: time.Hour, Update: ttl.OnReadAndWrite, Visibility: ttl.ReturnExpiredIfNotCleanedUp,
-			Cleanup: ttl.Cleanup{QueryTimeAfterNumEntries: 10, Incremental: ttl.Incremental{Enabled: true, Size: 3}}}, true},
+			Cleanup: ttl.Cleanup{QueryTimeAfterNumEntries: 10, OnAccess: ttl.AccessCleanup{Enabled: true, Size: 3}}}, true},
 		{"disabled update", ttl.Config{TTL: time.Hour, Update: ttl.Disabled}, true},
 		{"negative ttl", ttl.Config{TTL: -time.Second}, false},
 		{"sub-millisecond ttl", ttl.Config{TTL: 999 * time.Microsecond}, false},
@@ -310,7 +310,7 @@ func TestTTLConfigValidate(t *testing.T) {
 		{"unknown update type", ttl.Config{TTL: time.Hour, Update: ttl.Disabled + 1}, false},
 		{"unknown visibility", ttl.Config{TTL: time.Hour, Visibility: ttl.ReturnExpiredIfNotCleanedUp + 1}, false},
 		{"negative query interval", ttl.Config{TTL: time.Hour, Cleanup: ttl.Cleanup{QueryTimeAfterNumEntries: -1}}, false},
-		{"negative incremental size", ttl.Config{TTL: time.Hour, Cleanup: ttl.Cleanup{Incremental: ttl.Incremental{Enabled: true, Size: -1}}}, false},
+		{"negative access cleanup size", ttl.Config{TTL: time.Hour, Cleanup: ttl.Cleanup{OnAccess: ttl.AccessCleanup{Enabled: true, Size: -1}}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -337,17 +337,17 @@ func TestTTLConfigValidate(t *testing.T) {
 func TestTTLConfigEnsureDefaults(t *testing.T) {
 	var c ttl.Config
 	c.EnsureDefaults()
-	if c.Cleanup.QueryTimeAfterNumEntries != ttl.DefaultQueryTimeAfterNumEntries || c.Cleanup.Incremental.Size != ttl.DefaultIncrementalSize {
+	if c.Cleanup.QueryTimeAfterNumEntries != ttl.DefaultQueryTimeAfterNumEntries || c.Cleanup.OnAccess.Size != ttl.DefaultAccessCleanupSize {
 		t.Fatalf("EnsureDefaults on zero = %+v", c.Cleanup)
 	}
-	if ttl.DefaultQueryTimeAfterNumEntries != 1000 || ttl.DefaultIncrementalSize != 5 {
-		t.Fatalf("defaults = %d, %d; want Flink's 1000, 5", ttl.DefaultQueryTimeAfterNumEntries, ttl.DefaultIncrementalSize)
+	if ttl.DefaultQueryTimeAfterNumEntries != 1000 || ttl.DefaultAccessCleanupSize != 5 {
+		t.Fatalf("defaults = %d, %d; want Flink's 1000, 5", ttl.DefaultQueryTimeAfterNumEntries, ttl.DefaultAccessCleanupSize)
 	}
 	// Zero means default; the other fields stay as they are, and set
 	// values are not overwritten.
 	c = ttl.Config{TTL: time.Minute, Update: ttl.OnReadAndWrite, Visibility: ttl.ReturnExpiredIfNotCleanedUp,
 		Cleanup: ttl.Cleanup{DisableBackground: true, QueryTimeAfterNumEntries: 7, FullSnapshot: true,
-			Incremental: ttl.Incremental{Enabled: true, Size: 2, OnEveryKey: true}}}
+			OnAccess: ttl.AccessCleanup{Enabled: true, Size: 2, OnEveryKey: true}}}
 	want := c
 	c.EnsureDefaults()
 	if c != want {
@@ -432,4 +432,10 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// filter is Judge without restamping, for the tests of what expires.
+func filter(layout ttl.Layout, raw []byte, ttlMs, now int64, dst []byte) (ttl.Verdict, []byte, error) {
+	v, out, _, err := ttl.Judge(layout, raw, ttl.Policy{TTLMillis: ttlMs}, now, dst)
+	return v, out, err
 }

@@ -53,7 +53,7 @@ func libraryDirs(t *testing.T) []string {
 // log.Panic*, os.Exit, or panic. The one allowed panic is the Pebble
 // logger's Fatalf, which Pebble requires not to return.
 func TestNoProcessExits(t *testing.T) {
-	allowed := map[string]bool{"backend/options.go:Fatalf": true}
+	allowed := map[string]bool{"internal/store/options.go:Fatalf": true}
 	fset := token.NewFileSet()
 	for _, dir := range libraryDirs(t) {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -135,5 +135,35 @@ func TestExamplesImportNoInternal(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "examples", "apitest", "api_test.go")); err != nil || files < 3 {
 		t.Fatalf("found %d files under examples, and examples/apitest/api_test.go: %v", files, err)
+	}
+}
+
+// TestOneTTLJudge checks that no library code outside package ttl compares
+// TTL stamps with the clock itself: expiry is decided by ttl.Judge (and
+// ttl.EntryFilter on top of it) only, so reads, cleanup and snapshots
+// cannot disagree.
+func TestOneTTLJudge(t *testing.T) {
+	for _, dir := range libraryDirs(t) {
+		rel, _ := filepath.Rel(root, dir)
+		if filepath.ToSlash(rel) == "ttl" {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(src), "\n") {
+				for _, banned := range []string{"ttl.Expired(", "ExpiresAt("} {
+					if strings.Contains(line, banned) {
+						t.Errorf("%s:%d: %s outside package ttl: judge with ttl.Judge", path, i+1, banned)
+					}
+				}
+			}
+		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/snapshot"
@@ -43,7 +42,7 @@ type WriteOptions struct {
 	// Compression compresses each block.
 	Compression Compression
 	// Filter, if set, leaves out expired TTL entries and elements.
-	Filter *compaction.EntryFilter
+	Filter *ttl.EntryFilter
 }
 
 // Result is what Write wrote.

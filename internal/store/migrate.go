@@ -1,4 +1,4 @@
-package backend
+package store
 
 import (
 	"encoding/binary"
@@ -15,33 +15,34 @@ import (
 // migrateBatchBytes is the size at which a migration commits a batch.
 const migrateBatchBytes = 4 << 20
 
-// migrateTTL rewrites every entry of the stored state have into the form
+// MigrateTTL rewrites every entry of the stored state have into the form
 // want asks for (TTL switched on: stamped with the current time; switched
-// off: stamps stripped) and returns want with its new id.
+// off: stamps stripped), records want under a new id and returns it.
 //
 // The rewritten entries go under a new state id; one final batch then
 // writes the state's record with the new id and deletes the old id's range.
 // Until that batch, the old entries and record are untouched, so a crash
 // leaves the state as it was, and the half-written new id is dropped as an
 // orphan at the next Open.
-func (b *Backend[K]) migrateTTL(have, want meta.State) (meta.State, error) {
-	if b.nextID > keys.MaxStateID {
-		return want, fmt.Errorf("%w: too many states (at most %d)", ErrInvalidArgument, keys.MaxStateID)
+func (s *Store) MigrateTTL(have, want meta.State) (meta.State, error) {
+	id, err := s.NextID()
+	if err != nil {
+		return want, err
 	}
-	want.ID = b.nextID
-	layout := layoutOf(have.Kind)
-	now := ttl.Millis(b.opts.Clock.Now())
+	want.ID = id
+	layout := LayoutOf(have.Kind)
+	now := ttl.Millis(s.opts.Clock.Now())
 	lo, hi := keys.StateBounds(have.ID)
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.NewIter(lo, hi)
 	if err != nil {
 		return want, fmt.Errorf("backend: migrate state %q: %w", have.Name, err)
 	}
 	defer it.Close()
-	batch := b.db.NewBatch()
+	batch := s.NewBatch()
 	defer func() { batch.Close() }()
 	var kbuf, vbuf []byte
 	for valid := it.First(); valid; valid = it.Next() {
-		raw, err := it.ValueAndErr()
+		raw, err := it.Value()
 		if err != nil {
 			return want, fmt.Errorf("backend: migrate state %q: %w", have.Name, err)
 		}
@@ -49,15 +50,15 @@ func (b *Backend[K]) migrateTTL(have, want meta.State) (meta.State, error) {
 			return want, fmt.Errorf("%w: migrate state %q: key %x: %w", ErrCorrupt, have.Name, it.Key(), err)
 		}
 		kbuf = append(keys.AppendStateID(kbuf[:0], want.ID), it.Key()[keys.StateIDLen:]...)
-		if err := batch.Set(kbuf, vbuf, nil); err != nil {
+		if err := batch.Set(kbuf, vbuf); err != nil {
 			return want, fmt.Errorf("backend: migrate state %q: %w", have.Name, err)
 		}
 		if batch.Len() >= migrateBatchBytes {
-			if err := b.commit(batch); err != nil {
+			if err := s.Commit(batch); err != nil {
 				return want, fmt.Errorf("backend: migrate state %q: %w", have.Name, err)
 			}
 			batch.Close()
-			batch = b.db.NewBatch()
+			batch = s.NewBatch()
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -67,16 +68,17 @@ func (b *Backend[K]) migrateTTL(have, want meta.State) (meta.State, error) {
 	if err != nil {
 		return want, err
 	}
-	if err := batch.Set(keys.StateMetaKey(want.Name), enc, nil); err != nil {
+	if err := batch.Set(keys.StateMetaKey(want.Name), enc); err != nil {
 		return want, err
 	}
-	if err := batch.DeleteRange(lo, hi, nil); err != nil {
+	if err := batch.DeleteRange(lo, hi); err != nil {
 		return want, err
 	}
-	if err := b.commit(batch); err != nil {
+	if err := s.Commit(batch); err != nil {
 		return want, fmt.Errorf("backend: migrate state %q: %w", have.Name, err)
 	}
-	b.nextID++
+	s.nextID++
+	s.states[want.Name] = want
 	return want, nil
 }
 
@@ -111,13 +113,13 @@ func convertTTL(layout ttl.Layout, raw []byte, toTTL bool, now int64, dst []byte
 
 // dropOrphans deletes the data of state ids that no state record names:
 // what an interrupted TTL migration left behind.
-func (b *Backend[K]) dropOrphans() error {
-	used := make(map[uint16]bool, len(b.persisted))
-	for _, m := range b.persisted {
+func (s *Store) dropOrphans() error {
+	used := make(map[uint16]bool, len(s.states))
+	for _, m := range s.states {
 		used[m.ID] = true
 	}
 	first := keys.AppendStateID(nil, keys.SystemID+1)
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: first})
+	it, err := s.NewIter(first, nil)
 	if err != nil {
 		return fmt.Errorf("backend: scan for orphans: %w", err)
 	}
@@ -134,7 +136,7 @@ func (b *Backend[K]) dropOrphans() error {
 		}
 		lo, hi := keys.StateBounds(id)
 		if !used[id] {
-			if err := b.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
+			if err := s.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
 				return fmt.Errorf("backend: drop orphaned state id %d: %w", id, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package backend
+package store
 
 import (
 	"path/filepath"
@@ -7,7 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// scratchFS is the filesystem the backend gives Pebble: the real one, but
+// scratchFS is the filesystem the store gives Pebble: the real one, but
 // files and directories under the native-checkpoint directory are never
 // fsynced. A native checkpoint there is scratch: it is uploaded (and the
 // storage syncs what it writes) and then deleted, and a crash before the

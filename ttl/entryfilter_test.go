@@ -1,4 +1,4 @@
-package compaction
+package ttl_test
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ const (
 	ttlMs          = 100
 )
 
-func testTargets() []Target {
-	return []Target{
+func testTargets() []ttl.Target {
+	return []ttl.Target{
 		{ID: idValue, Layout: ttl.Single, TTLMillis: ttlMs},
 		{ID: idList, Layout: ttl.ListElements, TTLMillis: ttlMs},
 		{ID: idMap, Layout: ttl.Single, TTLMillis: ttlMs},
@@ -70,7 +70,7 @@ func listUsers(t testing.TB, raw []byte) []string {
 }
 
 func TestEntryFilterApply(t *testing.T) {
-	f := NewEntryFilter(testTargets(), 1_100)
+	f := ttl.NewEntryFilter(testTargets(), 1_100)
 	for _, tc := range []struct {
 		name  string
 		key   []byte
@@ -117,7 +117,7 @@ func TestEntryFilterApply(t *testing.T) {
 }
 
 func TestEntryFilterTargetAndSetNow(t *testing.T) {
-	f := NewEntryFilter(testTargets(), 0)
+	f := ttl.NewEntryFilter(testTargets(), 0)
 	if tg, ok := f.Target(stateKey(idList, 3, "x")); !ok || tg.ID != idList || tg.Layout != ttl.ListElements || tg.TTLMillis != ttlMs {
 		t.Fatalf("Target(list key) = %+v, %v", tg, ok)
 	}
@@ -137,12 +137,12 @@ func TestEntryFilterTargetAndSetNow(t *testing.T) {
 		}
 	}
 	// No targets: everything survives.
-	empty := NewEntryFilter(nil, 1<<40)
+	empty := ttl.NewEntryFilter(nil, 1<<40)
 	if v, _, err := empty.Apply(key, val); err != nil || v != ttl.Keep {
 		t.Fatalf("filter without targets: Apply = %v, %v", v, err)
 	}
 	// Targets differ in TTL: each state's own TTL applies.
-	f = NewEntryFilter([]Target{{ID: 1, Layout: ttl.Single, TTLMillis: 10}, {ID: 2, Layout: ttl.Single, TTLMillis: 1_000}}, 500)
+	f = ttl.NewEntryFilter([]ttl.Target{{ID: 1, Layout: ttl.Single, TTLMillis: 10}, {ID: 2, Layout: ttl.Single, TTLMillis: 1_000}}, 500)
 	if v, _, _ := f.Apply(stateKey(1, 0, "a"), stampedValue(100, "")); v != ttl.Drop {
 		t.Fatalf("short-TTL state: %v; want Drop", v)
 	}
@@ -155,7 +155,7 @@ func TestEntryFilterTargetAndSetNow(t *testing.T) {
 // until the next call, and that a following Rewrite does not corrupt the
 // caller's copy.
 func TestEntryFilterRewriteBufferReuse(t *testing.T) {
-	f := NewEntryFilter(testTargets(), 1_100)
+	f := ttl.NewEntryFilter(testTargets(), 1_100)
 	_, out1, _ := f.Apply(stateKey(idList, 0, "a"), stampedList(1, "gone", 1_050, "first"))
 	saved := bytes.Clone(out1)
 	if got := listUsers(t, saved); !slices.Equal(got, []string{"first"}) {
@@ -266,7 +266,7 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer it.Close()
-	f := NewEntryFilter(testTargets(), now)
+	f := ttl.NewEntryFilter(testTargets(), now)
 	got := map[string][]string{}
 	var order [][]byte
 	dropped, rewritten := 0, 0

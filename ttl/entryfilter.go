@@ -1,27 +1,27 @@
-package compaction
+package ttl
 
 import (
 	"encoding/binary"
 	"math"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // Target is a TTL state whose expired entries are to be removed.
 type Target struct {
-	ID        uint16     // the state's id, the first bytes of its keys
-	Layout    ttl.Layout // where the stamps are in its values
-	TTLMillis int64      // its time-to-live
+	ID        uint16 // the state's id, the first bytes of its keys
+	Layout    Layout // where the stamps are in its values
+	TTLMillis int64  // its time-to-live
 	// QueryTimeAfterNumEntries is how many entries background cleanup
 	// checks between clock reads while it scans this state; zero means the
 	// filter's default.
 	QueryTimeAfterNumEntries int
 }
 
-// EntryFilter decides, entry by entry, what of a stream of raw state
-// entries survives at a given time. Entries of states that are not targets
-// always survive. It is not safe for concurrent use.
+// EntryFilter decides with Judge, entry by entry, what of a stream of raw
+// state entries (keys starting with a state id) survives at a given time:
+// background cleanup and full snapshots use it. Entries of states that are
+// not targets always survive. It is not safe for concurrent use.
 type EntryFilter struct {
 	targets  map[uint16]Target
 	now      int64
@@ -60,15 +60,15 @@ func (f *EntryFilter) Target(key []byte) (Target, bool) {
 	return t, ok
 }
 
-// Apply judges one entry. It returns the verdict and, for ttl.Rewrite, the
+// Apply judges one entry. It returns the verdict and, for Rewrite, the
 // value to store instead, valid until the next call. A malformed value is
 // kept and reported.
-func (f *EntryFilter) Apply(key, value []byte) (ttl.Verdict, []byte, error) {
+func (f *EntryFilter) Apply(key, value []byte) (Verdict, []byte, error) {
 	t, ok := f.Target(key)
 	if !ok {
-		return ttl.Keep, nil, nil
+		return Keep, nil, nil
 	}
-	v, out, next, err := ttl.FilterNext(t.Layout, value, t.TTLMillis, f.now, f.buf[:0])
+	v, out, next, err := Judge(t.Layout, value, Policy{TTLMillis: t.TTLMillis}, f.now, f.buf[:0])
 	f.buf = out[:0]
 	if err == nil {
 		f.earliest = min(f.earliest, next)

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/meta"
+	"github.com/pebblestate/pebblestate/ttl"
+)
+
+// ScratchDir is the subdirectory of the database directory that holds
+// native checkpoints while they are uploaded. Pebble ignores it, the store
+// never fsyncs what is in it, and Open removes what a dead process left
+// there.
+const ScratchDir = "checkpoints"
+
+// Options configure a Store. The caller (the backend) fills in defaults;
+// the store adds none but those Pebble's own EnsureDefaults adds.
+type Options struct {
+	// Dir is the database directory. It must exist.
+	Dir string
+	// BlockCacheSize is the size in bytes of Pebble's block cache.
+	BlockCacheSize int64
+	// MemTableSize is the size in bytes of each memtable.
+	MemTableSize uint64
+	// EnableWAL turns Pebble's write-ahead log on.
+	EnableWAL bool
+	// ErrorLog receives Pebble's error messages. Required.
+	ErrorLog func(format string, args ...any)
+	// Pebble, if set, changes the Pebble options just before opening.
+	Pebble func(*pebble.Options)
+	// EventListener is installed in the Pebble options (background TTL
+	// cleanup's listener).
+	EventListener pebble.EventListener
+
+	// Record is the backend record the directory must hold: its max
+	// parallelism, key groups and key codec. A new directory gets it, with
+	// a new instance id; InstanceID and FormatVersion here are ignored.
+	Record meta.Backend
+	// Clock stamps values when a TTL migration switches TTL on. Required.
+	Clock ttl.Clock
+
+	// BeforeCleanupLock, if set, is called just before each hold of the
+	// write lock by cleanup (WriteGen and Confirm). Tests use it to write
+	// between a scan and its confirmation.
+	BeforeCleanupLock func()
+}
+
+// PebbleOptions returns the Pebble options a store with options o opens
+// its database with, using cache as the block cache and listener as the
+// event listener. The caller owns the cache reference.
+func PebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener) *pebble.Options {
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       o.MemTableSize,
+		DisableWAL:         !o.EnableWAL,
+		FormatMajorVersion: pebble.FormatNewest,
+		Merger:             listfmt.Merger,
+		Logger:             quietLogger{errorf: o.ErrorLog},
+		EventListener:      &listener,
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	if o.Pebble != nil {
+		o.Pebble(po)
+	}
+	if po.FS == nil {
+		po.FS = vfs.Default
+	}
+	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir)}
+	po.EnsureDefaults()
+	return po
+}
+
+// quietLogger drops Pebble's informational messages and passes errors on.
+type quietLogger struct {
+	errorf func(format string, args ...any)
+}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (l quietLogger) Errorf(format string, args ...any) {
+	l.errorf("pebblestate: pebble: "+format, args...)
+}
+
+// Fatalf is called by Pebble on an unrecoverable internal error, after
+// which it cannot continue; it reports the message and panics, as Pebble's
+// own default logger stops the process.
+func (l quietLogger) Fatalf(format string, args ...any) {
+	l.errorf("pebblestate: pebble fatal: "+format, args...)
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

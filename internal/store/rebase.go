@@ -1,0 +1,51 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/internal/keys"
+	"github.com/pebblestate/pebblestate/internal/meta"
+)
+
+// Rebase prepares a database fetched from another instance's checkpoint
+// for a new instance, before Open: it opens the database in o.Dir (no
+// event listener, no record check), hands fn its backend record and the
+// database, so that fn removes what the new instance does not own, and
+// stores the record fn returns. Errors opening the database or reading its
+// record wrap ErrCorrupt; fn's are returned as they are.
+func Rebase(o Options, fn func(db *pebble.DB, rec meta.Backend) (meta.Backend, error)) error {
+	cache := pebble.NewCache(o.BlockCacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(o.Dir, PebbleOptions(o, cache, pebble.EventListener{}))
+	if err != nil {
+		return fmt.Errorf("%w: open: %v", ErrCorrupt, err)
+	}
+	err = func() error {
+		raw, closer, err := db.Get(keys.BackendMetaKey())
+		if err != nil {
+			return fmt.Errorf("%w: no backend record: %v", ErrCorrupt, err)
+		}
+		rec, err := meta.DecodeBackend(raw)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("%w: backend record: %v", ErrCorrupt, err)
+		}
+		if rec, err = fn(db, rec); err != nil {
+			return err
+		}
+		enc, err := meta.Encode(rec)
+		if err != nil {
+			return err
+		}
+		if err := db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
+			return err
+		}
+		return db.Flush()
+	}()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
