@@ -64,7 +64,7 @@ type Backend[K any] struct {
 	filter          *compaction.Filter // background cleanup
 	ttlTargets      []ttl.Target       // states background cleanup covers
 	snapshotTargets []ttl.Target       // states full snapshots filter
-	onKey           []cleaner          // states with incremental cleanup on every key
+	onKey           []cleaner          // states with access cleanup on every key
 	ttlMetrics      ttlCounters
 
 	snaps *snapshotOwner // snapshots in flight and their files

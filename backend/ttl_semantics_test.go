@@ -3,7 +3,7 @@ package backend_test
 // State TTL semantics: the scenarios of Flink's TTL test suite
 // (TtlStateTestBase and its per-kind contexts), in our own words, for
 // every state kind crossed with both update types and both visibilities.
-// Background and incremental cleanup are off here, so reads are the only
+// Background and access cleanup are off here, so reads are the only
 // thing that removes expired entries, and what a read left on disk is
 // checked by reading the closed database with Pebble directly.
 
