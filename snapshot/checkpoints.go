@@ -123,10 +123,6 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 	return ids, nil
 }
 
-// ErrSubsumed is returned by Commit for a checkpoint older than the newest
-// completed one.
-var ErrSubsumed = errors.New("snapshot: checkpoint subsumed")
-
 // checkShared verifies every shared file cp references exists. (Sizes and
 // checksums are Verify's work: they cost a read of every file.)
 func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
@@ -150,9 +146,6 @@ func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
 	}
 	return nil
 }
-
-// ErrNoCheckpoint is returned by Latest when no checkpoint verifies.
-var ErrNoCheckpoint = errors.New("snapshot: no completed checkpoint")
 
 // Latest returns the newest checkpoint whose metadata verifies. A newer
 // checkpoint whose metadata does not verify does not exist, by definition;

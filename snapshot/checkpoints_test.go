@@ -120,6 +120,16 @@ func TestCheckpointCompletedSkipsDebris(t *testing.T) {
 	}
 }
 
+// replaceFile deletes a file and writes it again: storage never replaces
+// a committed file.
+func replaceFile(t testing.TB, st snapshot.Storage, name string, data []byte) {
+	t.Helper()
+	if err := st.Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, st, name, data)
+}
+
 func TestCheckpointLatest(t *testing.T) {
 	ctx := context.Background()
 	st := newLocal(t)
@@ -141,17 +151,17 @@ func TestCheckpointLatest(t *testing.T) {
 		[]byte("garbage"),
 		{},
 	} {
-		putFile(t, st, snapshot.MetadataPath(3), bad)
+		replaceFile(t, st, snapshot.MetadataPath(3), bad)
 		if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
 			t.Fatalf("Latest with a corrupt chk-3 = %v, %v", cp, err)
 		}
 	}
 	// Metadata in the wrong directory is corrupt too.
-	putFile(t, st, snapshot.MetadataPath(3), mustEncode(t, sampleCheckpoint(33)))
+	replaceFile(t, st, snapshot.MetadataPath(3), mustEncode(t, sampleCheckpoint(33)))
 	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
 		t.Fatalf("Latest with chk-3 holding 33 = %v, %v", cp, err)
 	}
-	putFile(t, st, snapshot.MetadataPath(3), good)
+	replaceFile(t, st, snapshot.MetadataPath(3), good)
 	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 3 {
 		t.Fatalf("Latest = %v, %v", cp, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 )
@@ -17,10 +16,6 @@ const MetadataVersion = 1
 
 // metadataMagic starts every metadata file.
 var metadataMagic = [8]byte{'P', 'B', 'S', 'T', 'M', 'E', 'T', 'A'}
-
-// ErrCorrupt is returned (wrapped, with the file's name) for metadata or
-// data that fails to verify.
-var ErrCorrupt = errors.New("snapshot: corrupt checkpoint")
 
 // Castagnoli is the CRC-32C table every checksum of this module uses.
 var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
