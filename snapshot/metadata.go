@@ -94,10 +94,17 @@ type Block struct {
 }
 
 // Validate checks a handle's internal consistency: sane key groups, blocks
-// inside the range and in order, and complete state records (see
-// State.Validate) with unique names and ids.
+// inside the range and in order, complete state records (see
+// State.Validate) with unique names and ids, and safe file names: every
+// file in its own checkpoint's directory (Dir(CheckpointID)), every shared
+// file in shared/, each a name CheckName accepts; local names and the
+// instance id plain file names (no separator, not "." or "..", at most
+// MaxNameElemLen bytes), no two files sharing a local name. Errors name
+// the field and quote the value.
 func (h *Handle) Validate() error {
 	switch {
+	case h.CheckpointID < 0:
+		return fmt.Errorf("handle of %s: checkpoint id %d is negative", h.InstanceID, h.CheckpointID)
 	case h.MaxParallelism < 1 || h.MaxParallelism > 1<<15:
 		return fmt.Errorf("handle of %s: max parallelism %d out of range", h.InstanceID, h.MaxParallelism)
 	case h.KeyGroupStart < 0 || h.KeyGroupEnd > h.MaxParallelism || h.KeyGroupEnd <= h.KeyGroupStart:
@@ -132,6 +139,9 @@ func (h *Handle) Validate() error {
 		}
 		ids[s.ID], names[s.Name] = true, true
 	}
+	if err := h.validateNames(); err != nil {
+		return fmt.Errorf("handle of %s: %w", h.InstanceID, err)
+	}
 	return nil
 }
 
@@ -143,7 +153,7 @@ func (h *Handle) Validate() error {
 func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	body, err := json.Marshal(cp)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: encode metadata: %w", err)
+		return nil, fmt.Errorf("encode metadata of checkpoint %d: %w", cp.ID, err)
 	}
 	out := make([]byte, 0, len(body)+24)
 	out = append(out, metadataMagic[:]...)
@@ -154,7 +164,9 @@ func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 }
 
 // DecodeMetadata verifies and decodes a metadata file's bytes; name is used
-// in errors.
+// in errors. Every error wraps ErrCorrupt; an unknown version wraps
+// ErrUnknownVersion too. What decodes satisfies Checkpoint.Validate: its
+// file names are safe to use.
 func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 	const head = 8 + 4 + 8
 	if len(b) < head+4 {
@@ -164,7 +176,7 @@ func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: %s: bad magic %q", ErrCorrupt, name, b[:8])
 	}
 	if v := binary.BigEndian.Uint32(b[8:]); v < 1 || v > MetadataVersion {
-		return nil, fmt.Errorf("%w: %s: metadata version %d (this build reads 1 to %d)", ErrCorrupt, name, v, MetadataVersion)
+		return nil, fmt.Errorf("%w: %s: %w %d (this build reads 1 to %d)", ErrCorrupt, name, ErrUnknownVersion, v, MetadataVersion)
 	}
 	n := binary.BigEndian.Uint64(b[12:])
 	if n != uint64(len(b)-head-4) {
@@ -178,10 +190,8 @@ func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 	if err := json.Unmarshal(b[head:len(b)-4], cp); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
 	}
-	for i := range cp.Handles {
-		if err := cp.Handles[i].Validate(); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-		}
+	if err := cp.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, name, err)
 	}
 	return cp, nil
 }
