@@ -106,12 +106,15 @@ func Load(ctx context.Context, st Storage, id int64) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp, err := DecodeMetadata(where(st, name), b)
+	cp, err := decodeFrame(where(st, name), b)
 	if err != nil {
 		return nil, err
 	}
 	if cp.ID != id {
 		return nil, fmt.Errorf("%w: %s: holds checkpoint %d", ErrCorrupt, where(st, name), cp.ID)
+	}
+	if err := cp.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, where(st, name), err)
 	}
 	return cp, nil
 }

@@ -168,6 +168,19 @@ func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 // ErrUnknownVersion too. What decodes satisfies Checkpoint.Validate: its
 // file names are safe to use.
 func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
+	cp, err := decodeFrame(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, name, err)
+	}
+	return cp, nil
+}
+
+// decodeFrame verifies a metadata file's frame and decodes its body,
+// without checking the checkpoint's invariants.
+func decodeFrame(name string, b []byte) (*Checkpoint, error) {
 	const head = 8 + 4 + 8
 	if len(b) < head+4 {
 		return nil, fmt.Errorf("%w: %s: %d bytes is too short for metadata", ErrCorrupt, name, len(b))
@@ -189,9 +202,6 @@ func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 	cp := new(Checkpoint)
 	if err := json.Unmarshal(b[head:len(b)-4], cp); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-	}
-	if err := cp.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, name, err)
 	}
 	return cp, nil
 }
