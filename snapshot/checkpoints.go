@@ -58,6 +58,9 @@ func where(st Storage, name string) string {
 // have deleted shared files it reuses. Every shared file the handles
 // reference must exist.
 func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
+	if cp == nil {
+		return errors.New("commit: no checkpoint")
+	}
 	if err := cp.Validate(); err != nil {
 		return fmt.Errorf("commit checkpoint %d: %w", cp.ID, err)
 	}

@@ -334,3 +334,26 @@ func TestCommitExclusiveWhenCheckRaces(t *testing.T) {
 		t.Fatalf("the first commit's metadata was replaced: %+v, %v", cp, err)
 	}
 }
+
+// TestNilCheckpointIsAnError: library calls given no checkpoint return
+// an error rather than panic.
+func TestNilCheckpointIsAnError(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	var cp *snapshot.Checkpoint
+	if err := snapshot.Commit(ctx, st, cp); err == nil {
+		t.Error("Commit(nil) succeeded")
+	}
+	if err := snapshot.Complete(ctx, st, cp, 1); err == nil {
+		t.Error("Complete(nil) succeeded")
+	}
+	if err := snapshot.Verify(ctx, st, cp); err == nil {
+		t.Error("Verify(nil) succeeded")
+	}
+	if err := cp.Validate(); err == nil {
+		t.Error("Validate of nil succeeded")
+	}
+	if err := cp.CheckCovers("op", 0, 1); !errors.Is(err, snapshot.ErrIncomplete) {
+		t.Errorf("CheckCovers of nil = %v", err)
+	}
+}

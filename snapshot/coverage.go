@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,9 @@ import (
 // ErrInconsistent. A checkpoint without handles is valid: it holds no
 // state.
 func (cp *Checkpoint) Validate() error {
+	if cp == nil {
+		return errors.New("no checkpoint")
+	}
 	if cp.ID < 0 {
 		return fmt.Errorf("checkpoint id %d is negative", cp.ID)
 	}
@@ -48,6 +52,9 @@ func (cp *Checkpoint) Validate() error {
 // CheckCovers reports whether the checkpoint can restore key groups
 // [start, end) of operator: see Covers.
 func (cp *Checkpoint) CheckCovers(operator string, start, end int) error {
+	if cp == nil {
+		return fmt.Errorf("%w: no checkpoint", ErrIncomplete)
+	}
 	if err := Covers(cp.Handles, operator, start, end); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 	}

@@ -22,7 +22,10 @@ import (
 // written to temporary names, fsynced and hard-linked to their final name
 // (which fails if the name exists: a committed file is never replaced),
 // and the directory is synced, so a crash leaves either the whole file or
-// only a temporary one, which RemoveTemp and Sweep remove.
+// only a temporary one, which RemoveTemp and Sweep remove. The directory
+// must be on a filesystem with hard links (any Unix filesystem): without
+// them Commit fails rather than fall back to a rename that could replace a
+// committed file.
 //
 // The zero Local has no directory: every method fails. Use NewLocal.
 type Local struct {

@@ -15,6 +15,9 @@ import (
 // its size and CRC-32C. It reports every bad or missing file, each named
 // once, joined in one error.
 func Verify(ctx context.Context, st Storage, cp *Checkpoint) error {
+	if cp == nil {
+		return errors.New("verify: no checkpoint")
+	}
 	if err := cp.Validate(); err != nil {
 		return fmt.Errorf("%w: checkpoint %d: %w", ErrCorrupt, cp.ID, err)
 	}
