@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,64 +31,93 @@ func parseDir(name string) (int64, bool) {
 		return 0, false
 	}
 	id, err := strconv.ParseInt(num, 10, 64)
-	return id, err == nil && id >= 0
+	return id, err == nil && id >= 0 && Dir(id) == "chk-"+num
+}
+
+// where names a file of st in errors: its local path for storage in a
+// directory, else its storage name.
+func where(st Storage, name string) string {
+	if r, ok := st.(interface{ Root() string }); ok && r.Root() != "" {
+		return filepath.Join(r.Root(), filepath.FromSlash(name))
+	}
+	return name
 }
 
 // Commit completes checkpoint cp by writing its metadata, the commit point.
-// It fails if the checkpoint already exists.
 //
-// A checkpoint older than the newest completed one is subsumed and cannot
-// be committed: retention may already have deleted shared files it reuses.
-// Every shared file the handles reference must exist.
+// It first checks cp (Checkpoint.Validate): per operator, the handles
+// agree on the max parallelism and hold every key group exactly once
+// (else ErrIncomplete or ErrInconsistent, naming the operator and the key
+// groups), every handle belongs to checkpoint cp.ID and its file names are
+// safe. Nothing is written for a checkpoint that fails.
+//
+// The metadata is an exclusive create: of two commits of one id, exactly
+// one succeeds, and the other fails with ErrExist; a committed checkpoint
+// is never replaced. A checkpoint older than the newest completed one is
+// subsumed (ErrSubsumed) and cannot be committed: retention may already
+// have deleted shared files it reuses. Every shared file the handles
+// reference must exist.
 func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
+	if cp == nil {
+		return errors.New("commit: no checkpoint")
+	}
+	if err := cp.Validate(); err != nil {
+		return fmt.Errorf("commit checkpoint %d: %w", cp.ID, err)
+	}
 	ids, err := Completed(ctx, st)
 	if err != nil {
-		return err
+		return fmt.Errorf("commit checkpoint %d: %w", cp.ID, err)
 	}
 	for _, id := range ids {
 		if id == cp.ID {
-			return fmt.Errorf("snapshot: checkpoint %d already exists", cp.ID)
+			return fmt.Errorf("checkpoint %d already exists: %s: %w", cp.ID, where(st, MetadataPath(cp.ID)), ErrExist)
 		}
 		if id > cp.ID {
-			return fmt.Errorf("%w: checkpoint %d, newer checkpoint %d completed", ErrSubsumed, cp.ID, id)
+			return fmt.Errorf("%w: checkpoint %d, newer checkpoint %d completed in %s", ErrSubsumed, cp.ID, id, describe(st))
 		}
 	}
 	if err := checkShared(ctx, st, cp); err != nil {
 		return err
-	}
-	for i := range cp.Handles {
-		if err := cp.Handles[i].Validate(); err != nil {
-			return fmt.Errorf("snapshot: commit checkpoint %d: %w", cp.ID, err)
-		}
 	}
 	enc, err := EncodeMetadata(cp)
 	if err != nil {
 		return err
 	}
 	w, err := st.Create(ctx, MetadataPath(cp.ID))
+	if err == nil {
+		if _, err = w.Write(enc); err == nil {
+			err = w.Commit()
+		}
+		if err != nil {
+			_ = w.Abort()
+		}
+	}
+	if errors.Is(err, ErrExist) {
+		return fmt.Errorf("checkpoint %d already exists (another commit won): %w", cp.ID, err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("commit checkpoint %d: %w", cp.ID, err)
 	}
-	if _, err := w.Write(enc); err != nil {
-		_ = w.Abort()
-		return fmt.Errorf("snapshot: write %s: %w", MetadataPath(cp.ID), err)
-	}
-	return w.Commit()
+	return nil
 }
 
-// Load reads and verifies checkpoint id's metadata.
+// Load reads and verifies checkpoint id's metadata (DecodeMetadata), which
+// must describe checkpoint id.
 func Load(ctx context.Context, st Storage, id int64) (*Checkpoint, error) {
 	name := MetadataPath(id)
 	b, err := ReadFile(ctx, st, name)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := DecodeMetadata(name, b)
+	cp, err := decodeFrame(where(st, name), b)
 	if err != nil {
 		return nil, err
 	}
 	if cp.ID != id {
-		return nil, fmt.Errorf("%w: %s: holds checkpoint %d", ErrCorrupt, name, cp.ID)
+		return nil, fmt.Errorf("%w: %s: holds checkpoint %d", ErrCorrupt, where(st, name), cp.ID)
+	}
+	if err := cp.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, where(st, name), err)
 	}
 	return cp, nil
 }
@@ -101,7 +131,7 @@ func ReadFile(ctx context.Context, st Storage, name string) ([]byte, error) {
 	defer f.Close()
 	b := make([]byte, f.Size())
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("snapshot: read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", where(st, name), err)
 	}
 	return b, nil
 }
@@ -123,10 +153,6 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 	return ids, nil
 }
 
-// ErrSubsumed is returned by Commit for a checkpoint older than the newest
-// completed one.
-var ErrSubsumed = errors.New("snapshot: checkpoint subsumed")
-
 // checkShared verifies every shared file cp references exists. (Sizes and
 // checksums are Verify's work: they cost a read of every file.)
 func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
@@ -144,34 +170,77 @@ func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
 				}
 			}
 			if !names[f.Name] {
-				return fmt.Errorf("snapshot: commit checkpoint %d: shared file %s is missing", cp.ID, f.Name)
+				return fmt.Errorf("commit checkpoint %d: shared file %s is missing", cp.ID, where(st, f.Name))
 			}
 		}
 	}
 	return nil
 }
 
-// ErrNoCheckpoint is returned by Latest when no checkpoint verifies.
-var ErrNoCheckpoint = errors.New("snapshot: no completed checkpoint")
+// Skipped is a checkpoint that was passed over, or kept, because its
+// metadata exists but does not verify, and why.
+type Skipped struct {
+	// ID is the checkpoint's id.
+	ID int64
+	// Err says why: it wraps ErrCorrupt (and ErrUnknownVersion for a
+	// version this build does not read) and names the metadata file.
+	Err error
+}
 
-// Latest returns the newest checkpoint whose metadata verifies. A newer
-// checkpoint whose metadata does not verify does not exist, by definition;
-// it is skipped.
+// Latest returns the newest checkpoint whose metadata verifies. Newer
+// checkpoints whose metadata exists but does not verify are passed over:
+// LatestWithReport says which.
 func Latest(ctx context.Context, st Storage) (*Checkpoint, error) {
+	cp, _, err := LatestWithReport(ctx, st)
+	return cp, err
+}
+
+// LatestWithReport returns the newest checkpoint whose metadata verifies,
+// and the newer ones it passed over because their metadata exists but does
+// not verify, newest first, each with its error. If none verifies, the
+// error wraps ErrNoCheckpoint, names where it looked and each checkpoint
+// passed over.
+func LatestWithReport(ctx context.Context, st Storage) (*Checkpoint, []Skipped, error) {
 	ids, err := Completed(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var skipped []Skipped
 	for i := len(ids) - 1; i >= 0; i-- {
 		cp, err := Load(ctx, st, ids[i])
 		if err == nil {
-			return cp, nil
+			return cp, skipped, nil
 		}
 		if !errors.Is(err, ErrCorrupt) {
-			return nil, err
+			return nil, skipped, err
 		}
+		skipped = append(skipped, Skipped{ID: ids[i], Err: err})
 	}
-	return nil, ErrNoCheckpoint
+	if len(skipped) == 0 {
+		return nil, nil, fmt.Errorf("%w in %s", ErrNoCheckpoint, describe(st))
+	}
+	return nil, skipped, fmt.Errorf("%w in %s; passed over: %w", ErrNoCheckpoint, describe(st), skippedErr(skipped))
+}
+
+// listErr joins errors on one line.
+type listErr []error
+
+func (e listErr) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e listErr) Unwrap() []error { return e }
+
+func skippedErr(skipped []Skipped) error {
+	errs := make(listErr, len(skipped))
+	for i, s := range skipped {
+		errs[i] = s.Err
+	}
+	return errs
 }
 
 // Discard deletes checkpoint id: first its metadata, so it stops existing
@@ -193,100 +262,18 @@ func Discard(ctx context.Context, st Storage, id int64) error {
 	return nil
 }
 
-// Retain discards every completed checkpoint but the newest keep, the
-// directories of checkpoints older than the newest completed one that never
-// completed (debris of crashes and failures), and the shared files no
-// retained checkpoint references. Checkpoints newer than the newest
-// completed one may be in flight; they and their uploads are left alone.
-// keep < 1 counts as 1.
-func Retain(ctx context.Context, st Storage, keep int) error {
-	keep = max(keep, 1)
-	listed, err := Completed(ctx, st)
-	if err != nil || len(listed) == 0 {
-		return err
-	}
-	// Only metadata that verifies makes a checkpoint; the rest is debris
-	// and must not count toward keep.
-	var ids []int64
-	for _, id := range listed {
-		if _, err := Load(ctx, st, id); err == nil {
-			ids = append(ids, id)
-		} else if !errors.Is(err, ErrCorrupt) {
-			return err
-		}
-	}
-	if len(ids) == 0 {
-		return nil // nothing verifies: keep everything for a person to look at
-	}
-	newest := ids[len(ids)-1]
-	retained := make(map[int64]bool)
-	for _, id := range ids[max(0, len(ids)-keep):] {
-		retained[id] = true
-	}
-	names, err := st.List(ctx, "chk-")
-	if err != nil {
-		return err
-	}
-	discarded := make(map[int64]bool)
-	for _, n := range names {
-		id, ok := parseDir(n)
-		if !ok || retained[id] || id > newest || discarded[id] {
-			continue
-		}
-		discarded[id] = true
-		if err := Discard(ctx, st, id); err != nil {
-			return err
-		}
-	}
-	return collectShared(ctx, st, ids[max(0, len(ids)-keep):], newest)
-}
-
-// Recover cleans a checkpoint root after a crash, when no checkpoint is in
-// flight: it discards every checkpoint directory without metadata that
-// verifies, deletes the shared files (named by SharedName; others are not
-// this package's) that no completed checkpoint references and, for Local
-// storage, removes temporary files.
-func Recover(ctx context.Context, st Storage) error {
-	names, err := st.List(ctx, "chk-")
-	if err != nil {
-		return err
-	}
-	checked := make(map[int64]bool)
-	for _, n := range names {
-		id, ok := parseDir(n)
-		if !ok || checked[id] {
-			continue
-		}
-		checked[id] = true
-		if _, err := Load(ctx, st, id); err == nil {
-			continue
-		} else if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotExist) {
-			return err
-		}
-		if err := Discard(ctx, st, id); err != nil {
-			return err
-		}
-	}
-	// No checkpoint is in flight: every unreferenced shared file goes.
-	ids, err := Completed(ctx, st)
-	if err != nil {
-		return err
-	}
-	if err := collectShared(ctx, st, ids, 1<<62); err != nil {
-		return err
-	}
-	if l, ok := st.(*Local); ok {
-		return l.Sweep()
-	}
-	return nil
-}
-
 // Complete commits checkpoint cp (writes its metadata) and then applies
 // retention, keeping the newest keep completed checkpoints. It is the one
-// call a framework makes once every instance's handle is in.
+// call a framework makes once every instance's handle is in. If the commit
+// succeeded and retention failed, or kept an unreadable checkpoint
+// (ErrUnreadable), the error says the checkpoint was committed: it exists,
+// and the backends must be told so.
 func Complete(ctx context.Context, st Storage, cp *Checkpoint, keep int) error {
 	if err := Commit(ctx, st, cp); err != nil {
 		return err
 	}
-	return Retain(ctx, st, keep)
+	if err := Retain(ctx, st, keep); err != nil {
+		return fmt.Errorf("checkpoint %d committed, but retention failed: %w", cp.ID, err)
+	}
+	return nil
 }

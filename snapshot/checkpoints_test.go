@@ -120,11 +120,22 @@ func TestCheckpointCompletedSkipsDebris(t *testing.T) {
 	}
 }
 
+// replaceFile deletes a file and writes it again: storage never replaces
+// a committed file.
+func replaceFile(t testing.TB, st snapshot.Storage, name string, data []byte) {
+	t.Helper()
+	if err := st.Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	putFile(t, st, name, data)
+}
+
 func TestCheckpointLatest(t *testing.T) {
 	ctx := context.Background()
 	st := newLocal(t)
-	if _, err := snapshot.Latest(ctx, st); !errors.Is(err, snapshot.ErrNoCheckpoint) {
-		t.Fatalf("Latest of an empty root = %v", err)
+	_, err := snapshot.Latest(ctx, st)
+	if !errors.Is(err, snapshot.ErrNoCheckpoint) || !strings.Contains(err.Error(), st.Root()) {
+		t.Fatalf("Latest of an empty root = %v, want ErrNoCheckpoint naming %s", err, st.Root())
 	}
 	commitCheckpoint(t, st, 1)
 	commitCheckpoint(t, st, 2)
@@ -133,35 +144,40 @@ func TestCheckpointLatest(t *testing.T) {
 		t.Fatalf("Latest = %v, %v", cp, err)
 	}
 
-	// A corrupt newest metadata does not exist: the one before is latest.
+	// A corrupt newest metadata does not exist: the one before is latest,
+	// and LatestWithReport says checkpoint 3 was passed over, and why.
 	good := mustEncode(t, sampleCheckpoint(3))
+	putFile(t, st, snapshot.MetadataPath(3), good)
 	for _, bad := range [][]byte{
 		good[:len(good)-1],
 		append(append([]byte(nil), good[:30]...), good[31:]...),
 		[]byte("garbage"),
 		{},
+		mustEncode(t, sampleCheckpoint(33)), // metadata in the wrong directory
 	} {
-		putFile(t, st, snapshot.MetadataPath(3), bad)
+		replaceFile(t, st, snapshot.MetadataPath(3), bad)
 		if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
 			t.Fatalf("Latest with a corrupt chk-3 = %v, %v", cp, err)
 		}
+		cp, skipped, err := snapshot.LatestWithReport(ctx, st)
+		if err != nil || cp.ID != 2 || len(skipped) != 1 || skipped[0].ID != 3 ||
+			!errors.Is(skipped[0].Err, snapshot.ErrCorrupt) || !strings.Contains(skipped[0].Err.Error(), "chk-3/_metadata") {
+			t.Fatalf("LatestWithReport with a corrupt chk-3 = %v, %+v, %v", cp, skipped, err)
+		}
 	}
-	// Metadata in the wrong directory is corrupt too.
-	putFile(t, st, snapshot.MetadataPath(3), mustEncode(t, sampleCheckpoint(33)))
-	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
-		t.Fatalf("Latest with chk-3 holding 33 = %v, %v", cp, err)
-	}
-	putFile(t, st, snapshot.MetadataPath(3), good)
-	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 3 {
-		t.Fatalf("Latest = %v, %v", cp, err)
+	replaceFile(t, st, snapshot.MetadataPath(3), good)
+	if cp, skipped, err := snapshot.LatestWithReport(ctx, st); err != nil || cp.ID != 3 || len(skipped) != 0 {
+		t.Fatalf("LatestWithReport = %v, %v, %v", cp, skipped, err)
 	}
 
-	// All corrupt: no checkpoint.
+	// All corrupt: no checkpoint, and the error names each one passed over.
 	st2 := newLocal(t)
 	putFile(t, st2, snapshot.MetadataPath(1), []byte("x"))
 	putFile(t, st2, snapshot.MetadataPath(2), good[:10])
-	if _, err := snapshot.Latest(ctx, st2); !errors.Is(err, snapshot.ErrNoCheckpoint) {
-		t.Fatalf("Latest with only corrupt metadata = %v", err)
+	_, skipped, err := snapshot.LatestWithReport(ctx, st2)
+	if !errors.Is(err, snapshot.ErrNoCheckpoint) || len(skipped) != 2 || skipped[0].ID != 2 ||
+		!strings.Contains(err.Error(), "chk-1/_metadata") || !strings.Contains(err.Error(), "chk-2/_metadata") {
+		t.Fatalf("LatestWithReport with only corrupt metadata = %+v, %v", skipped, err)
 	}
 }
 
@@ -335,6 +351,9 @@ func TestCheckpointRetainCorruptNewest(t *testing.T) {
 	commitCheckpoint(t, st, 2)
 	putFile(t, st, snapshot.MetadataPath(3), []byte("corrupt"))
 	rerr := snapshot.Retain(ctx, st, 1)
+	if !errors.Is(rerr, snapshot.ErrUnreadable) {
+		t.Errorf("Retain with a corrupt newest metadata = %v, want ErrUnreadable", rerr)
+	}
 	cp, err := snapshot.Latest(ctx, st)
 	if err != nil {
 		t.Fatalf("BUG: Retain(1) with a corrupt newest metadata (Retain = %v) discarded every verifiable checkpoint: Latest = %v (left %v)",
@@ -354,7 +373,8 @@ func TestCheckpointRecover(t *testing.T) {
 	putFile(t, st, snapshot.MetadataPath(4), []byte("corrupt"))     // torn metadata
 	putFile(t, st, "chk-4/full-b.dat", []byte("data of corrupt 4")) //
 	putFile(t, st, "shared/s.sst", []byte("shared"))
-	for _, p := range []string{"chk-2/full-c.dat.0123456789ab.tmp", "chk-5/full-d.dat.0123456789ab.tmp", "shared/t.sst.0123456789ab.tmp"} {
+	for _, p := range []string{"chk-2/full-c.dat.0123456789ab.tmp", "chk-5/full-d.dat.0123456789ab.tmp",
+		"chk-4/full-e.dat.0123456789ab.tmp", "shared/t.sst.0123456789ab.tmp"} {
 		if err := os.MkdirAll(st.Path(p[:strings.LastIndex(p, "/")]), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -362,10 +382,35 @@ func TestCheckpointRecover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Checkpoint 4's metadata exists but does not verify: Recover keeps it
+	// with all its files, deletes nothing in shared/, and says so.
+	rep, err := snapshot.RecoverWithReport(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Unreadable) != 1 || rep.Unreadable[0].ID != 4 || !slices.Equal(rep.Discarded, []int64{3}) || rep.SharedKept == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) || !strings.Contains(err.Error(), "chk-4/_metadata") {
+		t.Fatalf("Recover = %v, want ErrUnreadable naming chk-4/_metadata", err)
+	}
+	want := []string{
+		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
+		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
+		"chk-4/", "chk-4/_metadata", "chk-4/full-b.dat", "chk-4/full-e.dat.0123456789ab.tmp",
+		"shared/", "shared/s.sst", "shared/t.sst.0123456789ab.tmp",
+	}
+	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
+	}
+	// Once a person removes it, Recover cleans up the rest.
+	if err := st.Delete(ctx, snapshot.MetadataPath(4)); err != nil {
+		t.Fatal(err)
+	}
 	if err := snapshot.Recover(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	want = []string{
 		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
 		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
 		"shared/", "shared/s.sst",

@@ -16,10 +16,28 @@
 // flag), files (with sizes and CRC-32C checksums) and, for full snapshots,
 // where each key group's data starts.
 //
+// # Invariants
+//
+// Commit, DecodeMetadata and Verify enforce the same rules
+// (Checkpoint.Validate): per operator, the handles agree on the max
+// parallelism and hold every key group exactly once; every handle belongs
+// to its checkpoint's id; and every name that becomes a path is safe: a
+// clean relative name (CheckName) under the checkpoint's own chk-<id>/ or
+// under shared/, and local names plain file names. A restore checks that
+// the handles cover the key groups it restores with Covers.
+//
+// The commit is an exclusive create: of two commits of one id exactly one
+// succeeds, the other gets ErrExist, and a committed file is never
+// replaced. Nothing unreadable is deleted: Retain and Recover keep a
+// checkpoint whose metadata exists but does not verify, and every shared
+// file, and report it (ErrUnreadable, Report); LatestWithReport says which
+// newer checkpoints it passed over.
+//
 // # Storage
 //
 // Storage is deliberately small so that an object store can implement it:
-// files are written as streams and appear only when committed, whole;
-// listing is by prefix; there are no directories to create or rename.
-// Local is the implementation for a directory on a local filesystem.
+// files are written as streams and appear only when committed, whole and
+// exclusively; listing is by prefix; there are no directories to create
+// or rename. Local is the implementation for a directory on a local
+// filesystem; it never reads, creates or deletes anything outside it.
 package snapshot

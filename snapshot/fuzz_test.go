@@ -3,6 +3,8 @@ package snapshot_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,8 +18,9 @@ import (
 // validation instead of stopping at the checksum.
 //
 // Properties: no panic; every error is ErrCorrupt and names the file;
-// whatever decodes has only valid handles and survives an encode/decode
-// round trip unchanged.
+// whatever decodes has only valid handles, covering each operator's key
+// groups exactly once, with only safe names (assertSafeNames), and
+// survives an encode/decode round trip unchanged.
 func FuzzDecodeMetadata(f *testing.F) {
 	good := mustEncode(f, sampleCheckpoint(7))
 	body, _ := json.Marshal(sampleCheckpoint(7))
@@ -30,6 +33,14 @@ func FuzzDecodeMetadata(f *testing.F) {
 	f.Add([]byte(`{"id":1,"handles":[{"kind":"full","max_parallelism":4,"key_group_start":2,"key_group_end":4,"blocks":[{"key_group":1}]}]}`), true)
 	f.Add([]byte(`{"handles":[{"states":[{"id":1},{"id":1}]}]}`), true)
 	f.Add([]byte(`null`), true)
+	unsafe, _ := json.Marshal(nameCheckpoint())
+	f.Add(unsafe, true)
+	for _, c := range unsafeNameCases("/etc/passwd") {
+		cp := nameCheckpoint()
+		c.set(&cp.Handles[0], c.value)
+		body, _ := json.Marshal(cp)
+		f.Add(body, true)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, framed bool) {
 		in := data
 		if framed {
@@ -50,6 +61,10 @@ func FuzzDecodeMetadata(f *testing.F) {
 				t.Fatalf("decoded an invalid handle: %v", err)
 			}
 		}
+		if err := cp.Validate(); err != nil {
+			t.Fatalf("decoded an invalid checkpoint: %v", err)
+		}
+		assertSafeNames(t, cp)
 		enc, err := snapshot.EncodeMetadata(cp)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
@@ -62,4 +77,46 @@ func FuzzDecodeMetadata(f *testing.F) {
 			t.Fatalf("round trip changed the checkpoint:\n%+v\n%+v", cp, again)
 		}
 	})
+}
+
+// assertSafeNames fails unless every name of cp that becomes a path is
+// safe: files in the checkpoint's own directory, shared files in shared/,
+// both clean relative paths of bounded length, local names plain file
+// names. It restates the rule independently of the code under test.
+func assertSafeNames(t *testing.T, cp *snapshot.Checkpoint) {
+	t.Helper()
+	inside := func(name, dir string) {
+		t.Helper()
+		rest, ok := strings.CutPrefix(name, dir)
+		if !ok || rest == "" || len(name) > 1024 || strings.ContainsAny(name, "\\\x00") || path.Clean(name) != name {
+			t.Fatalf("accepted unsafe name %q (want a clean name under %s)", name, dir)
+		}
+		for _, e := range strings.Split(rest, "/") {
+			if e == "" || e == "." || e == ".." || len(e) > 255 {
+				t.Fatalf("accepted unsafe name %q (element %q)", name, e)
+			}
+		}
+	}
+	base := func(name string) {
+		t.Helper()
+		if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name, "/\\\x00") {
+			t.Fatalf("accepted unsafe local name %q", name)
+		}
+	}
+	for _, h := range cp.Handles {
+		if h.CheckpointID != cp.ID {
+			t.Fatalf("accepted a handle of checkpoint %d in checkpoint %d", h.CheckpointID, cp.ID)
+		}
+		if h.InstanceID != "" {
+			base(h.InstanceID)
+		}
+		for _, f := range h.Files {
+			inside(f.Name, fmt.Sprintf("chk-%d/", cp.ID))
+			base(path.Base(f.Name))
+		}
+		for _, f := range h.Shared {
+			inside(f.Name, "shared/")
+			base(f.LocalName)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 )
@@ -17,10 +16,6 @@ const MetadataVersion = 1
 
 // metadataMagic starts every metadata file.
 var metadataMagic = [8]byte{'P', 'B', 'S', 'T', 'M', 'E', 'T', 'A'}
-
-// ErrCorrupt is returned (wrapped, with the file's name) for metadata or
-// data that fails to verify.
-var ErrCorrupt = errors.New("snapshot: corrupt checkpoint")
 
 // Castagnoli is the CRC-32C table every checksum of this module uses.
 var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -99,10 +94,17 @@ type Block struct {
 }
 
 // Validate checks a handle's internal consistency: sane key groups, blocks
-// inside the range and in order, and complete state records (see
-// State.Validate) with unique names and ids.
+// inside the range and in order, complete state records (see
+// State.Validate) with unique names and ids, and safe file names: every
+// file in its own checkpoint's directory (Dir(CheckpointID)), every shared
+// file in shared/, each a name CheckName accepts; local names and the
+// instance id plain file names (no separator, not "." or "..", at most
+// MaxNameElemLen bytes), no two files sharing a local name. Errors name
+// the field and quote the value.
 func (h *Handle) Validate() error {
 	switch {
+	case h.CheckpointID < 0:
+		return fmt.Errorf("handle of %s: checkpoint id %d is negative", h.InstanceID, h.CheckpointID)
 	case h.MaxParallelism < 1 || h.MaxParallelism > 1<<15:
 		return fmt.Errorf("handle of %s: max parallelism %d out of range", h.InstanceID, h.MaxParallelism)
 	case h.KeyGroupStart < 0 || h.KeyGroupEnd > h.MaxParallelism || h.KeyGroupEnd <= h.KeyGroupStart:
@@ -137,6 +139,9 @@ func (h *Handle) Validate() error {
 		}
 		ids[s.ID], names[s.Name] = true, true
 	}
+	if err := h.validateNames(); err != nil {
+		return fmt.Errorf("handle of %s: %w", h.InstanceID, err)
+	}
 	return nil
 }
 
@@ -148,7 +153,7 @@ func (h *Handle) Validate() error {
 func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	body, err := json.Marshal(cp)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: encode metadata: %w", err)
+		return nil, fmt.Errorf("encode metadata of checkpoint %d: %w", cp.ID, err)
 	}
 	out := make([]byte, 0, len(body)+24)
 	out = append(out, metadataMagic[:]...)
@@ -159,8 +164,23 @@ func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 }
 
 // DecodeMetadata verifies and decodes a metadata file's bytes; name is used
-// in errors.
+// in errors. Every error wraps ErrCorrupt; an unknown version wraps
+// ErrUnknownVersion too. What decodes satisfies Checkpoint.Validate: its
+// file names are safe to use.
 func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
+	cp, err := decodeFrame(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, name, err)
+	}
+	return cp, nil
+}
+
+// decodeFrame verifies a metadata file's frame and decodes its body,
+// without checking the checkpoint's invariants.
+func decodeFrame(name string, b []byte) (*Checkpoint, error) {
 	const head = 8 + 4 + 8
 	if len(b) < head+4 {
 		return nil, fmt.Errorf("%w: %s: %d bytes is too short for metadata", ErrCorrupt, name, len(b))
@@ -169,7 +189,7 @@ func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: %s: bad magic %q", ErrCorrupt, name, b[:8])
 	}
 	if v := binary.BigEndian.Uint32(b[8:]); v < 1 || v > MetadataVersion {
-		return nil, fmt.Errorf("%w: %s: metadata version %d (this build reads 1 to %d)", ErrCorrupt, name, v, MetadataVersion)
+		return nil, fmt.Errorf("%w: %s: %w %d (this build reads 1 to %d)", ErrCorrupt, name, ErrUnknownVersion, v, MetadataVersion)
 	}
 	n := binary.BigEndian.Uint64(b[12:])
 	if n != uint64(len(b)-head-4) {
@@ -182,11 +202,6 @@ func DecodeMetadata(name string, b []byte) (*Checkpoint, error) {
 	cp := new(Checkpoint)
 	if err := json.Unmarshal(b[head:len(b)-4], cp); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-	}
-	for i := range cp.Handles {
-		if err := cp.Handles[i].Validate(); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-		}
 	}
 	return cp, nil
 }

@@ -95,7 +95,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		sampleCheckpoint(7),
 		{ID: 0},
 		{ID: 1 << 40, Handles: []snapshot.Handle{{
-			Operator: "<&>\"quoted\"\u2028", InstanceID: "x", Kind: snapshot.KindIncremental,
+			Operator: "<&>\"quoted\"\u2028", InstanceID: "x", CheckpointID: 1 << 40, Kind: snapshot.KindIncremental,
 			MaxParallelism: 1 << 15, KeyGroupStart: 0, KeyGroupEnd: 1 << 15,
 		}}},
 	} {

@@ -34,43 +34,52 @@ func sharedCreator(name string) (int64, bool) {
 // how many of the checkpoints' handles reference each: the registry of
 // shared files, rebuilt from the metadata, which is its only record.
 func SharedRefs(ctx context.Context, st Storage, ids []int64) (map[string]int, error) {
-	refs := make(map[string]int)
+	cps := make([]*Checkpoint, 0, len(ids))
 	for _, id := range ids {
 		cp, err := Load(ctx, st, id)
 		if err != nil {
 			return nil, err
 		}
+		cps = append(cps, cp)
+	}
+	return sharedRefsOf(cps), nil
+}
+
+// sharedRefsOf counts the references of the checkpoints' handles to
+// each shared file.
+func sharedRefsOf(cps []*Checkpoint) map[string]int {
+	refs := make(map[string]int)
+	for _, cp := range cps {
 		for _, h := range cp.Handles {
 			for _, f := range h.Shared {
 				refs[f.Name]++
 			}
 		}
 	}
-	return refs, nil
+	return refs
 }
 
 // collectShared deletes the shared files that no retained checkpoint
 // references and that were uploaded by a checkpoint no newer than newest,
 // the newest completed one: files of dropped checkpoints, and debris of
 // crashed or aborted ones. Uploads of checkpoints newer than newest may be
-// in flight and are kept.
-func collectShared(ctx context.Context, st Storage, retained []int64, newest int64) error {
-	refs, err := SharedRefs(ctx, st, retained)
-	if err != nil {
-		return err
-	}
+// in flight and are kept. It returns how many files it deleted.
+func collectShared(ctx context.Context, st Storage, retained []*Checkpoint, newest int64) (int, error) {
+	refs := sharedRefsOf(retained)
 	names, err := st.List(ctx, SharedDir+"/")
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for _, n := range names {
-		creator, ok := sharedCreator(n)
-		if !ok || refs[n] > 0 || creator > newest {
+	n := 0
+	for _, name := range names {
+		creator, ok := sharedCreator(name)
+		if !ok || refs[name] > 0 || creator > newest {
 			continue
 		}
-		if err := st.Delete(ctx, n); err != nil {
-			return err
+		if err := st.Delete(ctx, name); err != nil {
+			return n, err
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }

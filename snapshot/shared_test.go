@@ -359,7 +359,10 @@ func TestSharedRetainExact(t *testing.T) {
 	}
 }
 
-func TestSharedRecoverCorruptCheckpoint(t *testing.T) {
+// TestSharedRecoverKeepsTornCheckpoint guards that Recover never deletes
+// a checkpoint whose metadata exists but does not verify (here torn), nor
+// any shared file, which it may reference.
+func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	st := incLocalStorage(t)
 	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
@@ -376,14 +379,14 @@ func TestSharedRecoverCorruptCheckpoint(t *testing.T) {
 	if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Recover(ctx, st); err != nil {
-		t.Fatal(err)
+	if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+		t.Fatalf("Recover = %v, want ErrUnreadable", err)
 	}
-	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{1}) {
-		t.Errorf("completed after Recover: %v", ids)
+	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{1, 2}) {
+		t.Errorf("checkpoints with metadata after Recover: %v", ids)
 	}
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name}) {
-		t.Errorf("shared/ after Recover: %v, want only %s", got, f1.Name)
+	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name, f2.Name}) {
+		t.Errorf("shared/ after Recover: %v, want %s and %s", got, f1.Name, f2.Name)
 	}
 }
 

@@ -137,16 +137,42 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 	}
 }
 
-func TestStorageLocalCommitReplaces(t *testing.T) {
+// TestStorageLocalCommitNeverReplaces guards that a committed file is
+// never replaced: Create of an existing name fails at once, and of two
+// writers of one name, the second to commit fails; both with ErrExist,
+// leaving the first file whole and no temporary file.
+func TestStorageLocalCommitNeverReplaces(t *testing.T) {
 	ctx := context.Background()
 	st := newLocal(t)
 	putFile(t, st, "a", []byte("first"))
-	putFile(t, st, "a", []byte("second, longer"))
-	got, err := snapshot.ReadFile(ctx, st, "a")
-	if err != nil || string(got) != "second, longer" {
-		t.Fatalf("ReadFile = %q, %v", got, err)
+	if w, err := st.Create(ctx, "a"); !errors.Is(err, snapshot.ErrExist) || !strings.Contains(err.Error(), st.Path("a")) {
+		if w != nil {
+			_ = w.Abort()
+		}
+		t.Fatalf("Create of an existing name = %v, want ErrExist naming %s", err, st.Path("a"))
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"a"}) {
+	w1, err := st.Create(ctx, "chk-1/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := st.Create(ctx, "chk-1/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1.Write([]byte("one"))
+	w2.Write([]byte("two, longer"))
+	if err := w2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Commit(); !errors.Is(err, snapshot.ErrExist) {
+		t.Fatalf("second Commit of one name = %v, want ErrExist", err)
+	}
+	for name, want := range map[string]string{"a": "first", "chk-1/b": "two, longer"} {
+		if got, err := snapshot.ReadFile(ctx, st, name); err != nil || string(got) != want {
+			t.Fatalf("%s holds %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"a", "chk-1/", "chk-1/b"}) {
 		t.Fatalf("on disk: %v", got)
 	}
 }

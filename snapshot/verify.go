@@ -8,33 +8,52 @@ import (
 	"io"
 )
 
-// Verify reads every file the handles of cp reference (data files, private
-// files and shared SSTs) and checks its size and CRC-32C. It reports every
-// bad or missing file, each named, joined in one error.
+// Verify checks checkpoint cp: first its metadata's invariants
+// (Checkpoint.Validate: safe names, coverage, one checkpoint id), without
+// reading anything if they fail (ErrCorrupt); then it reads every file the
+// handles reference (data files, private files and shared SSTs) and checks
+// its size and CRC-32C. It reports every bad or missing file, each named
+// once, joined in one error.
 func Verify(ctx context.Context, st Storage, cp *Checkpoint) error {
+	if cp == nil {
+		return errors.New("verify: no checkpoint")
+	}
+	if err := cp.Validate(); err != nil {
+		return fmt.Errorf("%w: checkpoint %d: %w", ErrCorrupt, cp.ID, err)
+	}
 	var errs []error
-	seen := make(map[string]bool)
-	check := func(ref FileRef) {
-		if seen[ref.Name] {
-			return
-		}
-		seen[ref.Name] = true
+	for _, ref := range Files(cp) {
 		if err := VerifyFile(ctx, st, ref); err != nil {
 			errs = append(errs, err)
-		}
-	}
-	for _, h := range cp.Handles {
-		for _, f := range h.Files {
-			check(f)
-		}
-		for _, f := range h.Shared {
-			check(f.FileRef)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// VerifyFile checks one file's size and CRC-32C.
+// Files returns every file the handles of cp reference, each once, in the
+// order of the handles: data and private files, then shared files.
+func Files(cp *Checkpoint) []FileRef {
+	var refs []FileRef
+	seen := make(map[string]bool)
+	add := func(ref FileRef) {
+		if !seen[ref.Name] {
+			seen[ref.Name] = true
+			refs = append(refs, ref)
+		}
+	}
+	for _, h := range cp.Handles {
+		for _, f := range h.Files {
+			add(f)
+		}
+		for _, f := range h.Shared {
+			add(f.FileRef)
+		}
+	}
+	return refs
+}
+
+// VerifyFile checks one file's size and CRC-32C. The name must be safe
+// (CheckName); storage refuses others.
 func VerifyFile(ctx context.Context, st Storage, ref FileRef) error {
 	f, err := st.Open(ctx, ref.Name)
 	if err != nil {
@@ -44,13 +63,13 @@ func VerifyFile(ctx context.Context, st Storage, ref FileRef) error {
 	h := crc32.New(Castagnoli)
 	n, err := io.Copy(h, io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
-		return fmt.Errorf("snapshot: read %s: %w", ref.Name, err)
+		return fmt.Errorf("read %s: %w", where(st, ref.Name), err)
 	}
 	if n != ref.Size {
-		return fmt.Errorf("%w: %s: %d bytes, the handle says %d", ErrCorrupt, ref.Name, n, ref.Size)
+		return fmt.Errorf("%w: %s: %d bytes, the handle says %d", ErrCorrupt, where(st, ref.Name), n, ref.Size)
 	}
 	if got := h.Sum32(); got != ref.CRC32C {
-		return fmt.Errorf("%w: %s: checksum %08x, the handle says %08x", ErrCorrupt, ref.Name, got, ref.CRC32C)
+		return fmt.Errorf("%w: %s: checksum %08x, the handle says %08x", ErrCorrupt, where(st, ref.Name), got, ref.CRC32C)
 	}
 	return nil
 }

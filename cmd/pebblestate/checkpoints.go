@@ -2,112 +2,126 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"text/tabwriter"
+	"path/filepath"
+	"regexp"
+	"strconv"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
-// inspectCommand prints the completed checkpoints of a checkpoint root:
-// per handle its operator, instance, kind, key groups, states and sizes,
-// the newly uploaded bytes beside the full state size.
-func inspectCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: pebblestate inspect <checkpoint root>\n\nLists the completed checkpoints and what each instance's handle holds.\n")
-	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	st, err := openRoot(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "pebblestate inspect: %v\n", err)
-		return 1
-	}
-	ctx := context.Background()
-	ids, err := snapshot.Completed(ctx, st)
-	if err != nil {
-		fmt.Fprintf(stderr, "pebblestate inspect: %v\n", err)
-		return 1
-	}
-	if len(ids) == 0 {
-		fmt.Fprintf(stdout, "%s: no completed checkpoint\n", fs.Arg(0))
-		return 0
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "checkpoint\toperator\tinstance\tkind\tkey groups\tstates\tfiles\tcheckpointed\tstate size")
-	status := 0
-	for _, id := range ids {
-		cp, err := snapshot.Load(ctx, st, id)
-		if err != nil {
-			fmt.Fprintf(tw, "%d\t%v\n", id, err)
-			status = 1
-			continue
-		}
-		for _, h := range cp.Handles {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t[%d, %d) of %d\t%d\t%d\t%s\t%s\n",
-				id, h.Operator, h.InstanceID, h.Kind, h.KeyGroupStart, h.KeyGroupEnd, h.MaxParallelism,
-				len(h.States), len(h.Files)+len(h.Shared), humanBytes(h.CheckpointedSize), humanBytes(h.StateSize))
-		}
-	}
-	tw.Flush()
-	return status
+// The checkpoint commands, inspect and verify, work on a target: a
+// checkpoint root (every checkpoint in it) or one checkpoint's chk-<id>
+// directory, either reached through symbolic links.
+
+// target is what a checkpoint command looks at.
+type target struct {
+	arg  string          // the path as given
+	st   *snapshot.Local // the checkpoint root
+	only int64           // the one checkpoint asked for, or -1 for all
 }
 
-// verifyCommand checks every file the completed checkpoints reference.
-func verifyCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: pebblestate verify <checkpoint root>\n\nReads every file of every completed checkpoint and checks its size and CRC-32C.\nExits 1 if any is missing or damaged.\n")
-	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	st, err := openRoot(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "pebblestate verify: %v\n", err)
-		return 1
-	}
-	ctx := context.Background()
-	ids, err := snapshot.Completed(ctx, st)
-	if err != nil {
-		fmt.Fprintf(stderr, "pebblestate verify: %v\n", err)
-		return 1
-	}
-	status := 0
-	for _, id := range ids {
-		cp, err := snapshot.Load(ctx, st, id)
-		if err == nil {
-			err = snapshot.Verify(ctx, st, cp)
+var chkDir = regexp.MustCompile(`^chk-(0|[1-9][0-9]*)$`)
+
+// openTarget resolves a command's path argument. It fails, naming the
+// path once, if the path is missing or not a directory.
+func openTarget(arg string) (*target, error) {
+	fi, err := os.Stat(arg)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s does not exist", arg)
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
 		}
+		return nil, fmt.Errorf("%s: %w", arg, err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s is not a directory", arg)
+	}
+	real, err := filepath.EvalSymlinks(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	t := &target{arg: arg, only: -1}
+	root := real
+	if m := chkDir.FindStringSubmatch(filepath.Base(real)); m != nil {
+		id, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil {
-			fmt.Fprintf(stdout, "checkpoint %d: BAD\n%v\n", id, err)
-			status = 1
-			continue
+			return nil, fmt.Errorf("%s: checkpoint id %s out of range", arg, m[1])
 		}
-		fmt.Fprintf(stdout, "checkpoint %d: ok (%d handles)\n", id, len(cp.Handles))
+		t.only, root = id, filepath.Dir(real)
 	}
-	if len(ids) == 0 {
-		fmt.Fprintf(stdout, "%s: no completed checkpoint\n", fs.Arg(0))
+	if t.st, err = snapshot.NewLocal(root); err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
 	}
-	return status
+	return t, nil
 }
 
-// openRoot opens an existing checkpoint root.
-func openRoot(dir string) (*snapshot.Local, error) {
-	if fi, err := os.Stat(dir); err != nil {
+// ids returns the checkpoints of the target whose metadata exists. It
+// fails if there is none, saying why: not a checkpoint root, no
+// checkpoint completed, or the chk-<id> directory asked for has no
+// metadata.
+func (t *target) ids(ctx context.Context) ([]int64, error) {
+	ids, err := snapshot.Completed(ctx, t.st)
+	if err != nil {
 		return nil, err
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	return snapshot.NewLocal(dir)
+	if t.only >= 0 {
+		for _, id := range ids {
+			if id == t.only {
+				return []int64{id}, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: checkpoint %d never completed (no %s)", t.arg, t.only, snapshot.MetadataName)
+	}
+	if len(ids) > 0 {
+		return ids, nil
+	}
+	entries, err := os.ReadDir(t.st.Root())
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if chkDir.MatchString(e.Name()) || e.Name() == snapshot.SharedDir {
+			return nil, fmt.Errorf("%s: no completed checkpoint", t.arg)
+		}
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s is empty: no checkpoint", t.arg)
+	}
+	return nil, fmt.Errorf("%s is not a checkpoint root: it holds no chk-<id> directory", t.arg)
+}
+
+// parseCommand parses a checkpoint command's flags, which may come before
+// or after its one path argument. It returns the exit code to stop with,
+// or -1 to go on: 0 after -h (usage printed once), 2 for bad usage.
+func parseCommand(flags *flag.FlagSet, args []string, stderr io.Writer) (string, int) {
+	var paths []string
+	for {
+		if err := flags.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", 0
+			}
+			return "", 2 // the flag package printed the error and the usage
+		}
+		if flags.NArg() == 0 {
+			break
+		}
+		paths = append(paths, flags.Arg(0))
+		args = flags.Args()[1:]
+	}
+	if len(paths) != 1 {
+		fmt.Fprintf(stderr, "pebblestate %s: want one path, got %d\n", flags.Name(), len(paths))
+		flags.Usage()
+		return "", 2
+	}
+	return paths[0], -1
 }
 
 // humanBytes formats a size for people.
@@ -121,4 +135,12 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// plural formats a count of things.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

@@ -3,8 +3,8 @@
 // Usage:
 //
 //	pebblestate demo [flags]       run a keyed Nexmark job on the backend and check its state survives a reopen
-//	pebblestate inspect <root>     list the completed checkpoints of a checkpoint root and their handles
-//	pebblestate verify <root>      check the size and checksum of every file of every completed checkpoint
+//	pebblestate inspect <root>     list the completed checkpoints of a checkpoint root, their handles and states
+//	pebblestate verify <root>      check every completed checkpoint's metadata and the size and checksum of its files
 //	pebblestate help               print usage
 //
 // Run "pebblestate demo -h" for the demo's flags.
@@ -34,12 +34,14 @@ Commands:
 	        backend each, with Value, List and Map state; then close every
 	        backend, reopen it and check each key's state against an
 	        in-memory tally
-	inspect <checkpoint root>
-	        list the completed checkpoints and, per instance, its kind, key
-	        groups, states, newly uploaded bytes and full state size
-	verify <checkpoint root>
-	        read every file of every completed checkpoint and check its size
-	        and CRC-32C; exit 1 if any is missing or damaged
+	inspect [-json] <checkpoint root | chk-<id> directory>
+	        list the completed checkpoints: creation time and, per
+	        instance, its kind, key groups, sizes and states (name, kind,
+	        codecs, TTL)
+	verify <checkpoint root | chk-<id> directory>
+	        check every completed checkpoint's metadata and read every file
+	        it uses for its size and CRC-32C; exit 1 unless there is a
+	        checkpoint and all are good
 	help    print this message
 
 Run "pebblestate <command> -h" for a command's flags.
