@@ -122,8 +122,15 @@ func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
 		return nil, err
 	}
 	b.st = st
-	b.filter.Start(st)
+	b.filter.Start(cleanupStore{st})
 	return b, nil
+}
+
+// cleanupStore is the store as background cleanup sees it.
+type cleanupStore struct{ *store.Store }
+
+func (c cleanupStore) NewIter(lo, hi []byte) (compaction.Iterator, error) {
+	return c.Store.NewIter(lo, hi)
 }
 
 // InstanceID returns the random id given to this backend's directory when

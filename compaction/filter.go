@@ -14,7 +14,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/store"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -65,7 +64,7 @@ type Config struct {
 // Filter is the background TTL filter of one database.
 type Filter struct {
 	cfg     Config
-	st      *store.Store
+	st      Store
 	targets atomic.Pointer[[]ttl.Target] // sorted by ID
 
 	mu      sync.Mutex
@@ -247,7 +246,7 @@ func maxKey(a, b []byte) []byte {
 // Start runs the background worker on st until Close. The filter reaches
 // the database only through st, which serialises its deletions with the
 // task's writes.
-func (f *Filter) Start(st *store.Store) {
+func (f *Filter) Start(st Store) {
 	f.st = st
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.done = make(chan struct{})
@@ -349,7 +348,7 @@ type condemned struct {
 // Scan iterators are reopened after refreshEvery entries, and after every
 // pause of the pace, so that the writes made since an iterator opened stay
 // few and its entries can mostly be confirmed without a second read (see
-// store.Store.Confirm).
+// Store.Confirm).
 const refreshEvery = 4096
 
 // scanIter is a scan's iterator over [lo, upper) and the write generation
@@ -357,7 +356,7 @@ const refreshEvery = 4096
 type scanIter struct {
 	f     *Filter
 	upper []byte
-	it    store.Iter
+	it    Iterator
 	gen   uint64
 	live  bool // it is open
 	since int  // entries stepped over since it opened
@@ -559,7 +558,7 @@ func (f *Filter) pace(ctx context.Context, p *pacer, work int) bool {
 }
 
 // confirm removes or trims each condemned entry if it is still expired,
-// through store.Store.Confirm: an entry nobody wrote since generation gen,
+// through Store.Confirm: an entry nobody wrote since generation gen,
 // when the scan's iterator opened, is as the scan judged it; any other is
 // read and judged again with the same clock reading. It returns how many
 // entries it removed or trimmed.

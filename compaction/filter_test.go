@@ -206,7 +206,7 @@ func newFixtureTargets(t *testing.T, cfg Config, targets []ttl.Target) *fixture 
 	x.f = New(cfg)
 	x.f.SetTargets(targets)
 	x.st = openStore(t, x.clock, x.f.EventListener(), x.mu.call)
-	x.f.Start(x.st)
+	x.f.Start(storeOf{x.st})
 	t.Cleanup(func() {
 		x.f.Close()
 		_ = x.st.Close()
@@ -569,7 +569,7 @@ func TestFilterQueryTimeAfterNumEntries(t *testing.T) {
 			f.SetTargets(testTargets())
 			st := openStore(t, clock, pebble.EventListener{}, nil)
 			defer st.Close()
-			f.Start(st)
+			f.Start(storeOf{st})
 			defer f.Close()
 			for i := range 1000 {
 				if err := st.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(2_000, "x")); err != nil {
@@ -604,7 +604,7 @@ func TestFilterCloseStopsWorker(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f.Start(st)
+		f.Start(storeOf{st})
 		waitFor(t, "the sweep to start", 10*time.Second, func() bool { return scanned.Load() >= 256 })
 		start := time.Now()
 		f.Close()
@@ -685,3 +685,8 @@ func TestPacerPause(t *testing.T) {
 		}
 	}
 }
+
+// storeOf is st as the filter sees it, as the backend passes it.
+type storeOf struct{ *store.Store }
+
+func (s storeOf) NewIter(lo, hi []byte) (Iterator, error) { return s.Store.NewIter(lo, hi) }

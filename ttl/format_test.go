@@ -48,13 +48,13 @@ func TestFormatTTLExample(t *testing.T) {
 	}
 
 	hour := time.Hour.Milliseconds()
-	if v, _, next, err := ttl.FilterNext(ttl.Single, value, hour, t0+hour-1, nil); v != ttl.Keep || next != t0+hour || err != nil {
+	if v, _, next, err := ttl.Judge(ttl.Single, value, ttl.Policy{TTLMillis: hour}, t0+hour-1, nil); v != ttl.Keep || next != t0+hour || err != nil {
 		t.Fatalf("value just before its expiry: %v, expires %d, %v", v, next, err)
 	}
-	if v, _, err := ttl.Filter(ttl.Single, value, hour, t0+hour, nil); v != ttl.Drop || err != nil {
+	if v, _, _, err := ttl.Judge(ttl.Single, value, ttl.Policy{TTLMillis: hour}, t0+hour, nil); v != ttl.Drop || err != nil {
 		t.Fatalf("value at its expiry: %v, %v", v, err)
 	}
-	v, kept, next, err := ttl.FilterNext(ttl.ListElements, list, hour, t0+hour, nil)
+	v, kept, next, err := ttl.Judge(ttl.ListElements, list, ttl.Policy{TTLMillis: hour}, t0+hour, nil)
 	if v != ttl.Rewrite || !bytes.Equal(kept, buy) || next != t0+1000+hour || err != nil {
 		t.Fatalf("list at the first expiry: %v, % x, expires %d, %v", v, kept, next, err)
 	}
