@@ -235,7 +235,11 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 	}
 	if err != nil {
 		_ = w.Abort()
-		_ = s.storage.Delete(context.Background(), name) // and the chk directory, if empty
+		// A name that exists is another writer's committed file: never
+		// delete it. Anything else of ours that may be left goes.
+		if !errors.Is(err, snapshot.ErrExist) {
+			_ = s.storage.Delete(context.Background(), name) // and the chk directory, if empty
+		}
 		return snapshot.Handle{}, nil, err
 	}
 	h := s.handle
