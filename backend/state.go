@@ -91,21 +91,6 @@ func (s *state[K, N]) keyIn(ns []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// getRaw calls fn with the stored value at key, if there is one. The bytes
-// are valid only during fn.
-func (s *state[K, N]) getRaw(key []byte, fn func([]byte) error) (bool, error) {
-	raw, closer, err := s.b.db.Get(key)
-	if err == pebble.ErrNotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.wrap("read", err)
-	}
-	err = fn(raw)
-	closer.Close()
-	return true, err
-}
-
 func (s *state[K, N]) wrap(op string, err error) error {
 	return fmt.Errorf("backend: state %q: %s: %w", s.name, op, err)
 }
