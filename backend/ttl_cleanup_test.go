@@ -80,7 +80,7 @@ func TestTTLIncrementalCleanupValue(t *testing.T) {
 		ttlCheck(t, v.Update(int64(10_000+i)))
 		updated[int64(10_000+i)] = true
 	}
-	env.advance(ttlD/2 + 10*ttlMs) // the first writes expired; the updates not
+	env.advance(ttlD/2 + 10*time.Millisecond) // the first writes expired; the updates not
 	before := env.b.TTLMetrics()
 	if before.IncrementalScanned == 0 {
 		t.Fatal("writes took no incremental step")
@@ -166,7 +166,7 @@ func TestTTLIncrementalCleanupList(t *testing.T) {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, l.Add(int64(i))) // second merge operand: survives
 	}
-	env.advance(ttlD/2 + 10*ttlMs)
+	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
 	env.setKey("other")
 	for range n/5 + 10 {
@@ -226,7 +226,7 @@ func TestTTLIncrementalCleanupMap(t *testing.T) {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, m.PutAll(maps.All(map[string]int64{"new0": int64(i), "new1": int64(i)})))
 	}
-	env.advance(ttlD/2 + 10*ttlMs)
+	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
 	env.setKey("other")
 	for range keys*perKey/5 + 10 {
