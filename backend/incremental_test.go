@@ -748,6 +748,9 @@ func TestIncNotificationsOutOfOrder(t *testing.T) {
 			base := sc.run(t, j, st, h5, h6)
 			ids, err := snapshot.Completed(ctx, st)
 			incCheck(t, err)
+			if len(ids) == 0 || ids[len(ids)-1] != base {
+				t.Fatalf("completed checkpoints %v; want %d the newest", ids, base)
+			}
 			incSharedExact(t, st)
 			baseCP, err := snapshot.Load(ctx, st, base)
 			incCheck(t, err)

@@ -80,7 +80,7 @@ func TestTTLAccessCleanupValue(t *testing.T) {
 		ttlCheck(t, v.Update(int64(10_000+i)))
 		updated[int64(10_000+i)] = true
 	}
-	env.advance(ttlD/2 + 10*ttlMs) // the first writes expired; the updates not
+	env.advance(ttlD/2 + 10*time.Millisecond) // the first writes expired; the updates not
 	before := env.b.TTLMetrics()
 	if before.AccessScanned == 0 {
 		t.Fatal("writes took no access cleanup step")
@@ -166,7 +166,7 @@ func TestTTLAccessCleanupList(t *testing.T) {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, l.Add(int64(i))) // second merge operand: survives
 	}
-	env.advance(ttlD/2 + 10*ttlMs)
+	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
 	env.setKey("other")
 	for range n/5 + 10 {
@@ -226,7 +226,7 @@ func TestTTLAccessCleanupMap(t *testing.T) {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		ttlCheck(t, m.PutAll(maps.All(map[string]int64{"new0": int64(i), "new1": int64(i)})))
 	}
-	env.advance(ttlD/2 + 10*ttlMs)
+	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
 	env.setKey("other")
 	for range keys*perKey/5 + 10 {
@@ -793,12 +793,12 @@ func TestTTLCleanupHonoursReads(t *testing.T) {
 				env.setKey(k)
 				ttlCheck(t, v.Update(int64(i+1)))
 			}
-			env.advance(60 * ttlMs)
+			env.advance(60 * time.Millisecond)
 			env.setKey("a")
 			if got, ok, err := v.Get(); err != nil || !ok || got != 1 {
 				t.Fatalf("Get(a) = %d, %v, %v; want 1", got, ok, err)
 			}
-			env.advance(60 * ttlMs) // stored stamps expired; a's read at +60 is not
+			env.advance(60 * time.Millisecond) // stored stamps expired; a's read at +60 is not
 			if tc.onAccess {
 				env.setKey("z")
 				ttlCheck(t, v.Clear()) // an access: one step over every entry

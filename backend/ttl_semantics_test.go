@@ -37,8 +37,6 @@ var ttlT0 = time.UnixMilli(1_700_000_000_000)
 // ttlD is the TTL of most tests. Only the ManualClock moves time.
 const ttlD = 100 * time.Millisecond
 
-const ttlMs = time.Millisecond
-
 // ttlEnv is a backend with string keys in a directory of its own, driven
 // by a manual clock, that can be closed and reopened.
 type ttlEnv struct {
@@ -616,7 +614,7 @@ var ttlGenericScenarios = []ttlScenario{
 	{"alive just before expiry", func(h *ttlH) {
 		h.key("k")
 		h.write(1)
-		h.advance(ttlD - ttlMs)
+		h.advance(ttlD - time.Millisecond)
 		mark := h.removed()
 		h.want(1)
 		h.wantRemoved(mark, 0)
@@ -636,12 +634,12 @@ var ttlGenericScenarios = []ttlScenario{
 	{"write refreshes the stamp", func(h *ttlH) {
 		h.key("k")
 		h.write(1)
-		h.advance(ttlD - ttlMs)
+		h.advance(ttlD - time.Millisecond)
 		h.write(2)
 		want := h.fold(h.fold(0, false, 1), true, 2)
-		h.advance(ttlD - ttlMs) // the first write's stamp is long expired
+		h.advance(ttlD - time.Millisecond) // the first write's stamp is long expired
 		h.want(want)
-		h.advance(ttlMs) // exactly the second write's expiry
+		h.advance(time.Millisecond) // exactly the second write's expiry
 		if h.onRead() {
 			h.want(want) // the read before refreshed it
 			h.leaves(1)
@@ -653,16 +651,16 @@ var ttlGenericScenarios = []ttlScenario{
 	{"read refreshes only under OnReadAndWrite", func(h *ttlH) {
 		h.key("k")
 		h.write(1)
-		h.advance(ttlD - ttlMs)
+		h.advance(ttlD - time.Millisecond)
 		h.want(1)
-		h.advance(ttlMs) // the write's expiry
+		h.advance(time.Millisecond) // the write's expiry
 		if !h.onRead() {
 			h.wantExpired(1)
 			h.leaves(0)
 			return
 		}
 		h.want(1) // stamped by the read at ttl-1: alive; stamps again
-		h.advance(ttlD - ttlMs)
+		h.advance(ttlD - time.Millisecond)
 		h.want(1) // stamped at ttl: alive at 2ttl-1
 		h.advance(ttlD)
 		h.wantExpired(1)
@@ -701,7 +699,7 @@ var ttlGenericScenarios = []ttlScenario{
 		h.advance(ttlD / 2)
 		h.write(2)
 		cur := h.fold(h.fold(0, false, 1), true, 2)
-		h.advance(ttlD/2 + 10*ttlMs) // the first write expired; the second not
+		h.advance(ttlD/2 + 10*time.Millisecond) // the first write expired; the second not
 		h.want(cur)
 		h.write(4)
 		h.want(h.fold(cur, true, 4))
@@ -726,9 +724,9 @@ var ttlGenericScenarios = []ttlScenario{
 		for i := range n { // key i is written at +10i ms
 			h.key(fmt.Sprint("k", i))
 			h.write(int64(100 + i))
-			h.advance(10 * ttlMs)
+			h.advance(10 * time.Millisecond)
 		}
-		h.advance(45 * ttlMs) // +145: keys 0..4 expired (10i+100 <= 145)
+		h.advance(45 * time.Millisecond) // +145: keys 0..4 expired (10i+100 <= 145)
 		mark := h.removed()
 		for i := range n {
 			h.key(fmt.Sprint("k", i))
@@ -739,7 +737,7 @@ var ttlGenericScenarios = []ttlScenario{
 			}
 		}
 		h.wantRemoved(mark, 5)
-		h.advance(50 * ttlMs) // +195: every write expired; reads at +145 refreshed 5..9 under OnReadAndWrite
+		h.advance(50 * time.Millisecond) // +195: every write expired; reads at +145 refreshed 5..9 under OnReadAndWrite
 		for i := range n {
 			h.key(fmt.Sprint("k", i))
 			switch {
@@ -783,18 +781,18 @@ var ttlListScenarios = []ttlScenario{
 		l := h.st.(ttlListAcc).s
 		h.key("k")
 		ttlCheck(h.t, l.Add(1)) // +0
-		h.advance(30 * ttlMs)
+		h.advance(30 * time.Millisecond)
 		ttlCheck(h.t, l.Add(2)) // +30
-		h.advance(30 * ttlMs)
+		h.advance(30 * time.Millisecond)
 		ttlCheck(h.t, l.AddAll([]int64{3, 4})) // +60
-		h.advance(40 * ttlMs)                  // +100: 1 expires exactly now
+		h.advance(40 * time.Millisecond)       // +100: 1 expires exactly now
 		mark := h.removed()
 		if h.retExpired() {
 			ttlWantVoidList(h, l, 1, 2, 3, 4)
 		}
 		ttlWantVoidList(h, l, 2, 3, 4)
 		h.wantRemoved(mark, 1)
-		h.advance(30 * ttlMs) // +130: 2 expires under OnCreateAndWrite
+		h.advance(30 * time.Millisecond) // +130: 2 expires under OnCreateAndWrite
 		if h.onRead() {
 			ttlWantVoidList(h, l, 2, 3, 4) // restamped at +100
 		} else {
@@ -818,10 +816,10 @@ var ttlListScenarios = []ttlScenario{
 		l := h.st.(ttlListAcc).s
 		h.key("k")
 		ttlCheck(h.t, l.Add(1)) // +0
-		h.advance(60 * ttlMs)
+		h.advance(60 * time.Millisecond)
 		ttlCheck(h.t, l.Add(2)) // +60, a second merge operand
 		ttlCheck(h.t, l.Add(3))
-		h.advance(40 * ttlMs) // +100
+		h.advance(40 * time.Millisecond) // +100
 		mark := h.removed()
 		if h.retExpired() {
 			ttlWantVoidList(h, l, 1, 2, 3)
@@ -838,12 +836,12 @@ var ttlListScenarios = []ttlScenario{
 		h.key("k")
 		ttlCheck(h.t, l.SetCurrentNamespace("b"))
 		ttlCheck(h.t, l.Add(20)) // +0
-		h.advance(50 * ttlMs)
+		h.advance(50 * time.Millisecond)
 		ttlCheck(h.t, l.SetCurrentNamespace("a"))
 		ttlCheck(h.t, l.Add(10)) // +50
 		ttlCheck(h.t, l.Add(11))
 		ttlCheck(h.t, l.MergeNamespaces("a", "b")) // a = [10, 11, 20@+0]
-		h.advance(50 * ttlMs)                      // +100: 20 expired
+		h.advance(50 * time.Millisecond)           // +100: 20 expired
 		if h.retExpired() {
 			ttlWantList(h, l, 10, 11, 20)
 		}
@@ -877,9 +875,9 @@ var ttlListScenarios = []ttlScenario{
 		l := h.st.(ttlListAcc).s
 		h.key("k")
 		ttlCheck(h.t, l.Add(1))
-		h.advance(90 * ttlMs)
+		h.advance(90 * time.Millisecond)
 		ttlCheck(h.t, l.Update([]int64{5, 6})) // +90: the old element is replaced
-		h.advance(20 * ttlMs)                  // +110
+		h.advance(20 * time.Millisecond)       // +110
 		ttlWantVoidList(h, l, 5, 6)
 		h.leaves(2)
 	}},
@@ -973,12 +971,12 @@ var ttlMapScenarios = []ttlScenario{
 		for i := int64(1); i <= 3; i++ {
 			ttlCheck(h.t, m.Put(fmt.Sprint("x", i), -i)) // +0
 		}
-		h.advance(40 * ttlMs)
+		h.advance(40 * time.Millisecond)
 		ttlCheck(h.t, m.Put("b", 2)) // +40
 		ttlCheck(h.t, m.Put("c", 3))
-		h.advance(20 * ttlMs)
+		h.advance(20 * time.Millisecond)
 		ttlCheck(h.t, m.PutAll(maps.All(map[string]int64{"d": 4}))) // +60
-		h.advance(40 * ttlMs)                                       // +100: x1..x3 expired
+		h.advance(40 * time.Millisecond)                            // +100: x1..x3 expired
 		mark := h.removed()
 
 		ttlWantContains(h, m, "x1", h.retExpired())
@@ -1002,7 +1000,7 @@ var ttlMapScenarios = []ttlScenario{
 		ttlWantContains(h, m, "b", true)
 		h.wantRemoved(mark, 3)
 
-		h.advance(40 * ttlMs) // +140: b and c expire unless reads restamped them at +100
+		h.advance(40 * time.Millisecond) // +140: b and c expire unless reads restamped them at +100
 		if h.onRead() {
 			ttlWantKeys(h, m, "b", "c", "d")
 		} else {
@@ -1044,10 +1042,10 @@ var ttlMapScenarios = []ttlScenario{
 		m := h.st.(ttlMapAcc).s
 		h.key("k")
 		ttlCheck(h.t, m.Put("a", 1)) // +0
-		h.advance(50 * ttlMs)
+		h.advance(50 * time.Millisecond)
 		ttlCheck(h.t, m.Put("b", 2)) // +50
 		ttlCheck(h.t, m.Put("c", 3))
-		h.advance(50 * ttlMs) // +100
+		h.advance(50 * time.Millisecond) // +100
 		if h.retExpired() {
 			ttlWantKeys(h, m, "a", "b", "c")
 		}
@@ -1104,24 +1102,24 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	h.key("k")
 	add("a", 1) // +0
 	add("c", 5)
-	h.advance(50 * ttlMs)
+	h.advance(50 * time.Millisecond)
 	add("b", 2) // +50
 	add("d", 6)
-	h.advance(50 * ttlMs)               // +100: a and c expired
+	h.advance(50 * time.Millisecond)    // +100: a and c expired
 	ttlCheck(h.t, merge("b", "a"))      // expired source: b stays 2
 	ttlCheck(h.t, merge("c", "d"))      // expired target: c becomes d's 6
 	ttlCheck(h.t, merge("e", "a", "x")) // nothing live to merge: e stays absent
-	h.advance(60 * ttlMs)               // +160: the merge result was stamped at +100
+	h.advance(60 * time.Millisecond)    // +160: the merge result was stamped at +100
 	get("b", 2, true)                   // written at +50 but restamped by the merge
 	get("c", 6, true)
 	get("e", 0, false)
 	get("a", 0, false) // merged away
 	get("d", 0, false)
 	// A target kept alive only by a read's refresh: the merge must see it.
-	add("f", 7)           // +160
-	h.advance(60 * ttlMs) // +220
-	get("f", 7, true)     // under OnReadAndWrite: alive until +320
-	h.advance(60 * ttlMs) // +280: f's stored stamp (+160) is expired
+	add("f", 7)                      // +160
+	h.advance(60 * time.Millisecond) // +220
+	get("f", 7, true)                // under OnReadAndWrite: alive until +320
+	h.advance(60 * time.Millisecond) // +280: f's stored stamp (+160) is expired
 	add("g", 1)
 	ttlCheck(h.t, merge("f", "g"))
 	if h.onRead() {
@@ -1147,12 +1145,12 @@ func TestTTLMergeKeepsSourceStamps(t *testing.T) {
 	ttlCheck(t, l.Add(2))
 	ttlCheck(t, l.SetCurrentNamespace("a"))
 	ttlCheck(t, l.Add(1))
-	env.advance(60 * ttlMs)
+	env.advance(60 * time.Millisecond)
 	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
 		t.Fatalf("Get(a) at +60 = %v, %v; want [1]", got, err)
 	}
 	ttlCheck(t, l.MergeNamespaces("a", "b"))
-	env.advance(60 * ttlMs)
+	env.advance(60 * time.Millisecond)
 	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
 		t.Fatalf("Get(a) at +120 = %v, %v; want [1]: 2 was stamped at +0 and expired at +100", got, err)
 	}

@@ -231,7 +231,7 @@ func TestTTLToggle(t *testing.T) {
 			t1 := e.now()
 			e.open()
 			k.run(t, e, on, ttlWantPresent)
-			e.advance(ttlD - ttlMs)
+			e.advance(ttlD - time.Millisecond)
 			k.run(t, e, on, ttlWantPresent) // reads do not restamp (OnCreateAndWrite)
 			id = ttlWantStored(t, e.raw(), k, true, id, t1)
 
@@ -249,9 +249,9 @@ func TestTTLToggle(t *testing.T) {
 			k.run(t, e, on, ttlRegisterOnly)
 			ttlWantStored(t, e.raw(), k, true, id, t2)
 			e.open()
-			e.advance(ttlD - ttlMs)
+			e.advance(ttlD - time.Millisecond)
 			k.run(t, e, on, ttlWantPresent)
-			e.advance(ttlMs)
+			e.advance(time.Millisecond)
 			k.run(t, e, on, ttlWantAbsent)
 			// The reads removed what they found expired.
 			if n := e.raw().total(); n != 0 {
@@ -271,7 +271,7 @@ func TestTTLToggleSameTTLNoMigration(t *testing.T) {
 	t0 := e.now()
 	raw := e.raw()
 	id := raw.record(t, "s").ID
-	e.advance(10 * ttlMs)
+	e.advance(10 * time.Millisecond)
 	e.open()
 	longer := on
 	longer.TTL = time.Hour

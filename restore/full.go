@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/pebblestate/pebblestate/internal/invariants"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/snapshot"
@@ -59,7 +60,9 @@ type Stats struct {
 }
 
 // Handles restores into t.DB the key groups of t.KeyGroups that the
-// handles (full or incremental; t.Base excepted) hold.
+// handles (full or incremental; t.Base excepted) hold. Under the
+// invariants tag, it then asserts that t.DB holds no state entry outside
+// t.KeyGroups.
 func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle, t Target) (Stats, error) {
 	var stats Stats
 	hs, err := intersecting(handles, t)
@@ -86,6 +89,9 @@ func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle
 		if err := t.DB.Ingest(ctx, paths); err != nil {
 			return stats, fmt.Errorf("restore: ingest: %w", err)
 		}
+	}
+	if invariants.Enabled {
+		checkOwned(t.DB, t.KeyGroups, t.MaxParallelism)
 	}
 	return stats, nil
 }

@@ -170,12 +170,6 @@ func TestEntryFilterRewriteBufferReuse(t *testing.T) {
 	}
 }
 
-// snapEntry is one entry coming out of a filtered snapshot.
-type snapEntry struct {
-	key   string
-	users []string // list elements, or the one user value
-}
-
 // TestEntryFilterFullSnapshot uses the filter the way full snapshots do: a
 // real Pebble database with TTL state in its stored form (list elements
 // written through the merge operator in several operands), a Pebble

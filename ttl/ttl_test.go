@@ -378,8 +378,9 @@ func TestTTLManualClock(t *testing.T) {
 
 	start := time.UnixMilli(1_700_000_000_000)
 	c := ttl.NewManualClock(start)
-	if !c.Now().Equal(start) || !c.Now().Equal(start) {
-		t.Fatal("ManualClock moved by itself")
+	first, second := c.Now(), c.Now()
+	if !first.Equal(start) || !second.Equal(start) {
+		t.Fatalf("ManualClock moved by itself: read %v, then %v; want %v twice", first, second, start)
 	}
 	c.Advance(1500 * time.Millisecond)
 	if got := c.Now(); !got.Equal(start.Add(1500 * time.Millisecond)) {

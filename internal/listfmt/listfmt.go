@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pebblestate/pebblestate/internal/invariants"
 )
 
 // MergerName is the persistent name of the list merge operator.
@@ -80,8 +82,17 @@ func (m *valueMerger) MergeOlder(value []byte) error {
 }
 
 func (m *valueMerger) Finish(includesBase bool) ([]byte, io.Closer, error) {
+	out := m.join()
+	if invariants.Enabled {
+		checkJoined(m, out)
+	}
+	return out, nil, nil
+}
+
+// join returns the operands concatenated, oldest first.
+func (m *valueMerger) join() []byte {
 	if len(m.olderLens) == 0 {
-		return m.tail, nil, nil
+		return m.tail
 	}
 	out := make([]byte, len(m.older)+len(m.tail))
 	// Older operands arrived newest first, so the oldest is at the end of
@@ -93,5 +104,27 @@ func (m *valueMerger) Finish(includesBase bool) ([]byte, io.Closer, error) {
 		end = start
 	}
 	copy(out[w:], m.tail)
-	return out, nil, nil
+	return out
+}
+
+// checkJoined asserts that joining well-framed operands gave a well-framed
+// value with all their elements. Operands that are not well framed
+// (corrupt data) are not the merge's doing; readers report them.
+func checkJoined(m *valueMerger, out []byte) {
+	want, err := Count(m.tail)
+	if err != nil {
+		return
+	}
+	for i, b := 0, m.older; i < len(m.olderLens); i++ {
+		n, err := Count(b[:m.olderLens[i]])
+		if err != nil {
+			return
+		}
+		want += n
+		b = b[m.olderLens[i]:]
+	}
+	got, err := Count(out)
+	invariants.Check(err == nil && got == want,
+		"listfmt: operands of %d elements in all merged into a value of %d bytes with %d elements (%v)",
+		want, len(out), got, err)
 }
