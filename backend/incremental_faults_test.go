@@ -217,8 +217,9 @@ func incBaseIndex(hs []snapshot.Handle, r backend.KeyGroupRange) int {
 }
 
 func TestIncRestoreLatestSkipsCorruptMetadata(t *testing.T) {
-	// A torn _metadata means checkpoint 2 does not exist: the latest
-	// completed checkpoint is 1, and Recover discards 2's files.
+	// A torn _metadata: RestoreLatest passes over checkpoint 2 to 1, and
+	// Recover keeps 2 (it never deletes what it cannot read) and every
+	// shared file, until 2 is discarded on purpose.
 	ctx := context.Background()
 	st := incStorage(t)
 	j := newIncJob(t, st, 1, incAlways)
@@ -235,6 +236,13 @@ func TestIncRestoreLatestSkipsCorruptMetadata(t *testing.T) {
 	b, err := os.ReadFile(p)
 	incCheck(t, err)
 	incCheck(t, os.WriteFile(p, b[:len(b)-3], 0o644))
+	if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+		t.Fatalf("Recover with a torn chk-2/_metadata: %v; want ErrUnreadable", err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("Recover deleted the torn metadata: %v", err)
+	}
+	incCheck(t, snapshot.Discard(ctx, st, 2))
 	incCheck(t, snapshot.Recover(ctx, st))
 	incSharedExact(t, st)
 	rb, cp, err := backend.RestoreLatest(ctx, backend.Int64, incOpts(t.TempDir(), incAll(), true), st)

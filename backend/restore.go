@@ -42,6 +42,13 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 	if err := checkEmptyDir(opts.Dir); err != nil {
 		return nil, err
 	}
+	// Refuse, before reading anything, a checkpoint that has nothing for
+	// this operator, whose handles are damaged or disagree, or that does
+	// not cover every key group asked for: a restore never silently
+	// returns less state than the checkpoint promised.
+	if err := snapshot.Covers(handles, opts.Operator, opts.KeyGroups.Start, opts.KeyGroups.End); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", opts.Dir, err)
+	}
 	var mine []snapshot.Handle
 	for _, h := range handles {
 		if h.Operator != opts.Operator {

@@ -347,9 +347,21 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 			snWantRestoreErr(t, err, dir, snapshot.ErrNoCheckpoint)
 			_, err = backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())
 			snWantRestoreErr(t, err, dir, snapshot.ErrNoCheckpoint)
-			// Recover discards the damaged checkpoint entirely.
-			snNoErr(t, snapshot.Recover(ctx, st))
-			snEmptyRoot(t, st.Root(), "after Recover")
+			// Recover never deletes a checkpoint whose metadata exists but
+			// does not verify: it keeps it and says so. A checkpoint whose
+			// metadata is missing never completed, and goes.
+			err = snapshot.Recover(ctx, st)
+			if c.target == snapshot.ErrNotExist {
+				snNoErr(t, err)
+				snEmptyRoot(t, st.Root(), "after Recover")
+				return
+			}
+			if !errors.Is(err, snapshot.ErrUnreadable) {
+				t.Fatalf("Recover with a damaged chk-1/_metadata: %v; want ErrUnreadable", err)
+			}
+			if _, err := os.Stat(st.Path(snapshot.MetadataPath(1))); err != nil {
+				t.Fatalf("Recover deleted the damaged metadata: %v", err)
+			}
 		})
 	}
 }
