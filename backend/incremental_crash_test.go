@@ -79,7 +79,7 @@ func incCrashReadExpect(root string, id int64) (*incModel, error) {
 func incCrashStorage(t testing.TB, root string) *snapshot.Local {
 	t.Helper()
 	st, err := snapshot.NewLocal(filepath.Join(root, "chk"))
-	incCheck(t, err)
+	noErr(t, err)
 	return st
 }
 
@@ -95,7 +95,7 @@ func TestIncCrashChild(t *testing.T) {
 	st := incCrashStorage(t, root)
 	say := func(format string, args ...any) { fmt.Printf("INC-CRASH "+format+"\n", args...) }
 
-	incCheck(t, snapshot.Recover(ctx, st))
+	noErr(t, snapshot.Recover(ctx, st))
 	say("recovered")
 	opts := incOpts(os.Getenv(incCrashEnvDB), incAll(), true)
 	opts.RetainedCheckpoints = keep
@@ -106,16 +106,16 @@ func TestIncCrashChild(t *testing.T) {
 	switch {
 	case errors.Is(err, snapshot.ErrNoCheckpoint):
 		b, err = backend.Open(backend.Int64, opts)
-		incCheck(t, err)
+		noErr(t, err)
 	case err != nil:
 		t.Fatal(err)
 	default:
 		say("restoring %d", cp.ID)
 		b, err = backend.Restore(ctx, backend.Int64, opts, st, cp.Handles)
-		incCheck(t, err)
+		noErr(t, err)
 		id = cp.ID
 		j.model, err = incCrashReadExpect(root, id)
-		incCheck(t, err)
+		noErr(t, err)
 	}
 	j.insts = []*incInstance{{b: b, s: incRegister(t, b)}}
 	say("restored %d", id)
@@ -138,14 +138,14 @@ func TestIncCrashChild(t *testing.T) {
 			}
 		}
 		id++
-		incCheck(t, incCrashWriteExpect(root, id, j.model))
+		noErr(t, incCrashWriteExpect(root, id, j.model))
 		say("checkpointing %d", id)
 		if _, err := b.Checkpoint(ctx, st, id); err != nil {
 			t.Fatalf("checkpoint %d: %v", id, err)
 		}
 		say("checkpointed %d", id)
 	}
-	incCheck(t, b.Close())
+	noErr(t, b.Close())
 }
 
 // incCrashPhase names what the child was doing when it was killed, from
@@ -201,7 +201,7 @@ func TestIncCrash(t *testing.T) {
 			incCrashEnvKeep+"="+strconv.Itoa(keep), incCrashEnvSeed+"="+strconv.FormatUint(r.Uint64(), 10))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		incCheck(t, cmd.Start())
+		noErr(t, cmd.Start())
 		// Mostly well into the checkpoint loop; sometimes early, in
 		// start-up, recovery or restore.
 		delay := time.Duration(100+r.IntN(700)) * time.Millisecond
@@ -215,7 +215,7 @@ func TestIncCrash(t *testing.T) {
 			t.Fatalf("round %d: the child ended by itself before the kill (%v):\n%s", round, err, out.String())
 		case <-time.After(delay):
 		}
-		incCheck(t, cmd.Process.Signal(syscall.SIGKILL))
+		noErr(t, cmd.Process.Signal(syscall.SIGKILL))
 		err := <-exited
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -227,11 +227,11 @@ func TestIncCrash(t *testing.T) {
 
 		// A restarted job: recover the root, then the latest completed
 		// checkpoint must restore with its recorded content.
-		incCheck(t, snapshot.Recover(ctx, st))
+		noErr(t, snapshot.Recover(ctx, st))
 		incSharedExact(t, st)
 		incCrashNoTemp(t, st.Root())
 		ids, err := snapshot.Completed(ctx, st)
-		incCheck(t, err)
+		noErr(t, err)
 		if len(ids) == 0 {
 			continue
 		}
@@ -250,7 +250,7 @@ func TestIncCrash(t *testing.T) {
 				t.Fatalf("round %d: no record of completed checkpoint %d: %v", round, id, err)
 			}
 			cp, err := snapshot.Load(ctx, st, id)
-			incCheck(t, err)
+			noErr(t, err)
 			j := restoreIncJob(t, st, cp.Handles, 1, incAlways, want)
 			j.verify(want, fmt.Sprintf("round %d: restore of checkpoint %d", round, id))
 			j.close()

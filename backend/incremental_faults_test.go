@@ -36,7 +36,7 @@ func incCopyTree(t testing.TB, src, dst string) {
 		}
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 	})
-	incCheck(t, err)
+	noErr(t, err)
 }
 
 // incFaultFixture is a checkpoint root with checkpoint 2 of a job at
@@ -71,26 +71,26 @@ func (f incFaultFixture) storage(t testing.TB) (*snapshot.Local, *snapshot.Check
 	root := filepath.Join(t.TempDir(), "chk")
 	incCopyTree(t, f.root, root)
 	st, err := snapshot.NewLocal(root)
-	incCheck(t, err)
+	noErr(t, err)
 	cp, err := snapshot.Load(context.Background(), st, 2)
-	incCheck(t, err)
+	noErr(t, err)
 	return st, cp
 }
 
 func incFlipByte(t testing.TB, p string) {
 	b, err := os.ReadFile(p)
-	incCheck(t, err)
+	noErr(t, err)
 	b[len(b)/3] ^= 0x01
-	incCheck(t, os.WriteFile(p, b, 0o644))
+	noErr(t, os.WriteFile(p, b, 0o644))
 }
 
 func incTruncateFile(t testing.TB, p string) {
 	fi, err := os.Stat(p)
-	incCheck(t, err)
-	incCheck(t, os.Truncate(p, fi.Size()/2))
+	noErr(t, err)
+	noErr(t, os.Truncate(p, fi.Size()/2))
 }
 
-func incDeleteFile(t testing.TB, p string) { incCheck(t, os.Remove(p)) }
+func incDeleteFile(t testing.TB, p string) { noErr(t, os.Remove(p)) }
 
 // incPick chooses the damaged file of a handle.
 type incPick func(h *snapshot.Handle) string
@@ -175,7 +175,7 @@ func TestIncRestoreDamagedCheckpoint(t *testing.T) {
 				for i, r := range incRanges(t, m.p) {
 					dir := filepath.Join(t.TempDir(), "db")
 					if i%2 == 1 {
-						incCheck(t, os.Mkdir(dir, 0o755)) // an existing empty directory
+						noErr(t, os.Mkdir(dir, 0o755)) // an existing empty directory
 					}
 					b, err := backend.Restore(ctx, backend.Int64, incOpts(dir, r, true), st, cp.Handles)
 					if m.fx.p == 1 || r.Intersect(backend.KeyGroupRange{Start: cp.Handles[m.from].KeyGroupStart, End: cp.Handles[m.from].KeyGroupEnd}).Len() > 0 {
@@ -233,12 +233,12 @@ func TestIncRestoreLatestSkipsCorruptMetadata(t *testing.T) {
 	j.checkpoint(2, 2)
 	p := st.Path(snapshot.MetadataPath(2))
 	b, err := os.ReadFile(p)
-	incCheck(t, err)
-	incCheck(t, os.WriteFile(p, b[:len(b)-3], 0o644))
-	incCheck(t, snapshot.Recover(ctx, st))
+	noErr(t, err)
+	noErr(t, os.WriteFile(p, b[:len(b)-3], 0o644))
+	noErr(t, snapshot.Recover(ctx, st))
 	incSharedExact(t, st)
 	rb, cp, err := backend.RestoreLatest(ctx, backend.Int64, incOpts(t.TempDir(), incAll(), true), st)
-	incCheck(t, err)
+	noErr(t, err)
 	r := &incJob{t: t, st: st, insts: []*incInstance{{b: rb, s: incRegister(t, rb)}}}
 	defer r.close()
 	if cp.ID != 1 {
@@ -253,7 +253,7 @@ func TestIncRestoreIntoNonEmptyDirKeepsIt(t *testing.T) {
 	st, cp := fx.storage(t)
 	dir := t.TempDir()
 	keep := filepath.Join(dir, "precious")
-	incCheck(t, os.WriteFile(keep, []byte("x"), 0o644))
+	noErr(t, os.WriteFile(keep, []byte("x"), 0o644))
 	_, err := backend.Restore(ctx, backend.Int64, incOpts(dir, incAll(), true), st, cp.Handles)
 	if !errors.Is(err, backend.ErrInvalidArgument) {
 		t.Fatalf("restore into a non-empty directory: %v", err)
@@ -288,14 +288,14 @@ func TestIncCheckpointRetentionFailureKeepsCommittedCheckpoint(t *testing.T) {
 			local := incStorage(t)
 			st := incFailingDeletes{Storage: local, fragment: snapshot.Dir(1) + "/"}
 			b, err := backend.Open(backend.Int64, incOpts(t.TempDir(), incAll(), incremental))
-			incCheck(t, err)
+			noErr(t, err)
 			j := &incJob{t: t, st: st, insts: []*incInstance{{b: b, s: incRegister(t, b)}}, model: newIncModel()}
 			defer j.close()
 			for k := range int64(500) {
 				j.setV(k, incVal(k, 0))
 			}
 			_, err = b.Checkpoint(ctx, st, 1)
-			incCheck(t, err)
+			noErr(t, err)
 			for k := range int64(500) {
 				j.setV(k, incVal(k, 1))
 			}
@@ -304,7 +304,7 @@ func TestIncCheckpointRetentionFailureKeepsCommittedCheckpoint(t *testing.T) {
 			_, err = b.Checkpoint(ctx, st, 2)
 			t.Logf("Checkpoint(2) with failing retention: %v", err)
 			latest, lerr := snapshot.Latest(ctx, local)
-			incCheck(t, lerr)
+			noErr(t, lerr)
 			if latest.ID != 2 {
 				return // not committed: nothing to check
 			}

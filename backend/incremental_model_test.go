@@ -93,23 +93,23 @@ func incModelRun(t *testing.T, r *rand.Rand, keep int) {
 	for id := int64(1); id <= int64(checkpoints); id++ {
 		incModelOps(j, r, 150+r.IntN(350), int(id))
 		if r.IntN(4) == 0 {
-			incCheck(t, j.insts[r.IntN(len(j.insts))].b.Flush()) // one more SST
+			noErr(t, j.insts[r.IntN(len(j.insts))].b.Flush()) // one more SST
 		}
 		if r.IntN(8) == 0 {
-			incCheck(t, j.insts[r.IntN(len(j.insts))].b.Compact(ctx)) // rewrite every SST
+			noErr(t, j.insts[r.IntN(len(j.insts))].b.Compact(ctx)) // rewrite every SST
 		}
 		j.checkpoint(id, keep)
 		models[id] = j.model.clone()
 		incSharedExact(t, st)
 		ids, err := snapshot.Completed(ctx, st)
-		incCheck(t, err)
+		noErr(t, err)
 		if len(ids) > keep || ids[len(ids)-1] != id {
 			t.Fatalf("after checkpoint %d with retention %d: completed %v", id, keep, ids)
 		}
 		// Restore a retained checkpoint at some parallelism.
 		from := ids[r.IntN(len(ids))]
 		cp, err := snapshot.Load(ctx, st, from)
-		incCheck(t, err)
+		noErr(t, err)
 		np := 1 + r.IntN(3)
 		rj := restoreIncJob(t, st, cp.Handles, np, incMostlyIncremental(r, np), models[from])
 		rj.verify(models[from], fmt.Sprintf("restore of checkpoint %d (parallelism %d) at parallelism %d", from, len(cp.Handles), np))
@@ -127,10 +127,10 @@ func incModelRun(t *testing.T, r *rand.Rand, keep int) {
 	}
 	// Every retained checkpoint, at every parallelism.
 	ids, err := snapshot.Completed(ctx, st)
-	incCheck(t, err)
+	noErr(t, err)
 	for _, id := range ids {
 		cp, err := snapshot.Load(ctx, st, id)
-		incCheck(t, err)
+		noErr(t, err)
 		for _, np := range []int{1, 2, 3} {
 			rj := restoreIncJob(t, st, cp.Handles, np, incAlways, models[id])
 			rj.verify(models[id], fmt.Sprintf("final restore of checkpoint %d at parallelism %d", id, np))

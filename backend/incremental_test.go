@@ -51,13 +51,6 @@ func incStorage(t testing.TB) *snapshot.Local {
 // remote implementation: restore must copy its files, not link them.
 type incHidden struct{ snapshot.Storage }
 
-func incCheck(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // incState is the states every instance registers.
 type incState struct {
 	v *backend.Value[int64, backend.VoidNamespace, string]
@@ -68,11 +61,11 @@ type incState struct {
 func incRegister(t testing.TB, b *backend.Backend[int64]) incState {
 	t.Helper()
 	v, err := backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})
-	incCheck(t, err)
+	noErr(t, err)
 	l, err := backend.GetList(b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64})
-	incCheck(t, err)
+	noErr(t, err)
 	m, err := backend.GetMap(b, backend.MapDescriptor[int64, string]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.String})
-	incCheck(t, err)
+	noErr(t, err)
 	return incState{v, l, m}
 }
 
@@ -163,7 +156,7 @@ func incDump(t testing.TB, b *backend.Backend[int64], s incState) *incModel {
 	keysOf := func(seq func(func(int64, error) bool)) []int64 {
 		var ks []int64
 		for k, err := range seq {
-			incCheck(t, err)
+			noErr(t, err)
 			ks = append(ks, k)
 		}
 		slices.Sort(ks)
@@ -171,16 +164,16 @@ func incDump(t testing.TB, b *backend.Backend[int64], s incState) *incModel {
 	}
 	set := func(k int64) {
 		kg, err := backend.KeyGroupOf(backend.Int64, k, b.MaxParallelism())
-		incCheck(t, err)
+		noErr(t, err)
 		if !b.KeyGroups().Contains(kg) {
 			t.Fatalf("instance %s holds key %d of key group %d", b.KeyGroups(), k, kg)
 		}
-		incCheck(t, b.SetCurrentKey(k))
+		noErr(t, b.SetCurrentKey(k))
 	}
 	for _, k := range keysOf(s.v.KeysInNamespace(backend.VoidNamespace{})) {
 		set(k)
 		v, ok, err := s.v.Get()
-		incCheck(t, err)
+		noErr(t, err)
 		if ok {
 			m.V[k] = v
 		}
@@ -188,14 +181,14 @@ func incDump(t testing.TB, b *backend.Backend[int64], s incState) *incModel {
 	for _, k := range keysOf(s.l.KeysInNamespace(backend.VoidNamespace{})) {
 		set(k)
 		l, err := s.l.Get()
-		incCheck(t, err)
+		noErr(t, err)
 		m.L[k] = l
 	}
 	for _, k := range keysOf(s.m.KeysInNamespace(backend.VoidNamespace{})) {
 		set(k)
 		e := map[int64]string{}
 		for x, err := range s.m.Entries() {
-			incCheck(t, err)
+			noErr(t, err)
 			e[x.Key] = x.Value
 		}
 		m.M[k] = e
@@ -222,7 +215,7 @@ func incRanges(t testing.TB, p int) []backend.KeyGroupRange {
 	rs := make([]backend.KeyGroupRange, p)
 	for i := range p {
 		r, err := backend.KeyGroupRangeForSubtask(incMaxPar, p, i)
-		incCheck(t, err)
+		noErr(t, err)
 		rs[i] = r
 	}
 	return rs
@@ -235,7 +228,7 @@ func newIncJob(t testing.TB, st snapshot.Storage, p int, incremental func(i int)
 	j := &incJob{t: t, st: st, model: newIncModel()}
 	for i, r := range incRanges(t, p) {
 		b, err := backend.Open(backend.Int64, incOpts(filepath.Join(t.TempDir(), "db"), r, incremental(i)))
-		incCheck(t, err)
+		noErr(t, err)
 		j.insts = append(j.insts, &incInstance{b: b, s: incRegister(t, b)})
 	}
 	t.Cleanup(j.close)
@@ -272,10 +265,10 @@ func incAlways(int) bool { return true }
 // at makes k the current key of its instance and returns the instance.
 func (j *incJob) at(k int64) *incInstance {
 	kg, err := backend.KeyGroupOf(backend.Int64, k, incMaxPar)
-	incCheck(j.t, err)
+	noErr(j.t, err)
 	for _, in := range j.insts {
 		if in.b.KeyGroups().Contains(kg) {
-			incCheck(j.t, in.b.SetCurrentKey(k))
+			noErr(j.t, in.b.SetCurrentKey(k))
 			return in
 		}
 	}
@@ -284,27 +277,27 @@ func (j *incJob) at(k int64) *incInstance {
 }
 
 func (j *incJob) setV(k int64, v string) {
-	incCheck(j.t, j.at(k).s.v.Update(v))
+	noErr(j.t, j.at(k).s.v.Update(v))
 	j.model.V[k] = v
 }
 
 func (j *incJob) clearV(k int64) {
-	incCheck(j.t, j.at(k).s.v.Clear())
+	noErr(j.t, j.at(k).s.v.Clear())
 	delete(j.model.V, k)
 }
 
 func (j *incJob) addL(k, e int64) {
-	incCheck(j.t, j.at(k).s.l.Add(e))
+	noErr(j.t, j.at(k).s.l.Add(e))
 	j.model.L[k] = append(j.model.L[k], e)
 }
 
 func (j *incJob) clearL(k int64) {
-	incCheck(j.t, j.at(k).s.l.Clear())
+	noErr(j.t, j.at(k).s.l.Clear())
 	delete(j.model.L, k)
 }
 
 func (j *incJob) putM(k, uk int64, uv string) {
-	incCheck(j.t, j.at(k).s.m.Put(uk, uv))
+	noErr(j.t, j.at(k).s.m.Put(uk, uv))
 	if j.model.M[k] == nil {
 		j.model.M[k] = map[int64]string{}
 	}
@@ -312,12 +305,12 @@ func (j *incJob) putM(k, uk int64, uv string) {
 }
 
 func (j *incJob) removeM(k, uk int64) {
-	incCheck(j.t, j.at(k).s.m.Remove(uk))
+	noErr(j.t, j.at(k).s.m.Remove(uk))
 	delete(j.model.M[k], uk)
 }
 
 func (j *incJob) clearM(k int64) {
-	incCheck(j.t, j.at(k).s.m.Clear())
+	noErr(j.t, j.at(k).s.m.Clear())
 	delete(j.model.M, k)
 }
 
@@ -327,7 +320,7 @@ func (j *incJob) snapshot(id int64) []*backend.AsyncSnapshot {
 	snaps := make([]*backend.AsyncSnapshot, len(j.insts))
 	for i, in := range j.insts {
 		s, err := in.b.Snapshot(id, j.st)
-		incCheck(j.t, err)
+		noErr(j.t, err)
 		snaps[i] = s
 	}
 	return snaps
@@ -351,13 +344,13 @@ func (j *incJob) checkpoint(id int64, keep int) *snapshot.Checkpoint {
 	j.t.Helper()
 	ctx := context.Background()
 	hs, err := incRunAll(ctx, j.snapshot(id))
-	incCheck(j.t, err)
+	noErr(j.t, err)
 	cp := &snapshot.Checkpoint{ID: id, Handles: hs}
 	if err := snapshot.Complete(ctx, j.st, cp, keep); err != nil {
 		j.t.Fatalf("complete checkpoint %d: %v", id, err)
 	}
 	for _, in := range j.insts {
-		incCheck(j.t, in.b.NotifyCheckpointComplete(id))
+		noErr(j.t, in.b.NotifyCheckpointComplete(id))
 	}
 	return cp
 }
@@ -400,11 +393,11 @@ func incSharedExact(t testing.TB, st snapshot.Storage) {
 	t.Helper()
 	ctx := context.Background()
 	ids, err := snapshot.Completed(ctx, st)
-	incCheck(t, err)
+	noErr(t, err)
 	refs, err := snapshot.SharedRefs(ctx, st, ids)
-	incCheck(t, err)
+	noErr(t, err)
 	names, err := st.List(ctx, snapshot.SharedDir+"/")
-	incCheck(t, err)
+	noErr(t, err)
 	var extra, missing []string
 	for _, n := range names {
 		if refs[n] == 0 {
@@ -420,7 +413,7 @@ func incSharedExact(t testing.TB, st snapshot.Storage) {
 		t.Fatalf("shared/ of checkpoints %v: unreferenced %v, missing %v", ids, extra, missing)
 	}
 	all, err := st.List(ctx, "chk-")
-	incCheck(t, err)
+	noErr(t, err)
 	for _, n := range all {
 		dir, _, _ := strings.Cut(n, "/")
 		ok := false
@@ -451,7 +444,7 @@ func incExists(t testing.TB, st snapshot.Storage, name string) bool {
 	if errors.Is(err, snapshot.ErrNotExist) {
 		return false
 	}
-	incCheck(t, err)
+	noErr(t, err)
 	f.Close()
 	return true
 }
@@ -467,7 +460,7 @@ func TestIncSecondCheckpointUploadsLittle(t *testing.T) {
 	opts := incOpts(t.TempDir(), incAll(), true)
 	opts.RetainedCheckpoints = 3
 	b, err := backend.Open(backend.Int64, opts)
-	incCheck(t, err)
+	noErr(t, err)
 	j := &incJob{t: t, st: st, insts: []*incInstance{{b: b, s: incRegister(t, b)}}, model: newIncModel()}
 	t.Cleanup(j.close)
 	const n = 8_000
@@ -481,14 +474,14 @@ func TestIncSecondCheckpointUploadsLittle(t *testing.T) {
 	// SSTs and the second checkpoint would upload them all again, whatever
 	// the change. Compacted into the bottom level, the data stays in the
 	// same files, and the 1% change is one small flushed SST.
-	incCheck(t, b.Compact(ctx))
+	noErr(t, b.Compact(ctx))
 	cp1, err := b.Checkpoint(ctx, st, 1)
-	incCheck(t, err)
+	noErr(t, err)
 	for k := int64(0); k < n; k += 100 {
 		j.setV(k, incVal(k, 1))
 	}
 	cp2, err := b.Checkpoint(ctx, st, 2)
-	incCheck(t, err)
+	noErr(t, err)
 	m2 := j.model.clone()
 	h1, h2 := cp1.Handles[0], cp2.Handles[0]
 	t.Logf("checkpoint 1: %d of %d bytes, %d SSTs; checkpoint 2: %d of %d bytes, %d SSTs",
@@ -509,7 +502,7 @@ func TestIncSecondCheckpointUploadsLittle(t *testing.T) {
 	}
 	incSharedExact(t, st)
 	id := b.InstanceID()
-	incCheck(t, b.Close())
+	noErr(t, b.Close())
 
 	// Same range: the restored backend keeps its identity and upload
 	// history, so its next checkpoint uploads no SST.
@@ -539,7 +532,7 @@ func TestIncSecondCheckpointUploadsLittle(t *testing.T) {
 	for k := int64(1); k < n; k += 7 {
 		r.setV(k, incVal(k, 2))
 	}
-	incCheck(t, rb.Compact(ctx))
+	noErr(t, rb.Compact(ctx))
 	r.close()
 	r.insts = nil
 	incSharedExact(t, st)
@@ -566,9 +559,9 @@ func TestIncRescaledRestoreGetsNewIdentity(t *testing.T) {
 			}
 			// Its first checkpoint uploads everything, under its own id.
 			s, err := in.b.Snapshot(int64(10+p), st)
-			incCheck(t, err)
+			noErr(t, err)
 			h, err := s.Run(ctx)
-			incCheck(t, err)
+			noErr(t, err)
 			if h.CheckpointedSize != h.StateSize {
 				t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
 			}
@@ -577,7 +570,7 @@ func TestIncRescaledRestoreGetsNewIdentity(t *testing.T) {
 					t.Errorf("first checkpoint after rescaling references %s", f.Name)
 				}
 			}
-			incCheck(t, in.b.NotifyCheckpointAborted(ctx, int64(10+p), st))
+			noErr(t, in.b.NotifyCheckpointAborted(ctx, int64(10+p), st))
 		}
 	}
 	incSharedExact(t, st)
@@ -598,9 +591,9 @@ func TestIncAbortedUploadsNeverReused(t *testing.T) {
 				j.setV(k, incVal(k, 1))
 			}
 			s2, err := b.Snapshot(2, st)
-			incCheck(t, err)
+			noErr(t, err)
 			h2, err := s2.Run(ctx)
-			incCheck(t, err)
+			noErr(t, err)
 			var new2 []string
 			for _, f := range h2.Shared {
 				if !incNames(cp1.Handles...)[f.Name] {
@@ -611,7 +604,7 @@ func TestIncAbortedUploadsNeverReused(t *testing.T) {
 				t.Fatal("checkpoint 2 uploaded no SST")
 			}
 			if notify {
-				incCheck(t, b.NotifyCheckpointAborted(ctx, 2, st))
+				noErr(t, b.NotifyCheckpointAborted(ctx, 2, st))
 				for _, n := range append(slices.Clone(new2), h2.Files[0].Name) {
 					if incExists(t, st, n) {
 						t.Errorf("%s of aborted checkpoint 2 is still in storage", n)
@@ -653,23 +646,23 @@ func incInFlight(t *testing.T, st snapshot.Storage) (j *incJob, h5, h6 snapshot.
 			j.setV(k, incVal(k, version))
 			j.addL(k%30, k)
 		}
-		incCheck(t, b.Flush())
+		noErr(t, b.Flush())
 	}
 	write(5)
 	s5, err := b.Snapshot(5, st)
-	incCheck(t, err)
+	noErr(t, err)
 	m5 = j.model.clone()
 	var wg sync.WaitGroup
 	var err5, err6 error
 	wg.Go(func() { h5, err5 = s5.Run(ctx) })
 	write(6)
 	s6, err := b.Snapshot(6, st)
-	incCheck(t, err)
+	noErr(t, err)
 	m6 = j.model.clone()
 	wg.Go(func() { h6, err6 = s6.Run(ctx) })
 	write(7)
 	wg.Wait()
-	incCheck(t, errors.Join(err5, err6))
+	noErr(t, errors.Join(err5, err6))
 	return j, h5, h6, m1, m5, m6
 }
 
@@ -683,56 +676,56 @@ func TestIncNotificationsOutOfOrder(t *testing.T) {
 	}{
 		{"complete 6 then 5", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
-			incCheck(t, b.NotifyCheckpointComplete(6))
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
+			noErr(t, b.NotifyCheckpointComplete(6))
 			err := snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: []snapshot.Handle{h5}}, 2)
 			if !errors.Is(err, snapshot.ErrSubsumed) {
 				t.Fatalf("completing 5 after 6: %v, want ErrSubsumed", err)
 			}
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 5, st))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 5, st))
 			return 6
 		}},
 		{"complete 5 and 6, notified 6 then 5", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: []snapshot.Handle{h5}}, 2))
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
-			incCheck(t, b.NotifyCheckpointComplete(6))
-			incCheck(t, b.NotifyCheckpointComplete(5)) // late: must not go back to 5
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: []snapshot.Handle{h5}}, 2))
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
+			noErr(t, b.NotifyCheckpointComplete(6))
+			noErr(t, b.NotifyCheckpointComplete(5)) // late: must not go back to 5
 			return 6
 		}},
 		{"abort 6, complete 5", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 6, st))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 6, st))
 			for _, f := range h6.Files {
 				if incExists(t, st, f.Name) {
 					t.Errorf("%s of aborted checkpoint 6 survived", f.Name)
 				}
 			}
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: []snapshot.Handle{h5}}, 2))
-			incCheck(t, b.NotifyCheckpointComplete(5))
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: []snapshot.Handle{h5}}, 2))
+			noErr(t, b.NotifyCheckpointComplete(5))
 			return 5
 		}},
 		{"abort 5, complete 6", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 5, st))
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
-			incCheck(t, b.NotifyCheckpointComplete(6))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 5, st))
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
+			noErr(t, b.NotifyCheckpointComplete(6))
 			return 6
 		}},
 		{"complete 6, notified 6, abort of 5 and unknown ids", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, b.NotifyCheckpointComplete(99)) // never taken: ignored
-			incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
-			incCheck(t, b.NotifyCheckpointComplete(6))
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 5, st))
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 42, st))
-			incCheck(t, b.NotifyCheckpointComplete(5))
+			noErr(t, b.NotifyCheckpointComplete(99)) // never taken: ignored
+			noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: []snapshot.Handle{h6}}, 2))
+			noErr(t, b.NotifyCheckpointComplete(6))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 5, st))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 42, st))
+			noErr(t, b.NotifyCheckpointComplete(5))
 			return 6
 		}},
 		{"both aborted", func(t *testing.T, j *incJob, st snapshot.Storage, h5, h6 snapshot.Handle) int64 {
 			b := j.insts[0].b
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 6, st))
-			incCheck(t, b.NotifyCheckpointAborted(ctx, 5, st))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 6, st))
+			noErr(t, b.NotifyCheckpointAborted(ctx, 5, st))
 			return 1
 		}},
 	} {
@@ -747,10 +740,10 @@ func TestIncNotificationsOutOfOrder(t *testing.T) {
 			}
 			base := sc.run(t, j, st, h5, h6)
 			ids, err := snapshot.Completed(ctx, st)
-			incCheck(t, err)
+			noErr(t, err)
 			incSharedExact(t, st)
 			baseCP, err := snapshot.Load(ctx, st, base)
-			incCheck(t, err)
+			noErr(t, err)
 			// Checkpoint 7 reuses only the base's uploads.
 			m7 := j.model.clone()
 			cp7 := j.checkpoint(7, 2)
@@ -764,10 +757,10 @@ func TestIncNotificationsOutOfOrder(t *testing.T) {
 			incSharedExact(t, st)
 			models[7] = m7
 			ids, err = snapshot.Completed(ctx, st)
-			incCheck(t, err)
+			noErr(t, err)
 			for _, id := range ids {
 				cp, err := snapshot.Load(ctx, st, id)
-				incCheck(t, err)
+				noErr(t, err)
 				r := restoreIncJob(t, st, cp.Handles, 1, incAlways, models[id])
 				r.verify(models[id], fmt.Sprintf("restore of checkpoint %d", id))
 				r.close()
@@ -805,16 +798,16 @@ func TestIncSnapshotWhileWriting(t *testing.T) {
 			j.addL(k%31, k)
 			if i%1000 == 0 {
 				for _, in := range j.insts {
-					incCheck(t, in.b.Flush())
+					noErr(t, in.b.Flush())
 				}
 			}
 		}
 		<-done
-		incCheck(t, err)
+		noErr(t, err)
 		cp := &snapshot.Checkpoint{ID: id, Handles: hs}
-		incCheck(t, snapshot.Complete(ctx, st, cp, 3))
+		noErr(t, snapshot.Complete(ctx, st, cp, 3))
 		for _, in := range j.insts {
-			incCheck(t, in.b.NotifyCheckpointComplete(id))
+			noErr(t, in.b.NotifyCheckpointComplete(id))
 		}
 		cps = append(cps, cp)
 	}
@@ -895,7 +888,7 @@ func TestIncRestoreFromNonLocalStorage(t *testing.T) {
 	// storage.
 	dir := t.TempDir()
 	b, err := backend.Restore(context.Background(), backend.Int64, incOpts(dir, incRanges(t, 2)[0], true), st, cp.Handles)
-	incCheck(t, err)
+	noErr(t, err)
 	defer b.Close()
 	for _, f := range cp.Handles[0].Shared {
 		a, err1 := os.Stat(filepath.Join(dir, f.LocalName))
@@ -939,21 +932,21 @@ func TestIncCloseDuringUploadLeavesNothing(t *testing.T) {
 	local := incStorage(t)
 	dir := t.TempDir()
 	b, err := backend.Open(backend.Int64, incOpts(dir, incAll(), true))
-	incCheck(t, err)
+	noErr(t, err)
 	s := incRegister(t, b)
 	for k := range int64(2000) {
-		incCheck(t, b.SetCurrentKey(k))
-		incCheck(t, s.v.Update(incVal(k, 0)))
+		noErr(t, b.SetCurrentKey(k))
+		noErr(t, s.v.Update(incVal(k, 0)))
 	}
 	_, err = b.Checkpoint(ctx, local, 1)
-	incCheck(t, err)
+	noErr(t, err)
 	for k := range int64(2000) {
-		incCheck(t, b.SetCurrentKey(k))
-		incCheck(t, s.v.Update(incVal(k, 1)))
+		noErr(t, b.SetCurrentKey(k))
+		noErr(t, s.v.Update(incVal(k, 1)))
 	}
 	// A snapshot never run is released: its native checkpoint goes.
 	s2, err := b.Snapshot(2, local)
-	incCheck(t, err)
+	noErr(t, err)
 	native := filepath.Join(dir, "checkpoints", snapshot.Dir(2))
 	if _, err := os.Stat(native); err != nil {
 		t.Fatalf("no native checkpoint at %s: %v", native, err)
@@ -969,11 +962,11 @@ func TestIncCloseDuringUploadLeavesNothing(t *testing.T) {
 	// deletes what it wrote.
 	st := &incStallingStorage{Storage: local, started: make(chan struct{})}
 	s3, err := b.Snapshot(3, st)
-	incCheck(t, err)
+	noErr(t, err)
 	runErr := make(chan error, 1)
 	go func() { _, err := s3.Run(ctx); runErr <- err }()
 	<-st.started
-	incCheck(t, b.Close())
+	noErr(t, b.Close())
 	if err := <-runErr; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run cut by Close: %v, want context.Canceled", err)
 	}
@@ -1009,7 +1002,7 @@ func TestIncBaseRetiredWhileInFlight(t *testing.T) {
 		o.L0CompactionThreshold, o.L0CompactionFileThreshold, o.L0StopWritesThreshold = 1000, 1000, 2000
 	}
 	b, err := backend.Open(backend.Int64, opts)
-	incCheck(t, err)
+	noErr(t, err)
 	j := &incJob{t: t, st: st, insts: []*incInstance{{b: b, s: incRegister(t, b)}}, model: newIncModel()}
 	defer j.close()
 	write := func(v int) {
@@ -1021,23 +1014,23 @@ func TestIncBaseRetiredWhileInFlight(t *testing.T) {
 	j.checkpoint(4, 1)
 	write(1)
 	s5, err := b.Snapshot(5, st)
-	incCheck(t, err)
+	noErr(t, err)
 	write(2)
 	s6, err := b.Snapshot(6, st)
-	incCheck(t, err)
+	noErr(t, err)
 	m6 := j.model.clone()
 	hs, err := incRunAll(ctx, []*backend.AsyncSnapshot{s5, s6})
-	incCheck(t, err)
-	incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: hs[:1]}, 1))
-	incCheck(t, b.NotifyCheckpointComplete(5))
+	noErr(t, err)
+	noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: hs[:1]}, 1))
+	noErr(t, b.NotifyCheckpointComplete(5))
 	write(3)
 	s7, err := b.Snapshot(7, st)
-	incCheck(t, err)
+	noErr(t, err)
 	m7 := j.model.clone()
 	h7, err := s7.Run(ctx)
-	incCheck(t, err)
-	incCheck(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: hs[1:]}, 1))
-	incCheck(t, b.NotifyCheckpointComplete(6))
+	noErr(t, err)
+	noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: hs[1:]}, 1))
+	noErr(t, b.NotifyCheckpointComplete(6))
 	for _, h := range append(hs, h7) {
 		var ns []string
 		for _, f := range h.Shared {
@@ -1059,14 +1052,14 @@ func TestIncBaseRetiredWhileInFlight(t *testing.T) {
 		if !strings.Contains(err.Error(), "missing") {
 			t.Fatalf("Complete(7): %v", err)
 		}
-		incCheck(t, b.NotifyCheckpointAborted(ctx, 7, st))
+		noErr(t, b.NotifyCheckpointAborted(ctx, 7, st))
 		want, latest = m6, 6
 	} else {
-		incCheck(t, b.NotifyCheckpointComplete(7))
+		noErr(t, b.NotifyCheckpointComplete(7))
 	}
 	incSharedExact(t, st)
 	cp, err := snapshot.Latest(ctx, st)
-	incCheck(t, err)
+	noErr(t, err)
 	if cp.ID != latest {
 		t.Fatalf("latest checkpoint %d, want %d", cp.ID, latest)
 	}
@@ -1094,7 +1087,7 @@ func TestIncRestoredDatabaseNeverChangesStorage(t *testing.T) {
 		return o
 	}
 	b, err := backend.Open(backend.Int64, opts(t.TempDir()))
-	incCheck(t, err)
+	noErr(t, err)
 	j := &incJob{t: t, st: st, insts: []*incInstance{{b: b, s: incRegister(t, b)}}, model: newIncModel()}
 	for k := range int64(3000) {
 		j.setV(k, incVal(k, 0))
@@ -1105,18 +1098,18 @@ func TestIncRestoredDatabaseNeverChangesStorage(t *testing.T) {
 	for round := range 2 {
 		dir := t.TempDir()
 		rb, err := backend.Restore(context.Background(), backend.Int64, opts(dir), st, cp.Handles)
-		incCheck(t, err)
+		noErr(t, err)
 		r := &incJob{t: t, st: st, insts: []*incInstance{{b: rb, s: incRegister(t, rb)}}, model: want.clone()}
 		r.verify(want, fmt.Sprintf("round %d: restore", round))
 		for k := range int64(8000) {
 			r.setV(k%4000, incVal(k, round+1))
 		}
-		incCheck(t, rb.Compact(context.Background()))
+		noErr(t, rb.Compact(context.Background()))
 		r.close()
 		// Reopen: replays the WAL of the restored database.
 		rb, err = backend.Open(backend.Int64, opts(dir))
-		incCheck(t, err)
-		incCheck(t, rb.Close())
+		noErr(t, err)
+		noErr(t, rb.Close())
 	}
 	// The checkpoint still verifies and restores.
 	r := restoreIncJob(t, st, cp.Handles, 1, incAlways, want)

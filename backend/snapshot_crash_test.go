@@ -151,13 +151,13 @@ func TestSnapshotCrashChild(t *testing.T) {
 		t.Skip("the child of TestSnapshotCrash")
 	}
 	seed, err := strconv.ParseUint(os.Getenv(snCrashSeedEnv), 10, 64)
-	snNoErr(t, err)
+	noErr(t, err)
 	ctx := context.Background()
 	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	noErr(t, err)
 	// Restarting cleans up what the last run left half-written.
 	partial, tmps := snCrashDebris(t, root)
-	snNoErr(t, snapshot.Recover(ctx, st))
+	noErr(t, snapshot.Recover(ctx, st))
 	if p, n := snCrashDebris(t, root); len(p) > 0 || n > 0 {
 		t.Fatalf("after Recover at restart, partial checkpoints %v and %d temporary files remain", p, n)
 	}
@@ -168,7 +168,7 @@ func TestSnapshotCrashChild(t *testing.T) {
 	switch {
 	case errors.Is(err, snapshot.ErrNoCheckpoint):
 		b, err = backend.Open(backend.Int64, opts)
-		snNoErr(t, err)
+		noErr(t, err)
 	case err != nil:
 		t.Fatal(err)
 	default:
@@ -216,7 +216,7 @@ func TestSnapshotCrash(t *testing.T) {
 	if s := os.Getenv(snCrashSeedEnv); s != "" {
 		var err error
 		seed, err = strconv.ParseUint(s, 10, 64)
-		snNoErr(t, err)
+		noErr(t, err)
 	}
 	t.Logf("seed %d (set %s to repeat)", seed, snCrashSeedEnv)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -224,7 +224,7 @@ func TestSnapshotCrash(t *testing.T) {
 	work := t.TempDir()
 	root := filepath.Join(work, "checkpoints")
 	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	noErr(t, err)
 
 	expect := newSnModel() // the state at checkpoint expectID
 	expectID := int64(0)
@@ -270,7 +270,7 @@ func TestSnapshotCrash(t *testing.T) {
 		// debris to the next child, whose restart must clean it up.
 		childRecovered += r.recovered
 		if round%2 == 0 {
-			snNoErr(t, snapshot.Recover(ctx, st))
+			noErr(t, snapshot.Recover(ctx, st))
 			if partial, tmps := snCrashDebris(t, root); len(partial) > 0 || tmps > 0 {
 				t.Fatalf("round %d: after Recover, partial checkpoints %v and %d temporary files remain", round, partial, tmps)
 			}
@@ -294,7 +294,7 @@ func TestSnapshotCrash(t *testing.T) {
 			t.Fatalf("round %d: restore checkpoint %d: %v", round, cp.ID, err)
 		}
 		got := snRead(t, b)
-		snNoErr(t, b.Close())
+		noErr(t, b.Close())
 		snEqual(t, fmt.Sprintf("round %d, checkpoint %d", round, cp.ID), got, expect)
 		if d, ok := r.cps[cp.ID]; ok && d != snDigest(got) {
 			t.Fatalf("round %d: checkpoint %d restores to %s; the child recorded %s", round, cp.ID, snDigest(got), d)
@@ -323,8 +323,8 @@ func snCrashRun(t *testing.T, root, dir string, seed uint64, rng *rand.Rand, kil
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
-	snNoErr(t, err)
-	snNoErr(t, cmd.Start())
+	noErr(t, err)
+	noErr(t, cmd.Start())
 	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(out)

@@ -130,7 +130,7 @@ func TestSnapshotFaultsStorage(t *testing.T) {
 			local := snStorage(t)
 			st := &snFaultStorage{Storage: local}
 			c.setup(st)
-			b := snOpen(t, backend.Options{SnapshotCompression: "none"})
+			b := MustOpenK(t, backend.Int64, withOptions(backend.Options{SnapshotCompression: "none"}))
 			snBigState(t, b, 1000)
 			_, err := b.Checkpoint(ctx, st, 1)
 			if !errors.Is(err, errSnInjected) {
@@ -140,8 +140,8 @@ func TestSnapshotFaultsStorage(t *testing.T) {
 			// The backend still works, and the next checkpoint succeeds.
 			*st = snFaultStorage{Storage: local}
 			cp, err := b.Checkpoint(ctx, st, 2)
-			snNoErr(t, err)
-			if got := len(snRead(t, snRestore(t, local, cp.Handles, backend.Options{})).v); got != 1000 {
+			noErr(t, err)
+			if got := len(snRead(t, MustRestore(t, backend.Int64, local, cp.Handles)).v); got != 1000 {
 				t.Fatalf("restored %d keys", got)
 			}
 		})
@@ -156,18 +156,18 @@ func TestSnapshotFaultsRetentionFails(t *testing.T) {
 	ctx := context.Background()
 	local := snStorage(t)
 	st := &snFaultStorage{Storage: local}
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	s := snRegister(t, b)
 	model := newSnModel()
 	snApply(t, b, s, model, rand.New(rand.NewPCG(8, 8)), 500, 100, "one")
 	_, err := b.Checkpoint(ctx, st, 1)
-	snNoErr(t, err)
+	noErr(t, err)
 	snApply(t, b, s, model, rand.New(rand.NewPCG(9, 9)), 500, 100, "two")
 	st.hook(func() { st.deleteErr = func(n string) bool { return strings.HasPrefix(n, "chk-1/") } })
 	_, err = b.Checkpoint(ctx, st, 2)
 	t.Logf("Checkpoint(2) with retention failing = %v", err)
 	cp, lerr := snapshot.Latest(ctx, local)
-	snNoErr(t, lerr)
+	noErr(t, lerr)
 	r, rerr := backend.Restore(ctx, backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "r")}, local, cp.Handles)
 	if rerr != nil {
 		t.Fatalf("BUG: checkpoint %d was committed, but after retention failed (%v) Checkpoint deleted its data as aborted: restore = %v; storage: %v",
@@ -185,12 +185,12 @@ func TestSnapshotFaultsRetentionFails(t *testing.T) {
 func TestSnapshotFaultsCorruptRetainedMetadata(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{RetainedCheckpoints: 2})
+	b := MustOpenK(t, backend.Int64, withOptions(backend.Options{RetainedCheckpoints: 2}))
 	s := snRegister(t, b)
 	model := newSnModel()
 	snApply(t, b, s, model, rand.New(rand.NewPCG(10, 10)), 500, 100, "one")
 	_, err := b.Checkpoint(ctx, st, 1)
-	snNoErr(t, err)
+	noErr(t, err)
 	snRewrite(t, st.Path(snapshot.MetadataPath(1)), func(b []byte) []byte { b[30] ^= 4; return b })
 	snApply(t, b, s, model, rand.New(rand.NewPCG(11, 11)), 500, 100, "two")
 	_, err = b.Checkpoint(ctx, st, 2)
@@ -212,7 +212,7 @@ func TestSnapshotFaultsCorruptRetainedMetadata(t *testing.T) {
 func snCheckpointed(t testing.TB, comp string, ids ...int64) (*snapshot.Local, []*snModel, []*snapshot.Checkpoint) {
 	t.Helper()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{SnapshotCompression: comp, RetainedCheckpoints: len(ids)})
+	b := MustOpenK(t, backend.Int64, withOptions(backend.Options{SnapshotCompression: comp, RetainedCheckpoints: len(ids)}))
 	s := snRegister(t, b)
 	model := newSnModel()
 	var models []*snModel
@@ -220,7 +220,7 @@ func snCheckpointed(t testing.TB, comp string, ids ...int64) (*snapshot.Local, [
 	for _, id := range ids {
 		snApply(t, b, s, model, rand.New(rand.NewPCG(uint64(id), 77)), 800, 150, fmt.Sprint("c", id))
 		cp, err := b.Checkpoint(context.Background(), st, id)
-		snNoErr(t, err)
+		noErr(t, err)
 		models = append(models, model.clone())
 		cps = append(cps, cp)
 	}
@@ -250,8 +250,8 @@ func snWantRestoreErr(t testing.TB, err error, dir string, target error, fragmen
 func snRewrite(t testing.TB, p string, f func([]byte) []byte) {
 	t.Helper()
 	data, err := os.ReadFile(p)
-	snNoErr(t, err)
-	snNoErr(t, os.WriteFile(p, f(data), 0o644))
+	noErr(t, err)
+	noErr(t, os.WriteFile(p, f(data), 0o644))
 }
 
 // snReframe rewrites a metadata file with another version or a changed
@@ -259,19 +259,19 @@ func snRewrite(t testing.TB, p string, f func([]byte) []byte) {
 func snReframe(t testing.TB, p string, version uint32, mutate func(*snapshot.Checkpoint)) {
 	t.Helper()
 	data, err := os.ReadFile(p)
-	snNoErr(t, err)
+	noErr(t, err)
 	cp, err := snapshot.DecodeMetadata(p, data)
-	snNoErr(t, err)
+	noErr(t, err)
 	if mutate != nil {
 		mutate(cp)
 	}
 	body, err := json.Marshal(cp)
-	snNoErr(t, err)
+	noErr(t, err)
 	out := append([]byte("PBSTMETA"), binary.BigEndian.AppendUint32(nil, version)...)
 	out = binary.BigEndian.AppendUint64(out, uint64(len(body)))
 	out = append(out, body...)
 	out = binary.BigEndian.AppendUint32(out, crc32.Checksum(out, crc32.MakeTable(crc32.Castagnoli)))
-	snNoErr(t, os.WriteFile(p, out, 0o644))
+	noErr(t, os.WriteFile(p, out, 0o644))
 }
 
 // TestSnapshotFaultsCorruptNewestMetadata: a newest checkpoint whose
@@ -284,17 +284,17 @@ func TestSnapshotFaultsCorruptNewestMetadata(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "r")
 	b, cp, err := backend.RestoreLatest(ctx, backend.Int64, backend.Options{Dir: dir}, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	if cp.ID != 1 {
 		t.Fatalf("RestoreLatest used checkpoint %d", cp.ID)
 	}
 	snEqual(t, "checkpoint 1", snRead(t, b), models[0])
-	snNoErr(t, b.Close())
+	noErr(t, b.Close())
 
 	b2, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "r2")}, st.Root())
-	snNoErr(t, err)
+	noErr(t, err)
 	snEqual(t, "checkpoint 1 from the root path", snRead(t, b2), models[0])
-	snNoErr(t, b2.Close())
+	noErr(t, b2.Close())
 
 	// Asked for by path, the corrupt checkpoint is an error naming its
 	// metadata.
@@ -302,9 +302,9 @@ func TestSnapshotFaultsCorruptNewestMetadata(t *testing.T) {
 	_, err = backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir3}, st.Path("chk-2"))
 	snWantRestoreErr(t, err, dir3, snapshot.ErrCorrupt, "chk-2/_metadata")
 	b4, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "r4")}, st.Path("chk-1"))
-	snNoErr(t, err)
+	noErr(t, err)
 	snEqual(t, "checkpoint 1 by path", snRead(t, b4), models[0])
-	snNoErr(t, b4.Close())
+	noErr(t, b4.Close())
 }
 
 func TestSnapshotFaultsMetadata(t *testing.T) {
@@ -334,7 +334,7 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 		{"holds another checkpoint", func(t testing.TB, p string) {
 			snReframe(t, p, 1, func(cp *snapshot.Checkpoint) { cp.ID = 5 })
 		}, snapshot.ErrCorrupt, []string{"chk-1/_metadata", "holds checkpoint 5"}},
-		{"missing", func(t testing.TB, p string) { snNoErr(t, os.Remove(p)) }, snapshot.ErrNotExist, []string{"chk-1/_metadata"}},
+		{"missing", func(t testing.TB, p string) { noErr(t, os.Remove(p)) }, snapshot.ErrNotExist, []string{"chk-1/_metadata"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -348,7 +348,7 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 			_, err = backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())
 			snWantRestoreErr(t, err, dir, snapshot.ErrNoCheckpoint)
 			// Recover discards the damaged checkpoint entirely.
-			snNoErr(t, snapshot.Recover(ctx, st))
+			noErr(t, snapshot.Recover(ctx, st))
 			snEmptyRoot(t, st.Root(), "after Recover")
 		})
 	}
@@ -367,7 +367,7 @@ func TestSnapshotFaultsDataBitFlips(t *testing.T) {
 			name := h.Files[0].Name
 			p := st.Path(name)
 			orig, err := os.ReadFile(p)
-			snNoErr(t, err)
+			noErr(t, err)
 			rng := rand.New(rand.NewPCG(uint64(len(comp)), 3))
 			// Every header byte once (with snappy), the bytes that matter
 			// with the others, and random bytes in the blocks.
@@ -385,7 +385,7 @@ func TestSnapshotFaultsDataBitFlips(t *testing.T) {
 			for _, pos := range positions {
 				bad := slices.Clone(orig)
 				bad[pos] ^= 1 << rng.IntN(8)
-				snNoErr(t, os.WriteFile(p, bad, 0o644))
+				noErr(t, os.WriteFile(p, bad, 0o644))
 				dir := filepath.Join(t.TempDir(), "r")
 				b, err := backend.Restore(ctx, backend.Int64, backend.Options{Dir: dir}, st, cps[0].Handles)
 				if err == nil {
@@ -401,7 +401,7 @@ func TestSnapshotFaultsDataBitFlips(t *testing.T) {
 				}
 				snWantRestoreErr(t, err, dir, snapshot.ErrCorrupt, name)
 			}
-			snNoErr(t, os.WriteFile(p, orig, 0o644))
+			noErr(t, os.WriteFile(p, orig, 0o644))
 		})
 	}
 }

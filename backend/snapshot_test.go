@@ -25,14 +25,6 @@ import (
 // Helpers of the snapshot tests (this file, snapshot_faults_test.go,
 // snapshot_crash_test.go, golden_test.go) are prefixed sn.
 
-// snNoErr fails the test now if err is not nil.
-func snNoErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // snStorage returns Local checkpoint storage in a new directory.
 func snStorage(t testing.TB) *snapshot.Local {
 	t.Helper()
@@ -41,36 +33,6 @@ func snStorage(t testing.TB) *snapshot.Local {
 		t.Fatal(err)
 	}
 	return st
-}
-
-// snOpen opens a backend with int64 keys in a new directory unless
-// opts.Dir is set; it is closed when the test ends.
-func snOpen(t testing.TB, opts backend.Options) *backend.Backend[int64] {
-	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = filepath.Join(t.TempDir(), "db")
-	}
-	b, err := backend.Open(backend.Int64, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
-// snRestore restores handles into a new directory; the backend is closed
-// when the test ends.
-func snRestore(t testing.TB, st snapshot.Storage, handles []snapshot.Handle, opts backend.Options) *backend.Backend[int64] {
-	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = filepath.Join(t.TempDir(), "restored")
-	}
-	b, err := backend.Restore(context.Background(), backend.Int64, opts, st, handles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 // snStates are the states the snapshot tests use: a value, a list, a map
@@ -223,7 +185,7 @@ func snRead(t testing.TB, b *backend.Backend[int64]) *snModel {
 		return ks
 	}
 	for _, k := range keysOf(s.v.KeysInNamespace(backend.VoidNamespace{})) {
-		snNoErr(t, b.SetCurrentKey(k))
+		noErr(t, b.SetCurrentKey(k))
 		v, ok, err := s.v.Get()
 		if err != nil || !ok {
 			t.Fatalf("value of key %d: %v %v", k, ok, err)
@@ -231,7 +193,7 @@ func snRead(t testing.TB, b *backend.Backend[int64]) *snModel {
 		out.v[k] = v
 	}
 	for _, k := range keysOf(s.l.KeysInNamespace(backend.VoidNamespace{})) {
-		snNoErr(t, b.SetCurrentKey(k))
+		noErr(t, b.SetCurrentKey(k))
 		l, err := s.l.Get()
 		if err != nil || len(l) == 0 {
 			t.Fatalf("list of key %d: %v %v", k, l, err)
@@ -239,7 +201,7 @@ func snRead(t testing.TB, b *backend.Backend[int64]) *snModel {
 		out.l[k] = l
 	}
 	for _, k := range keysOf(s.m.KeysInNamespace(backend.VoidNamespace{})) {
-		snNoErr(t, b.SetCurrentKey(k))
+		noErr(t, b.SetCurrentKey(k))
 		mm := map[int64]string{}
 		for e, err := range s.m.Entries() {
 			if err != nil {
@@ -254,8 +216,8 @@ func snRead(t testing.TB, b *backend.Backend[int64]) *snModel {
 	}
 	for ns := range int64(snNamespaces) {
 		for _, k := range keysOf(s.w.KeysInNamespace(ns)) {
-			snNoErr(t, b.SetCurrentKey(k))
-			snNoErr(t, s.w.SetCurrentNamespace(ns))
+			noErr(t, b.SetCurrentKey(k))
+			noErr(t, s.w.SetCurrentNamespace(ns))
 			v, ok, err := s.w.Get()
 			if err != nil || !ok {
 				t.Fatalf("namespaced value of key %d in %d: %v %v", k, ns, ok, err)
@@ -417,7 +379,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	st := snStorage(t)
 	for i, comp := range []string{"none", "snappy", "zstd", "s2"} {
 		t.Run(comp, func(t *testing.T) {
-			b := snOpen(t, backend.Options{SnapshotCompression: comp})
+			b := MustOpenK(t, backend.Int64, withOptions(backend.Options{SnapshotCompression: comp}))
 			s := snRegister(t, b)
 			model := newSnModel()
 			snApply(t, b, s, model, rand.New(rand.NewPCG(uint64(i), 1)), 4000, 700, comp)
@@ -429,12 +391,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if h.Compression != comp || h.Kind != snapshot.KindFull {
 				t.Fatalf("handle says compression %q, kind %q", h.Compression, h.Kind)
 			}
-			snEqual(t, "restored whole", snRead(t, snRestore(t, st, cp.Handles, backend.Options{})), model)
+			snEqual(t, "restored whole", snRead(t, MustRestore(t, backend.Int64, st, cp.Handles)), model)
 			parts := newSnModel()
 			for j := range 3 {
 				r, err := backend.KeyGroupRangeForSubtask(128, 3, j)
-				snNoErr(t, err)
-				part := snRead(t, snRestore(t, st, cp.Handles, backend.Options{KeyGroups: r}))
+				noErr(t, err)
+				part := snRead(t, MustRestore(t, backend.Int64, st, cp.Handles, withOptions(backend.Options{KeyGroups: r})))
 				for k := range part.v {
 					if kg, _ := backend.KeyGroupOf(backend.Int64, k, 128); !r.Contains(kg) {
 						t.Fatalf("instance %d holds key %d of key group %d", j, k, kg)
@@ -453,18 +415,18 @@ func TestSnapshotHandle(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
 	r := backend.KeyGroupRange{Start: 32, End: 96}
-	b := snOpen(t, backend.Options{KeyGroups: r, Operator: "window-op", SnapshotCompression: "zstd"})
+	b := MustOpenK(t, backend.Int64, withOptions(backend.Options{KeyGroups: r, Operator: "window-op", SnapshotCompression: "zstd"}))
 	s := snRegister(t, b)
 	for k := range int64(300) {
 		if kg, _ := backend.KeyGroupOf(backend.Int64, k, 128); r.Contains(kg) {
-			snNoErr(t, b.SetCurrentKey(k))
-			snNoErr(t, s.v.Update("x"))
+			noErr(t, b.SetCurrentKey(k))
+			noErr(t, s.v.Update("x"))
 		}
 	}
 	snap, err := b.Snapshot(9, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	h, err := snap.Run(ctx)
-	snNoErr(t, err)
+	noErr(t, err)
 	if h.Operator != "window-op" || h.InstanceID != b.InstanceID() || h.CheckpointID != 9 || h.Kind != snapshot.KindFull ||
 		h.MaxParallelism != 128 || h.KeyGroupStart != 32 || h.KeyGroupEnd != 96 || h.KeyCodec != "int64" || h.Compression != "zstd" {
 		t.Fatalf("handle %+v", h)
@@ -484,7 +446,7 @@ func TestSnapshotHandle(t *testing.T) {
 		t.Fatalf("files %+v", h.Files)
 	}
 	data, err := os.ReadFile(st.Path(h.Files[0].Name))
-	snNoErr(t, err)
+	noErr(t, err)
 	if int64(len(data)) != h.Files[0].Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != h.Files[0].CRC32C ||
 		h.StateSize != h.Files[0].Size || h.CheckpointedSize != h.Files[0].Size {
 		t.Fatalf("file %d bytes; handle %+v, sizes %d %d", len(data), h.Files[0], h.StateSize, h.CheckpointedSize)
@@ -512,16 +474,16 @@ func TestSnapshotPointInTime(t *testing.T) {
 		t.Run(comp, func(t *testing.T) {
 			local := snStorage(t)
 			st := newSnSlowStorage(local, time.Millisecond)
-			b := snOpen(t, backend.Options{SnapshotCompression: comp, MemTableSize: 1 << 20})
+			b := MustOpenK(t, backend.Int64, withOptions(backend.Options{SnapshotCompression: comp, MemTableSize: 1 << 20}))
 			s := snRegister(t, b)
 			rng := rand.New(rand.NewPCG(uint64(round), 99))
 			model := newSnModel()
 			snApply(t, b, s, model, rng, 6000, 800, "before")
-			snNoErr(t, b.Flush()) // some of it in SSTs, some in the memtable
+			noErr(t, b.Flush()) // some of it in SSTs, some in the memtable
 			snApply(t, b, s, model, rng, 2000, 800, "memtable")
 
 			snap, err := b.Snapshot(1, st)
-			snNoErr(t, err)
+			noErr(t, err)
 			atSync := model.clone()
 
 			type result struct {
@@ -546,16 +508,16 @@ func TestSnapshotPointInTime(t *testing.T) {
 				snApply(t, b, s, model, rng, 50, 800, fmt.Sprintf("after%d", ops))
 				ops += 50
 				if ops%1000 == 0 {
-					snNoErr(t, b.Flush())
+					noErr(t, b.Flush())
 				}
 			}
-			snNoErr(t, res.err)
+			noErr(t, res.err)
 			if ops == 0 {
 				t.Fatal("no writes overlapped the asynchronous part")
 			}
 			t.Logf("%d operations while the snapshot ran", ops)
 			cp := snCommit(t, local, 1, res.h)
-			snEqual(t, "snapshot", snRead(t, snRestore(t, local, cp.Handles, backend.Options{})), atSync)
+			snEqual(t, "snapshot", snRead(t, MustRestore(t, backend.Int64, local, cp.Handles)), atSync)
 			// And the live backend has everything written since.
 			snEqual(t, "live backend", snRead(t, b), model)
 		})
@@ -568,17 +530,17 @@ func TestSnapshotPointInTime(t *testing.T) {
 func TestSnapshotConcurrentSnapshots(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	s := snRegister(t, b)
 	rng := rand.New(rand.NewPCG(5, 5))
 	model := newSnModel()
 	snApply(t, b, s, model, rng, 3000, 500, "one")
 	s1, err := b.Snapshot(1, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	at1 := model.clone()
 	snApply(t, b, s, model, rng, 3000, 500, "two")
 	s2, err := b.Snapshot(2, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	at2 := model.clone()
 	snApply(t, b, s, model, rng, 1000, 500, "three")
 	var wg sync.WaitGroup
@@ -588,12 +550,12 @@ func TestSnapshotConcurrentSnapshots(t *testing.T) {
 	go func() { defer wg.Done(); h2, e2 = s2.Run(ctx) }()
 	go func() { defer wg.Done(); h1, e1 = s1.Run(ctx) }()
 	wg.Wait()
-	snNoErr(t, e1)
-	snNoErr(t, e2)
+	noErr(t, e1)
+	noErr(t, e2)
 	cp1 := snCommit(t, st, 1, h1)
 	cp2 := snCommit(t, st, 2, h2)
-	snEqual(t, "checkpoint 1", snRead(t, snRestore(t, st, cp1.Handles, backend.Options{})), at1)
-	snEqual(t, "checkpoint 2", snRead(t, snRestore(t, st, cp2.Handles, backend.Options{})), at2)
+	snEqual(t, "checkpoint 1", snRead(t, MustRestore(t, backend.Int64, st, cp1.Handles)), at1)
+	snEqual(t, "checkpoint 2", snRead(t, MustRestore(t, backend.Int64, st, cp2.Handles)), at2)
 }
 
 // snBigState writes n entries of a value state.
@@ -602,19 +564,19 @@ func snBigState(t testing.TB, b *backend.Backend[int64], n int) {
 	s := snRegister(t, b)
 	val := strings.Repeat("payload", 20)
 	for k := range int64(n) {
-		snNoErr(t, b.SetCurrentKey(k))
-		snNoErr(t, s.v.Update(val))
-		snNoErr(t, s.l.Add(k))
+		noErr(t, b.SetCurrentKey(k))
+		noErr(t, s.v.Update(val))
+		noErr(t, s.l.Add(k))
 	}
 }
 
 func TestSnapshotRunCancelled(t *testing.T) {
 	t.Run("before Run", func(t *testing.T) {
 		st := snStorage(t)
-		b := snOpen(t, backend.Options{})
+		b := MustOpenK(t, backend.Int64)
 		snBigState(t, b, 1000)
 		snap, err := b.Snapshot(1, st)
-		snNoErr(t, err)
+		noErr(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := snap.Run(ctx); !errors.Is(err, context.Canceled) {
@@ -630,10 +592,10 @@ func TestSnapshotRunCancelled(t *testing.T) {
 	t.Run("while writing", func(t *testing.T) {
 		local := snStorage(t)
 		st := newSnSlowStorage(local, 2*time.Millisecond)
-		b := snOpen(t, backend.Options{})
+		b := MustOpenK(t, backend.Int64)
 		snBigState(t, b, 5000)
 		snap, err := b.Snapshot(1, st)
-		snNoErr(t, err)
+		noErr(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -652,10 +614,10 @@ func TestSnapshotRunCancelled(t *testing.T) {
 		// cancelled Run must leave nothing.
 		for i := range 3 {
 			st := snStorage(t)
-			b := snOpen(t, backend.Options{SnapshotCompression: "zstd"})
+			b := MustOpenK(t, backend.Int64, withOptions(backend.Options{SnapshotCompression: "zstd"}))
 			snBigState(t, b, 10000)
 			snap, err := b.Snapshot(int64(i), st)
-			snNoErr(t, err)
+			noErr(t, err)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
@@ -681,10 +643,10 @@ func TestSnapshotReleaseWithoutRun(t *testing.T) {
 	st := snStorage(t)
 	dir := filepath.Join(t.TempDir(), "db")
 	b, err := backend.Open(backend.Int64, backend.Options{Dir: dir})
-	snNoErr(t, err)
+	noErr(t, err)
 	snBigState(t, b, 100)
 	snap, err := b.Snapshot(1, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	snap.Release()
 	snap.Release() // twice is fine
 	if _, err := snap.Run(ctx); err == nil {
@@ -694,7 +656,7 @@ func TestSnapshotReleaseWithoutRun(t *testing.T) {
 	// A snapshot never run nor released is released by Close, which must
 	// not complain about a leaked Pebble snapshot.
 	_, err = b.Snapshot(2, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close with an unreleased snapshot: %v", err)
 	}
@@ -711,25 +673,25 @@ func TestSnapshotReleaseWithoutRun(t *testing.T) {
 func TestSnapshotRunTwice(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	snBigState(t, b, 100)
 	snap, err := b.Snapshot(1, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	h, err := snap.Run(ctx)
-	snNoErr(t, err)
+	noErr(t, err)
 	if _, err := snap.Run(ctx); err == nil {
 		t.Fatal("second Run succeeded")
 	}
 	snap.Release() // a no-op after Run
 	// The file of the first Run is intact.
 	cp := snCommit(t, st, 1, h)
-	if got := len(snRead(t, snRestore(t, st, cp.Handles, backend.Options{})).v); got != 100 {
+	if got := len(snRead(t, MustRestore(t, backend.Int64, st, cp.Handles)).v); got != 100 {
 		t.Fatalf("restored %d keys", got)
 	}
 }
 
 func TestSnapshotInvalidArguments(t *testing.T) {
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	if _, err := b.Snapshot(-1, snStorage(t)); !errors.Is(err, backend.ErrInvalidArgument) {
 		t.Fatalf("negative id: %v", err)
 	}
@@ -744,10 +706,10 @@ func TestSnapshotCloseDuringRun(t *testing.T) {
 	local := snStorage(t)
 	st := newSnSlowStorage(local, 5*time.Millisecond)
 	b, err := backend.Open(backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "db")})
-	snNoErr(t, err)
+	noErr(t, err)
 	snBigState(t, b, 5000)
 	snap, err := b.Snapshot(1, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	done := make(chan error, 1)
 	go func() {
 		_, err := snap.Run(context.Background())
@@ -789,10 +751,10 @@ func TestSnapshotCloseRacesRun(t *testing.T) {
 	for i := range 300 {
 		st := snStorage(t)
 		b, err := backend.Open(backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "db")})
-		snNoErr(t, err)
+		noErr(t, err)
 		snBigState(t, b, 200)
 		snap, err := b.Snapshot(1, st)
-		snNoErr(t, err)
+		noErr(t, err)
 		done := make(chan error, 1)
 		go func() {
 			_, err := snap.Run(context.Background())
@@ -813,38 +775,38 @@ func TestSnapshotCloseRacesRun(t *testing.T) {
 func TestSnapshotNotifyAborted(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	snBigState(t, b, 100)
 	snap, err := b.Snapshot(7, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	h, err := snap.Run(ctx)
-	snNoErr(t, err)
+	noErr(t, err)
 	if _, err := os.Stat(st.Path(h.Files[0].Name)); err != nil {
 		t.Fatalf("data file: %v", err)
 	}
-	snNoErr(t, b.NotifyCheckpointAborted(ctx, 7, st))
+	noErr(t, b.NotifyCheckpointAborted(ctx, 7, st))
 	snEmptyRoot(t, st.Root(), "after NotifyCheckpointAborted")
 	// Unknown ids are fine.
-	snNoErr(t, b.NotifyCheckpointAborted(ctx, 12345, st))
+	noErr(t, b.NotifyCheckpointAborted(ctx, 12345, st))
 
 	// After completion, an abort notification no longer deletes anything.
 	snap, err = b.Snapshot(8, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	h, err = snap.Run(ctx)
-	snNoErr(t, err)
+	noErr(t, err)
 	snCommit(t, st, 8, h)
-	snNoErr(t, b.NotifyCheckpointComplete(8))
-	snNoErr(t, b.NotifyCheckpointAborted(ctx, 8, st))
+	noErr(t, b.NotifyCheckpointComplete(8))
+	noErr(t, b.NotifyCheckpointAborted(ctx, 8, st))
 	if _, err := os.Stat(st.Path(h.Files[0].Name)); err != nil {
 		t.Fatalf("abort after completion deleted the data file: %v", err)
 	}
 	// Completing a later checkpoint forgets earlier pending files too.
 	snap, err = b.Snapshot(9, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	h9, err := snap.Run(ctx)
-	snNoErr(t, err)
-	snNoErr(t, b.NotifyCheckpointComplete(10))
-	snNoErr(t, b.NotifyCheckpointAborted(ctx, 9, st))
+	noErr(t, err)
+	noErr(t, b.NotifyCheckpointComplete(10))
+	noErr(t, b.NotifyCheckpointAborted(ctx, 9, st))
 	if _, err := os.Stat(st.Path(h9.Files[0].Name)); err != nil {
 		t.Fatalf("abort of 9 after completion of 10 deleted its file: %v", err)
 	}
@@ -853,7 +815,7 @@ func TestSnapshotNotifyAborted(t *testing.T) {
 func TestSnapshotCheckpointRetained(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{RetainedCheckpoints: 2})
+	b := MustOpenK(t, backend.Int64, withOptions(backend.Options{RetainedCheckpoints: 2}))
 	s := snRegister(t, b)
 	rng := rand.New(rand.NewPCG(1, 2))
 	model := newSnModel()
@@ -862,7 +824,7 @@ func TestSnapshotCheckpointRetained(t *testing.T) {
 		snApply(t, b, s, model, rng, 500, 200, fmt.Sprint("cp", id))
 		models = append(models, model.clone())
 		cp, err := b.Checkpoint(ctx, st, id)
-		snNoErr(t, err)
+		noErr(t, err)
 		if cp.ID != id || len(cp.Handles) != 1 {
 			t.Fatalf("checkpoint %+v", cp)
 		}
@@ -871,7 +833,7 @@ func TestSnapshotCheckpointRetained(t *testing.T) {
 			want = []int64{id - 1, id}
 		}
 		ids, err := snapshot.Completed(ctx, st)
-		snNoErr(t, err)
+		noErr(t, err)
 		if !slices.Equal(ids, want) {
 			t.Fatalf("after checkpoint %d, completed %v", id, ids)
 		}
@@ -887,16 +849,16 @@ func TestSnapshotCheckpointRetained(t *testing.T) {
 	}
 	for _, id := range []int64{4, 5} {
 		cp, err := snapshot.Load(ctx, st, id)
-		snNoErr(t, err)
-		snEqual(t, fmt.Sprint("checkpoint ", id), snRead(t, snRestore(t, st, cp.Handles, backend.Options{})), models[id-1])
+		noErr(t, err)
+		snEqual(t, fmt.Sprint("checkpoint ", id), snRead(t, MustRestore(t, backend.Int64, st, cp.Handles)), models[id-1])
 	}
 	// The default keeps one.
 	st1 := snStorage(t)
-	b1 := snOpen(t, backend.Options{})
+	b1 := MustOpenK(t, backend.Int64)
 	snBigState(t, b1, 10)
 	for id := int64(1); id <= 3; id++ {
 		_, err := b1.Checkpoint(ctx, st1, id)
-		snNoErr(t, err)
+		noErr(t, err)
 	}
 	if ids, _ := snapshot.Completed(ctx, st1); !slices.Equal(ids, []int64{3}) {
 		t.Fatalf("default retention kept %v", ids)
@@ -908,19 +870,19 @@ func TestSnapshotCheckpointRetained(t *testing.T) {
 func TestSnapshotCheckpointIDReused(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	s := snRegister(t, b)
 	model := newSnModel()
 	snApply(t, b, s, model, rand.New(rand.NewPCG(3, 3)), 1000, 100, "first")
 	_, err := b.Checkpoint(ctx, st, 1)
-	snNoErr(t, err)
+	noErr(t, err)
 	atOne := model.clone()
 	snApply(t, b, s, model, rand.New(rand.NewPCG(4, 4)), 1000, 100, "second")
 	if _, err := b.Checkpoint(ctx, st, 1); err == nil {
 		t.Fatal("a second checkpoint 1 succeeded")
 	}
 	cp, err := snapshot.Latest(ctx, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	r, err := backend.Restore(ctx, backend.Int64, backend.Options{Dir: filepath.Join(t.TempDir(), "r")}, st, cp.Handles)
 	if err != nil {
 		t.Fatalf("BUG: re-running checkpoint id 1 destroyed the completed checkpoint 1 "+
@@ -937,39 +899,39 @@ func TestSnapshotUnregisteredStates(t *testing.T) {
 	st := snStorage(t)
 	dir := filepath.Join(t.TempDir(), "db")
 	b, err := backend.Open(backend.Int64, backend.Options{Dir: dir})
-	snNoErr(t, err)
+	noErr(t, err)
 	s := snRegister(t, b)
 	model := newSnModel()
 	snApply(t, b, s, model, rand.New(rand.NewPCG(7, 7)), 1000, 100, "x")
-	snNoErr(t, b.Close())
-	b = snOpen(t, backend.Options{Dir: dir})
+	noErr(t, b.Close())
+	b = MustOpenK(t, backend.Int64, withOptions(backend.Options{Dir: dir}))
 	cp, err := b.Checkpoint(ctx, st, 1)
-	snNoErr(t, err)
+	noErr(t, err)
 	if len(cp.Handles[0].States) != 4 {
 		t.Fatalf("handle lists %d states", len(cp.Handles[0].States))
 	}
-	snEqual(t, "restored", snRead(t, snRestore(t, st, cp.Handles, backend.Options{})), model)
+	snEqual(t, "restored", snRead(t, MustRestore(t, backend.Int64, st, cp.Handles)), model)
 }
 
 func TestSnapshotEmptyBackend(t *testing.T) {
 	ctx := context.Background()
 	st := snStorage(t)
-	b := snOpen(t, backend.Options{})
+	b := MustOpenK(t, backend.Int64)
 	cp, err := b.Checkpoint(ctx, st, 1)
-	snNoErr(t, err)
+	noErr(t, err)
 	if len(cp.Handles[0].Blocks) != 0 || len(cp.Handles[0].States) != 0 {
 		t.Fatalf("handle of an empty backend: %+v", cp.Handles[0])
 	}
-	r := snRestore(t, st, cp.Handles, backend.Options{})
+	r := MustRestore(t, backend.Int64, st, cp.Handles)
 	snEqual(t, "restored", snRead(t, r), newSnModel())
 	// States registered but empty.
 	snRegister(t, b)
 	cp, err = b.Checkpoint(ctx, st, 2)
-	snNoErr(t, err)
+	noErr(t, err)
 	if len(cp.Handles[0].Blocks) != 0 || len(cp.Handles[0].States) != 4 {
 		t.Fatalf("handle of empty states: %+v", cp.Handles[0])
 	}
-	snEqual(t, "restored", snRead(t, snRestore(t, st, cp.Handles, backend.Options{})), newSnModel())
+	snEqual(t, "restored", snRead(t, MustRestore(t, backend.Int64, st, cp.Handles)), newSnModel())
 }
 
 // TestSnapshotTTLFullSnapshot: with Cleanup.FullSnapshot, entries and list
@@ -981,7 +943,7 @@ func TestSnapshotTTLFullSnapshot(t *testing.T) {
 	t0 := time.UnixMilli(1_700_000_000_000)
 	clock := ttl.NewManualClock(t0)
 	opts := backend.Options{Clock: clock, TTLSweepInterval: -1}
-	b := snOpen(t, opts)
+	b := MustOpenK(t, backend.Int64, withOptions(opts))
 	cfg := func(full bool) ttl.Config {
 		return ttl.Config{TTL: 10 * time.Second, Cleanup: ttl.Cleanup{FullSnapshot: full, DisableBackground: true}}
 	}
@@ -1014,49 +976,49 @@ func TestSnapshotTTLFullSnapshot(t *testing.T) {
 	}
 	s := register(b)
 	for k := range int64(100) { // at t0
-		snNoErr(t, b.SetCurrentKey(k))
-		snNoErr(t, s.v.Update("old"))
-		snNoErr(t, s.l.Add(k))
-		snNoErr(t, s.m.Put(1, "old"))
-		snNoErr(t, s.keep.Update("old"))
-		snNoErr(t, s.pl.Update("old"))
+		noErr(t, b.SetCurrentKey(k))
+		noErr(t, s.v.Update("old"))
+		noErr(t, s.l.Add(k))
+		noErr(t, s.m.Put(1, "old"))
+		noErr(t, s.keep.Update("old"))
+		noErr(t, s.pl.Update("old"))
 	}
 	clock.Advance(6 * time.Second)
 	for k := int64(50); k < 150; k++ { // at t0+6s
-		snNoErr(t, b.SetCurrentKey(k))
-		snNoErr(t, s.v.Update("new"))
-		snNoErr(t, s.l.Add(k+1000))
-		snNoErr(t, s.m.Put(2, "new"))
+		noErr(t, b.SetCurrentKey(k))
+		noErr(t, s.v.Update("new"))
+		noErr(t, s.l.Add(k+1000))
+		noErr(t, s.m.Put(2, "new"))
 	}
 	clock.Advance(5 * time.Second) // t0+11s: what was written at t0 expired
 	snap, err := b.Snapshot(1, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	// Time moves on before Run: the snapshot still filters as of its
 	// synchronous point, so the entries written at t0+6s stay.
 	clock.Advance(time.Hour)
 	h, err := snap.Run(ctx)
-	snNoErr(t, err)
+	noErr(t, err)
 	cp := snCommit(t, st, 1, h)
 
 	// Restore with the clock back at t0, when nothing had expired, so that
 	// every entry in the snapshot is visible.
-	r := snRestore(t, st, cp.Handles, backend.Options{Clock: ttl.NewManualClock(t0), TTLSweepInterval: -1})
+	r := MustRestore(t, backend.Int64, st, cp.Handles, withOptions(backend.Options{Clock: ttl.NewManualClock(t0), TTLSweepInterval: -1}))
 	rs := register(r)
 	for k := range int64(150) {
-		snNoErr(t, r.SetCurrentKey(k))
+		noErr(t, r.SetCurrentKey(k))
 		v, vok, err := rs.v.Get()
-		snNoErr(t, err)
+		noErr(t, err)
 		l, err := rs.l.Get()
-		snNoErr(t, err)
+		noErr(t, err)
 		mm := map[int64]string{}
 		for e, err := range rs.m.Entries() {
-			snNoErr(t, err)
+			noErr(t, err)
 			mm[e.Key] = e.Value
 		}
 		keep, keepOK, err := rs.keep.Get()
-		snNoErr(t, err)
+		noErr(t, err)
 		pl, plOK, err := rs.pl.Get()
-		snNoErr(t, err)
+		noErr(t, err)
 		switch {
 		case k < 50: // only t0 data: expired, left out
 			if vok || l != nil || len(mm) != 0 {
