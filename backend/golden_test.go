@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -165,27 +164,11 @@ func goldenWrite(t *testing.T, root string) {
 // can change it.
 func goldenCopy(t *testing.T) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "golden")
-	err := filepath.WalkDir(goldenDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(goldenDir, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
+	if _, err := os.Stat(goldenDir); err != nil {
 		t.Fatalf("read the golden checkpoint (regenerate with PEBBLESTATE_WRITE_GOLDEN=1): %v", err)
 	}
+	dst := filepath.Join(t.TempDir(), "golden")
+	copyTree(t, goldenDir, dst)
 	return dst
 }
 
@@ -344,7 +327,7 @@ func TestGolden(t *testing.T) {
 		}
 	})
 	// Restoring never writes to the checkpoint.
-	if got, want := snTree(t, root), snTree(t, goldenDir); !slices.Equal(got, want) {
+	if got, want := tree(t, root), tree(t, goldenDir); !slices.Equal(got, want) {
 		t.Fatalf("the checkpoint changed: %v, was %v", got, want)
 	}
 }

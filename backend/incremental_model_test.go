@@ -41,7 +41,7 @@ func TestIncModel(t *testing.T) {
 					t.Logf("seed %d: PEBBLESTATE_INC_MODEL_SEED=%d reproduces it", seed, seed)
 				}
 			})
-			incModelRun(t, rand.New(rand.NewPCG(seed, uint64(keep))), keep)
+			fxModelRun(t, rand.New(rand.NewPCG(seed, uint64(keep))), keep)
 		})
 	}
 }
@@ -55,14 +55,14 @@ func incMostlyIncremental(r *rand.Rand, p int) func(int) bool {
 	return func(i int) bool { return kinds[i] }
 }
 
-// incModelOps applies n random operations.
-func incModelOps(j *incJob, r *rand.Rand, n int, version int) {
+// fxModelOps applies n random operations.
+func fxModelOps(j *job, r *rand.Rand, n int, version int) {
 	const keys = 400
 	for range n {
 		k := int64(r.IntN(keys))
 		switch x := r.IntN(100); {
 		case x < 40:
-			j.setV(k, incVal(k, version))
+			j.setV(k, fxVal(k, version))
 		case x < 45:
 			j.clearV(k)
 		case x < 60:
@@ -70,7 +70,7 @@ func incModelOps(j *incJob, r *rand.Rand, n int, version int) {
 		case x < 63:
 			j.clearL(k)
 		case x < 88:
-			j.putM(k, int64(r.IntN(20)), incVal(k, version))
+			j.putM(k, int64(r.IntN(20)), fxVal(k, version))
 		case x < 96:
 			j.removeM(k, int64(r.IntN(20)))
 		default:
@@ -79,19 +79,19 @@ func incModelOps(j *incJob, r *rand.Rand, n int, version int) {
 	}
 }
 
-func incModelRun(t *testing.T, r *rand.Rand, keep int) {
+func fxModelRun(t *testing.T, r *rand.Rand, keep int) {
 	ctx := context.Background()
-	st := incStorage(t)
+	st := newStorage(t)
 	checkpoints := 8
 	if testing.Short() {
 		checkpoints = 5
 	}
 	p := 1 + r.IntN(3)
-	j := newIncJob(t, st, p, incMostlyIncremental(r, p))
-	models := map[int64]*incModel{}
+	j := newJob(t, st, p, incMostlyIncremental(r, p))
+	models := map[int64]*fxModel{}
 	restores, failovers := 0, 0
 	for id := int64(1); id <= int64(checkpoints); id++ {
-		incModelOps(j, r, 150+r.IntN(350), int(id))
+		fxModelOps(j, r, 150+r.IntN(350), int(id))
 		if r.IntN(4) == 0 {
 			noErr(t, j.insts[r.IntN(len(j.insts))].b.Flush()) // one more SST
 		}
@@ -100,7 +100,7 @@ func incModelRun(t *testing.T, r *rand.Rand, keep int) {
 		}
 		j.checkpoint(id, keep)
 		models[id] = j.model.clone()
-		incSharedExact(t, st)
+		sharedExact(t, st)
 		ids, err := snapshot.Completed(ctx, st)
 		noErr(t, err)
 		if len(ids) > keep || ids[len(ids)-1] != id {
@@ -111,18 +111,16 @@ func incModelRun(t *testing.T, r *rand.Rand, keep int) {
 		cp, err := snapshot.Load(ctx, st, from)
 		noErr(t, err)
 		np := 1 + r.IntN(3)
-		rj := restoreIncJob(t, st, cp.Handles, np, incMostlyIncremental(r, np), models[from])
+		rj := restoreJob(t, st, cp.Handles, np, incMostlyIncremental(r, np), models[from])
 		rj.verify(models[from], fmt.Sprintf("restore of checkpoint %d (parallelism %d) at parallelism %d", from, len(cp.Handles), np))
 		restores++
 		if r.IntN(3) == 0 {
 			// Fail over: go on from the restored instances.
 			j.close()
-			j.insts = nil
 			j = rj
 			failovers++
 		} else {
 			rj.close()
-			rj.insts = nil
 		}
 	}
 	// Every retained checkpoint, at every parallelism.
@@ -132,10 +130,9 @@ func incModelRun(t *testing.T, r *rand.Rand, keep int) {
 		cp, err := snapshot.Load(ctx, st, id)
 		noErr(t, err)
 		for _, np := range []int{1, 2, 3} {
-			rj := restoreIncJob(t, st, cp.Handles, np, incAlways, models[id])
+			rj := restoreJob(t, st, cp.Handles, np, incrementalMode.each(), models[id])
 			rj.verify(models[id], fmt.Sprintf("final restore of checkpoint %d at parallelism %d", id, np))
 			rj.close()
-			rj.insts = nil
 			restores++
 		}
 	}
