@@ -3,10 +3,12 @@ package backend_test
 import (
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // TestMap_GetAbsent checks Get, Contains and IsEmpty on a map never written.
@@ -223,6 +225,42 @@ func TestMap_WriteDuringIteration(t *testing.T) {
 		t.Fatalf("iteration saw %v, want %v", seen, want)
 	}
 	wantMap(t, m, map[int64]string{5: "added", 15: "added", 25: "added", 35: "added", 45: "added", 50: "new"})
+}
+
+// TestMap_WriteDuringIterationWithTTL is TestMap_WriteDuringIteration
+// with TTL: the loop body writes map keys the iteration has not reached
+// yet. It loses those writes: from its point-in-time view the iteration
+// deletes a key it finds expired (under either update type), and under
+// OnReadAndWrite rewrites a live one with its old value and a new stamp,
+// over what the loop body put. TestModel writes only the keys the
+// iteration has passed. Set PEBBLESTATE_KNOWN_BUGS=1 to run it.
+func TestMap_WriteDuringIterationWithTTL(t *testing.T) {
+	if os.Getenv("PEBBLESTATE_KNOWN_BUGS") == "" {
+		t.Skip("BUG: a TTL map's iteration overwrites or deletes entries the loop body wrote ahead of it; set PEBBLESTATE_KNOWN_BUGS=1 to run")
+	}
+	for _, upd := range []ttl.UpdateType{ttl.OnCreateAndWrite, ttl.OnReadAndWrite} {
+		e := newEnv(t)
+		m := must(backend.GetMap(e.b, backend.MapDescriptor[int64, string]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.String,
+			TTL: ttl.Config{TTL: ttlD, Update: upd, Cleanup: ttl.Cleanup{DisableBackground: true}}})).in(t)
+		e.setKey("k")
+		noErr(t, m.Put(3, "old")) // expires before the loop
+		e.advance(ttlD / 2)
+		noErr(t, m.Put(2, "live"))
+		noErr(t, m.Put(4, "old"))
+		e.advance(ttlD / 2)
+		for en, err := range m.Entries() {
+			noErr(t, err)
+			if en.Key == 2 {
+				noErr(t, m.Put(3, "new"))
+				noErr(t, m.Put(4, "new"))
+			}
+		}
+		for _, k := range []int64{3, 4} {
+			if got, ok, err := m.Get(k); err != nil || !ok || got != "new" {
+				t.Errorf("update type %v: map key %d = %q, %v, %v after the loop put it; want new", upd, k, got, ok, err)
+			}
+		}
+	}
 }
 
 // TestMap_NamespacesAreIndependent checks one map per namespace.
