@@ -6,54 +6,9 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 )
 
-// avgAcc is the accumulator of average, stored as JSON.
-type avgAcc struct {
-	Sum   int64
-	Count int64
-}
-
-// average is an AggregateFunction computing the mean of int64 inputs.
-type average struct{ created *int }
-
-func (f average) CreateAccumulator() avgAcc {
-	if f.created != nil {
-		*f.created++
-	}
-	return avgAcc{}
-}
-func (average) Add(in int64, acc avgAcc) avgAcc {
-	return avgAcc{Sum: acc.Sum + in, Count: acc.Count + 1}
-}
-func (average) Result(acc avgAcc) float64 {
-	if acc.Count == 0 {
-		return 0
-	}
-	return float64(acc.Sum) / float64(acc.Count)
-}
-func (average) Merge(a, b avgAcc) avgAcc {
-	return avgAcc{Sum: a.Sum + b.Sum, Count: a.Count + b.Count}
-}
-
-// avgState registers an averaging state in int64 namespaces.
-func avgState(t testing.TB, b *backend.Backend[string], name string, fn average) *backend.Aggregating[string, int64, int64, avgAcc, float64] {
-	t.Helper()
-	return must(backend.GetAggregatingNS(b, backend.Int64, backend.AggregatingDescriptor[int64, avgAcc, float64]{
-		Name: name, Codec: backend.JSON[avgAcc](), Function: fn})).in(t)
-}
-
-// wantAvg checks an averaging state's result.
-func wantAvg(t testing.TB, s *backend.Aggregating[string, int64, int64, avgAcc, float64], want float64, wantOK bool) {
-	t.Helper()
-	got, ok, err := s.Get()
-	noErr(t, err)
-	if got != want || ok != wantOK {
-		t.Fatalf("Get = %v, %v; want %v, %v", got, ok, want, wantOK)
-	}
-}
-
 // TestAggregating_GetAbsent checks that nothing added reads as zero, false.
 func TestAggregating_GetAbsent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := avgState(t, b, "a", average{})
 	setKey(t, b, "k")
 	wantAvg(t, a, 0, false)
@@ -62,7 +17,7 @@ func TestAggregating_GetAbsent(t *testing.T) {
 // TestAggregating_AddThenGet checks that inputs are folded into one stored
 // accumulator, created once, and that Get returns the function's result.
 func TestAggregating_AddThenGet(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	created := 0
 	a := avgState(t, b, "a", average{created: &created})
 	setKey(t, b, "k")
@@ -84,7 +39,7 @@ func TestAggregating_AddThenGet(t *testing.T) {
 
 // TestAggregating_VoidNamespace checks GetAggregating.
 func TestAggregating_VoidNamespace(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := must(backend.GetAggregating(b, backend.AggregatingDescriptor[int64, avgAcc, float64]{
 		Name: "a", Codec: backend.JSON[avgAcc](), Function: average{}})).in(t)
 	setKey(t, b, "k")
@@ -98,7 +53,7 @@ func TestAggregating_VoidNamespace(t *testing.T) {
 
 // TestAggregating_Clear checks that Clear drops the accumulator.
 func TestAggregating_Clear(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := avgState(t, b, "a", average{})
 	setKey(t, b, "k")
 	noErr(t, a.Add(100))
@@ -110,7 +65,7 @@ func TestAggregating_Clear(t *testing.T) {
 
 // TestAggregating_Namespaces checks one accumulator per namespace.
 func TestAggregating_Namespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := avgState(t, b, "a", average{})
 	setKey(t, b, "k")
 	noErr(t, a.SetCurrentNamespace(1))
@@ -128,7 +83,7 @@ func TestAggregating_Namespaces(t *testing.T) {
 // merge into the target's and the sources are cleared, skipping the target
 // and absent sources, without changing the current namespace.
 func TestAggregating_MergeNamespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := avgState(t, b, "a", average{})
 	setKey(t, b, "k")
 	for ns, ins := range map[int64][]int64{1: {1, 2}, 2: {3}, 3: {10, 20, 30}} {
@@ -159,7 +114,7 @@ func TestAggregating_MergeNamespaces(t *testing.T) {
 // TestAggregating_DecodeError checks that an undecodable accumulator fails
 // Get, Add and MergeNamespaces with ErrCorrupt.
 func TestAggregating_DecodeError(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := must(backend.GetAggregatingNS(b, backend.Int64, backend.AggregatingDescriptor[int64, int64, int64]{
 		Name: "a", Codec: pickyCodec{}, Function: plusFn{}})).in(t)
 	setKey(t, b, "k")
@@ -185,7 +140,7 @@ func (plusFn) Merge(a, b int64) int64        { return a + b }
 
 // TestAggregating_NoCurrentKey checks every operation before SetCurrentKey.
 func TestAggregating_NoCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	a := avgState(t, b, "a", average{})
 	_, _, err := a.Get()
 	wantErr(t, err, backend.ErrNoCurrentKey)

@@ -174,7 +174,7 @@ func TestCodec_JSON(t *testing.T) {
 // writing 3 makes SetCurrentKey fail with ErrInvalidArgument, leaving no
 // current key, instead of writing ambiguous keys or panicking.
 func TestCodec_LyingKeyCodec(t *testing.T) {
-	b := mustOpenK(t, lyingCodec{short: func(k int64) bool { return k < 0 }}, tempOpts(t))
+	b := MustOpenK(t, lyingCodec{short: func(k int64) bool { return k < 0 }})
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, 5)
 	noErr(t, v.Update(5))
@@ -191,7 +191,7 @@ func TestCodec_LyingKeyCodec(t *testing.T) {
 // TestCodec_KeyCodecAppendError checks that a key the codec cannot encode
 // fails SetCurrentKey with the codec's error.
 func TestCodec_KeyCodecAppendError(t *testing.T) {
-	b := mustOpenK(t, pickyCodec{}, tempOpts(t))
+	b := MustOpenK(t, pickyCodec{})
 	wantErr(t, b.SetCurrentKey(13), errAppend)
 	if _, ok := b.CurrentKey(); ok {
 		t.Fatal("current key set after an encoding error")
@@ -203,7 +203,7 @@ func TestCodec_KeyCodecAppendError(t *testing.T) {
 // ErrInvalidArgument and keep the previous namespace, and makes
 // MergeNamespaces fail without writing.
 func TestCodec_LyingNamespaceCodec(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	ns := lyingCodec{short: func(n int64) bool { return n < 0 }}
 	v := must(backend.GetValueNS[string, int64](b, ns, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	l := must(backend.GetListNS[string, int64](b, ns, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64})).in(t)
@@ -226,7 +226,7 @@ func TestCodec_LyingNamespaceCodec(t *testing.T) {
 // TestCodec_ValueAppendError checks that a value the codec cannot encode
 // fails Update with the codec's error wrapped, writing nothing.
 func TestCodec_ValueAppendError(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: pickyCodec{}})).in(t)
 	j := must(backend.GetValue(b, backend.ValueDescriptor[float64]{Name: "j", Codec: backend.JSON[float64]()})).in(t)
 	setKey(t, b, "k")
@@ -247,7 +247,7 @@ func TestCodec_ValueAppendError(t *testing.T) {
 // decode make Get fail with ErrCorrupt wrapping the codec's error, and
 // that the state can still be overwritten.
 func TestCodec_ValueDecodeError(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	noErr(t, v.Update(666))
@@ -265,15 +265,15 @@ func TestCodec_ValueDecodeError(t *testing.T) {
 // and read by a codec of the same name but another size (as after a codec
 // change that kept its name) fail with ErrCorrupt.
 func TestCodec_StoredBytesOfWrongSize(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
 	noErr(t, v.Update(1))
 	noErr(t, b.Close())
-	overwriteRaw(t, opts.Dir, singleStateKey(t, opts.Dir), []byte{1, 2, 3})
+	overwriteRaw(t, dir, singleStateKey(t, dir), []byte{1, 2, 3})
 
-	b = mustOpen(t, opts)
+	b = MustOpen(t, inDir(dir))
 	v = must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
 	_, _, err := v.Get()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -108,56 +107,56 @@ func goldenWrite(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	noErr(t, err)
 	clock := ttl.NewManualClock(goldenTime)
 	cp := &snapshot.Checkpoint{ID: goldenID, CreatedUnixMillis: goldenTime.UnixMilli()}
 	for i, comp := range []string{"snappy", "zstd"} {
 		r, err := backend.KeyGroupRangeForSubtask(goldenMaxPar, 2, i)
-		snNoErr(t, err)
-		b := snOpen(t, backend.Options{KeyGroups: r, Operator: goldenOp, SnapshotCompression: comp, Clock: clock, TTLSweepInterval: -1})
+		noErr(t, err)
+		b := MustOpenK(t, backend.Int64, withOptions(backend.Options{KeyGroups: r, Operator: goldenOp, SnapshotCompression: comp, Clock: clock, TTLSweepInterval: -1}))
 		s := goldenRegister(t, b)
 		for k := range int64(goldenKeys + 20) {
 			if kg, _ := backend.KeyGroupOf(backend.Int64, k, goldenMaxPar); !r.Contains(kg) {
 				continue
 			}
-			snNoErr(t, b.SetCurrentKey(k))
-			snNoErr(t, s.v.Update(goldenValue(k)))
+			noErr(t, b.SetCurrentKey(k))
+			noErr(t, s.v.Update(goldenValue(k)))
 			for _, e := range goldenList(k) {
-				snNoErr(t, s.l.Add(e))
+				noErr(t, s.l.Add(e))
 			}
 			for uk, uv := range goldenMap(k) {
-				snNoErr(t, s.m.Put(uk, uv))
+				noErr(t, s.m.Put(uk, uv))
 			}
 			for _, ns := range goldenNamespaces(k) {
-				snNoErr(t, s.w.SetCurrentNamespace(ns))
-				snNoErr(t, s.w.Update(goldenWindow(k, ns)))
+				noErr(t, s.w.SetCurrentNamespace(ns))
+				noErr(t, s.w.Update(goldenWindow(k, ns)))
 			}
-			snNoErr(t, s.r.Add(k))
-			snNoErr(t, s.r.Add(2*k))
+			noErr(t, s.r.Add(k))
+			noErr(t, s.r.Add(2*k))
 			if v, ok := goldenTTL(k); ok {
-				snNoErr(t, s.t.Update(v))
+				noErr(t, s.t.Update(v))
 			}
 			if k >= goldenKeys {
 				// Written, then deleted: not in the checkpoint.
-				snNoErr(t, s.v.Clear())
-				snNoErr(t, s.l.Clear())
-				snNoErr(t, s.m.Clear())
-				snNoErr(t, s.r.Clear())
-				snNoErr(t, s.t.Clear())
+				noErr(t, s.v.Clear())
+				noErr(t, s.l.Clear())
+				noErr(t, s.m.Clear())
+				noErr(t, s.r.Clear())
+				noErr(t, s.t.Clear())
 				for _, ns := range goldenNamespaces(k) {
-					snNoErr(t, s.w.SetCurrentNamespace(ns))
-					snNoErr(t, s.w.Clear())
+					noErr(t, s.w.SetCurrentNamespace(ns))
+					noErr(t, s.w.Clear())
 				}
 			}
 		}
-		snNoErr(t, b.Flush())
+		noErr(t, b.Flush())
 		snap, err := b.Snapshot(goldenID, st)
-		snNoErr(t, err)
+		noErr(t, err)
 		h, err := snap.Run(ctx)
-		snNoErr(t, err)
+		noErr(t, err)
 		cp.Handles = append(cp.Handles, h)
 	}
-	snNoErr(t, snapshot.Commit(ctx, st, cp))
+	noErr(t, snapshot.Commit(ctx, st, cp))
 	t.Logf("wrote the golden checkpoint to %s", root)
 }
 
@@ -165,27 +164,11 @@ func goldenWrite(t *testing.T, root string) {
 // can change it.
 func goldenCopy(t *testing.T) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "golden")
-	err := filepath.WalkDir(goldenDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(goldenDir, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
+	if _, err := os.Stat(goldenDir); err != nil {
 		t.Fatalf("read the golden checkpoint (regenerate with PEBBLESTATE_WRITE_GOLDEN=1): %v", err)
 	}
+	dst := filepath.Join(t.TempDir(), "golden")
+	copyTree(t, goldenDir, dst)
 	return dst
 }
 
@@ -203,7 +186,7 @@ func goldenCheck(t *testing.T, b *backend.Backend[int64]) []int64 {
 	keysOf := func(seq func(func(int64, error) bool)) []int64 {
 		var out []int64
 		for k, err := range seq {
-			snNoErr(t, err)
+			noErr(t, err)
 			out = append(out, k)
 		}
 		slices.Sort(out)
@@ -238,7 +221,7 @@ func goldenCheck(t *testing.T, b *backend.Backend[int64]) []int64 {
 		}
 	}
 	for _, k := range want {
-		snNoErr(t, b.SetCurrentKey(k))
+		noErr(t, b.SetCurrentKey(k))
 		if v, ok, err := s.v.Get(); err != nil || !ok || v != goldenValue(k) {
 			t.Fatalf("key %d: value %q %v %v", k, v, ok, err)
 		}
@@ -248,7 +231,7 @@ func goldenCheck(t *testing.T, b *backend.Backend[int64]) []int64 {
 		m := map[int64]string{}
 		var order []int64
 		for e, err := range s.m.Entries() {
-			snNoErr(t, err)
+			noErr(t, err)
 			m[e.Key] = e.Value
 			order = append(order, e.Key)
 		}
@@ -259,7 +242,7 @@ func goldenCheck(t *testing.T, b *backend.Backend[int64]) []int64 {
 			t.Fatalf("key %d: map iterates in order %v", k, order)
 		}
 		for _, ns := range goldenNamespaces(k) {
-			snNoErr(t, s.w.SetCurrentNamespace(ns))
+			noErr(t, s.w.SetCurrentNamespace(ns))
 			if v, ok, err := s.w.Get(); err != nil || !ok || v != goldenWindow(k, ns) {
 				t.Fatalf("key %d namespace %d: %q %v %v", k, ns, v, ok, err)
 			}
@@ -282,16 +265,16 @@ func TestGolden(t *testing.T) {
 	ctx := context.Background()
 	root := goldenCopy(t)
 	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	noErr(t, err)
 
 	// The fixture is what the comment says.
 	cp, err := snapshot.Latest(ctx, st)
-	snNoErr(t, err)
+	noErr(t, err)
 	if cp.ID != goldenID || len(cp.Handles) != 2 {
 		t.Fatalf("golden checkpoint %d with %d handles", cp.ID, len(cp.Handles))
 	}
 	raw, err := os.ReadFile(filepath.Join(root, "chk-1", "_metadata"))
-	snNoErr(t, err)
+	noErr(t, err)
 	if v := binary.BigEndian.Uint32(raw[8:]); v != 1 {
 		t.Fatalf("golden metadata version %d", v)
 	}
@@ -302,7 +285,7 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("golden handle %d: %+v", i, h)
 		}
 		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(h.Files[0].Name)))
-		snNoErr(t, err)
+		noErr(t, err)
 		if string(data[:8]) != "PBSTFULL" || binary.BigEndian.Uint16(data[8:]) != 1 {
 			t.Fatalf("golden data file %s: header % x", h.Files[0].Name, data[:16])
 		}
@@ -314,7 +297,7 @@ func TestGolden(t *testing.T) {
 
 	opts := func(n, i int) backend.Options {
 		r, err := backend.KeyGroupRangeForSubtask(goldenMaxPar, n, i)
-		snNoErr(t, err)
+		noErr(t, err)
 		return backend.Options{Dir: filepath.Join(t.TempDir(), "r"), KeyGroups: r, Operator: goldenOp,
 			Clock: ttl.NewManualClock(goldenTime.Add(time.Hour)), TTLSweepInterval: -1}
 	}
@@ -327,7 +310,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				all = append(all, goldenCheck(t, b)...)
-				snNoErr(t, b.Close())
+				noErr(t, b.Close())
 			}
 			slices.Sort(all)
 			if len(all) != goldenKeys || all[0] != 0 || all[len(all)-1] != goldenKeys-1 {
@@ -338,13 +321,13 @@ func TestGolden(t *testing.T) {
 	t.Run("from path", func(t *testing.T) {
 		for _, p := range []string{root, filepath.Join(root, "chk-1")} {
 			b, err := backend.RestoreFromPath(ctx, backend.Int64, opts(1, 0), p)
-			snNoErr(t, err)
+			noErr(t, err)
 			goldenCheck(t, b)
-			snNoErr(t, b.Close())
+			noErr(t, b.Close())
 		}
 	})
 	// Restoring never writes to the checkpoint.
-	if got, want := snTree(t, root), snTree(t, goldenDir); !slices.Equal(got, want) {
+	if got, want := tree(t, root), tree(t, goldenDir); !slices.Equal(got, want) {
 		t.Fatalf("the checkpoint changed: %v, was %v", got, want)
 	}
 }

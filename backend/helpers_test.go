@@ -1,59 +1,108 @@
 package backend_test
 
+// The helpers every test of the package uses: opening and restoring
+// backends (closed, and checked, when the test ends), one error check, and
+// reading states. helpers_state_test.go holds the typed state helpers and
+// test codecs, helpers_raw_test.go reads a closed directory with Pebble,
+// and helpers_snapshot_test.go the snapshot fixture and the two snapshot
+// modes.
+
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"iter"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
-
-	"github.com/cockroachdb/pebble/v2"
+	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
-	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
-// mustOpen opens a backend with string keys. An empty opts.Dir gets a new
-// temporary directory. The backend is closed when the test ends, and that
-// Close must succeed (Pebble reports leaked iterators there).
-func mustOpen(t testing.TB, opts backend.Options) *backend.Backend[string] {
-	t.Helper()
-	return mustOpenK(t, backend.String, opts)
+// tweak changes the options a helper opens or restores a backend with.
+type tweak = func(*backend.Options)
+
+// inDir opens in dir instead of a new temporary directory.
+func inDir(dir string) tweak { return func(o *backend.Options) { o.Dir = dir } }
+
+// withOptions replaces the options by o; an empty o.Dir keeps the directory
+// the helper chose.
+func withOptions(o backend.Options) tweak {
+	return func(p *backend.Options) {
+		dir := p.Dir
+		*p = o
+		if p.Dir == "" {
+			p.Dir = dir
+		}
+	}
 }
 
-// mustOpenK is mustOpen with another key codec.
-func mustOpenK[K any](t testing.TB, keyCodec backend.Codec[K], opts backend.Options) *backend.Backend[K] {
+// withClock sets the TTL clock.
+func withClock(c ttl.Clock) tweak { return func(o *backend.Options) { o.Clock = c } }
+
+// options returns the options in a new temporary directory after tweaks.
+func options(t testing.TB, tweaks []tweak) backend.Options {
+	o := backend.Options{Dir: t.TempDir()}
+	for _, f := range tweaks {
+		f(&o)
+	}
+	return o
+}
+
+// MustOpen opens a backend with string keys in a new temporary directory
+// (or the one a tweak names). When the test ends it is closed, and the test
+// fails if that Close returns an error (Pebble reports leaked iterators and
+// snapshots there); a backend the test closed itself is fine, as a second
+// Close is a no-op.
+func MustOpen(t testing.TB, tweaks ...tweak) *backend.Backend[string] {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	b, err := backend.Open(keyCodec, opts)
+	return MustOpenK(t, backend.String, tweaks...)
+}
+
+// MustOpenK is MustOpen with another key codec.
+func MustOpenK[K any](t testing.TB, keyCodec backend.Codec[K], tweaks ...tweak) *backend.Backend[K] {
+	t.Helper()
+	o := options(t, tweaks)
+	b, err := backend.Open(keyCodec, o)
 	if err != nil {
-		t.Fatalf("Open(%s): %v", opts.Dir, err)
+		t.Fatalf("Open(%s): %v", o.Dir, err)
 	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("Close(%s): %v", opts.Dir, err)
-		}
-	})
+	closeAtEnd(t, b, o.Dir)
 	return b
 }
 
-// tempOpts returns options for a new temporary directory.
-func tempOpts(t testing.TB) backend.Options {
-	return backend.Options{Dir: t.TempDir()}
+// MustRestore restores handles from st into a new temporary directory (or
+// the one a tweak names), closed and checked when the test ends as by
+// MustOpen.
+func MustRestore[K any](t testing.TB, keyCodec backend.Codec[K], st snapshot.Storage, handles []snapshot.Handle, tweaks ...tweak) *backend.Backend[K] {
+	t.Helper()
+	o := options(t, tweaks)
+	b, err := backend.Restore(context.Background(), keyCodec, o, st, handles)
+	if err != nil {
+		t.Fatalf("Restore into %s: %v", o.Dir, err)
+	}
+	closeAtEnd(t, b, o.Dir)
+	return b
 }
 
-// reopen closes b and opens opts.Dir again with string keys.
-func reopen(t testing.TB, b *backend.Backend[string], opts backend.Options) *backend.Backend[string] {
+// closeAtEnd closes b when the test ends and fails the test if Close does.
+func closeAtEnd[K any](t testing.TB, b *backend.Backend[K], dir string) {
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close(%s): %v", dir, err)
+		}
+	})
+}
+
+// reopen closes b, failing the test now if Close does, and opens again
+// with string keys (tweaks must name b's directory).
+func reopen(t testing.TB, b *backend.Backend[string], tweaks ...tweak) *backend.Backend[string] {
 	t.Helper()
-	if err := b.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return mustOpen(t, opts)
+	noErr(t, b.Close())
+	return MustOpen(t, tweaks...)
 }
 
 // noErr fails the test now if err is not nil.
@@ -138,47 +187,6 @@ func sorted[T interface{ ~string | ~int64 }](s []T) []T {
 	return s
 }
 
-// getValue reads a value state, failing the test on an error.
-func getValue[K, N, V any](t testing.TB, s *backend.Value[K, N, V]) (V, bool) {
-	t.Helper()
-	v, ok, err := s.Get()
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	return v, ok
-}
-
-// wantValue checks that a value state holds want.
-func wantValue[K, N any, V comparable](t testing.TB, s *backend.Value[K, N, V], want V) {
-	t.Helper()
-	got, ok := getValue(t, s)
-	if !ok || got != want {
-		t.Fatalf("Get = %v, %v; want %v, true", got, ok, want)
-	}
-}
-
-// wantNoValue checks that a value state holds nothing.
-func wantNoValue[K, N any, V comparable](t testing.TB, s *backend.Value[K, N, V]) {
-	t.Helper()
-	got, ok := getValue(t, s)
-	var zero V
-	if ok || got != zero {
-		t.Fatalf("Get = %v, %v; want zero, false", got, ok)
-	}
-}
-
-// wantList checks that a list state holds want (nil and empty are equal).
-func wantList[K, N any, E comparable](t testing.TB, s *backend.List[K, N, E], want []E) {
-	t.Helper()
-	got, err := s.Get()
-	if err != nil {
-		t.Fatalf("List.Get: %v", err)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("List.Get = %v (%d elements); want %v (%d elements)", trim(got), len(got), trim(want), len(want))
-	}
-}
-
 // trim shortens long slices in failure messages.
 func trim[E any](s []E) []E {
 	if len(s) > 20 {
@@ -187,123 +195,18 @@ func trim[E any](s []E) []E {
 	return s
 }
 
-var (
-	// errAppend is what pickyCodec.Append returns for unencodable values.
-	errAppend = errors.New("picky: cannot encode 13")
-	// errDecode is what pickyCodec.Decode returns for 666. It does not wrap
-	// backend.ErrCorrupt: the backend must add that.
-	errDecode = errors.New("picky: refusing to decode 666")
-)
-
-// pickyCodec is a variable-size int64 codec (decimal text) that cannot
-// encode 13 and cannot decode 666: a stand-in for user codecs with bugs or
-// for data written by another version of a codec.
-type pickyCodec struct{}
-
-func (pickyCodec) Name() string { return "picky" }
-func (pickyCodec) Append(dst []byte, v int64) ([]byte, error) {
-	if v == 13 {
-		return dst, errAppend
-	}
-	return strconv.AppendInt(dst, v, 10), nil
-}
-func (pickyCodec) Decode(src []byte) (int64, error) {
-	v, err := strconv.ParseInt(string(src), 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	if v == 666 {
-		return 0, errDecode
-	}
-	return v, nil
-}
-
-// lyingCodec is an int64 codec that claims a fixed size of 8 bytes but
-// writes 3 bytes for every value short reports true for.
-type lyingCodec struct{ short func(int64) bool }
-
-func (lyingCodec) Name() string   { return "lying" }
-func (lyingCodec) FixedSize() int { return 8 }
-func (c lyingCodec) Append(dst []byte, v int64) ([]byte, error) {
-	if c.short(v) {
-		return append(dst, 1, 2, 3), nil
-	}
-	return binary.BigEndian.AppendUint64(dst, uint64(v)), nil
-}
-func (lyingCodec) Decode(src []byte) (int64, error) {
-	if len(src) != 8 {
-		return 0, fmt.Errorf("lying: %d bytes", len(src))
-	}
-	return int64(binary.BigEndian.Uint64(src)), nil
-}
-
-// unnamedCodec has an empty name, which the backend must reject.
-type unnamedCodec struct{ pickyCodec }
-
-func (unnamedCodec) Name() string { return "" }
-
-// sum is a reduce function.
-func sum(a, b int64) int64 { return a + b }
-
-// rawDB opens a closed backend's directory with Pebble directly, for tests
-// that corrupt stored bytes or force compactions. It is closed at the end
-// of the test unless the caller closes it first.
-func rawDB(t testing.TB, dir string) *pebble.DB {
+// waitFor polls cond every few milliseconds until it holds, failing the
+// test after d. It waits for background goroutines, never for TTL expiry,
+// which manual clocks drive.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Merger: listfmt.Merger, Logger: testLogger{t}})
-	if err != nil {
-		t.Fatalf("pebble.Open(%s): %v", dir, err)
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	return db
-}
-
-// testLogger sends Pebble's errors to the test log and drops the rest.
-type testLogger struct{ t testing.TB }
-
-func (testLogger) Infof(string, ...any)                {}
-func (l testLogger) Errorf(format string, args ...any) { l.t.Logf("pebble: "+format, args...) }
-func (l testLogger) Fatalf(format string, args ...any) {
-	l.t.Errorf("pebble fatal: "+format, args...)
-	panic(fmt.Sprintf(format, args...)) // Pebble requires Fatalf not to return
-}
-
-// compactAll opens the closed backend directory dir with Pebble, flushes,
-// compacts every key into one level (running the list merge operator over
-// all of a key's operands), and closes it again.
-func compactAll(t testing.TB, dir string) {
-	t.Helper()
-	db := rawDB(t, dir)
-	noErr(t, db.Flush())
-	noErr(t, db.Compact(context.Background(), []byte{0}, []byte{0xff, 0xff, 0xff}, false))
-	noErr(t, db.Close())
-}
-
-// singleStateKey returns the only key of user state data in the closed
-// backend directory dir (state ids start at 1; id 0 holds metadata).
-func singleStateKey(t testing.TB, dir string) []byte {
-	t.Helper()
-	db := rawDB(t, dir)
-	defer db.Close()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{0, 1}})
-	noErr(t, err)
-	defer it.Close()
-	var found [][]byte
-	for valid := it.First(); valid; valid = it.Next() {
-		found = append(found, slices.Clone(it.Key()))
-	}
-	if len(found) != 1 {
-		t.Fatalf("found %d state entries, want 1: %x", len(found), found)
-	}
-	return found[0]
-}
-
-// overwriteRaw stores value under key in the closed backend directory dir.
-func overwriteRaw(t testing.TB, dir string, key, value []byte) {
-	t.Helper()
-	db := rawDB(t, dir)
-	noErr(t, db.Set(key, value, pebble.NoSync))
-	noErr(t, db.Flush())
-	noErr(t, db.Close())
 }
 
 // keysIn returns the first n of the keys "key-0", "key-1", ... whose key
@@ -323,4 +226,72 @@ func keysIn(t testing.TB, maxParallelism int, r backend.KeyGroupRange, n int) []
 		}
 	}
 	return out
+}
+
+// env is a backend with string keys in a directory of its own, on a
+// manual clock, that a test closes, reopens and reads raw. Failures go to
+// t, which a test may point at a subtest; the backend is closed when the
+// test that made the env ends.
+type env struct {
+	t      testing.TB
+	root   testing.TB
+	dir    string
+	clock  *ttl.ManualClock
+	tweaks []tweak
+	b      *backend.Backend[string]
+}
+
+// envT0 is where env clocks start: well after the epoch, so stamps are
+// positive, as they are in production.
+var envT0 = time.UnixMilli(1_700_000_000_000)
+
+// newEnv opens a new backend in a temporary directory; tweaks apply at
+// every open.
+func newEnv(t testing.TB, tweaks ...tweak) *env {
+	t.Helper()
+	e := &env{t: t, root: t, dir: filepath.Join(t.TempDir(), "db"), clock: ttl.NewManualClock(envT0), tweaks: tweaks}
+	e.open()
+	return e
+}
+
+// open opens the directory again.
+func (e *env) open() {
+	e.t.Helper()
+	e.b = MustOpen(e.root, append([]tweak{inDir(e.dir), withClock(e.clock)}, e.tweaks...)...)
+}
+
+// close closes the backend, failing the test now if Close does.
+func (e *env) close() {
+	e.t.Helper()
+	noErr(e.t, e.b.Close())
+	e.b = nil
+}
+
+// reopen closes and opens the backend.
+func (e *env) reopen() {
+	e.t.Helper()
+	e.close()
+	e.open()
+}
+
+// setKey sets the current key or fails the test.
+func (e *env) setKey(k string) {
+	e.t.Helper()
+	setKey(e.t, e.b, k)
+}
+
+// advance moves the clock.
+func (e *env) advance(d time.Duration) { e.clock.Advance(d) }
+
+// now is the clock in TTL stamp units (ms).
+func (e *env) now() int64 { return ttl.Millis(e.clock.Now()) }
+
+// raw closes the backend and reads its directory with Pebble directly.
+// The backend stays closed.
+func (e *env) raw() *rawView {
+	e.t.Helper()
+	if e.b != nil {
+		e.close()
+	}
+	return readRaw(e.t, e.dir)
 }

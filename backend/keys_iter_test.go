@@ -21,7 +21,7 @@ func wantKeys(t testing.TB, seq iter.Seq2[string, error], want []string) {
 // TestKeysInNamespace_ValueEachKeyOnce checks that the keys of a value
 // state in one namespace come out once each, and no others.
 func TestKeysInNamespace_ValueEachKeyOnce(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	var all, even []string
 	for i := range 300 {
@@ -45,7 +45,7 @@ func TestKeysInNamespace_ValueEachKeyOnce(t *testing.T) {
 // TestKeysInNamespace_MapManyEntriesPerKey checks that a key with many map
 // entries is yielded once.
 func TestKeysInNamespace_MapManyEntriesPerKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	var ns1, ns2 []string
 	for i := range 40 {
@@ -69,7 +69,7 @@ func TestKeysInNamespace_MapManyEntriesPerKey(t *testing.T) {
 
 // TestKeysInNamespace_VoidMapAndList checks states in the void namespace.
 func TestKeysInNamespace_VoidMapAndList(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[string, int64]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.Int64})).in(t)
 	l := intList(t, b, "l")
 	keys := []string{"", "a", "ab", "\xff", "\xff\xff", "b"}
@@ -89,7 +89,7 @@ func TestKeysInNamespace_VoidMapAndList(t *testing.T) {
 // variable-size codec (strings), including the empty namespace and
 // namespaces that are prefixes of each other.
 func TestKeysInNamespace_VariableSizeNamespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.String, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	m := must(backend.GetMapNS(b, backend.String, backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.Int64})).in(t)
 	byNS := map[string][]string{
@@ -120,7 +120,7 @@ func TestKeysInNamespace_VariableSizeNamespaces(t *testing.T) {
 // TestKeysInNamespace_OnlyThisState checks that keys with entries only in
 // other states are not yielded.
 func TestKeysInNamespace_OnlyThisState(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l1 := intList(t, b, "one")
 	l2 := intList(t, b, "two")
 	setKey(t, b, "a")
@@ -145,7 +145,7 @@ func TestKeysInNamespace_AllOwnedKeyGroups(t *testing.T) {
 		{1000, backend.KeyGroupRange{Start: 0, End: 1000}},
 	} {
 		t.Run(fmt.Sprint(c.maxP, c.kgs), func(t *testing.T) {
-			b := mustOpen(t, backend.Options{Dir: t.TempDir(), MaxParallelism: c.maxP, KeyGroups: c.kgs})
+			b := MustOpen(t, withOptions(backend.Options{MaxParallelism: c.maxP, KeyGroups: c.kgs}))
 			v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 			m := must(backend.GetMap(b, backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.Int64})).in(t)
 			keys := keysIn(t, c.maxP, c.kgs, 400)
@@ -183,7 +183,7 @@ func TestKeysInNamespace_AllOwnedKeyGroups(t *testing.T) {
 // current key and change or clear state, while the iteration still yields
 // exactly the keys present when it started.
 func TestKeysInNamespace_ModifyInLoop(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	m := intMap(t, b, "m")
 	keys := keysIn(t, 128, backend.KeyGroupRange{Start: 0, End: 128}, 100)
@@ -226,7 +226,7 @@ func TestKeysInNamespace_ModifyInLoop(t *testing.T) {
 // TestKeysInNamespace_BreakEarly checks that leaving the loop early is
 // clean (Close at the end of the test reports leaked iterators).
 func TestKeysInNamespace_BreakEarly(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	for _, k := range []string{"a", "b", "c"} {
 		setKey(t, b, k)
@@ -246,12 +246,12 @@ func TestKeysInNamespace_BreakEarly(t *testing.T) {
 // TestKeysInNamespace_NeedsNoCurrentKey checks that iteration works with
 // no current key and leaves the current key alone.
 func TestKeysInNamespace_NeedsNoCurrentKey(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	l := intList(t, b, "l")
 	setKey(t, b, "a")
 	noErr(t, l.Add(1))
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	l = intList(t, b, "l")
 	wantKeys(t, l.KeysInNamespace(backend.VoidNamespace{}), []string{"a"})
 	if _, ok := b.CurrentKey(); ok {
@@ -267,7 +267,7 @@ func TestKeysInNamespace_NeedsNoCurrentKey(t *testing.T) {
 // TestKeysInNamespace_Errors checks that an undecodable stored key and an
 // unencodable namespace end the iteration with an error.
 func TestKeysInNamespace_Errors(t *testing.T) {
-	b := mustOpenK(t, pickyCodec{}, tempOpts(t))
+	b := MustOpenK(t, pickyCodec{})
 	ns := lyingCodec{short: func(n int64) bool { return n < 0 }}
 	v := must(backend.GetValueNS[int64, int64](b, ns, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, 666) // encodes fine, cannot be decoded
@@ -288,7 +288,7 @@ func TestKeysInNamespace_Errors(t *testing.T) {
 // no current key, so state access cannot touch the previous key.
 func TestSetCurrentKey_OutOfRange(t *testing.T) {
 	owned := backend.KeyGroupRange{Start: 0, End: 64}
-	b := mustOpen(t, backend.Options{Dir: t.TempDir(), KeyGroups: owned})
+	b := MustOpen(t, withOptions(backend.Options{KeyGroups: owned}))
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	in := keysIn(t, 128, owned, 1)[0]
 	out := keysIn(t, 128, backend.KeyGroupRange{Start: 64, End: 128}, 1)[0]
@@ -321,7 +321,7 @@ func TestSetCurrentKey_KeysLandInOwningInstance(t *testing.T) {
 			vs := make([]*backend.Value[string, backend.VoidNamespace, string], c.p)
 			for i := range bs {
 				r := must(backend.KeyGroupRangeForSubtask(c.maxP, c.p, i)).in(t)
-				bs[i] = mustOpen(t, backend.Options{Dir: t.TempDir(), MaxParallelism: c.maxP, KeyGroups: r})
+				bs[i] = MustOpen(t, withOptions(backend.Options{MaxParallelism: c.maxP, KeyGroups: r}))
 				vs[i] = must(backend.GetValue(bs[i], backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 			}
 			for n := range 300 {
@@ -356,7 +356,7 @@ func TestSetCurrentKey_KeysLandInOwningInstance(t *testing.T) {
 // TestCurrentKeyGroup checks CurrentKeyGroup against AssignToKeyGroup on
 // the key codec's bytes, for string and int64 keys.
 func TestCurrentKeyGroup(t *testing.T) {
-	b := mustOpen(t, backend.Options{Dir: t.TempDir(), MaxParallelism: 1000})
+	b := MustOpen(t, withOptions(backend.Options{MaxParallelism: 1000}))
 	if kg := b.CurrentKeyGroup(); kg != -1 {
 		t.Fatalf("CurrentKeyGroup before SetCurrentKey = %d", kg)
 	}
@@ -367,7 +367,7 @@ func TestCurrentKeyGroup(t *testing.T) {
 			t.Fatalf("CurrentKeyGroup(%q) = %d, want %d", k, got, want)
 		}
 	}
-	bi := mustOpenK(t, backend.Int64, backend.Options{Dir: t.TempDir(), MaxParallelism: 32768})
+	bi := MustOpenK(t, backend.Int64, withOptions(backend.Options{MaxParallelism: 32768}))
 	for _, k := range []int64{-1, 0, 1, 1 << 50} {
 		setKey(t, bi, k)
 		enc := must(backend.Int64.Append(nil, k)).in(t)

@@ -10,18 +10,6 @@ import (
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 )
 
-// intList registers an int64 list in the void namespace.
-func intList(t testing.TB, b *backend.Backend[string], name string) *backend.List[string, backend.VoidNamespace, int64] {
-	t.Helper()
-	return must(backend.GetList(b, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64})).in(t)
-}
-
-// nsList registers a string list in int64 namespaces.
-func nsList(t testing.TB, b *backend.Backend[string], name string) *backend.List[string, int64, string] {
-	t.Helper()
-	return must(backend.GetListNS(b, backend.Int64, backend.ListDescriptor[string]{Name: name, Codec: backend.String})).in(t)
-}
-
 // seq returns [from, to).
 func seq(from, to int64) []int64 {
 	var s []int64
@@ -33,7 +21,7 @@ func seq(from, to int64) []int64 {
 
 // TestList_GetEmpty checks that a list never written is empty (nil).
 func TestList_GetEmpty(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	got, err := l.Get()
@@ -45,7 +33,7 @@ func TestList_GetEmpty(t *testing.T) {
 
 // TestList_AddThenGet checks that Add appends in order.
 func TestList_AddThenGet(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	for _, e := range []int64{3, 1, 2, 1} {
@@ -57,7 +45,7 @@ func TestList_AddThenGet(t *testing.T) {
 // TestList_AddAll checks that AddAll appends all elements in order, and
 // that adding none changes nothing.
 func TestList_AddAll(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.AddAll(nil))
@@ -74,7 +62,7 @@ func TestList_AddAll(t *testing.T) {
 // TestList_Update checks that Update replaces the list, that Adds after it
 // append to the new list, and that an empty Update clears it.
 func TestList_Update(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.AddAll([]int64{1, 2, 3}))
@@ -95,7 +83,7 @@ func TestList_Update(t *testing.T) {
 // TestList_Clear checks that Clear empties the list and that Adds after it
 // start a new list.
 func TestList_Clear(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.Clear())
@@ -109,7 +97,7 @@ func TestList_Clear(t *testing.T) {
 // TestList_EmptyElements checks that elements with a zero-length encoding
 // are kept and counted.
 func TestList_EmptyElements(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := must(backend.GetList(b, backend.ListDescriptor[string]{Name: "l", Codec: backend.String})).in(t)
 	setKey(t, b, "k")
 	noErr(t, l.Add(""))
@@ -121,7 +109,7 @@ func TestList_EmptyElements(t *testing.T) {
 // TestList_ManyOperands checks 1000 Adds, each a merge operand, read back
 // in order.
 func TestList_ManyOperands(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	for i := range int64(1000) {
@@ -134,9 +122,9 @@ func TestList_ManyOperands(t *testing.T) {
 // operands spread over many flushed files and Pebble's own compactions of
 // them (a low L0 threshold makes compactions start early).
 func TestList_OrderAcrossFlushes(t *testing.T) {
-	opts := tempOpts(t)
-	opts.Pebble = func(o *pebble.Options) { o.L0CompactionThreshold = 2 }
-	b := mustOpen(t, opts)
+	b := MustOpen(t, func(o *backend.Options) {
+		o.Pebble = func(o *pebble.Options) { o.L0CompactionThreshold = 2 }
+	})
 	l := intList(t, b, "l")
 	other := intList(t, b, "other")
 	var want, wantOther []int64
@@ -171,8 +159,8 @@ func TestList_OrderAcrossFlushes(t *testing.T) {
 // went through a manual compaction into one file, and that Adds after it
 // still append.
 func TestList_OrderAfterFullCompaction(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	for i := range int64(100) {
@@ -182,9 +170,9 @@ func TestList_OrderAfterFullCompaction(t *testing.T) {
 		}
 	}
 	noErr(t, b.Close())
-	compactAll(t, opts.Dir)
+	compactAll(t, dir)
 
-	b = mustOpen(t, opts)
+	b = MustOpen(t, inDir(dir))
 	l = intList(t, b, "l")
 	setKey(t, b, "k")
 	wantList(t, l, seq(0, 100))
@@ -195,12 +183,12 @@ func TestList_OrderAfterFullCompaction(t *testing.T) {
 // TestList_AddsSurviveReopen checks that operands written before a Close
 // and after the reopen form one list.
 func TestList_AddsSurviveReopen(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	l := intList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.AddAll([]int64{0, 1}))
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	l = intList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.Add(2))
@@ -210,7 +198,7 @@ func TestList_AddsSurviveReopen(t *testing.T) {
 // TestList_KeysAndNamespacesAreIndependent checks that lists of different
 // keys and namespaces do not mix.
 func TestList_KeysAndNamespacesAreIndependent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := nsList(t, b, "l")
 	for _, k := range []string{"a", "ab", "b"} {
 		setKey(t, b, k)
@@ -234,7 +222,7 @@ func TestList_KeysAndNamespacesAreIndependent(t *testing.T) {
 // that the target among the sources and absent sources are skipped, and
 // that the state's current namespace does not change.
 func TestList_MergeNamespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := nsList(t, b, "l")
 	setKey(t, b, "k")
 	put := func(ns int64, es ...string) {
@@ -281,7 +269,7 @@ func TestList_MergeNamespaces(t *testing.T) {
 // TestList_MergeNamespacesOnlyCurrentKey checks that merging namespaces of
 // one key leaves other keys alone.
 func TestList_MergeNamespacesOnlyCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := nsList(t, b, "l")
 	for _, k := range []string{"a", "b"} {
 		setKey(t, b, k)
@@ -305,7 +293,7 @@ func TestList_MergeNamespacesOnlyCurrentKey(t *testing.T) {
 // TestList_MergeNamespacesDuplicateSource checks that a source named twice
 // is moved once: after the first move it is empty.
 func TestList_MergeNamespacesDuplicateSource(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := nsList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.SetCurrentNamespace(2))
@@ -321,7 +309,7 @@ func TestList_MergeNamespacesDuplicateSource(t *testing.T) {
 // cannot encode fails Add, AddAll and Update with the codec's error and
 // leaves the list as it was.
 func TestList_EncodeErrorWritesNothing(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := must(backend.GetList(b, backend.ListDescriptor[int64]{Name: "l", Codec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	noErr(t, l.AddAll([]int64{1, 2}))
@@ -334,18 +322,18 @@ func TestList_EncodeErrorWritesNothing(t *testing.T) {
 // TestList_MalformedStoredValue checks that a list whose stored framing is
 // broken reads as ErrCorrupt, and that MergeNamespaces refuses to move it.
 func TestList_MalformedStoredValue(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	l := nsList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.SetCurrentNamespace(2))
 	noErr(t, l.Add("hello"))
 	noErr(t, b.Close())
 
-	key := singleStateKey(t, opts.Dir)
-	overwriteRaw(t, opts.Dir, key, []byte{0x09, 'h', 'i'}) // length 9, 2 bytes
+	key := singleStateKey(t, dir)
+	overwriteRaw(t, dir, key, []byte{0x09, 'h', 'i'}) // length 9, 2 bytes
 
-	b = mustOpen(t, opts)
+	b = MustOpen(t, inDir(dir))
 	l = nsList(t, b, "l")
 	setKey(t, b, "k")
 	noErr(t, l.SetCurrentNamespace(2))
@@ -365,7 +353,7 @@ func TestList_MalformedStoredValue(t *testing.T) {
 // TestList_ElementDecodeError checks that an element the codec cannot
 // decode makes Get fail with ErrCorrupt, wrapping the codec's error.
 func TestList_ElementDecodeError(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := must(backend.GetList(b, backend.ListDescriptor[int64]{Name: "l", Codec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	noErr(t, l.AddAll([]int64{1, 666, 2}))
@@ -376,7 +364,7 @@ func TestList_ElementDecodeError(t *testing.T) {
 
 // TestList_NoCurrentKey checks every list operation before SetCurrentKey.
 func TestList_NoCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	l := nsList(t, b, "l")
 	_, err := l.Get()
 	wantErr(t, err, backend.ErrNoCurrentKey)

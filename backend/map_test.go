@@ -3,61 +3,17 @@ package backend_test
 import (
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/ttl"
 )
-
-// intMap registers a map from int64 to string in int64 namespaces.
-func intMap(t testing.TB, b *backend.Backend[string], name string) *backend.Map[string, int64, int64, string] {
-	t.Helper()
-	return must(backend.GetMapNS(b, backend.Int64, backend.MapDescriptor[int64, string]{
-		Name: name, KeyCodec: backend.Int64, ValueCodec: backend.String})).in(t)
-}
-
-// wantMap checks a map's entries, in iteration order, against want's keys
-// in ascending order.
-func wantMap(t testing.TB, m *backend.Map[string, int64, int64, string], want map[int64]string) {
-	t.Helper()
-	keys := slices.Sorted(maps.Keys(want))
-	var entries []backend.Entry[int64, string]
-	for _, k := range keys {
-		entries = append(entries, backend.Entry[int64, string]{Key: k, Value: want[k]})
-	}
-	if got := collect(t, m.Entries()); !slices.Equal(got, entries) {
-		t.Fatalf("Entries = %v, want %v", got, entries)
-	}
-	if got := collect(t, m.Keys()); !slices.Equal(got, keys) {
-		t.Fatalf("Keys = %v, want %v", got, keys)
-	}
-	var values []string
-	for _, k := range keys {
-		values = append(values, want[k])
-	}
-	if got := collect(t, m.Values()); !slices.Equal(got, values) {
-		t.Fatalf("Values = %v, want %v", got, values)
-	}
-	empty, err := m.IsEmpty()
-	noErr(t, err)
-	if empty != (len(want) == 0) {
-		t.Fatalf("IsEmpty = %v with %d entries", empty, len(want))
-	}
-	for k, v := range want {
-		got, ok, err := m.Get(k)
-		noErr(t, err)
-		if !ok || got != v {
-			t.Fatalf("Get(%d) = %q, %v; want %q, true", k, got, ok, v)
-		}
-		if ok, err := m.Contains(k); err != nil || !ok {
-			t.Fatalf("Contains(%d) = %v, %v; want true", k, ok, err)
-		}
-	}
-}
 
 // TestMap_GetAbsent checks Get, Contains and IsEmpty on a map never written.
 func TestMap_GetAbsent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	v, ok, err := m.Get(1)
@@ -74,7 +30,7 @@ func TestMap_GetAbsent(t *testing.T) {
 // TestMap_PutGetRemove checks Put, overwriting Put, Get, Contains, Remove
 // (also of an absent key) and IsEmpty.
 func TestMap_PutGetRemove(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	noErr(t, m.Put(1, "one"))
@@ -96,7 +52,7 @@ func TestMap_PutGetRemove(t *testing.T) {
 // TestMap_PutAll checks that PutAll writes every entry of a Go map and
 // overwrites existing entries, and that an empty PutAll does nothing.
 func TestMap_PutAll(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	noErr(t, m.Put(1, "old"))
@@ -110,7 +66,7 @@ func TestMap_PutAll(t *testing.T) {
 // TestMap_PutAllEncodeErrorWritesNothing checks that PutAll is atomic: an
 // entry the codec cannot encode fails the call and no entry is written.
 func TestMap_PutAllEncodeErrorWritesNothing(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: backend.Int64, ValueCodec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	entries := func(yield func(int64, int64) bool) {
@@ -126,7 +82,7 @@ func TestMap_PutAllEncodeErrorWritesNothing(t *testing.T) {
 // in ascending numeric order of int64 map keys, negatives and extremes
 // included, whatever the order of the Puts.
 func TestMap_IterationOrderIsNumeric(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	want := map[int64]string{}
@@ -144,7 +100,7 @@ func TestMap_IterationOrderIsNumeric(t *testing.T) {
 // TestMap_StringKeysSortBytewise checks map keys whose encodings are
 // prefixes of each other, the empty key included.
 func TestMap_StringKeysSortBytewise(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[string, int64]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.Int64})).in(t)
 	setKey(t, b, "k")
 	in := []string{"b", "ab", "", "a", "a\x00", "abc"}
@@ -171,7 +127,7 @@ func TestMap_StringKeysSortBytewise(t *testing.T) {
 // the current key and namespace and nothing else, even for a key whose
 // encoding extends the cleared one.
 func TestMap_ClearRemovesAllEntries(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	other := intMap(t, b, "other")
 	fill := func(n int64) map[int64]string {
@@ -213,7 +169,7 @@ func TestMap_ClearRemovesAllEntries(t *testing.T) {
 // early is clean (the test's Close would report a leaked iterator) and
 // that the map stays usable.
 func TestMap_BreakOutOfIteration(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	for i := range int64(10) {
@@ -248,7 +204,7 @@ func TestMap_BreakOutOfIteration(t *testing.T) {
 // TestMap_WriteDuringIteration checks that the loop body may write the map
 // it iterates, and that iteration sees the map as it was when it started.
 func TestMap_WriteDuringIteration(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	for i := range int64(5) {
@@ -271,9 +227,45 @@ func TestMap_WriteDuringIteration(t *testing.T) {
 	wantMap(t, m, map[int64]string{5: "added", 15: "added", 25: "added", 35: "added", 45: "added", 50: "new"})
 }
 
+// TestMap_WriteDuringIterationWithTTL is TestMap_WriteDuringIteration
+// with TTL: the loop body writes map keys the iteration has not reached
+// yet. It loses those writes: from its point-in-time view the iteration
+// deletes a key it finds expired (under either update type), and under
+// OnReadAndWrite rewrites a live one with its old value and a new stamp,
+// over what the loop body put. TestModel writes only the keys the
+// iteration has passed. Set PEBBLESTATE_KNOWN_BUGS=1 to run it.
+func TestMap_WriteDuringIterationWithTTL(t *testing.T) {
+	if os.Getenv("PEBBLESTATE_KNOWN_BUGS") == "" {
+		t.Skip("BUG: a TTL map's iteration overwrites or deletes entries the loop body wrote ahead of it; set PEBBLESTATE_KNOWN_BUGS=1 to run")
+	}
+	for _, upd := range []ttl.UpdateType{ttl.OnCreateAndWrite, ttl.OnReadAndWrite} {
+		e := newEnv(t)
+		m := must(backend.GetMap(e.b, backend.MapDescriptor[int64, string]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.String,
+			TTL: ttl.Config{TTL: ttlD, Update: upd, Cleanup: ttl.Cleanup{DisableBackground: true}}})).in(t)
+		e.setKey("k")
+		noErr(t, m.Put(3, "old")) // expires before the loop
+		e.advance(ttlD / 2)
+		noErr(t, m.Put(2, "live"))
+		noErr(t, m.Put(4, "old"))
+		e.advance(ttlD / 2)
+		for en, err := range m.Entries() {
+			noErr(t, err)
+			if en.Key == 2 {
+				noErr(t, m.Put(3, "new"))
+				noErr(t, m.Put(4, "new"))
+			}
+		}
+		for _, k := range []int64{3, 4} {
+			if got, ok, err := m.Get(k); err != nil || !ok || got != "new" {
+				t.Errorf("update type %v: map key %d = %q, %v, %v after the loop put it; want new", upd, k, got, ok, err)
+			}
+		}
+	}
+}
+
 // TestMap_NamespacesAreIndependent checks one map per namespace.
 func TestMap_NamespacesAreIndependent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	setKey(t, b, "k")
 	noErr(t, m.SetCurrentNamespace(1))
@@ -292,7 +284,7 @@ func TestMap_NamespacesAreIndependent(t *testing.T) {
 // map value.
 func TestMap_VoidNamespace(t *testing.T) {
 	type item struct{ Qty int }
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[string, item]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.JSON[item]()})).in(t)
 	setKey(t, b, "k")
 	noErr(t, m.PutAll(maps.All(map[string]item{"apple": {3}, "pear": {5}})))
@@ -305,7 +297,7 @@ func TestMap_VoidNamespace(t *testing.T) {
 
 // TestMap_NoCurrentKey checks every map operation before SetCurrentKey.
 func TestMap_NoCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := intMap(t, b, "m")
 	_, _, err := m.Get(1)
 	wantErr(t, err, backend.ErrNoCurrentKey)
@@ -334,7 +326,7 @@ func TestMap_NoCurrentKey(t *testing.T) {
 // TestMap_DecodeErrors checks that undecodable map keys and values end the
 // iterations with ErrCorrupt, and that Get reports them too.
 func TestMap_DecodeErrors(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: pickyCodec{}, ValueCodec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	noErr(t, m.Put(1, 666)) // value cannot be decoded
@@ -367,7 +359,7 @@ func TestMap_DecodeErrors(t *testing.T) {
 // TestMap_EncodeErrors checks that map keys and values the codecs cannot
 // encode fail the call with the codec's error.
 func TestMap_EncodeErrors(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	m := must(backend.GetMap(b, backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: pickyCodec{}, ValueCodec: pickyCodec{}})).in(t)
 	setKey(t, b, "k")
 	wantErr(t, m.Put(13, 1), errAppend)

@@ -4,34 +4,62 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"iter"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
-// TestModel drives a backend with seeded random operations over every state
-// kind, in the void namespace and in int64 namespaces, and mirrors each
-// operation in a plain in-memory model. Every read is compared with the
-// model as it happens; every step re-reads the touched (key, namespace);
-// and periodically, after reopening the directory, and at the end, every
-// key and namespace of every state is compared, KeysInNamespace included.
+// TestModel drives a job of parallel backends with seeded random
+// operations over every state kind, in the void namespace and in int64
+// namespaces, without TTL and with TTL under either update type, and
+// mirrors each operation in a plain in-memory model that keeps every
+// stored entry with its TTL stamp. The TTL clock is a ttl.ManualClock the
+// sequence advances, often to exactly when an entry expires or a
+// millisecond before; the model judges expiry with Flink's predicate
+// (expired iff stamp + ttl <= now). Every read is compared with the model
+// as it happens; after each operation the state's current (key,
+// namespace) is read again, and now and then its KeysInNamespace; after
+// the clock moves, every state at the current key; and periodically,
+// after reopening the directories, after every restore and at the end,
+// every key and namespace of every state, KeysInNamespace included.
 //
-// A failure names its seed. Reproduce it with
+// The sequence also flushes, compacts, runs CleanupExpired, merges
+// namespaces, and takes checkpoints in the test's mode (full, or mostly
+// incremental with some instances full), whose asynchronous parts run
+// while the operations go on; a checkpoint is then completed (with
+// retention 1 to 3) or aborted, and storage must hold exactly what the
+// retained checkpoints reference. It restores retained checkpoints at a
+// parallelism of 1 to 3, checks them against the model as of the
+// checkpoint, and sometimes fails over to them; at the end every retained
+// checkpoint is restored and checked.
 //
-//	go test ./backend -run 'TestModel/<config>' -seed <seed> [-model.ops N]
+// Each mode and configuration runs the built-in seeds and a fresh one. A
+// failure logs its seed, the states' TTL settings and the last operations;
+// replay it with
+//
+//	go test ./backend -run 'TestModel/<mode>/<config>/seed=<seed>' -seed <seed> [-model.ops N]
+//
+// or PEBBLESTATE_MODEL_SEED=<seed> instead of -seed.
 var (
-	modelSeed  = flag.Uint64("seed", 0, "TestModel: run only this seed (0: the built-in seeds)")
-	modelOps   = flag.Int("model.ops", 0, "TestModel: operations per seed (0: 2000, or 600 with -short)")
-	modelSeeds = flag.Int("model.seeds", 0, "TestModel: number of built-in seeds per config (0: 4, or 2 with -short)")
+	modelSeed  = flag.Uint64("seed", 0, "TestModel: run only this seed (0: the built-in seeds and a fresh one)")
+	modelOps   = flag.Int("model.ops", 0, "TestModel: operations per seed (0: 1000, or 400 with -short)")
+	modelSeeds = flag.Int("model.seeds", 0, "TestModel: number of built-in seeds per mode and config (0: 1)")
 )
 
-// modelConfig is one backend configuration the model runs against.
+const modelSeedEnv = "PEBBLESTATE_MODEL_SEED"
+
+// modelConfig is one job configuration the model runs against.
 type modelConfig struct {
 	name      string
 	maxP      int
@@ -41,15 +69,16 @@ type modelConfig struct {
 var modelConfigs = []modelConfig{
 	// One-byte key groups, all owned.
 	{name: "maxP=16", maxP: 16},
-	// Two-byte key groups, a range in the middle owned: keys of other key
-	// groups are refused, and KeysInNamespace must stay inside the range.
-	{name: "maxP=300-kgs=40..260", maxP: 300, keyGroups: backend.KeyGroupRange{Start: 40, End: 260}},
+	// Two-byte key groups, all owned (a checkpoint must cover every key
+	// group of its operator), split unevenly among the instances:
+	// KeysInNamespace must stay inside each instance's part.
+	{name: "maxP=300", maxP: 300},
 }
 
 func TestModel(t *testing.T) {
-	ops, nSeeds := 2000, 4
+	ops, nSeeds := 1000, 1
 	if testing.Short() {
-		ops, nSeeds = 600, 2
+		ops = 400
 	}
 	if *modelOps > 0 {
 		ops = *modelOps
@@ -57,112 +86,99 @@ func TestModel(t *testing.T) {
 	if *modelSeeds > 0 {
 		nSeeds = *modelSeeds
 	}
-	seeds := make([]uint64, nSeeds)
-	for i := range seeds {
-		seeds[i] = uint64(i + 1)
+	var seeds []uint64
+	for i := range nSeeds {
+		seeds = append(seeds, uint64(i+1))
+	}
+	fresh := true
+	if s := os.Getenv(modelSeedEnv); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		noErr(t, err)
+		seeds, fresh = []uint64{seed}, false
 	}
 	if *modelSeed != 0 {
-		seeds = []uint64{*modelSeed}
+		seeds, fresh = []uint64{*modelSeed}, false
 	}
-	for _, cfg := range modelConfigs {
-		t.Run(cfg.name, func(t *testing.T) {
-			for _, seed := range seeds {
-				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					e := newModelEnv(t, cfg, seed)
-					e.run(ops)
-				})
-			}
-		})
-	}
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, cfg := range modelConfigs {
+			t.Run(cfg.name, func(t *testing.T) {
+				run := slices.Clone(seeds)
+				if fresh {
+					run = append(run, uint64(time.Now().UnixNano()))
+				}
+				for _, seed := range run {
+					t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+						newModelEnv(t, m, cfg, seed).run(ops)
+					})
+				}
+			})
+		}
+	})
 }
 
-// modelPK identifies one (key, namespace) of a state in the model.
-type modelPK struct {
-	key string
-	ns  int64
+// modelInst is one parallel instance of the job.
+type modelInst struct {
+	b           *backend.Backend[string]
+	dir         string
+	kgs         backend.KeyGroupRange
+	incremental bool
+	cur         string // its current key
+	curSet      bool
 }
 
-// modelNS describes a namespace type: its codec, how the model's int64
-// namespaces map onto it, and the namespaces used.
-type modelNS[N any] struct {
-	codec backend.Codec[N]
-	of    func(int64) N
-	all   []int64
-}
+// owns reports whether k belongs to the instance's key groups.
+func (in *modelInst) owns(e *modelEnv, k string) bool { return in.kgs.Contains(e.kgOf[k]) }
 
-var (
-	modelInt64NS = modelNS[int64]{codec: backend.Int64, of: func(n int64) int64 { return n },
-		all: []int64{0, 1, -1, math.MinInt64}}
-	modelVoidNS = modelNS[backend.VoidNamespace]{codec: backend.Void,
-		of: func(int64) backend.VoidNamespace { return backend.VoidNamespace{} }, all: []int64{0}}
-)
-
-// modelState is one state under test together with its model.
-type modelState interface {
-	name() string
-	// register (re)registers the state on e.b; its namespace becomes the
-	// zero namespace.
-	register(e *modelEnv)
-	// op performs one random operation on the current key, checking reads.
-	op(e *modelEnv)
-	// setNS sets a random current namespace.
-	setNS(e *modelEnv)
-	// useNS sets namespace ns.
-	useNS(e *modelEnv, ns int64)
-	// checkCurrent compares the current key and namespace with the model.
-	checkCurrent(e *modelEnv)
-	// checkKeysIn compares KeysInNamespace(ns) with the model.
-	checkKeysIn(e *modelEnv, ns int64)
-	// clearNamespace clears ns for every key KeysInNamespace yields, from
-	// inside the iteration.
-	clearNamespace(e *modelEnv, ns int64)
-	// namespaces returns the namespaces the state uses.
-	namespaces() []int64
-	// checkClosed checks that the (old) handle refuses use after Close.
-	checkClosed(e *modelEnv)
-}
-
-// modelEnv is one run: a backend, its states, their models, and the
-// current key.
+// modelEnv is one run: a job, its states and their models, the current
+// instance, and the checkpoints taken.
 type modelEnv struct {
 	t      *testing.T
+	m      mode
 	cfg    modelConfig
 	seed   uint64
 	r      *rand.Rand
-	opts   backend.Options
-	b      *backend.Backend[string]
+	clock  *ttl.ManualClock
+	sweep  time.Duration // Options.TTLSweepInterval
+	kgs    backend.KeyGroupRange
+	insts  []*modelInst
+	ci     int // the current instance: the one of the last SetCurrentKey
 	states []modelState
+	last   modelState // the state picked last
 
 	allKeys []string
 	hot     []string        // a few keys picked often, so state piles up
-	owned   map[string]bool // keys whose key group the backend owns
-	touched map[string]bool // owned keys ever made current
+	kgOf    map[string]int  // every key's key group
+	touched map[string]bool // keys of the job ever made current
 
-	cur    string
-	curSet bool
+	st        *snapshot.Local
+	keep      int
+	nextID    int64
+	completed []int64       // completed checkpoints, oldest first
+	saved     map[int64]any // the model as of each retained checkpoint
+	flight    *modelFlight
+	counts    map[string]int
 
 	step    int
 	history []string // the last operations, for failure messages
 }
 
-func newModelEnv(t *testing.T, cfg modelConfig, seed uint64) *modelEnv {
+func newModelEnv(t *testing.T, m mode, cfg modelConfig, seed uint64) *modelEnv {
 	e := &modelEnv{
-		t: t, cfg: cfg, seed: seed,
+		t: t, m: m, cfg: cfg, seed: seed,
 		r:       rand.New(rand.NewPCG(seed, uint64(cfg.maxP))), // each config its own sequence
-		owned:   map[string]bool{},
+		clock:   ttl.NewManualClock(envT0),
+		kgs:     cfg.keyGroups,
+		kgOf:    map[string]int{},
 		touched: map[string]bool{},
+		st:      newStorage(t),
+		saved:   map[int64]any{},
+		counts:  map[string]int{},
 	}
-	e.opts = backend.Options{
-		Dir:            t.TempDir(),
-		MaxParallelism: cfg.maxP,
-		KeyGroups:      cfg.keyGroups,
-		MemTableSize:   1 << 20, // small memtables: flushes to L0 happen on their own too
-		BlockCacheSize: 1 << 20,
+	if e.kgs == (backend.KeyGroupRange{}) {
+		e.kgs = backend.KeyGroupRange{Start: 0, End: cfg.maxP}
 	}
-	kgs := cfg.keyGroups
-	if kgs == (backend.KeyGroupRange{}) {
-		kgs = backend.KeyGroupRange{Start: 0, End: cfg.maxP}
-	}
+	e.keep = 1 + e.r.IntN(3)
+	e.sweep = []time.Duration{-1, 30 * time.Millisecond}[e.r.IntN(2)]
 	// 200 keys: plain ones, and some whose bytes look like length prefixes
 	// or extend other keys.
 	special := []string{"", "\x00", "\x01", "\x01k000", "k000\x00", "k00", "\xff", "\xff\xff",
@@ -172,52 +188,53 @@ func newModelEnv(t *testing.T, cfg modelConfig, seed uint64) *modelEnv {
 		e.allKeys = append(e.allKeys, fmt.Sprintf("k%03d", i))
 	}
 	for _, k := range e.allKeys {
-		kg, err := backend.KeyGroupOf(backend.String, k, cfg.maxP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.owned[k] = kgs.Contains(kg)
+		e.kgOf[k] = must(backend.KeyGroupOf(backend.String, k, cfg.maxP)).in(t)
 	}
-	perm := e.r.Perm(len(e.allKeys))
-	for _, i := range perm[:12] {
+	for _, i := range e.r.Perm(len(e.allKeys))[:12] {
 		e.hot = append(e.hot, e.allKeys[i])
 	}
-	e.states = []modelState{
-		&modelValue[int64]{modelBase: newModelBase[int64, int64]("value", modelInt64NS)},
-		&modelValue[backend.VoidNamespace]{modelBase: newModelBase[backend.VoidNamespace, int64]("value-void", modelVoidNS)},
-		&modelList[int64]{modelBase: newModelBase[int64, []string]("list", modelInt64NS)},
-		&modelList[backend.VoidNamespace]{modelBase: newModelBase[backend.VoidNamespace, []string]("list-void", modelVoidNS)},
-		&modelMap[int64]{modelBase: newModelBase[int64, map[int64]string]("map", modelInt64NS)},
-		&modelMap[backend.VoidNamespace]{modelBase: newModelBase[backend.VoidNamespace, map[int64]string]("map-void", modelVoidNS)},
-		&modelReducing[int64]{modelBase: newModelBase[int64, int64]("reducing", modelInt64NS)},
-		&modelReducing[backend.VoidNamespace]{modelBase: newModelBase[backend.VoidNamespace, int64]("reducing-void", modelVoidNS)},
-		&modelAggregating[int64]{modelBase: newModelBase[int64, modelAcc]("aggregating", modelInt64NS)},
-		&modelAggregating[backend.VoidNamespace]{modelBase: newModelBase[backend.VoidNamespace, modelAcc]("aggregating-void", modelVoidNS)},
-	}
+	e.states = modelStates(e)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		var sts []string
+		for _, s := range e.states {
+			sts = append(sts, fmt.Sprintf("%s: %s", s.name(), s.ttlOf()))
+		}
+		t.Logf("mode %s, config %s, seed %d, step %d, clock +%dms, retention %d, sweep %v\nstates:\n  %s\nlast operations:\n  %s\nreproduce: go test ./backend -run 'TestModel/%s/%s/seed=%d' -seed %d",
+			m.name, cfg.name, seed, e.step, e.now()-ttl.Millis(envT0), e.keep, e.sweep, strings.Join(sts, "\n  "),
+			strings.Join(e.history, "\n  "), m.name, cfg.name, seed, seed)
+	})
 	return e
 }
+
+// in is the current instance.
+func (e *modelEnv) in() *modelInst { return e.insts[e.ci] }
+
+// now is the clock in TTL stamp units (ms).
+func (e *modelEnv) now() int64 { return ttl.Millis(e.clock.Now()) }
+
+// at names the current key and namespace ns for failure messages.
+func (e *modelEnv) at(ns int64) string { return fmt.Sprintf("%q/%d", e.in().cur, ns) }
 
 // note records an operation for the failure message.
 func (e *modelEnv) note(format string, args ...any) {
 	if len(e.history) == 40 {
 		e.history = append(e.history[:0], e.history[20:]...)
 	}
-	e.history = append(e.history, fmt.Sprintf("%5d: ", e.step)+fmt.Sprintf(format, args...))
+	e.history = append(e.history, fmt.Sprintf("%5d: [%d] ", e.step, e.ci)+fmt.Sprintf(format, args...))
 }
 
 func (e *modelEnv) fatalf(format string, args ...any) {
 	e.t.Helper()
-	e.t.Fatalf("config %s seed %d step %d (current key %q set=%v): %s\nlast operations:\n  %s\nreproduce: go test ./backend -run 'TestModel/%s' -seed %d",
-		e.cfg.name, e.seed, e.step, e.cur, e.curSet, fmt.Sprintf(format, args...),
-		strings.Join(e.history, "\n  "), e.cfg.name, e.seed)
+	e.t.Fatalf("step %d, instance %d (current key %q set=%v): %s", e.step, e.ci, e.in().cur, e.in().curSet, fmt.Sprintf(format, args...))
 }
 
-// ok fails on an error.
+// ok fails the test now on an error.
 func (e *modelEnv) ok(err error) {
 	e.t.Helper()
-	if err != nil {
-		e.fatalf("unexpected error: %v", err)
-	}
+	noErr(e.t, err)
 }
 
 // noKey checks the error of a state access: with no current key it must be
@@ -225,7 +242,7 @@ func (e *modelEnv) ok(err error) {
 // with a current key there must be no error.
 func (e *modelEnv) noKey(err error) bool {
 	e.t.Helper()
-	if !e.curSet {
+	if !e.in().curSet {
 		if !errors.Is(err, backend.ErrNoCurrentKey) {
 			e.fatalf("with no current key: error %v, want ErrNoCurrentKey", err)
 		}
@@ -242,7 +259,14 @@ func (e *modelEnv) pickKey() string {
 	return e.allKeys[e.r.IntN(len(e.allKeys))]
 }
 
-func (e *modelEnv) pickState() modelState { return e.states[e.r.IntN(len(e.states))] }
+// pickState picks a state, half the time the one picked last, so that
+// operations come in runs on one state and find what they wrote.
+func (e *modelEnv) pickState() modelState {
+	if e.last == nil || e.r.IntN(2) == 0 {
+		e.last = e.states[e.r.IntN(len(e.states))]
+	}
+	return e.last
+}
 
 func (e *modelEnv) randInt64() int64 {
 	if e.r.IntN(20) == 0 {
@@ -261,66 +285,88 @@ func (e *modelEnv) randString() string {
 	return fmt.Sprintf("s%d", e.r.IntN(1000))
 }
 
-// setKey makes a random key current, checking that keys of key groups the
-// backend does not own are refused.
+// owner is the index of the instance owning k, or -1 if the job does not.
+func (e *modelEnv) owner(k string) int {
+	for i, in := range e.insts {
+		if in.owns(e, k) {
+			return i
+		}
+	}
+	return -1
+}
+
+// setKey makes k current on an instance: mostly the one owning it, or
+// another, which must refuse it (as every instance must a key of a key
+// group the job does not own).
 func (e *modelEnv) setKey(k string) {
 	e.t.Helper()
+	ci := e.r.IntN(len(e.insts))
+	if o := e.owner(k); o >= 0 && e.r.IntN(4) != 0 {
+		ci = o
+	}
+	e.setKeyOn(ci, k)
+}
+
+func (e *modelEnv) setKeyOn(ci int, k string) {
+	e.t.Helper()
+	e.ci = ci
+	in := e.in()
 	e.note("SetCurrentKey(%q)", k)
-	err := e.b.SetCurrentKey(k)
-	if !e.owned[k] {
+	err := in.b.SetCurrentKey(k)
+	if !in.owns(e, k) {
 		if !errors.Is(err, backend.ErrKeyGroupOutOfRange) {
-			e.fatalf("SetCurrentKey(%q) of an unowned key group: error %v, want ErrKeyGroupOutOfRange", k, err)
+			e.fatalf("SetCurrentKey(%q) of a key group the instance does not own: error %v, want ErrKeyGroupOutOfRange", k, err)
 		}
-		e.curSet = false
+		in.curSet = false
 	} else {
 		e.ok(err)
-		e.cur, e.curSet = k, true
+		in.cur, in.curSet = k, true
 		e.touched[k] = true
 	}
-	got, set := e.b.CurrentKey()
-	if set != e.curSet || (set && got != e.cur) {
-		e.fatalf("CurrentKey() = %q, %v; want %q, %v", got, set, e.cur, e.curSet)
+	got, set := in.b.CurrentKey()
+	if set != in.curSet || (set && got != in.cur) {
+		e.fatalf("CurrentKey() = %q, %v; want %q, %v", got, set, in.cur, in.curSet)
 	}
-	kg := e.b.CurrentKeyGroup()
-	if !e.curSet {
+	kg := in.b.CurrentKeyGroup()
+	if !in.curSet {
 		if kg != -1 {
 			e.fatalf("CurrentKeyGroup() = %d with no current key", kg)
 		}
 		return
 	}
-	want, _ := backend.KeyGroupOf(backend.String, k, e.cfg.maxP)
-	if kg != want {
-		e.fatalf("CurrentKeyGroup() = %d, want %d", kg, want)
+	if kg != e.kgOf[k] {
+		e.fatalf("CurrentKeyGroup() = %d, want %d", kg, e.kgOf[k])
 	}
 }
 
-func (e *modelEnv) open() {
-	e.t.Helper()
-	b, err := backend.Open(backend.String, e.opts)
-	if err != nil {
-		e.fatalf("open: %v", err)
+// advance moves the clock: half the time by up to 150 ms, half the time to
+// exactly when a stored entry (often one of the current key) expires in
+// the next 400 ms, or a millisecond before.
+func (e *modelEnv) advance() {
+	now := e.now()
+	d := int64(e.r.IntN(150))
+	if e.r.IntN(2) == 0 {
+		key := ""
+		if e.in().curSet && e.r.IntN(2) == 0 {
+			key = e.in().cur
+		}
+		var edges []int64
+		for _, s := range e.states {
+			edges = append(edges, s.expiries(now, key)...)
+		}
+		slices.Sort(edges)
+		if i := sort.Search(len(edges), func(i int) bool { return edges[i] > now+400 }); i > 0 {
+			d = edges[e.r.IntN(i)] - now - int64(e.r.IntN(2))
+		}
 	}
-	e.b = b
-	e.curSet = false
-	// Register in a random order: ids must be found by name.
-	for _, i := range e.r.Perm(len(e.states)) {
-		e.states[i].register(e)
+	e.note("clock +%dms", d)
+	e.clock.Advance(time.Duration(d) * time.Millisecond)
+	// What the current key holds at this instant.
+	if e.in().curSet {
+		for _, s := range e.states {
+			s.checkCurrent(e)
+		}
 	}
-}
-
-func (e *modelEnv) reopen() {
-	e.t.Helper()
-	e.note("reopen")
-	old := e.b
-	e.ok(old.Close())
-	e.ok(old.Close()) // closing twice is a no-op
-	for _, s := range e.states {
-		s.checkClosed(e)
-	}
-	if err := old.SetCurrentKey(e.allKeys[0]); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("SetCurrentKey on a closed backend: %v, want ErrClosed", err)
-	}
-	e.open()
 }
 
 // checkAll compares every state at every touched key (or, if fraction < 1,
@@ -333,7 +379,7 @@ func (e *modelEnv) checkAll(fraction float64) {
 		if fraction < 1 && e.r.Float64() >= fraction {
 			continue
 		}
-		e.setKey(k)
+		e.setKeyOn(e.owner(k), k)
 		for _, s := range e.states {
 			for _, ns := range s.namespaces() {
 				s.useNS(e, ns)
@@ -350,8 +396,7 @@ func (e *modelEnv) checkAll(fraction float64) {
 
 func (e *modelEnv) run(ops int) {
 	e.t.Helper()
-	e.open()
-	defer func() { _ = e.b.Close() }()
+	e.insts = e.openJob(1 + e.r.IntN(3))
 	reopenAt := e.r.IntN(ops)
 	for e.step = 0; e.step < ops; e.step++ {
 		switch x := e.r.IntN(1000); {
@@ -361,7 +406,7 @@ func (e *modelEnv) run(ops int) {
 			e.pickState().setNS(e)
 		case x < 173:
 			e.note("Flush")
-			e.ok(e.b.Flush())
+			e.ok(e.in().b.Flush())
 		case x < 195:
 			s := e.pickState()
 			ns := s.namespaces()
@@ -370,696 +415,44 @@ func (e *modelEnv) run(ops int) {
 			s := e.pickState()
 			ns := s.namespaces()
 			s.clearNamespace(e, ns[e.r.IntN(len(ns))])
+		case x < 213:
+			e.advance()
+		case x < 221:
+			e.note("CleanupExpired")
+			e.ok(e.in().b.CleanupExpired(e.t.Context()))
+		case x < 222:
+			e.note("Compact")
+			e.ok(e.in().b.Compact(e.t.Context()))
+		case x < 229:
+			e.startCheckpoint()
+		case x < 234:
+			e.finishCheckpoint(e.r.IntN(6) != 0)
+		case x < 236:
+			e.restore(e.r.IntN(3) == 0)
 		default:
 			s := e.pickState()
+			if e.r.IntN(3) == 0 {
+				s.setNS(e)
+			}
 			s.op(e)
+			if e.r.IntN(4) == 0 {
+				s.checkKeysHere(e)
+			}
 			s.checkCurrent(e)
 		}
 		if e.step == reopenAt {
 			e.reopen()
 			e.checkAll(1)
-		} else if e.step%500 == 499 {
+		} else if e.step%250 == 249 {
 			e.checkAll(0.2)
 		}
 	}
+	e.finishCheckpoint(true)
 	e.checkAll(0.25) // the full check after reopening catches any difference too
 	e.reopen()
 	e.checkAll(1)
-}
-
-// modelBase is what every state model shares: the namespace, the model's
-// data per (key, namespace), and hooks into the handle.
-type modelBase[N, X any] struct {
-	nm    string
-	ns    modelNS[N]
-	curNS int64
-	data  map[modelPK]X
-
-	setNamespace func(N) error
-	keysIn       func(N) iter.Seq2[string, error]
-	clear        func() error
-}
-
-func newModelBase[N, X any](name string, ns modelNS[N]) modelBase[N, X] {
-	return modelBase[N, X]{nm: name, ns: ns, data: map[modelPK]X{}}
-}
-
-func (s *modelBase[N, X]) bind(setNS func(N) error, keysIn func(N) iter.Seq2[string, error], clear func() error) {
-	s.setNamespace, s.keysIn, s.clear = setNS, keysIn, clear
-	s.curNS = 0
-}
-
-func (s *modelBase[N, X]) name() string        { return s.nm }
-func (s *modelBase[N, X]) namespaces() []int64 { return s.ns.all }
-func (s *modelBase[N, X]) pk(e *modelEnv) modelPK {
-	return modelPK{key: e.cur, ns: s.curNS}
-}
-
-func (s *modelBase[N, X]) pickNS(e *modelEnv) int64 { return s.ns.all[e.r.IntN(len(s.ns.all))] }
-
-func (s *modelBase[N, X]) setNS(e *modelEnv) { s.useNS(e, s.pickNS(e)) }
-
-func (s *modelBase[N, X]) useNS(e *modelEnv, ns int64) {
-	e.t.Helper()
-	e.note("%s.SetCurrentNamespace(%d)", s.nm, ns)
-	e.ok(s.setNamespace(s.ns.of(ns)))
-	s.curNS = ns
-}
-
-func (s *modelBase[N, X]) doClear(e *modelEnv) {
-	e.t.Helper()
-	e.note("%s.Clear()", s.nm)
-	if e.noKey(s.clear()) {
-		return
-	}
-	delete(s.data, s.pk(e))
-}
-
-func (s *modelBase[N, X]) checkKeysIn(e *modelEnv, ns int64) {
-	e.t.Helper()
-	e.note("%s.KeysInNamespace(%d)", s.nm, ns)
-	want := map[string]bool{}
-	for pk := range s.data {
-		if pk.ns == ns {
-			want[pk.key] = true
-		}
-	}
-	got := map[string]bool{}
-	for k, err := range s.keysIn(s.ns.of(ns)) {
-		e.ok(err)
-		if got[k] {
-			e.fatalf("%s.KeysInNamespace(%d) yielded %q twice", s.nm, ns, k)
-		}
-		if !e.owned[k] {
-			e.fatalf("%s.KeysInNamespace(%d) yielded %q of an unowned key group", s.nm, ns, k)
-		}
-		got[k] = true
-	}
-	if !maps.Equal(got, want) {
-		var missing, extra []string
-		for k := range want {
-			if !got[k] {
-				missing = append(missing, k)
-			}
-		}
-		for k := range got {
-			if !want[k] {
-				extra = append(extra, k)
-			}
-		}
-		e.fatalf("%s.KeysInNamespace(%d): missing %q, unexpected %q", s.nm, ns, missing, extra)
-	}
-}
-
-// clearNamespace is how a framework applies a function to every key: the
-// loop body sets each key and clears its state while the iteration goes on
-// over its point-in-time view.
-func (s *modelBase[N, X]) clearNamespace(e *modelEnv, ns int64) {
-	e.t.Helper()
-	e.note("%s: clear namespace %d of every key, inside KeysInNamespace", s.nm, ns)
-	n := 0
-	for k, err := range s.keysIn(s.ns.of(ns)) {
-		e.ok(err)
-		e.ok(e.b.SetCurrentKey(k))
-		e.cur, e.curSet = k, true
-		s.useNS(e, ns)
-		e.ok(s.clear())
-		n++
-	}
-	for pk := range s.data {
-		if pk.ns == ns {
-			delete(s.data, pk)
-			n--
-		}
-	}
-	if n != 0 {
-		e.fatalf("%s: KeysInNamespace(%d) yielded %d keys more than the model has", s.nm, ns, n)
-	}
-	s.checkKeysIn(e, ns)
-}
-
-// pickSources returns up to three distinct namespaces, possibly including
-// target. (Repeated sources are covered by
-// TestModelMergeNamespacesRepeatedSource.)
-func (s *modelBase[N, X]) pickSources(e *modelEnv) []int64 {
-	n := e.r.IntN(4)
-	var out []int64
-	for _, i := range e.r.Perm(len(s.ns.all))[:min(n, len(s.ns.all))] {
-		out = append(out, s.ns.all[i])
-	}
-	return out
-}
-
-func (s *modelBase[N, X]) nsOf(nss []int64) []N {
-	out := make([]N, len(nss))
-	for i, n := range nss {
-		out[i] = s.ns.of(n)
-	}
-	return out
-}
-
-// --- Value ---
-
-type modelValue[N any] struct {
-	modelBase[N, int64]
-	h *backend.Value[string, N, int64]
-}
-
-func (s *modelValue[N]) register(e *modelEnv) {
-	h, err := backend.GetValueNS(e.b, s.ns.codec, backend.ValueDescriptor[int64]{Name: s.nm, Codec: backend.Int64})
-	e.ok(err)
-	s.h = h
-	s.bind(h.SetCurrentNamespace, h.KeysInNamespace, h.Clear)
-}
-
-func (s *modelValue[N]) op(e *modelEnv) {
-	e.t.Helper()
-	switch e.r.IntN(5) {
-	case 0, 1:
-		v := e.randInt64()
-		e.note("%s.Update(%d)", s.nm, v)
-		if e.noKey(s.h.Update(v)) {
-			return
-		}
-		s.data[s.pk(e)] = v
-	case 2:
-		s.doClear(e)
-	default:
-		e.note("%s.Get()", s.nm)
-		s.checkCurrent(e)
-	}
-}
-
-func (s *modelValue[N]) checkCurrent(e *modelEnv) {
-	e.t.Helper()
-	v, ok, err := s.h.Get()
-	if e.noKey(err) {
-		return
-	}
-	want, wok := s.data[s.pk(e)]
-	if ok != wok || v != want {
-		e.fatalf("%s.Get() at %q/%d = %d, %v; want %d, %v", s.nm, e.cur, s.curNS, v, ok, want, wok)
-	}
-}
-
-func (s *modelValue[N]) checkClosed(e *modelEnv) {
-	if _, _, err := s.h.Get(); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("%s.Get() after Close: %v, want ErrClosed", s.nm, err)
-	}
-}
-
-// --- List ---
-
-type modelList[N any] struct {
-	modelBase[N, []string]
-	h *backend.List[string, N, string]
-}
-
-func (s *modelList[N]) register(e *modelEnv) {
-	h, err := backend.GetListNS(e.b, s.ns.codec, backend.ListDescriptor[string]{Name: s.nm, Codec: backend.String})
-	e.ok(err)
-	s.h = h
-	s.bind(h.SetCurrentNamespace, h.KeysInNamespace, h.Clear)
-}
-
-func (s *modelList[N]) randElems(e *modelEnv) []string {
-	es := make([]string, e.r.IntN(4))
-	for i := range es {
-		es[i] = e.randString()
-	}
-	return es
-}
-
-func (s *modelList[N]) op(e *modelEnv) {
-	e.t.Helper()
-	pk := s.pk(e)
-	switch e.r.IntN(8) {
-	case 0, 1:
-		v := e.randString()
-		e.note("%s.Add(%q)", s.nm, v)
-		if e.noKey(s.h.Add(v)) {
-			return
-		}
-		s.data[pk] = append(s.data[pk], v)
-	case 2:
-		es := s.randElems(e)
-		e.note("%s.AddAll(%q)", s.nm, es)
-		if e.noKey(s.h.AddAll(es)) {
-			return
-		}
-		if len(es) > 0 {
-			s.data[pk] = append(s.data[pk], es...)
-		}
-	case 3:
-		es := s.randElems(e)
-		e.note("%s.Update(%q)", s.nm, es)
-		if e.noKey(s.h.Update(es)) {
-			return
-		}
-		if len(es) == 0 {
-			delete(s.data, pk)
-		} else {
-			s.data[pk] = slices.Clone(es)
-		}
-	case 4:
-		s.doClear(e)
-	case 5:
-		target, sources := s.pickNS(e), s.pickSources(e)
-		e.note("%s.MergeNamespaces(%d, %d)", s.nm, target, sources)
-		if e.noKey(s.h.MergeNamespaces(s.ns.of(target), s.nsOf(sources)...)) {
-			return
-		}
-		tk := modelPK{e.cur, target}
-		merged := slices.Clone(s.data[tk])
-		for _, src := range sources {
-			sk := modelPK{e.cur, src}
-			if src == target {
-				continue
-			}
-			merged = append(merged, s.data[sk]...)
-			delete(s.data, sk)
-		}
-		if len(merged) > 0 {
-			s.data[tk] = merged
-		}
-	default:
-		e.note("%s.Get()", s.nm)
-		s.checkCurrent(e)
-	}
-}
-
-func (s *modelList[N]) checkCurrent(e *modelEnv) {
-	e.t.Helper()
-	got, err := s.h.Get()
-	if e.noKey(err) {
-		return
-	}
-	want := s.data[s.pk(e)]
-	if len(want) == 0 && got != nil {
-		e.fatalf("%s.Get() at %q/%d = %q (non-nil), want nil", s.nm, e.cur, s.curNS, got)
-	}
-	if !slices.Equal(got, want) {
-		e.fatalf("%s.Get() at %q/%d = %q, want %q", s.nm, e.cur, s.curNS, got, want)
-	}
-}
-
-func (s *modelList[N]) checkClosed(e *modelEnv) {
-	if err := s.h.Add("x"); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("%s.Add() after Close: %v, want ErrClosed", s.nm, err)
-	}
-}
-
-// --- Map ---
-
-type modelMap[N any] struct {
-	modelBase[N, map[int64]string]
-	h *backend.Map[string, N, int64, string]
-}
-
-func (s *modelMap[N]) register(e *modelEnv) {
-	h, err := backend.GetMapNS(e.b, s.ns.codec, backend.MapDescriptor[int64, string]{Name: s.nm, KeyCodec: backend.Int64, ValueCodec: backend.String})
-	e.ok(err)
-	s.h = h
-	s.bind(h.SetCurrentNamespace, h.KeysInNamespace, h.Clear)
-}
-
-func (s *modelMap[N]) randUK(e *modelEnv) int64 {
-	if e.r.IntN(20) == 0 {
-		return []int64{math.MinInt64, math.MaxInt64}[e.r.IntN(2)]
-	}
-	return int64(e.r.IntN(9)) - 4
-}
-
-// put records uk = v in the model.
-func (s *modelMap[N]) put(pk modelPK, uk int64, v string) {
-	m := s.data[pk]
-	if m == nil {
-		m = map[int64]string{}
-		s.data[pk] = m
-	}
-	m[uk] = v
-}
-
-// wantEntries returns the model's entries at pk in iteration order.
-func (s *modelMap[N]) wantEntries(pk modelPK) []backend.Entry[int64, string] {
-	m := s.data[pk]
-	var out []backend.Entry[int64, string]
-	for _, uk := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, backend.Entry[int64, string]{Key: uk, Value: m[uk]})
-	}
-	return out
-}
-
-// collect drains an iterator of the map, or returns ok=false if it ended
-// with ErrNoCurrentKey as it must without a current key.
-func modelCollect[T any](e *modelEnv, seq iter.Seq2[T, error]) (out []T, ok bool) {
-	e.t.Helper()
-	for v, err := range seq {
-		if err != nil {
-			if e.noKey(err) {
-				return nil, false
-			}
-		}
-		out = append(out, v)
-	}
-	if !e.curSet {
-		e.fatalf("iteration without a current key ended without ErrNoCurrentKey")
-	}
-	return out, true
-}
-
-func (s *modelMap[N]) op(e *modelEnv) {
-	e.t.Helper()
-	pk := s.pk(e)
-	switch e.r.IntN(13) {
-	case 0, 1:
-		uk, v := s.randUK(e), e.randString()
-		e.note("%s.Put(%d, %q)", s.nm, uk, v)
-		if e.noKey(s.h.Put(uk, v)) {
-			return
-		}
-		s.put(pk, uk, v)
-	case 2:
-		// A sequence that may repeat a key: the last value wins.
-		var kvs [][2]any
-		for range e.r.IntN(5) {
-			kvs = append(kvs, [2]any{s.randUK(e), e.randString()})
-		}
-		e.note("%s.PutAll(%v)", s.nm, kvs)
-		seq := func(yield func(int64, string) bool) {
-			for _, kv := range kvs {
-				if !yield(kv[0].(int64), kv[1].(string)) {
-					return
-				}
-			}
-		}
-		if e.noKey(s.h.PutAll(seq)) {
-			return
-		}
-		for _, kv := range kvs {
-			s.put(pk, kv[0].(int64), kv[1].(string))
-		}
-	case 3:
-		uk := s.randUK(e)
-		e.note("%s.Remove(%d)", s.nm, uk)
-		if e.noKey(s.h.Remove(uk)) {
-			return
-		}
-		if m := s.data[pk]; m != nil {
-			delete(m, uk)
-			if len(m) == 0 {
-				delete(s.data, pk)
-			}
-		}
-	case 4:
-		s.doClear(e)
-	case 5:
-		uk := s.randUK(e)
-		e.note("%s.Get(%d)", s.nm, uk)
-		v, ok, err := s.h.Get(uk)
-		if e.noKey(err) {
-			return
-		}
-		want, wok := s.data[pk][uk]
-		if v != want || ok != wok {
-			e.fatalf("%s.Get(%d) at %q/%d = %q, %v; want %q, %v", s.nm, uk, e.cur, s.curNS, v, ok, want, wok)
-		}
-	case 6:
-		uk := s.randUK(e)
-		e.note("%s.Contains(%d)", s.nm, uk)
-		ok, err := s.h.Contains(uk)
-		if e.noKey(err) {
-			return
-		}
-		if _, wok := s.data[pk][uk]; ok != wok {
-			e.fatalf("%s.Contains(%d) at %q/%d = %v, want %v", s.nm, uk, e.cur, s.curNS, ok, wok)
-		}
-	case 7:
-		e.note("%s.IsEmpty()", s.nm)
-		empty, err := s.h.IsEmpty()
-		if e.noKey(err) {
-			return
-		}
-		if want := len(s.data[pk]) == 0; empty != want {
-			e.fatalf("%s.IsEmpty() at %q/%d = %v, want %v", s.nm, e.cur, s.curNS, empty, want)
-		}
-	case 8:
-		e.note("%s.Keys()", s.nm)
-		got, ok := modelCollect(e, s.h.Keys())
-		if !ok {
-			return
-		}
-		if want := slices.Sorted(maps.Keys(s.data[pk])); !slices.Equal(got, want) {
-			e.fatalf("%s.Keys() at %q/%d = %v, want %v", s.nm, e.cur, s.curNS, got, want)
-		}
-	case 9:
-		e.note("%s.Values()", s.nm)
-		got, ok := modelCollect(e, s.h.Values())
-		if !ok {
-			return
-		}
-		var want []string
-		for _, en := range s.wantEntries(pk) {
-			want = append(want, en.Value)
-		}
-		if !slices.Equal(got, want) {
-			e.fatalf("%s.Values() at %q/%d = %q, want %q", s.nm, e.cur, s.curNS, got, want)
-		}
-	case 10:
-		// Write inside the loop: the iteration keeps its point-in-time
-		// view.
-		want := s.wantEntries(pk)
-		uk, v := s.randUK(e), e.randString()
-		e.note("%s.Entries() with Put(%d, %q) and Remove(first) inside the loop", s.nm, uk, v)
-		var got []backend.Entry[int64, string]
-		first := true
-		for en, err := range s.h.Entries() {
-			if err != nil {
-				if e.noKey(err) {
-					return
-				}
-			}
-			got = append(got, en)
-			if first {
-				first = false
-				e.ok(s.h.Put(uk, v))
-				e.ok(s.h.Remove(en.Key))
-				m := s.data[pk]
-				m[uk] = v
-				delete(m, en.Key)
-				if len(m) == 0 {
-					delete(s.data, pk)
-				}
-			}
-		}
-		if !e.curSet {
-			e.fatalf("Entries() without a current key ended without ErrNoCurrentKey")
-		}
-		if !slices.Equal(got, want) {
-			e.fatalf("%s.Entries() at %q/%d with writes inside = %v, want %v", s.nm, e.cur, s.curNS, got, want)
-		}
-	case 11:
-		// Stopping early is allowed.
-		e.note("%s.Entries() with break", s.nm)
-		for _, err := range s.h.Entries() {
-			if err != nil {
-				e.noKey(err)
-			}
-			break
-		}
-	default:
-		e.note("%s.Entries()", s.nm)
-		s.checkCurrent(e)
-	}
-}
-
-func (s *modelMap[N]) checkCurrent(e *modelEnv) {
-	e.t.Helper()
-	got, ok := modelCollect(e, s.h.Entries())
-	if !ok {
-		return
-	}
-	if want := s.wantEntries(s.pk(e)); !slices.Equal(got, want) {
-		e.fatalf("%s.Entries() at %q/%d = %v, want %v", s.nm, e.cur, s.curNS, got, want)
-	}
-}
-
-func (s *modelMap[N]) checkClosed(e *modelEnv) {
-	if _, err := s.h.Contains(1); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("%s.Contains() after Close: %v, want ErrClosed", s.nm, err)
-	}
-	for _, err := range s.h.Entries() {
-		if !errors.Is(err, backend.ErrClosed) {
-			e.fatalf("%s.Entries() after Close: %v, want ErrClosed", s.nm, err)
-		}
-	}
-	for _, err := range s.h.KeysInNamespace(s.ns.of(0)) {
-		if !errors.Is(err, backend.ErrClosed) {
-			e.fatalf("%s.KeysInNamespace() after Close: %v, want ErrClosed", s.nm, err)
-		}
-	}
-}
-
-// --- Reducing (sum) ---
-
-type modelReducing[N any] struct {
-	modelBase[N, int64]
-	h *backend.Reducing[string, N, int64]
-}
-
-func (s *modelReducing[N]) register(e *modelEnv) {
-	h, err := backend.GetReducingNS(e.b, s.ns.codec, backend.ReducingDescriptor[int64]{Name: s.nm, Codec: backend.Int64,
-		Reduce: func(a, b int64) int64 { return a + b }})
-	e.ok(err)
-	s.h = h
-	s.bind(h.SetCurrentNamespace, h.KeysInNamespace, h.Clear)
-}
-
-func (s *modelReducing[N]) op(e *modelEnv) {
-	e.t.Helper()
-	pk := s.pk(e)
-	switch e.r.IntN(5) {
-	case 0, 1:
-		v := e.randInt64()
-		e.note("%s.Add(%d)", s.nm, v)
-		if e.noKey(s.h.Add(v)) {
-			return
-		}
-		s.data[pk] += v
-	case 2:
-		s.doClear(e)
-	case 3:
-		target, sources := s.pickNS(e), s.pickSources(e)
-		e.note("%s.MergeNamespaces(%d, %d)", s.nm, target, sources)
-		if e.noKey(s.h.MergeNamespaces(s.ns.of(target), s.nsOf(sources)...)) {
-			return
-		}
-		tk := modelPK{e.cur, target}
-		sum, have := s.data[tk]
-		for _, src := range sources {
-			sk := modelPK{e.cur, src}
-			if v, ok := s.data[sk]; ok && src != target {
-				sum += v
-				have = true
-				delete(s.data, sk)
-			}
-		}
-		if have {
-			s.data[tk] = sum
-		}
-	default:
-		e.note("%s.Get()", s.nm)
-		s.checkCurrent(e)
-	}
-}
-
-func (s *modelReducing[N]) checkCurrent(e *modelEnv) {
-	e.t.Helper()
-	v, ok, err := s.h.Get()
-	if e.noKey(err) {
-		return
-	}
-	want, wok := s.data[s.pk(e)]
-	if ok != wok || v != want {
-		e.fatalf("%s.Get() at %q/%d = %d, %v; want %d, %v", s.nm, e.cur, s.curNS, v, ok, want, wok)
-	}
-}
-
-func (s *modelReducing[N]) checkClosed(e *modelEnv) {
-	if err := s.h.Add(1); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("%s.Add() after Close: %v, want ErrClosed", s.nm, err)
-	}
-}
-
-// --- Aggregating (count and sum, JSON accumulator) ---
-
-type modelAcc struct {
-	N   int64 `json:"n"`
-	Sum int64 `json:"sum"`
-}
-
-type modelCountSum struct{}
-
-func (modelCountSum) CreateAccumulator() modelAcc { return modelAcc{} }
-func (modelCountSum) Add(in int64, acc modelAcc) modelAcc {
-	return modelAcc{N: acc.N + 1, Sum: acc.Sum + in}
-}
-func (modelCountSum) Result(acc modelAcc) string { return fmt.Sprintf("%d/%d", acc.N, acc.Sum) }
-func (modelCountSum) Merge(a, b modelAcc) modelAcc {
-	return modelAcc{N: a.N + b.N, Sum: a.Sum + b.Sum}
-}
-
-type modelAggregating[N any] struct {
-	modelBase[N, modelAcc]
-	h *backend.Aggregating[string, N, int64, modelAcc, string]
-}
-
-func (s *modelAggregating[N]) register(e *modelEnv) {
-	h, err := backend.GetAggregatingNS(e.b, s.ns.codec, backend.AggregatingDescriptor[int64, modelAcc, string]{
-		Name: s.nm, Codec: backend.JSON[modelAcc](), Function: modelCountSum{}})
-	e.ok(err)
-	s.h = h
-	s.bind(h.SetCurrentNamespace, h.KeysInNamespace, h.Clear)
-}
-
-func (s *modelAggregating[N]) op(e *modelEnv) {
-	e.t.Helper()
-	pk := s.pk(e)
-	switch e.r.IntN(5) {
-	case 0, 1:
-		v := e.randInt64()
-		e.note("%s.Add(%d)", s.nm, v)
-		if e.noKey(s.h.Add(v)) {
-			return
-		}
-		s.data[pk] = modelCountSum{}.Add(v, s.data[pk])
-	case 2:
-		s.doClear(e)
-	case 3:
-		target, sources := s.pickNS(e), s.pickSources(e)
-		e.note("%s.MergeNamespaces(%d, %d)", s.nm, target, sources)
-		if e.noKey(s.h.MergeNamespaces(s.ns.of(target), s.nsOf(sources)...)) {
-			return
-		}
-		tk := modelPK{e.cur, target}
-		acc, have := s.data[tk]
-		for _, src := range sources {
-			sk := modelPK{e.cur, src}
-			if v, ok := s.data[sk]; ok && src != target {
-				acc = modelCountSum{}.Merge(acc, v)
-				have = true
-				delete(s.data, sk)
-			}
-		}
-		if have {
-			s.data[tk] = acc
-		}
-	default:
-		e.note("%s.Get()", s.nm)
-		s.checkCurrent(e)
-	}
-}
-
-func (s *modelAggregating[N]) checkCurrent(e *modelEnv) {
-	e.t.Helper()
-	v, ok, err := s.h.Get()
-	if e.noKey(err) {
-		return
-	}
-	acc, wok := s.data[s.pk(e)]
-	want := ""
-	if wok {
-		want = modelCountSum{}.Result(acc)
-	}
-	if ok != wok || v != want {
-		e.fatalf("%s.Get() at %q/%d = %q, %v; want %q, %v", s.nm, e.cur, s.curNS, v, ok, want, wok)
-	}
-}
-
-func (s *modelAggregating[N]) checkClosed(e *modelEnv) {
-	if err := s.h.MergeNamespaces(s.ns.of(0)); !errors.Is(err, backend.ErrClosed) {
-		e.fatalf("%s.MergeNamespaces() after Close: %v, want ErrClosed", s.nm, err)
-	}
+	e.restoreAll()
+	e.t.Logf("%d operations, clock +%v: %v", ops, time.Duration(e.now()-ttl.Millis(envT0))*time.Millisecond, e.counts)
 }
 
 // TestModelMergeNamespacesRepeatedSource checks MergeNamespaces when a
@@ -1067,63 +460,32 @@ func (s *modelAggregating[N]) checkClosed(e *modelEnv) {
 // and the source is cleared, as when the sources are taken one at a time
 // (and as Flink's RocksDB backend does).
 func TestModelMergeNamespacesRepeatedSource(t *testing.T) {
-	b, err := backend.Open(backend.String, backend.Options{Dir: t.TempDir(), MemTableSize: 1 << 20, BlockCacheSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
+	b := MustOpen(t)
+	setKey(t, b, "k")
+	l := nsList(t, b, "l")
+	r := sumState(t, b, "r")
+	a := must(backend.GetAggregatingNS(b, backend.Int64, backend.AggregatingDescriptor[int64, avgAcc, avgAcc]{
+		Name: "a", Codec: backend.JSON[avgAcc](), Function: identityAvg{}})).in(t)
+	for _, s := range []interface{ SetCurrentNamespace(int64) error }{l, r, a} {
+		noErr(t, s.SetCurrentNamespace(1))
 	}
-	defer b.Close()
-	if err := b.SetCurrentKey("k"); err != nil {
-		t.Fatal(err)
+	noErr(t, l.Add("x"))
+	noErr(t, r.Add(5))
+	noErr(t, a.Add(5))
+	noErr(t, l.MergeNamespaces(2, 1, 1))
+	noErr(t, r.MergeNamespaces(2, 1, 1))
+	noErr(t, a.MergeNamespaces(2, 1, 1))
+	for _, s := range []interface{ SetCurrentNamespace(int64) error }{l, r, a} {
+		noErr(t, s.SetCurrentNamespace(2))
 	}
-	l, err := backend.GetListNS(b, backend.Int64, backend.ListDescriptor[string]{Name: "l", Codec: backend.String})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := backend.GetReducingNS(b, backend.Int64, backend.ReducingDescriptor[int64]{Name: "r", Codec: backend.Int64,
-		Reduce: func(a, b int64) int64 { return a + b }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := backend.GetAggregatingNS(b, backend.Int64, backend.AggregatingDescriptor[int64, modelAcc, string]{
-		Name: "a", Codec: backend.JSON[modelAcc](), Function: modelCountSum{}})
-	if err != nil {
-		t.Fatal(err)
+	wantList(t, l, []string{"x"})
+	wantReduced(t, r, 5, true)
+	if got, ok, err := a.Get(); err != nil || !ok || got != (avgAcc{Sum: 5, Count: 1}) {
+		t.Errorf("aggregating: MergeNamespaces(2, 1, 1) gave %+v, %v, %v; want {5 1}", got, ok, err)
 	}
 	for _, s := range []interface{ SetCurrentNamespace(int64) error }{l, r, a} {
-		if err := s.SetCurrentNamespace(1); err != nil {
-			t.Fatal(err)
-		}
+		noErr(t, s.SetCurrentNamespace(1))
 	}
-	if err := l.Add("x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Add(5); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Add(5); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.MergeNamespaces(2, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.MergeNamespaces(2, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.MergeNamespaces(2, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []interface{ SetCurrentNamespace(int64) error }{l, r, a} {
-		if err := s.SetCurrentNamespace(2); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := l.Get(); err != nil || !slices.Equal(got, []string{"x"}) {
-		t.Errorf("list: MergeNamespaces(2, 1, 1) gave %q, %v; want [x]", got, err)
-	}
-	if got, _, err := r.Get(); err != nil || got != 5 {
-		t.Errorf("reducing: MergeNamespaces(2, 1, 1) gave %d, %v; want 5", got, err)
-	}
-	if got, _, err := a.Get(); err != nil || got != "1/5" {
-		t.Errorf("aggregating: MergeNamespaces(2, 1, 1) gave %q, %v; want 1/5", got, err)
-	}
+	wantList(t, l, nil)
+	wantReduced(t, r, 0, false)
 }

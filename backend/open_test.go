@@ -24,7 +24,7 @@ import (
 // parents.
 func TestOpen_CreatesMissingDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b", "c")
-	mustOpen(t, backend.Options{Dir: dir})
+	MustOpen(t, inDir(dir))
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		t.Fatalf("Stat(%s) = %v, %v", dir, fi, err)
 	}
@@ -144,9 +144,9 @@ func TestOptions_EnsureDefaults(t *testing.T) {
 // TestOpen_NilKeyCodec checks that Open rejects a nil or unnamed key
 // codec.
 func TestOpen_NilKeyCodec(t *testing.T) {
-	_, err := backend.Open[string](nil, tempOpts(t))
+	_, err := backend.Open[string](nil, backend.Options{Dir: t.TempDir()})
 	wantErr(t, err, backend.ErrInvalidArgument)
-	_, err = backend.Open[int64](unnamedCodec{}, tempOpts(t))
+	_, err = backend.Open[int64](unnamedCodec{}, backend.Options{Dir: t.TempDir()})
 	wantErr(t, err, backend.ErrInvalidArgument)
 }
 
@@ -155,7 +155,7 @@ func TestOpen_NilKeyCodec(t *testing.T) {
 func TestOpen_Accessors(t *testing.T) {
 	clock := ttl.NewManualClock(time.Unix(5, 0))
 	opts := backend.Options{Dir: t.TempDir(), MaxParallelism: 300, KeyGroups: backend.KeyGroupRange{Start: 10, End: 20}, Clock: clock}
-	b := mustOpen(t, opts)
+	b := MustOpen(t, withOptions(opts))
 	if b.MaxParallelism() != 300 || b.KeyGroups() != (backend.KeyGroupRange{Start: 10, End: 20}) || b.Clock() != clock {
 		t.Fatalf("accessors: %d %v %v", b.MaxParallelism(), b.KeyGroups(), b.Clock())
 	}
@@ -163,11 +163,11 @@ func TestOpen_Accessors(t *testing.T) {
 	if raw, err := hex.DecodeString(id); err != nil || len(raw) != 16 {
 		t.Fatalf("InstanceID = %q, want 32 hex digits", id)
 	}
-	b = reopen(t, b, opts)
+	b = reopen(t, b, withOptions(opts))
 	if got := b.InstanceID(); got != id {
 		t.Fatalf("InstanceID after reopen = %q, want %q", got, id)
 	}
-	if other := mustOpen(t, tempOpts(t)).InstanceID(); other == id {
+	if other := MustOpen(t).InstanceID(); other == id {
 		t.Fatalf("two directories share instance id %q", id)
 	}
 }
@@ -229,29 +229,28 @@ func checkAllKinds(t *testing.T, b *backend.Backend[string]) {
 // writes were never flushed before Close, so this is also the test that
 // Close flushes.
 func TestReopen_AllKindsComeBack(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	writeAllKinds(t, b)
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	checkAllKinds(t, b)
 }
 
 // TestReopen_WithWAL checks the same with the WAL on, and with the WAL
 // switched off and on between runs.
 func TestReopen_WithWAL(t *testing.T) {
-	opts := tempOpts(t)
-	opts.EnableWAL = true
-	b := mustOpen(t, opts)
+	opts := backend.Options{Dir: t.TempDir(), EnableWAL: true}
+	b := MustOpen(t, withOptions(opts))
 	writeAllKinds(t, b)
-	b = reopen(t, b, opts)
+	b = reopen(t, b, withOptions(opts))
 	checkAllKinds(t, b)
 
 	opts.EnableWAL = false
-	b = reopen(t, b, opts)
+	b = reopen(t, b, withOptions(opts))
 	checkAllKinds(t, b)
 	noErr(t, must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "value", Codec: backend.String})).in(t).Clear()) // key k9
 	opts.EnableWAL = true
-	b = reopen(t, b, opts)
+	b = reopen(t, b, withOptions(opts))
 	v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "value", Codec: backend.String})).in(t)
 	setKey(t, b, "k9")
 	wantNoValue(t, v)
@@ -260,12 +259,11 @@ func TestReopen_WithWAL(t *testing.T) {
 // TestReopen_WALSwitchWithUnflushedWrites checks that writes made with the
 // WAL on and not flushed survive a reopen with the WAL off.
 func TestReopen_WALSwitchWithUnflushedWrites(t *testing.T) {
-	opts := tempOpts(t)
-	opts.EnableWAL = true
-	b := mustOpen(t, opts)
+	opts := backend.Options{Dir: t.TempDir(), EnableWAL: true}
+	b := MustOpen(t, withOptions(opts))
 	writeAllKinds(t, b)
 	opts.EnableWAL = false
-	b = reopen(t, b, opts)
+	b = reopen(t, b, withOptions(opts))
 	checkAllKinds(t, b)
 }
 
@@ -287,9 +285,8 @@ func walBytes(t *testing.T, dir string) int64 {
 // write-ahead log: with it off (the default) the log files stay empty.
 func TestOpen_WALOption(t *testing.T) {
 	for _, wal := range []bool{false, true} {
-		opts := tempOpts(t)
-		opts.EnableWAL = wal
-		b := mustOpen(t, opts)
+		opts := backend.Options{Dir: t.TempDir(), EnableWAL: wal}
+		b := MustOpen(t, withOptions(opts))
 		v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 		for i := range 100 {
 			setKey(t, b, string(rune('a'+i%26))+"key")
@@ -314,7 +311,7 @@ func TestOpen_WALOption(t *testing.T) {
 // refused Open leaves it usable with the right settings.
 func TestReopen_IncompatibleBackend(t *testing.T) {
 	opts := backend.Options{Dir: t.TempDir(), MaxParallelism: 256, KeyGroups: backend.KeyGroupRange{Start: 0, End: 100}}
-	b := mustOpen(t, opts)
+	b := MustOpen(t, withOptions(opts))
 	l := intList(t, b, "l")
 	k := keysIn(t, opts.MaxParallelism, opts.KeyGroups, 1)[0]
 	setKey(t, b, k)
@@ -342,7 +339,7 @@ func TestReopen_IncompatibleBackend(t *testing.T) {
 	}
 	wantErr(t, err, backend.ErrIncompatibleBackend)
 
-	b = mustOpen(t, opts)
+	b = MustOpen(t, withOptions(opts))
 	l = intList(t, b, "l")
 	setKey(t, b, k)
 	wantList(t, l, []int64{1})
@@ -351,9 +348,9 @@ func TestReopen_IncompatibleBackend(t *testing.T) {
 // TestOpen_SameDirectoryTwice checks that a directory in use cannot be
 // opened a second time.
 func TestOpen_SameDirectoryTwice(t *testing.T) {
-	opts := tempOpts(t)
-	mustOpen(t, opts)
-	b, err := backend.Open(backend.String, opts)
+	dir := t.TempDir()
+	MustOpen(t, inDir(dir))
+	b, err := backend.Open(backend.String, backend.Options{Dir: dir})
 	if err == nil {
 		_ = b.Close()
 		t.Fatal("second Open of a directory in use succeeded")
@@ -373,8 +370,8 @@ func TestOpen_CorruptRecords(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			opts := tempOpts(t)
-			b := mustOpen(t, opts)
+			opts := backend.Options{Dir: t.TempDir()}
+			b := MustOpen(t, withOptions(opts))
 			must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 			noErr(t, b.Close())
 			overwriteRaw(t, opts.Dir, c.key, c.value)
@@ -410,7 +407,7 @@ func openRecovering(t *testing.T, opts backend.Options) (b *backend.Backend[stri
 // backend built and may change them.
 func TestOpen_PebbleHook(t *testing.T) {
 	called := 0
-	opts := tempOpts(t)
+	opts := backend.Options{Dir: t.TempDir()}
 	opts.Pebble = func(o *pebble.Options) {
 		called++
 		if o.Merger == nil || o.Merger.Name != "pebblestate.list.v1" {
@@ -421,7 +418,7 @@ func TestOpen_PebbleHook(t *testing.T) {
 		}
 		o.L0CompactionThreshold = 3
 	}
-	mustOpen(t, opts)
+	MustOpen(t, withOptions(opts))
 	if called != 1 {
 		t.Fatalf("hook called %d times", called)
 	}
@@ -430,7 +427,7 @@ func TestOpen_PebbleHook(t *testing.T) {
 // TestFlush checks that Flush succeeds with and without data, and that
 // flushed data reads back.
 func TestFlush(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	noErr(t, b.Flush())
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
@@ -441,7 +438,7 @@ func TestFlush(t *testing.T) {
 
 // TestClose_Twice checks that a second Close is a no-op.
 func TestClose_Twice(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	noErr(t, b.Close())
 	noErr(t, b.Close())
 }
@@ -449,7 +446,7 @@ func TestClose_Twice(t *testing.T) {
 // TestClose_UseAfterClose checks that every operation of a closed backend
 // and its states fails with ErrClosed, without panicking.
 func TestClose_UseAfterClose(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	l := nsList(t, b, "l")
 	m := intMap(t, b, "m")

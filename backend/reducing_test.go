@@ -6,25 +6,9 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 )
 
-// sumState registers an int64 reducing state summing in int64 namespaces.
-func sumState(t testing.TB, b *backend.Backend[string], name string) *backend.Reducing[string, int64, int64] {
-	t.Helper()
-	return must(backend.GetReducingNS(b, backend.Int64, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: sum})).in(t)
-}
-
-// wantReduced checks a reducing state's value.
-func wantReduced[K, N any, V comparable](t testing.TB, s *backend.Reducing[K, N, V], want V, wantOK bool) {
-	t.Helper()
-	got, ok, err := s.Get()
-	noErr(t, err)
-	if got != want || ok != wantOK {
-		t.Fatalf("Get = %v, %v; want %v, %v", got, ok, want, wantOK)
-	}
-}
-
 // TestReducing_GetAbsent checks that nothing added reads as zero, false.
 func TestReducing_GetAbsent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	wantReduced(t, r, 0, false)
@@ -33,7 +17,7 @@ func TestReducing_GetAbsent(t *testing.T) {
 // TestReducing_AddFolds checks that the first Add stores its value and
 // later Adds fold into it.
 func TestReducing_AddFolds(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	noErr(t, r.Add(5))
@@ -49,7 +33,7 @@ func TestReducing_AddFolds(t *testing.T) {
 // TestReducing_ReduceArgumentOrder checks that the stored value is the
 // first argument of Reduce and the new value the second.
 func TestReducing_ReduceArgumentOrder(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := must(backend.GetReducing(b, backend.ReducingDescriptor[string]{
 		Name: "r", Codec: backend.String, Reduce: func(a, b string) string { return a + b }})).in(t)
 	setKey(t, b, "k")
@@ -62,7 +46,7 @@ func TestReducing_ReduceArgumentOrder(t *testing.T) {
 // TestReducing_Clear checks that Clear removes the value and the next Add
 // starts afresh.
 func TestReducing_Clear(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	noErr(t, r.Add(3))
@@ -74,7 +58,7 @@ func TestReducing_Clear(t *testing.T) {
 
 // TestReducing_Namespaces checks one reduced value per namespace.
 func TestReducing_Namespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	for ns := int64(1); ns <= 3; ns++ {
@@ -92,7 +76,7 @@ func TestReducing_Namespaces(t *testing.T) {
 // the target and cleared, that the target among the sources and absent
 // sources are skipped, and that the current namespace does not change.
 func TestReducing_MergeNamespaces(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	for ns, v := range map[int64]int64{1: 1, 2: 20, 3: 300, 4: 4000} {
@@ -124,7 +108,7 @@ func TestReducing_MergeNamespaces(t *testing.T) {
 // TestReducing_MergeNamespacesDuplicateSource checks that a source named
 // twice is counted once.
 func TestReducing_MergeNamespacesDuplicateSource(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	setKey(t, b, "k")
 	noErr(t, r.SetCurrentNamespace(2))
@@ -137,7 +121,7 @@ func TestReducing_MergeNamespacesDuplicateSource(t *testing.T) {
 // TestReducing_DecodeError checks that an undecodable stored value fails
 // Get and Add with ErrCorrupt and that Add then writes nothing.
 func TestReducing_DecodeError(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := must(backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: "r", Codec: pickyCodec{}, Reduce: sum})).in(t)
 	setKey(t, b, "k")
 	noErr(t, r.Add(666))
@@ -153,7 +137,7 @@ func TestReducing_DecodeError(t *testing.T) {
 
 // TestReducing_NoCurrentKey checks every operation before SetCurrentKey.
 func TestReducing_NoCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r := sumState(t, b, "r")
 	_, _, err := r.Get()
 	wantErr(t, err, backend.ErrNoCurrentKey)

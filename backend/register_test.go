@@ -11,7 +11,7 @@ import (
 // again with the same kind and codecs returns the very same handle, for
 // every kind.
 func TestRegister_SameDescriptorSameHandle(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	vd := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64}
 	if a, c := must(backend.GetValue(b, vd)).in(t), must(backend.GetValue(b, vd)).in(t); a != c {
 		t.Fatal("GetValue returned two handles")
@@ -41,7 +41,7 @@ func TestRegister_SameDescriptorSameHandle(t *testing.T) {
 // registering a reducing state again with another function: the handle
 // registered first, with its function, comes back.
 func TestRegister_FirstReduceFunctionWins(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	r1 := must(backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: "r", Codec: backend.Int64, Reduce: sum})).in(t)
 	r2 := must(backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: "r", Codec: backend.Int64, Reduce: func(a, b int64) int64 { return a * b }})).in(t)
 	if r1 != r2 {
@@ -58,19 +58,19 @@ func TestRegister_FirstReduceFunctionWins(t *testing.T) {
 // ErrIncompatibleState both times while first keeps working.
 func incompatible(t *testing.T, first, second func(*backend.Backend[string]) error) {
 	t.Helper()
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	noErr(t, first(b))
 	wantErr(t, second(b), backend.ErrIncompatibleState)
 	noErr(t, first(b))
 
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	wantErr(t, second(b), backend.ErrIncompatibleState)
 	noErr(t, first(b))
 	wantErr(t, second(b), backend.ErrIncompatibleState)
 
 	// And the reverse order after a reopen: the stored record decides.
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	wantErr(t, second(b), backend.ErrIncompatibleState)
 	noErr(t, first(b))
 }
@@ -163,7 +163,7 @@ func TestRegister_IncompatibleGoType(t *testing.T) {
 // (aggregating results of another type) is refused rather than returned
 // as the wrong handle.
 func TestRegister_IncompatibleHandleType(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	must(backend.GetAggregating(b, backend.AggregatingDescriptor[int64, avgAcc, float64]{
 		Name: "s", Codec: backend.JSON[avgAcc](), Function: average{}})).in(t)
 	_, err := backend.GetAggregating(b, backend.AggregatingDescriptor[int64, avgAcc, avgAcc]{
@@ -171,16 +171,10 @@ func TestRegister_IncompatibleHandleType(t *testing.T) {
 	wantErr(t, err, backend.ErrIncompatibleState)
 }
 
-// identityAvg is an AggregateFunction over avgAcc whose result is the
-// accumulator itself.
-type identityAvg struct{ average }
-
-func (identityAvg) Result(acc avgAcc) avgAcc { return acc }
-
 // TestRegister_InvalidDescriptors checks that bad descriptors fail with
 // ErrInvalidArgument and register nothing.
 func TestRegister_InvalidDescriptors(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	cases := map[string]error{
 		"value/empty name":    errOf(backend.GetValue(b, backend.ValueDescriptor[int64]{Codec: backend.Int64})),
 		"value/nil codec":     errOf(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "x"})),
@@ -223,15 +217,15 @@ func TestRegister_InvalidDescriptors(t *testing.T) {
 // when registered in another order after a reopen, and that a state new
 // after the reopen gets a fresh id rather than an existing state's.
 func TestRegister_IDsStableAcrossReopen(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	va := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "A", Codec: backend.String})).in(t)
 	vb := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "B", Codec: backend.String})).in(t)
 	setKey(t, b, "k")
 	noErr(t, va.Update("a"))
 	noErr(t, vb.Update("b"))
 
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	vc := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "C", Codec: backend.String})).in(t)
 	setKey(t, b, "k")
 	wantNoValue(t, vc) // C must not read A's or B's entries
@@ -241,7 +235,7 @@ func TestRegister_IDsStableAcrossReopen(t *testing.T) {
 	wantValue(t, va, "a")
 	wantValue(t, vb, "b")
 
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	for name, want := range map[string]string{"C": "c", "B": "b", "A": "a"} {
 		v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: name, Codec: backend.String})).in(t)
 		setKey(t, b, "k")
@@ -252,16 +246,16 @@ func TestRegister_IDsStableAcrossReopen(t *testing.T) {
 // TestRegister_UnregisteredStatesKeepData checks that a state not
 // registered during one run keeps its data for a later run.
 func TestRegister_UnregisteredStatesKeepData(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	l := intList(t, b, "kept")
 	setKey(t, b, "k")
 	noErr(t, l.AddAll([]int64{1, 2}))
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	other := intList(t, b, "other")
 	setKey(t, b, "k")
 	noErr(t, other.Add(9))
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	l = intList(t, b, "kept")
 	setKey(t, b, "k")
 	wantList(t, l, []int64{1, 2})
@@ -272,14 +266,14 @@ func TestRegister_UnregisteredStatesKeepData(t *testing.T) {
 // does not claim the name, so a corrected descriptor can register it, in
 // this process and after a reopen.
 func TestRegister_FailedRegistrationLeavesNoRecord(t *testing.T) {
-	opts := tempOpts(t)
-	b := mustOpen(t, opts)
+	dir := t.TempDir()
+	b := MustOpen(t, inDir(dir))
 	bad := lyingCodec{short: func(int64) bool { return true }}
 	d := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64}
 	_, err := backend.GetValueNS[string, int64](b, bad, d)
 	wantErr(t, err, backend.ErrInvalidArgument)
 
-	b = reopen(t, b, opts)
+	b = reopen(t, b, inDir(dir))
 	_, err = backend.GetValueNS(b, backend.Int64, d)
 	noErr(t, err)
 }
@@ -287,7 +281,7 @@ func TestRegister_FailedRegistrationLeavesNoRecord(t *testing.T) {
 // TestRegister_FailedRegistrationCanBeRetried is the in-process half of
 // TestRegister_FailedRegistrationLeavesNoRecord.
 func TestRegister_FailedRegistrationCanBeRetried(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	bad := lyingCodec{short: func(int64) bool { return true }}
 	d := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64}
 	_, err := backend.GetValueNS[string, int64](b, bad, d)
@@ -299,7 +293,7 @@ func TestRegister_FailedRegistrationCanBeRetried(t *testing.T) {
 // TestRegister_AfterClose checks that registration on a closed backend
 // fails with ErrClosed.
 func TestRegister_AfterClose(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	noErr(t, b.Close())
 	_, err := backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})
 	wantErr(t, err, backend.ErrClosed)
@@ -309,7 +303,7 @@ func TestRegister_AfterClose(t *testing.T) {
 
 // TestRegister_Name checks that a handle reports its name.
 func TestRegister_Name(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	if got := intList(t, b, "my list").Name(); got != "my list" {
 		t.Fatalf("Name = %q", got)
 	}

@@ -23,77 +23,89 @@ import (
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
-// The crash test: a child process (this test binary, re-executed to run
-// TestSnapshotCrashChild) restores the latest checkpoint of a checkpoint
-// root, or starts empty, and then loops: apply the operations of the next
-// checkpoint id, take checkpoint id, print "cp <id> <digest of the state>".
-// The operations of each id are a deterministic function of the seed and
-// the id, so the state at checkpoint id is the same whatever crashed when,
-// and the parent computes it on its own.
+// The crash test of checkpoints, in both modes. A child process (this test
+// binary, re-executed to run TestSnapshotCrashChild) recovers the
+// checkpoint root as a restarted job does, restores the latest checkpoint
+// or starts empty, and then loops: apply the operations of the next
+// checkpoint id, take checkpoint id (retaining 1 to 3), print
+// "cp <id> <digest of the state>". The operations of each id are a
+// deterministic function of the seed and the id, so the state at
+// checkpoint id is the same whatever crashed when, and the parent computes
+// it on its own.
 //
 // The parent kills the child with SIGKILL at random moments, at least 50
-// times (10 with -short), and after each kill checks that the latest
-// completed checkpoint restores to exactly the state of its id, that it is
-// no older than the last checkpoint the child reported, and that Recover
-// leaves no partial checkpoint directory and no temporary file.
+// times a mode (10 with -short): in start-up, recovery or restore, in the
+// writes, the asynchronous part, the commit or retention. After each kill
+// it checks that the latest completed checkpoint restores to exactly the
+// state of its id (and now and then another retained one), that it is no
+// older than the last checkpoint the child reported, and that Recover
+// leaves no partial checkpoint directory, no temporary file, and in
+// shared/ exactly what the retained checkpoints reference. On odd rounds
+// it leaves the debris to the next child, whose restart must clean it up.
 
 const (
-	snCrashRootEnv = "PEBBLESTATE_CRASH_ROOT"
-	snCrashDirEnv  = "PEBBLESTATE_CRASH_DIR"
-	snCrashSeedEnv = "PEBBLESTATE_CRASH_SEED"
+	cpCrashRootEnv = "PEBBLESTATE_CRASH_ROOT"
+	cpCrashDirEnv  = "PEBBLESTATE_CRASH_DIR"
+	cpCrashSeedEnv = "PEBBLESTATE_CRASH_SEED"
+	cpCrashModeEnv = "PEBBLESTATE_CRASH_MODE" // "incremental" or "full"
+	cpCrashKeepEnv = "PEBBLESTATE_CRASH_KEEP"
 
-	snCrashKeys = 1000 // key space
-	snCrashOps  = 150  // operations per checkpoint
+	cpCrashKeys = 1500 // key space
 )
 
-// snCrashOp is one operation of the crash workload.
-type snCrashOp struct {
+// cpCrashOp is one operation of the crash workload.
+type cpCrashOp struct {
 	kind   int
 	k, arg int64
 	val    string
 }
 
-// snCrashOpsFor returns the operations applied before checkpoint id.
-func snCrashOpsFor(seed uint64, id int64) []snCrashOp {
+// cpCrashOpsFor returns the operations applied before checkpoint id: 100 to
+// 500 of them, on values of about 64 bytes.
+func cpCrashOpsFor(seed uint64, id int64) []cpCrashOp {
 	rng := rand.New(rand.NewPCG(seed, uint64(id)))
-	ops := make([]snCrashOp, snCrashOps)
+	ops := make([]cpCrashOp, 100+rng.IntN(400))
 	for i := range ops {
-		op := snCrashOp{kind: rng.IntN(9), k: rng.Int64N(snCrashKeys), arg: rng.Int64N(8)}
-		op.val = fmt.Sprintf("c%d.%d-%x", id, i, rng.Uint32())
+		op := cpCrashOp{kind: rng.IntN(9), k: rng.Int64N(cpCrashKeys), arg: rng.Int64N(8)}
+		op.val = fmt.Sprintf("c%d.%d-%x %s", id, i, rng.Uint32(), fxVal(op.k, int(id)))
 		ops[i] = op
 	}
 	return ops
 }
 
 // apply applies op to the model.
-func (m *snModel) apply(op snCrashOp) {
+func (m *fxModel) apply(op cpCrashOp) {
 	switch op.kind {
 	case 0, 1:
 		m.v[op.k] = op.val
 	case 2:
 		delete(m.v, op.k)
 	case 3, 4:
-		m.l[op.k] = append(m.l[op.k], op.arg)
+		m.l[op.k%64] = append(m.l[op.k%64], op.arg)
 	case 5:
-		delete(m.l, op.k)
+		delete(m.l, op.k%64)
 	case 6:
-		if m.m[op.k] == nil {
-			m.m[op.k] = map[int64]string{}
+		if m.m[op.k%64] == nil {
+			m.m[op.k%64] = map[int64]string{}
 		}
-		m.m[op.k][op.arg] = op.val
+		m.m[op.k%64][op.arg] = op.val
 	case 7:
-		delete(m.m[op.k], op.arg)
-		if len(m.m[op.k]) == 0 {
-			delete(m.m, op.k)
+		delete(m.m[op.k%64], op.arg)
+		if len(m.m[op.k%64]) == 0 {
+			delete(m.m, op.k%64)
 		}
 	case 8:
-		m.w[[2]int64{op.k, op.arg % snNamespaces}] = op.val
+		m.w[[2]int64{op.k, op.arg % fxNamespaces}] = op.val
 	}
 }
 
-// snCrashApply applies op to the states.
-func snCrashApply(b *backend.Backend[int64], s snStates, op snCrashOp) error {
-	if err := b.SetCurrentKey(op.k); err != nil {
+// cpCrashApply applies op to the states.
+func cpCrashApply(b *backend.Backend[int64], s fxStates, op cpCrashOp) error {
+	k := op.k
+	if op.kind >= 3 && op.kind <= 7 {
+		k %= 64 // lists and maps pile up on fewer keys
+	}
+	if err := b.SetCurrentKey(k); err != nil {
 		return err
 	}
 	switch op.kind {
@@ -110,7 +122,7 @@ func snCrashApply(b *backend.Backend[int64], s snStates, op snCrashOp) error {
 	case 7:
 		return s.m.Remove(op.arg)
 	case 8:
-		if err := s.w.SetCurrentNamespace(op.arg % snNamespaces); err != nil {
+		if err := s.w.SetCurrentNamespace(op.arg % fxNamespaces); err != nil {
 			return err
 		}
 		return s.w.Update(op.val)
@@ -118,8 +130,19 @@ func snCrashApply(b *backend.Backend[int64], s snStates, op snCrashOp) error {
 	return nil
 }
 
-// snDigest hashes a canonical dump of a model.
-func snDigest(m *snModel) string {
+// cpCrashModelAt is the state at checkpoint id.
+func cpCrashModelAt(seed uint64, id int64) *fxModel {
+	m := newFxModel()
+	for i := int64(1); i <= id; i++ {
+		for _, op := range cpCrashOpsFor(seed, i) {
+			m.apply(op)
+		}
+	}
+	return m
+}
+
+// cpCrashDigest hashes a canonical dump of a model.
+func cpCrashDigest(m *fxModel) string {
 	var lines []string
 	for k, v := range m.v {
 		lines = append(lines, fmt.Sprintf("v %d %s", k, v))
@@ -144,68 +167,79 @@ func snDigest(m *snModel) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// cpCrashOptions are the child's options.
+func cpCrashOptions(m mode, dir string, keep int) backend.Options {
+	o := backend.Options{Dir: dir}
+	fxOptions(backend.KeyGroupRange{Start: 0, End: fxMaxPar}, m.incremental)(&o)
+	o.RetainedCheckpoints, o.SnapshotCompression = keep, "snappy"
+	return o
+}
+
 // TestSnapshotCrashChild is the child process of TestSnapshotCrash.
 func TestSnapshotCrashChild(t *testing.T) {
-	root := os.Getenv(snCrashRootEnv)
+	root := os.Getenv(cpCrashRootEnv)
 	if root == "" {
 		t.Skip("the child of TestSnapshotCrash")
 	}
-	seed, err := strconv.ParseUint(os.Getenv(snCrashSeedEnv), 10, 64)
-	snNoErr(t, err)
+	seed := must(strconv.ParseUint(os.Getenv(cpCrashSeedEnv), 10, 64)).in(t)
+	keep := must(strconv.Atoi(os.Getenv(cpCrashKeepEnv))).in(t)
+	m := fullMode
+	if os.Getenv(cpCrashModeEnv) == "incremental" {
+		m = incrementalMode
+	}
 	ctx := context.Background()
-	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	st := must(snapshot.NewLocal(root)).in(t)
 	// Restarting cleans up what the last run left half-written.
-	partial, tmps := snCrashDebris(t, root)
-	snNoErr(t, snapshot.Recover(ctx, st))
-	if p, n := snCrashDebris(t, root); len(p) > 0 || n > 0 {
+	partial, tmps := cpCrashDebris(t, root)
+	noErr(t, snapshot.Recover(ctx, st))
+	if p, n := cpCrashDebris(t, root); len(p) > 0 || n > 0 {
 		t.Fatalf("after Recover at restart, partial checkpoints %v and %d temporary files remain", p, n)
 	}
+	sharedExact(t, st)
 	fmt.Printf("recovered %d %d\n", len(partial), tmps)
-	opts := backend.Options{Dir: os.Getenv(snCrashDirEnv), RetainedCheckpoints: 2, SnapshotCompression: "snappy"}
+	opts := cpCrashOptions(m, os.Getenv(cpCrashDirEnv), keep)
 	b, cp, err := backend.RestoreLatest(ctx, backend.Int64, opts, st)
 	next := int64(1)
 	switch {
 	case errors.Is(err, snapshot.ErrNoCheckpoint):
-		b, err = backend.Open(backend.Int64, opts)
-		snNoErr(t, err)
+		b = must(backend.Open(backend.Int64, opts)).in(t)
 	case err != nil:
 		t.Fatal(err)
 	default:
 		next = cp.ID + 1
 	}
-	s := snRegister(t, b)
-	model := snRead(t, b)
-	fmt.Printf("ready %d %s\n", next-1, snDigest(model))
-	deadline := time.Now().Add(2 * time.Minute)
+	s := fxRegister(t, b)
+	model := fxRead(t, b)
+	fmt.Printf("ready %d %s\n", next-1, cpCrashDigest(model))
+	deadline := time.Now().Add(2 * time.Minute) // never outlive a lost parent for long
 	for id := next; time.Now().Before(deadline); id++ {
-		for _, op := range snCrashOpsFor(seed, id) {
-			if err := snCrashApply(b, s, op); err != nil {
-				t.Fatal(err)
-			}
+		for _, op := range cpCrashOpsFor(seed, id) {
+			noErr(t, cpCrashApply(b, s, op))
 			model.apply(op)
 		}
+		fmt.Printf("checkpointing %d -\n", id)
 		if _, err := b.Checkpoint(ctx, st, id); err != nil {
-			t.Fatal(err)
+			t.Fatalf("checkpoint %d: %v", id, err)
 		}
-		fmt.Printf("cp %d %s\n", id, snDigest(model))
+		fmt.Printf("cp %d %s\n", id, cpCrashDigest(model))
 	}
-	b.Close()
+	noErr(t, b.Close())
 }
 
-// snCrashRound runs one child until killed and returns what it printed.
-type snCrashRound struct {
+// cpCrashRound is what a child printed before it was killed.
+type cpCrashRound struct {
 	ready     int64 // the checkpoint it restored, 0 for none
 	readyDig  string
 	cps       map[int64]string
 	lastCP    int64
-	exited    error // set if the child exited by itself
-	recovered int   // partial checkpoints the child's Recover removed
+	phase     string // what it was doing when killed
+	exited    error  // set if the child exited by itself
+	recovered int    // partial checkpoints the child's Recover removed
 	stderr    string
 }
 
 func TestSnapshotCrash(t *testing.T) {
-	if os.Getenv(snCrashRootEnv) != "" {
+	if os.Getenv(cpCrashRootEnv) != "" {
 		t.Skip("in the child")
 	}
 	rounds := 50
@@ -213,48 +247,47 @@ func TestSnapshotCrash(t *testing.T) {
 		rounds = 10
 	}
 	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(snCrashSeedEnv); s != "" {
-		var err error
-		seed, err = strconv.ParseUint(s, 10, 64)
-		snNoErr(t, err)
+	if s := os.Getenv(cpCrashSeedEnv); s != "" {
+		seed = must(strconv.ParseUint(s, 10, 64)).in(t)
 	}
-	t.Logf("seed %d (set %s to repeat)", seed, snCrashSeedEnv)
+	t.Logf("seed %d (set %s to repeat)", seed, cpCrashSeedEnv)
+	forEachMode(t, func(t *testing.T, m mode) {
+		cpCrashRounds(t, m, seed, rounds)
+	})
+}
+
+// cpCrashRounds kills rounds children in mode m and checks what each left.
+func cpCrashRounds(t *testing.T, m mode, seed uint64, rounds int) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	ctx := context.Background()
 	work := t.TempDir()
 	root := filepath.Join(work, "checkpoints")
-	st, err := snapshot.NewLocal(root)
-	snNoErr(t, err)
+	st := must(snapshot.NewLocal(root)).in(t)
 
-	expect := newSnModel() // the state at checkpoint expectID
+	expect := newFxModel() // the state at checkpoint expectID
 	expectID := int64(0)
-	advance := func(to int64) {
-		for ; expectID < to; expectID++ {
-			for _, op := range snCrashOpsFor(seed, expectID+1) {
-				expect.apply(op)
-			}
-		}
-	}
 	latest := int64(0)
-	var debrisRounds, tmpRounds, killedBeforeReady, childRecovered int
+	phases := map[string]int{}
+	var debrisRounds, tmpRounds, childRecovered int
 	start := time.Now()
 	for round := range rounds {
 		dir := filepath.Join(work, fmt.Sprintf("instance-%d", round))
-		r := snCrashRun(t, root, dir, seed, rng, &killedBeforeReady)
+		r := cpCrashRun(t, m, root, dir, seed, 1+rng.IntN(3), rng)
 		if r.exited != nil {
 			t.Fatalf("round %d: the child exited by itself: %v\n%s", round, r.exited, r.stderr)
 		}
+		phases[r.phase]++
 		// The child started from the latest checkpoint, with its state.
 		if r.readyDig != "" {
 			if r.ready != latest {
 				t.Fatalf("round %d: the child restored checkpoint %d, the latest is %d", round, r.ready, latest)
 			}
-			if want := snDigest(expect); r.readyDig != want {
+			if want := cpCrashDigest(expect); r.readyDig != want {
 				t.Fatalf("round %d: the child restored checkpoint %d with state %s, want %s", round, r.ready, r.readyDig, want)
 			}
 		}
 		// What the kill left.
-		partial, tmps := snCrashDebris(t, root)
+		partial, tmps := cpCrashDebris(t, root)
 		if len(partial) > 0 {
 			debrisRounds++
 		}
@@ -266,17 +299,16 @@ func TestSnapshotCrash(t *testing.T) {
 		if err != nil && !(errors.Is(err, snapshot.ErrNoCheckpoint) && latest == 0 && r.lastCP == 0) {
 			t.Fatalf("round %d: Latest: %v", round, err)
 		}
-		// On even rounds the parent recovers; on odd ones it leaves the
-		// debris to the next child, whose restart must clean it up.
 		childRecovered += r.recovered
 		if round%2 == 0 {
-			snNoErr(t, snapshot.Recover(ctx, st))
-			if partial, tmps := snCrashDebris(t, root); len(partial) > 0 || tmps > 0 {
+			noErr(t, snapshot.Recover(ctx, st))
+			if partial, tmps := cpCrashDebris(t, root); len(partial) > 0 || tmps > 0 {
 				t.Fatalf("round %d: after Recover, partial checkpoints %v and %d temporary files remain", round, partial, tmps)
 			}
 			if after, err := snapshot.Latest(ctx, st); cp != nil && (err != nil || after.ID != cp.ID) {
 				t.Fatalf("round %d: Recover changed the latest checkpoint from %d to %v (%v)", round, cp.ID, after, err)
 			}
+			sharedExact(t, st)
 		}
 		if cp == nil {
 			continue
@@ -287,44 +319,58 @@ func TestSnapshotCrash(t *testing.T) {
 			t.Fatalf("round %d: latest checkpoint %d; the child reported %d, the previous latest was %d", round, cp.ID, r.lastCP, latest)
 		}
 		latest = cp.ID
-		advance(cp.ID)
-		restored := filepath.Join(work, fmt.Sprintf("restored-%d", round))
-		b, err := backend.Restore(ctx, backend.Int64, backend.Options{Dir: restored}, st, cp.Handles)
-		if err != nil {
-			t.Fatalf("round %d: restore checkpoint %d: %v", round, cp.ID, err)
+		for ; expectID < latest; expectID++ {
+			for _, op := range cpCrashOpsFor(seed, expectID+1) {
+				expect.apply(op)
+			}
 		}
-		got := snRead(t, b)
-		snNoErr(t, b.Close())
-		snEqual(t, fmt.Sprintf("round %d, checkpoint %d", round, cp.ID), got, expect)
-		if d, ok := r.cps[cp.ID]; ok && d != snDigest(got) {
-			t.Fatalf("round %d: checkpoint %d restores to %s; the child recorded %s", round, cp.ID, snDigest(got), d)
+		check := map[int64]*fxModel{latest: expect}
+		if ids := must(snapshot.Completed(ctx, st)).in(t); len(ids) > 1 && round%5 == 0 {
+			id := ids[rng.IntN(len(ids)-1)] // another retained one
+			check[id] = cpCrashModelAt(seed, id)
 		}
-		_ = os.RemoveAll(restored)
+		for id, want := range check {
+			cp := must(snapshot.Load(ctx, st, id)).in(t)
+			restored := filepath.Join(work, fmt.Sprintf("restored-%d-%d", round, id))
+			b := m.restore(t, st, cp.Handles, inDir(restored))
+			got := fxRead(t, b)
+			noErr(t, b.Close())
+			fxEqual(t, fmt.Sprintf("round %d, checkpoint %d", round, id), got, want)
+			if d, ok := r.cps[id]; ok && d != cpCrashDigest(got) {
+				t.Fatalf("round %d: checkpoint %d restores to %s; the child recorded %s", round, id, cpCrashDigest(got), d)
+			}
+			_ = os.RemoveAll(restored)
+		}
 		_ = os.RemoveAll(dir)
 	}
 	if latest < 3 {
 		t.Fatalf("only %d checkpoints completed in %d rounds", latest, rounds)
 	}
-	t.Logf("%d rounds in %v: %d checkpoints; kills left partial checkpoints in %d rounds (restarting children removed %d), temporary files in %d; %d kills before the child was ready",
-		rounds, time.Since(start).Round(time.Millisecond), latest, debrisRounds, childRecovered, tmpRounds, killedBeforeReady)
+	t.Logf("%d rounds in %v: %d checkpoints; kills by phase %v; kills left partial checkpoints in %d rounds (restarting children removed %d), temporary files in %d",
+		rounds, time.Since(start).Round(time.Millisecond), latest, phases, debrisRounds, childRecovered, tmpRounds)
 }
 
-// snCrashRun starts a child and kills it at a random moment: either at a
-// random delay after starting (during start-up and restore), or at a
-// random delay after it is ready (writing and checkpointing).
-func snCrashRun(t *testing.T, root, dir string, seed uint64, rng *rand.Rand, killedBeforeReady *int) snCrashRound {
+// cpCrashRun starts a child and kills it at a random moment: either at a
+// random delay after starting (during start-up, recovery and restore), or
+// at a random delay after it is ready (writing and checkpointing).
+func cpCrashRun(t *testing.T, m mode, root, dir string, seed uint64, keep int, rng *rand.Rand) cpCrashRound {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSnapshotCrashChild$", "-test.count=1", "-test.timeout=5m")
+	modeName := "full"
+	if m.incremental {
+		modeName = "incremental"
+	}
 	cmd.Env = append(os.Environ(),
-		snCrashRootEnv+"="+root,
-		snCrashDirEnv+"="+dir,
-		snCrashSeedEnv+"="+strconv.FormatUint(seed, 10),
+		cpCrashRootEnv+"="+root,
+		cpCrashDirEnv+"="+dir,
+		cpCrashSeedEnv+"="+strconv.FormatUint(seed, 10),
+		cpCrashModeEnv+"="+modeName,
+		cpCrashKeepEnv+"="+strconv.Itoa(keep),
 	)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	snNoErr(t, err)
-	snNoErr(t, cmd.Start())
+	out := must(cmd.StdoutPipe()).in(t)
+	noErr(t, cmd.Start())
 	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -333,7 +379,7 @@ func snCrashRun(t *testing.T, root, dir string, seed uint64, rng *rand.Rand, kil
 		}
 		close(lines)
 	}()
-	r := snCrashRound{cps: map[int64]string{}}
+	r := cpCrashRound{cps: map[int64]string{}, phase: "start-up"}
 	record := func(line string) {
 		f := strings.Fields(line)
 		if len(f) != 3 {
@@ -345,17 +391,19 @@ func snCrashRun(t *testing.T, root, dir string, seed uint64, rng *rand.Rand, kil
 		}
 		switch f[0] {
 		case "recovered":
-			r.recovered = int(id)
+			r.recovered, r.phase = int(id), "restore"
 		case "ready":
-			r.ready, r.readyDig = id, f[2]
+			r.ready, r.readyDig, r.phase = id, f[2], "writes"
+		case "checkpointing":
+			r.phase = "checkpoint"
 		case "cp":
 			r.cps[id] = f[2]
-			r.lastCP = max(r.lastCP, id)
+			r.lastCP, r.phase = max(r.lastCP, id), "writes"
 		}
 	}
 	var kill <-chan time.Time
 	if rng.IntN(4) == 0 {
-		kill = time.After(time.Duration(rng.IntN(80)) * time.Millisecond)
+		kill = time.After(time.Duration(rng.IntN(150)) * time.Millisecond)
 	}
 	exited := false
 loop:
@@ -368,7 +416,7 @@ loop:
 			}
 			record(line)
 			if kill == nil && strings.HasPrefix(line, "ready ") {
-				kill = time.After(time.Duration(rng.IntN(250)) * time.Millisecond)
+				kill = time.After(time.Duration(rng.IntN(400)) * time.Millisecond)
 			}
 		case <-kill:
 			break loop
@@ -376,9 +424,6 @@ loop:
 			_ = cmd.Process.Kill()
 			t.Fatalf("the child printed nothing for a minute\n%s", stderr.String())
 		}
-	}
-	if r.readyDig == "" {
-		*killedBeforeReady++
 	}
 	_ = cmd.Process.Kill() // SIGKILL
 	for line := range lines {
@@ -392,9 +437,9 @@ loop:
 	return r
 }
 
-// snCrashDebris returns the checkpoint directories without metadata, and
+// cpCrashDebris returns the checkpoint directories without metadata, and
 // the number of temporary files, under root.
-func snCrashDebris(t testing.TB, root string) (partial []string, tmps int) {
+func cpCrashDebris(t testing.TB, root string) (partial []string, tmps int) {
 	t.Helper()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -410,8 +455,6 @@ func snCrashDebris(t testing.TB, root string) (partial []string, tmps int) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(t, err)
 	return partial, tmps
 }

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -51,39 +49,29 @@ func ttlOnAccess(size int, onEveryKey bool) ttl.Config {
 	}}
 }
 
-// ttlUserInt64 decodes the int64 after the stamp of a stored value.
-func ttlUserInt64(t testing.TB, raw []byte) int64 {
-	t.Helper()
-	_, user, err := ttl.SplitStamp(raw)
-	ttlCheck(t, err)
-	v, err := backend.Int64.Decode(user)
-	ttlCheck(t, err)
-	return v
-}
-
 // TestTTLAccessCleanupValue ports the idea of Flink's
 // testIncrementalCleanup: many keys, some updated, the rest expire, and
 // accesses to another key alone, each checking the next 5 entries, remove
 // the expired ones from disk while the updated ones stay.
 func TestTTLAccessCleanupValue(t *testing.T) {
 	const n, size = 1000, 5
-	env := ttlOpen(t, nil)
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(size, false)})).in(t)
+	env := newEnv(t)
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(size, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
 	env.advance(ttlD / 2)
 	updated := map[int64]bool{}
 	for i := 0; i < n; i += 10 {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, v.Update(int64(10_000+i)))
+		noErr(t, v.Update(int64(10_000+i)))
 		updated[int64(10_000+i)] = true
 	}
 	env.advance(ttlD/2 + 10*time.Millisecond) // the first writes expired; the updates not
 	before := env.b.TTLMetrics()
 	if before.AccessScanned == 0 {
-		t.Fatal("writes took no access cleanup step")
+		t.Fatal("writes took no incremental step")
 	}
 	if before.AccessRemoved != 0 {
 		t.Fatalf("access cleanup removed %d entries before any expired", before.AccessRemoved)
@@ -114,7 +102,7 @@ func TestTTLAccessCleanupValue(t *testing.T) {
 		t.Fatalf("%d entries on disk; want the %d updated ones", len(entries), len(updated))
 	}
 	for _, e := range entries {
-		if u := ttlUserInt64(t, e.value); !updated[u] {
+		if u := userInt64(t, e.value); !updated[u] {
 			t.Fatalf("entry %x with value %d survived; it was never updated", e.key, u)
 		}
 	}
@@ -125,13 +113,13 @@ func TestTTLAccessCleanupValue(t *testing.T) {
 // SetCurrentKey does nothing.
 func TestTTLAccessCleanupOnEveryKey(t *testing.T) {
 	const n = 500
-	env := ttlOpen(t, nil)
-	every := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "every", Codec: backend.Int64, TTL: ttlOnAccess(5, true)})).in(t)
-	access := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "access", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
+	env := newEnv(t)
+	every := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "every", Codec: backend.Int64, TTL: ttlOnAccess(5, true)})).in(t)
+	access := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "access", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, every.Update(int64(i)))
-		ttlCheck(t, access.Update(int64(i)))
+		noErr(t, every.Update(int64(i)))
+		noErr(t, access.Update(int64(i)))
 	}
 	env.advance(ttlD)
 	before := env.b.TTLMetrics()
@@ -155,16 +143,16 @@ func TestTTLAccessCleanupOnEveryKey(t *testing.T) {
 // expired elements of lists and drops lists with nothing left.
 func TestTTLAccessCleanupList(t *testing.T) {
 	const n = 200
-	env := ttlOpen(t, nil)
-	l := ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
+	env := newEnv(t)
+	l := must(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, l.Add(-1)) // expires
+		noErr(t, l.Add(-1)) // expires
 	}
 	env.advance(ttlD / 2)
 	for i := range n / 2 {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, l.Add(int64(i))) // second merge operand: survives
+		noErr(t, l.Add(int64(i))) // second merge operand: survives
 	}
 	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
@@ -189,7 +177,7 @@ func TestTTLAccessCleanupList(t *testing.T) {
 		if err != nil || len(rest) != 0 {
 			t.Fatalf("list %x: want exactly one element; err %v, %d bytes more", e.key, err, len(rest))
 		}
-		u := ttlUserInt64(t, elem)
+		u := userInt64(t, elem)
 		if u < 0 || seen[u] {
 			t.Fatalf("list %x kept element %d", e.key, u)
 		}
@@ -197,11 +185,11 @@ func TestTTLAccessCleanupList(t *testing.T) {
 	}
 	// Reads agree with the disk.
 	env.open()
-	l = ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
+	l = must(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		got, err := l.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 		if want := []int64{int64(i)}; i < n/2 && !slices.Equal(got, want) || i >= n/2 && len(got) != 0 {
 			t.Fatalf("key %d: list = %v", i, got)
 		}
@@ -212,19 +200,19 @@ func TestTTLAccessCleanupList(t *testing.T) {
 // expired entries of maps and keeps the live ones.
 func TestTTLAccessCleanupMap(t *testing.T) {
 	const keys, perKey = 100, 5
-	env := ttlOpen(t, nil)
+	env := newEnv(t)
 	desc := backend.MapDescriptor[string, int64]{Name: "m", KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: ttlOnAccess(5, false)}
-	m := ttlMust(backend.GetMap(env.b, desc)).in(t)
+	m := must(backend.GetMap(env.b, desc)).in(t)
 	for i := range keys {
 		env.setKey(fmt.Sprintf("k%04d", i))
 		for j := range 3 {
-			ttlCheck(t, m.Put(fmt.Sprint("old", j), -1))
+			noErr(t, m.Put(fmt.Sprint("old", j), -1))
 		}
 	}
 	env.advance(ttlD / 2)
 	for i := range keys {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, m.PutAll(maps.All(map[string]int64{"new0": int64(i), "new1": int64(i)})))
+		noErr(t, m.PutAll(maps.All(map[string]int64{"new0": int64(i), "new1": int64(i)})))
 	}
 	env.advance(ttlD/2 + 10*time.Millisecond)
 	before := env.b.TTLMetrics()
@@ -244,7 +232,7 @@ func TestTTLAccessCleanupMap(t *testing.T) {
 		t.Fatalf("%d map entries on disk; want %d", len(entries), keys*2)
 	}
 	for _, e := range entries {
-		if u := ttlUserInt64(t, e.value); u < 0 {
+		if u := userInt64(t, e.value); u < 0 {
 			t.Fatalf("expired map entry %x survived", e.key)
 		}
 	}
@@ -254,22 +242,22 @@ func TestTTLAccessCleanupMap(t *testing.T) {
 // at the end of the state: entries before the cursor expire later and are
 // still found.
 func TestTTLAccessCleanupWrapsAround(t *testing.T) {
-	env := ttlOpen(t, nil)
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(3, false)})).in(t)
+	env := newEnv(t)
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttlOnAccess(3, false)})).in(t)
 	for i := range 20 {
 		env.setKey(fmt.Sprint("k", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
 	env.setKey("other")
 	for range 5 { // nothing expired: the cursor moves 15 entries in
 		_, _, err := v.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 	}
 	env.advance(ttlD)
 	for round := range 3 { // three full cycles of the 20 entries and more
 		for range 20/3 + 2 {
 			_, _, err := v.Get()
-			ttlCheck(t, err)
+			noErr(t, err)
 		}
 		if round == 0 {
 			if got := env.b.TTLMetrics().AccessRemoved; got != 20 {
@@ -289,14 +277,14 @@ func TestTTLAccessCleanupWrapsAround(t *testing.T) {
 func ttlSSTBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	ttlCheck(t, err)
+	noErr(t, err)
 	var n int64
 	for _, f := range files {
 		st, err := os.Stat(f)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted as obsolete meanwhile
 		}
-		ttlCheck(t, err)
+		noErr(t, err)
 		n += st.Size()
 	}
 	return n
@@ -327,27 +315,27 @@ func TestTTLBackgroundCleanup(t *testing.T) {
 	if ttlRaceEnabled() {
 		n, fresh = 10_000, 1_000
 	}
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 	cfg := ttl.Config{TTL: time.Hour} // background cleanup is on by default
 	desc := backend.ValueDescriptor[[]byte]{Name: "v", Codec: backend.Bytes, TTL: cfg}
-	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v := must(backend.GetValue(env.b, desc)).in(t)
 	start := time.Now()
 	for i := range n {
 		env.setKey(fmt.Sprintf("old%06d", i))
-		ttlCheck(t, v.Update(ttlBlob(i)))
+		noErr(t, v.Update(ttlBlob(i)))
 	}
-	ttlCheck(t, env.b.Flush())
+	noErr(t, env.b.Flush())
 	full := ttlSSTBytes(t, env.dir)
 	t.Logf("%d keys written and flushed in %v: %d sstable bytes", n, time.Since(start), full)
 
 	env.advance(time.Hour) // exactly the expiry of every old key
 	for i := range fresh {
 		env.setKey(fmt.Sprintf("new%06d", i))
-		ttlCheck(t, v.Update(ttlBlob(-i)))
+		noErr(t, v.Update(ttlBlob(-i)))
 	}
-	ttlCheck(t, env.b.Flush()) // reports the spans of the new table to the filter
+	noErr(t, env.b.Flush()) // reports the spans of the new table to the filter
 	start = time.Now()
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	m := env.b.TTLMetrics()
 	t.Logf("CleanupExpired in %v; metrics %+v", time.Since(start), m)
 	if m.BackgroundRemoved != uint64(n) {
@@ -376,7 +364,7 @@ func TestTTLBackgroundCleanup(t *testing.T) {
 
 	// Every fresh key survives with its value; no old key is readable.
 	env.open()
-	v = ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v = must(backend.GetValue(env.b, desc)).in(t)
 	for i := range fresh {
 		env.setKey(fmt.Sprintf("new%06d", i))
 		got, ok, err := v.Get()
@@ -397,20 +385,20 @@ func TestTTLBackgroundCleanup(t *testing.T) {
 // worker, which removes what expired.
 func TestTTLBackgroundSpans(t *testing.T) {
 	const n = 2000
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
-	v := ttlMust(backend.GetValueNS(env.b, backend.String, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	v := must(backend.GetValueNS(env.b, backend.String, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
 	write := func(ns string, val func(i int) int64) {
 		t.Helper()
-		ttlCheck(t, v.SetCurrentNamespace(ns))
+		noErr(t, v.SetCurrentNamespace(ns))
 		for i := range n {
 			env.setKey(fmt.Sprintf("k%05d", i))
-			ttlCheck(t, v.Update(val(i)))
+			noErr(t, v.Update(val(i)))
 		}
 	}
 	write("1", func(i int) int64 { return int64(i) })
-	ttlCheck(t, env.b.Flush())
+	noErr(t, env.b.Flush())
 	// The worker scans the flushed span while nothing is expired.
-	ttlWaitFor(t, "the worker to scan the first flush", 20*time.Second, func() bool {
+	waitFor(t, "the worker to scan the first flush", 20*time.Second, func() bool {
 		return env.b.TTLMetrics().BackgroundScanned >= n
 	})
 	env.advance(ttlD)
@@ -422,19 +410,19 @@ func TestTTLBackgroundSpans(t *testing.T) {
 	// every one of them.
 	write("0", func(i int) int64 { return int64(-i) })
 	write("2", func(i int) int64 { return int64(-i) })
-	ttlCheck(t, env.b.Flush())
-	ttlWaitFor(t, "the worker to remove the expired entries", 20*time.Second, func() bool {
+	noErr(t, env.b.Flush())
+	waitFor(t, "the worker to remove the expired entries", 20*time.Second, func() bool {
 		return env.b.TTLMetrics().BackgroundRemoved >= n
 	})
 	if got := env.b.TTLMetrics().BackgroundRemoved; got != n {
 		t.Fatalf("removed %d entries; exactly %d expired", got, n)
 	}
 	for _, ns := range []string{"0", "1", "2"} {
-		ttlCheck(t, v.SetCurrentNamespace(ns))
+		noErr(t, v.SetCurrentNamespace(ns))
 		for i := range n {
 			env.setKey(fmt.Sprintf("k%05d", i))
 			got, ok, err := v.Get()
-			ttlCheck(t, err)
+			noErr(t, err)
 			if ns == "1" && ok || ns != "1" && (!ok || got != int64(-i)) {
 				t.Fatalf("key %d namespace %s: Get = %d, %v", i, ns, got, ok)
 			}
@@ -449,19 +437,19 @@ func TestTTLBackgroundSpans(t *testing.T) {
 // CleanupExpired; expired entries still in the memtable go.
 func TestTTLBackgroundSweep(t *testing.T) {
 	const n = 2000
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = 50 * time.Millisecond })
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
-	l := ttlMust(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = 50 * time.Millisecond })
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
+	l := must(backend.GetList(env.b, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, v.Update(int64(i)))
-		ttlCheck(t, l.Add(-1))
+		noErr(t, v.Update(int64(i)))
+		noErr(t, l.Add(-1))
 	}
 	// Sweeps while nothing has expired remove nothing. (Once a complete
 	// pass has seen a state, later sweeps skip it until its earliest entry
 	// can expire, so how much they scan depends on when the first one ran
 	// relative to the writes above.)
-	ttlWaitFor(t, "a sweep", 20*time.Second, func() bool {
+	waitFor(t, "a sweep", 20*time.Second, func() bool {
 		return env.b.TTLMetrics().BackgroundScanned > 0
 	})
 	time.Sleep(5 * 50 * time.Millisecond) // a few more sweep intervals
@@ -471,12 +459,12 @@ func TestTTLBackgroundSweep(t *testing.T) {
 	env.advance(ttlD / 2)
 	for i := range n / 2 {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, l.Add(int64(i)))
+		noErr(t, l.Add(int64(i)))
 	}
 	env.advance(ttlD / 2)
 	// Every value expired; half the lists are trimmed to their new
 	// element, the other half dropped.
-	ttlWaitFor(t, "a sweep to remove the expired entries", 20*time.Second, func() bool {
+	waitFor(t, "a sweep to remove the expired entries", 20*time.Second, func() bool {
 		return env.b.TTLMetrics().BackgroundRemoved >= 2*n
 	})
 	if got := env.b.TTLMetrics().BackgroundRemoved; got != 2*n {
@@ -496,16 +484,16 @@ func TestTTLBackgroundSweep(t *testing.T) {
 // it off alone.
 func TestTTLMetricsPerStrategy(t *testing.T) {
 	const n = 50
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
-	reads := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "reads", Codec: backend.Int64,
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	reads := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "reads", Codec: backend.Int64,
 		TTL: ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{DisableBackground: true}}})).in(t)
-	inc := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "incremental", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
-	bg := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "background", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
-	plain := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "plain", Codec: backend.Int64})).in(t)
+	inc := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "incremental", Codec: backend.Int64, TTL: ttlOnAccess(5, false)})).in(t)
+	bg := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "background", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
+	plain := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "plain", Codec: backend.Int64})).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprint("k", i))
 		for _, s := range []*backend.Value[string, backend.VoidNamespace, int64]{reads, inc, bg, plain} {
-			ttlCheck(t, s.Update(int64(i)))
+			noErr(t, s.Update(int64(i)))
 		}
 	}
 	env.advance(ttlD)
@@ -528,14 +516,14 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 	env.setKey("other")
 	for range n/5 + 2 {
 		_, _, err := inc.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 	}
 	m2 := env.b.TTLMetrics()
 	if m2.AccessRemoved != n || m2.ReadRemoved != n || m2.BackgroundScanned != 0 {
-		t.Fatalf("after access cleanup steps: %+v; want AccessRemoved %d", m2, n)
+		t.Fatalf("after incremental steps: %+v; want AccessRemoved %d", m2, n)
 	}
 
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	m3 := env.b.TTLMetrics()
 	if m3.BackgroundRemoved != n || m3.BackgroundScanned != n {
 		t.Fatalf("after CleanupExpired: %+v; want %d scanned and removed (the background state only)", m3, n)
@@ -555,16 +543,16 @@ func TestTTLMetricsPerStrategy(t *testing.T) {
 // background cleanup off keeps its expired entries through CleanupExpired
 // and the periodic sweep (reads still hide them).
 func TestTTLCleanupExpiredLeavesOptedOutStates(t *testing.T) {
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = time.Millisecond })
-	off := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "off", Codec: backend.Int64,
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = time.Millisecond })
+	off := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "off", Codec: backend.Int64,
 		TTL: ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{DisableBackground: true}}})).in(t)
 	for i := range 100 {
 		env.setKey(fmt.Sprint("k", i))
-		ttlCheck(t, off.Update(int64(i)))
+		noErr(t, off.Update(int64(i)))
 	}
 	env.advance(ttlD)
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
-	ttlCheck(t, env.b.Flush())
+	noErr(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.Flush())
 	if m := env.b.TTLMetrics(); m.BackgroundScanned != 0 {
 		t.Fatalf("background cleanup scanned %d entries of a state that turned it off", m.BackgroundScanned)
 	}
@@ -578,19 +566,19 @@ func TestTTLCleanupExpiredLeavesOptedOutStates(t *testing.T) {
 // 1000 entries with a setting of 10 reads the clock at least 100 times.
 func TestTTLQueryTimeAfterNumEntries(t *testing.T) {
 	clock := &ttlCountingClock{}
-	clock.Set(ttlT0)
-	env := ttlOpen(t, func(o *backend.Options) {
+	clock.Set(envT0)
+	env := newEnv(t, func(o *backend.Options) {
 		o.Clock = clock
 		o.TTLSweepInterval = -1
 	})
 	cfg := ttl.Config{TTL: time.Hour, Cleanup: ttl.Cleanup{QueryTimeAfterNumEntries: 10}}
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 	for i := range 1000 {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
 	clock.reads.Store(0)
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	if got := clock.reads.Load(); got < 100 {
 		t.Fatalf("a pass over 1000 entries with QueryTimeAfterNumEntries=10 read the clock %d times; want at least 100 (the per-state setting is ignored)", got)
 	}
@@ -612,21 +600,21 @@ func (c *ttlCountingClock) Now() time.Time {
 // goroutine behind, and that the backend refuses cleanup afterwards.
 func TestTTLCloseStopsBackgroundWorker(t *testing.T) {
 	before := runtime.NumGoroutine()
-	env := ttlOpen(t, func(o *backend.Options) {
+	env := newEnv(t, func(o *backend.Options) {
 		o.TTLSweepInterval = time.Millisecond
 		o.TTLScanRate = 500 // entries a second: a sweep of 3000 takes 6 s
 	})
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: time.Hour}})).in(t)
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: time.Hour}})).in(t)
 	for i := range 3000 {
 		env.setKey(fmt.Sprintf("k%04d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
 	// A sweep that ran during the writes may have found v quiet (nothing
 	// can expire for an hour) and the next ones skip it; registering
 	// another TTL state resets what the worker learnt, so the next sweep
 	// scans all 3000 entries.
-	ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "w", Codec: backend.Int64, TTL: ttl.Config{TTL: time.Hour}})).in(t)
-	ttlWaitFor(t, "the sweep to start", 20*time.Second, func() bool { return env.b.TTLMetrics().BackgroundScanned >= 256 })
+	must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "w", Codec: backend.Int64, TTL: ttl.Config{TTL: time.Hour}})).in(t)
+	waitFor(t, "the sweep to start", 20*time.Second, func() bool { return env.b.TTLMetrics().BackgroundScanned >= 256 })
 	b := env.b
 	start := time.Now()
 	env.close()
@@ -642,7 +630,7 @@ func TestTTLCloseStopsBackgroundWorker(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	ttlWaitFor(t, "the backend's goroutines to exit", 10*time.Second, func() bool {
+	waitFor(t, "the backend's goroutines to exit", 10*time.Second, func() bool {
 		return runtime.NumGoroutine() <= before+1
 	})
 }
@@ -652,18 +640,18 @@ func TestTTLCloseStopsBackgroundWorker(t *testing.T) {
 // the database: Close stops the pass, which returns ErrClosed (or nil if
 // it had finished), and everything it removed is consistently gone.
 func TestTTLCloseDuringCleanupExpired(t *testing.T) {
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}})).in(t)
 	const n = 5000
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
 	env.advance(ttlD)
 	b := env.b
 	done := make(chan error, 1)
 	go func() { done <- b.CleanupExpired(context.Background()) }()
-	ttlWaitFor(t, "the pass to start", 20*time.Second, func() bool { return b.TTLMetrics().BackgroundScanned > 0 })
+	waitFor(t, "the pass to start", 20*time.Second, func() bool { return b.TTLMetrics().BackgroundScanned > 0 })
 	env.close()
 	if err := <-done; err != nil && !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("CleanupExpired racing Close = %v", err)
@@ -675,32 +663,22 @@ func TestTTLCloseDuringCleanupExpired(t *testing.T) {
 	}
 }
 
-// ttlOverwriteRaw stores value under key in the closed backend's directory.
-func ttlOverwriteRaw(t testing.TB, dir string, key, value []byte) {
-	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest, Logger: ttlQuietLogger{}})
-	ttlCheck(t, err)
-	ttlCheck(t, db.Set(key, value, pebble.NoSync))
-	ttlCheck(t, db.Flush())
-	ttlCheck(t, db.Close())
-}
-
 // TestTTLMalformedStamp checks what a TTL value too short for its stamp
 // does: reads of its key fail with ErrCorrupt, background cleanup keeps it
 // and reports it through ErrorLog without failing the pass, and the
 // state's other keys stay usable, with access cleanup on too.
 func TestTTLMalformedStamp(t *testing.T) {
 	var logged atomic.Int64
-	env := ttlOpen(t, func(o *backend.Options) {
+	env := newEnv(t, func(o *backend.Options) {
 		o.TTLSweepInterval = -1
 		o.ErrorLog = func(string, ...any) { logged.Add(1) }
 	})
 	cfg := ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{OnAccess: ttl.AccessCleanup{Enabled: true, Size: 5}}}
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg}
-	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v := must(backend.GetValue(env.b, desc)).in(t)
 	for _, k := range []string{"bad", "good"} {
 		env.setKey(k)
-		ttlCheck(t, v.Update(1))
+		noErr(t, v.Update(1))
 	}
 	raw := env.raw()
 	var badKey []byte
@@ -709,11 +687,11 @@ func TestTTLMalformedStamp(t *testing.T) {
 			badKey = e.key
 		}
 	}
-	ttlOverwriteRaw(t, env.dir, badKey, []byte{1, 2, 3})
+	overwriteRaw(t, env.dir, badKey, []byte{1, 2, 3})
 
 	env.open()
-	v = ttlMust(backend.GetValue(env.b, desc)).in(t)
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	v = must(backend.GetValue(env.b, desc)).in(t)
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	if logged.Load() == 0 {
 		t.Error("background cleanup did not report the malformed entry")
 	}
@@ -739,12 +717,12 @@ func TestTTLMalformedStamp(t *testing.T) {
 //
 // a's read deletes it, so cleanup removes only b.
 func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
-	env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 	cfg := ttl.Config{TTL: ttlD, Visibility: ttl.ReturnExpiredIfNotCleanedUp}
-	v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+	v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 	for i, k := range []string{"a", "b"} {
 		env.setKey(k)
-		ttlCheck(t, v.Update(int64(i+1)))
+		noErr(t, v.Update(int64(i+1)))
 	}
 	env.advance(ttlD)
 	env.setKey("a")
@@ -754,7 +732,7 @@ func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
 	if got, ok, err := v.Get(); err != nil || ok {
 		t.Fatalf("second read of an expired value = %d, %v, %v; want nothing: the first removed it", got, ok, err)
 	}
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	if got := env.b.TTLMetrics().BackgroundRemoved; got != 1 {
 		t.Fatalf("cleanup removed %d; want 1 (b)", got)
 	}
@@ -762,7 +740,7 @@ func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
 		t.Fatalf("%d entries left on disk; want none", n)
 	}
 	env.open()
-	v = ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+	v = must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 	for _, k := range []string{"a", "b"} {
 		env.setKey(k)
 		if got, ok, err := v.Get(); err != nil || ok {
@@ -771,27 +749,27 @@ func TestTTLReturnExpiredUntilCleanedUp(t *testing.T) {
 	}
 }
 
-// TestTTLCleanupHonoursReads checks that background and access
+// TestTTLCleanupHonoursReads checks that background and incremental
 // cleanup judge expiry with the access times reads wrote: a value read
 // under OnReadAndWrite after its first stamp but before that stamp's
 // expiry must survive cleanup at a time when only the first stamp is
 // expired.
 func TestTTLCleanupHonoursReads(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		onAccess bool
+		name        string
+		incremental bool
 	}{{"Background", false}, {"OnAccess", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+			env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 			cfg := ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}
-			if tc.onAccess {
+			if tc.incremental {
 				cfg.Cleanup = ttl.Cleanup{DisableBackground: true, OnAccess: ttl.AccessCleanup{Enabled: true, Size: 10}}
 			}
-			v := ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+			v := must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 			keys := []string{"a", "b", "c"}
 			for i, k := range keys {
 				env.setKey(k)
-				ttlCheck(t, v.Update(int64(i+1)))
+				noErr(t, v.Update(int64(i+1)))
 			}
 			env.advance(60 * time.Millisecond)
 			env.setKey("a")
@@ -799,17 +777,17 @@ func TestTTLCleanupHonoursReads(t *testing.T) {
 				t.Fatalf("Get(a) = %d, %v, %v; want 1", got, ok, err)
 			}
 			env.advance(60 * time.Millisecond) // stored stamps expired; a's read at +60 is not
-			if tc.onAccess {
+			if tc.incremental {
 				env.setKey("z")
-				ttlCheck(t, v.Clear()) // an access: one step over every entry
+				noErr(t, v.Clear()) // an access: one step over every entry
 			} else {
-				ttlCheck(t, env.b.CleanupExpired(context.Background()))
+				noErr(t, env.b.CleanupExpired(context.Background()))
 			}
 			if n := len(env.raw().entries(t, "v")); n != 1 {
 				t.Fatalf("%d entries on disk after cleanup; want 1 (a)", n)
 			}
 			env.open()
-			v = ttlMust(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
+			v = must(backend.GetValue(env.b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg})).in(t)
 			env.setKey("a")
 			if got, ok, err := v.Get(); err != nil || !ok || got != 1 {
 				t.Fatalf("Get(a) after cleanup = %d, %v, %v; want 1: its read refreshed it", got, ok, err)

@@ -52,15 +52,15 @@ func ttlRaceOpts(o *backend.Options) { o.TTLSweepInterval = 20 * time.Millisecon
 
 func TestTTLRaceValueRewrite(t *testing.T) {
 	const n = 20_000
-	env := ttlOpen(t, ttlRaceOpts)
+	env := newEnv(t, ttlRaceOpts)
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}}
-	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v := must(backend.GetValue(env.b, desc)).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
-	ttlCheck(t, env.b.Flush()) // removals confirm against sstables
-	env.advance(ttlD)          // every key expired; the clock stays here
+	noErr(t, env.b.Flush()) // removals confirm against sstables
+	env.advance(ttlD)       // every key expired; the clock stays here
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	rewritten := rng.Perm(n)[:n/2]
@@ -71,10 +71,10 @@ func TestTTLRaceValueRewrite(t *testing.T) {
 		for j, i := range rewritten {
 			env.setKey(fmt.Sprintf("k%05d", i))
 			val := int64((round+1)*1_000_000 + i)
-			ttlCheck(t, v.Update(val))
+			noErr(t, v.Update(val))
 			latest[i] = val
 			if round == 0 && j == len(rewritten)/2 {
-				ttlCheck(t, env.b.Flush()) // the worker scans the flushed spans too
+				noErr(t, env.b.Flush()) // the worker scans the flushed spans too
 			}
 		}
 	}
@@ -88,11 +88,11 @@ func TestTTLRaceValueRewrite(t *testing.T) {
 	// What is stored is exactly the latest value of every rewritten key,
 	// once cleanup removed the rest. (Read raw: point reads of 20k keys
 	// are slow in Pebble's race builds.)
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	raw := env.raw()
 	stored := map[int]int64{}
 	for _, e := range raw.entries(t, "v") {
-		u := ttlUserInt64(t, e.value)
+		u := userInt64(t, e.value)
 		stored[int(u%1_000_000)] = u
 	}
 	for i, want := range latest {
@@ -105,11 +105,11 @@ func TestTTLRaceValueRewrite(t *testing.T) {
 	}
 	// Reads agree, on a sample.
 	env.open()
-	v = ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v = must(backend.GetValue(env.b, desc)).in(t)
 	for i := 0; i < n; i += 97 {
 		env.setKey(fmt.Sprintf("k%05d", i))
 		got, ok, err := v.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 		if want, rewrote := latest[i]; ok != rewrote || got != want {
 			t.Fatalf("key %d: Get = %d, %v; want %d, %v", i, got, ok, want, rewrote)
 		}
@@ -118,13 +118,13 @@ func TestTTLRaceValueRewrite(t *testing.T) {
 
 func TestTTLRaceListAdd(t *testing.T) {
 	const n = 5_000
-	env := ttlOpen(t, ttlRaceOpts)
+	env := newEnv(t, ttlRaceOpts)
 	desc := backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD}}
-	l := ttlMust(backend.GetList(env.b, desc)).in(t)
+	l := must(backend.GetList(env.b, desc)).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, l.Add(-1))
-		ttlCheck(t, l.Add(-2))
+		noErr(t, l.Add(-1))
+		noErr(t, l.Add(-2))
 	}
 	env.advance(ttlD)
 
@@ -135,7 +135,7 @@ func TestTTLRaceListAdd(t *testing.T) {
 		rng.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
 		for _, i := range added {
 			env.setKey(fmt.Sprintf("k%05d", i))
-			ttlCheck(t, l.Add(int64(round*1_000_000+i)))
+			noErr(t, l.Add(int64(round*1_000_000+i)))
 		}
 	}
 	passes := stop()
@@ -148,7 +148,7 @@ func TestTTLRaceListAdd(t *testing.T) {
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
 		got, err := l.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 		if want[i] {
 			if exp := []int64{int64(i), int64(1_000_000 + i)}; !slices.Equal(got, exp) {
 				t.Fatalf("key %d: list = %v; want %v (elements added after expiry lost or expired ones kept)", i, got, exp)
@@ -157,7 +157,7 @@ func TestTTLRaceListAdd(t *testing.T) {
 			t.Fatalf("key %d: list = %v; want empty", i, got)
 		}
 	}
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	raw := env.raw()
 	if got, units := len(raw.entries(t, "l")), raw.units(t, "l"); got != len(want) || units != 2*len(want) {
 		t.Fatalf("%d lists of %d elements on disk; want %d lists of 2", got, units, len(want))
@@ -166,13 +166,13 @@ func TestTTLRaceListAdd(t *testing.T) {
 
 func TestTTLRaceMapPut(t *testing.T) {
 	const keys, perKey = 1_000, 5
-	env := ttlOpen(t, ttlRaceOpts)
+	env := newEnv(t, ttlRaceOpts)
 	desc := backend.MapDescriptor[int64, int64]{Name: "m", KeyCodec: backend.Int64, ValueCodec: backend.Int64, TTL: ttl.Config{TTL: ttlD}}
-	m := ttlMust(backend.GetMap(env.b, desc)).in(t)
+	m := must(backend.GetMap(env.b, desc)).in(t)
 	for i := range keys {
 		env.setKey(fmt.Sprintf("k%05d", i))
 		for j := range perKey {
-			ttlCheck(t, m.Put(int64(j), -1))
+			noErr(t, m.Put(int64(j), -1))
 		}
 	}
 	env.advance(ttlD)
@@ -186,7 +186,7 @@ func TestTTLRaceMapPut(t *testing.T) {
 		for _, s := range slots {
 			env.setKey(fmt.Sprintf("k%05d", s/perKey))
 			val := int64(round*1_000_000 + s)
-			ttlCheck(t, m.Put(int64(s%perKey), val))
+			noErr(t, m.Put(int64(s%perKey), val))
 			latest[s] = val
 		}
 	}
@@ -197,7 +197,7 @@ func TestTTLRaceMapPut(t *testing.T) {
 		env.setKey(fmt.Sprintf("k%05d", i))
 		var gotKeys []int64
 		for e, err := range m.Entries() {
-			ttlCheck(t, err)
+			noErr(t, err)
 			s := i*perKey + int(e.Key)
 			if want, ok := latest[s]; !ok || e.Value != want {
 				t.Fatalf("key %d map key %d = %d; want %d (present: %v)", i, e.Key, e.Value, want, ok)
@@ -214,7 +214,7 @@ func TestTTLRaceMapPut(t *testing.T) {
 			t.Fatalf("key %d: map keys %v; want %v (a put after expiry was lost)", i, gotKeys, wantKeys)
 		}
 	}
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	if got := len(env.raw().entries(t, "m")); got != len(latest) {
 		t.Fatalf("%d map entries on disk; want %d", got, len(latest))
 	}
@@ -227,14 +227,14 @@ func TestTTLRaceMapPut(t *testing.T) {
 // go, keys read since must stay; -race checks the synchronization.
 func TestTTLRaceRefreshedReads(t *testing.T) {
 	const n = 10_000
-	env := ttlOpen(t, ttlRaceOpts)
+	env := newEnv(t, ttlRaceOpts)
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}}
-	v := ttlMust(backend.GetValue(env.b, desc)).in(t)
+	v := must(backend.GetValue(env.b, desc)).in(t)
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
-		ttlCheck(t, v.Update(int64(i)))
+		noErr(t, v.Update(int64(i)))
 	}
-	ttlCheck(t, env.b.Flush())
+	noErr(t, env.b.Flush())
 	// Read the even keys when half the TTL has passed, refreshing their
 	// stamps. Then move the clock to where the first stamps of all keys are
 	// expired, but the refreshed ones are not.
@@ -249,13 +249,13 @@ func TestTTLRaceRefreshedReads(t *testing.T) {
 
 	stop := ttlCleanupLoop(t, env.b)
 	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
-	ttlCheck(t, err)
+	noErr(t, err)
 	rng := rand.New(rand.NewPCG(7, 8))
 	for round := range 3 {
 		// A full snapshot each round, written on another goroutine while
 		// the task reads on and cleanup loops.
 		snap, err := env.b.Snapshot(int64(round+1), st)
-		ttlCheck(t, err)
+		noErr(t, err)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			if _, err := snap.Run(context.Background()); err != nil {
@@ -264,7 +264,7 @@ func TestTTLRaceRefreshedReads(t *testing.T) {
 		})
 		// A state registered meanwhile, beside the snapshot and cleanup.
 		other := backend.ValueDescriptor[int64]{Name: fmt.Sprint("other", round), Codec: backend.Int64, TTL: desc.TTL}
-		ttlMust(backend.GetValue(env.b, other)).in(t)
+		must(backend.GetValue(env.b, other)).in(t)
 		for _, i := range rng.Perm(n / 2) {
 			env.setKey(fmt.Sprintf("k%05d", 2*i))
 			got, ok, err := v.Get()
@@ -277,11 +277,11 @@ func TestTTLRaceRefreshedReads(t *testing.T) {
 	passes := stop()
 	t.Logf("%d CleanupExpired passes; metrics %+v", passes, env.b.TTLMetrics())
 
-	ttlCheck(t, env.b.CleanupExpired(context.Background()))
+	noErr(t, env.b.CleanupExpired(context.Background()))
 	for i := range n {
 		env.setKey(fmt.Sprintf("k%05d", i))
 		_, ok, err := v.Get()
-		ttlCheck(t, err)
+		noErr(t, err)
 		if want := i%2 == 0; ok != want {
 			t.Fatalf("key %d: Get found %v; want %v", i, ok, want)
 		}

@@ -3,318 +3,36 @@ package backend_test
 // State TTL semantics: the scenarios of Flink's TTL test suite
 // (TtlStateTestBase and its per-kind contexts), in our own words, for
 // every state kind crossed with both update types and both visibilities.
-// Background and access cleanup are off here, so reads are the only
+// Background and incremental cleanup are off here, so reads are the only
 // thing that removes expired entries, and what a read left on disk is
 // checked by reading the closed database with Pebble directly.
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"log"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/backend"
-	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/listfmt"
-	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // ---------------------------------------------------------------------------
-// Shared helpers of the TTL tests (ttl_*_test.go). All are ttl-prefixed.
-
-// ttlT0 is where test clocks start: well after the epoch, so stamps are
-// positive, as they are in production.
-var ttlT0 = time.UnixMilli(1_700_000_000_000)
+// What the TTL tests (ttl_*_test.go) share besides the package's helpers.
 
 // ttlD is the TTL of most tests. Only the ManualClock moves time.
 const ttlD = 100 * time.Millisecond
-
-// ttlEnv is a backend with string keys in a directory of its own, driven
-// by a manual clock, that can be closed and reopened.
-type ttlEnv struct {
-	t     testing.TB
-	dir   string
-	clock *ttl.ManualClock
-	mod   func(*backend.Options)
-	b     *backend.Backend[string]
-}
-
-// ttlOpen opens a new backend in a temporary directory. mod, if not nil,
-// changes the options before each open. The backend is closed at the end
-// of the test if the test did not close it.
-func ttlOpen(t testing.TB, mod func(*backend.Options)) *ttlEnv {
-	t.Helper()
-	e := &ttlEnv{t: t, dir: t.TempDir(), clock: ttl.NewManualClock(ttlT0), mod: mod}
-	e.open()
-	t.Cleanup(func() {
-		if e.b != nil {
-			if err := e.b.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		}
-	})
-	return e
-}
-
-func (e *ttlEnv) options() backend.Options {
-	o := backend.Options{Dir: e.dir, Clock: e.clock}
-	if e.mod != nil {
-		e.mod(&o)
-	}
-	return o
-}
-
-func (e *ttlEnv) open() {
-	e.t.Helper()
-	b, err := backend.Open(backend.String, e.options())
-	if err != nil {
-		e.t.Fatalf("Open(%s): %v", e.dir, err)
-	}
-	e.b = b
-}
-
-func (e *ttlEnv) close() {
-	e.t.Helper()
-	if err := e.b.Close(); err != nil {
-		e.t.Fatalf("Close: %v", err)
-	}
-	e.b = nil
-}
-
-func (e *ttlEnv) reopen() {
-	e.t.Helper()
-	e.close()
-	e.open()
-}
-
-func (e *ttlEnv) setKey(k string) {
-	e.t.Helper()
-	if err := e.b.SetCurrentKey(k); err != nil {
-		e.t.Fatalf("SetCurrentKey(%q): %v", k, err)
-	}
-}
-
-func (e *ttlEnv) advance(d time.Duration) { e.clock.Advance(d) }
-
-// now is the clock in stamp units (ms).
-func (e *ttlEnv) now() int64 { return ttl.Millis(e.clock.Now()) }
-
-// raw closes the backend and reads its directory with Pebble directly.
-// The backend stays closed.
-func (e *ttlEnv) raw() *ttlRawView {
-	e.t.Helper()
-	if e.b != nil {
-		e.close()
-	}
-	return ttlReadRaw(e.t, e.dir)
-}
 
 // ttlCfg is a TTL config with background cleanup off.
 func ttlCfg(upd ttl.UpdateType, vis ttl.Visibility) ttl.Config {
 	return ttl.Config{TTL: ttlD, Update: upd, Visibility: vis, Cleanup: ttl.Cleanup{DisableBackground: true}}
 }
 
-// ttlCheck fails the test now on an error.
-func ttlCheck(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ttlResult holds the results of a call for ttlMust.
-type ttlResult[T any] struct {
-	v   T
-	err error
-}
-
-// ttlMust captures a call's results; .in(t) returns the value or fails the
-// test now: ttlMust(backend.GetValue(b, d)).in(t).
-func ttlMust[T any](v T, err error) ttlResult[T] { return ttlResult[T]{v, err} }
-
-func (r ttlResult[T]) in(t testing.TB) T {
-	t.Helper()
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.v
-}
-
-// ttlWaitFor polls cond every few milliseconds until it holds, failing
-// the test after d. It waits for background goroutines, never for expiry:
-// expiry is driven by the manual clock.
-func ttlWaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// ttlRawEntry is one stored key and value.
-type ttlRawEntry struct{ key, value []byte }
-
-// ttlRawView is the content of a closed backend directory, read with
-// Pebble directly (read-only, with the backend's merge operator, so list
-// operands come back merged).
-type ttlRawView struct {
-	records map[string]meta.State
-	byID    map[uint16][]ttlRawEntry
-}
-
-// ttlQuietLogger keeps Pebble's informational messages out of test output.
-type ttlQuietLogger struct{}
-
-func (ttlQuietLogger) Infof(string, ...any)         {}
-func (ttlQuietLogger) Errorf(f string, args ...any) { log.Printf("pebble (raw): "+f, args...) }
-func (ttlQuietLogger) Fatalf(f string, args ...any) { panic(fmt.Sprintf("pebble (raw): "+f, args...)) }
-
-func ttlReadRaw(t testing.TB, dir string) *ttlRawView {
-	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{
-		ReadOnly: true, Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest, Logger: ttlQuietLogger{},
-	})
-	if err != nil {
-		t.Fatalf("raw open %s: %v", dir, err)
-	}
-	defer db.Close()
-	it, err := db.NewIter(nil)
-	ttlCheck(t, err)
-	defer it.Close()
-	v := &ttlRawView{records: map[string]meta.State{}, byID: map[uint16][]ttlRawEntry{}}
-	recPrefix := keys.StateMetaPrefix()
-	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()
-		if len(k) < keys.StateIDLen {
-			t.Fatalf("raw: key %x shorter than a state id", k)
-		}
-		val, err := it.ValueAndErr()
-		ttlCheck(t, err)
-		id := binary.BigEndian.Uint16(k)
-		if id == keys.SystemID {
-			if bytes.HasPrefix(k, recPrefix) {
-				m, err := meta.DecodeState(val)
-				if err != nil {
-					t.Fatalf("raw: state record %q: %v", k, err)
-				}
-				v.records[m.Name] = m
-			}
-			continue
-		}
-		v.byID[id] = append(v.byID[id], ttlRawEntry{bytes.Clone(k), bytes.Clone(val)})
-	}
-	ttlCheck(t, it.Error())
-	return v
-}
-
-// record returns the stored record of the named state.
-func (v *ttlRawView) record(t testing.TB, name string) meta.State {
-	t.Helper()
-	m, ok := v.records[name]
-	if !ok {
-		t.Fatalf("raw: no record of state %q (have %v)", name, slices.Sorted(maps.Keys(v.records)))
-	}
-	return m
-}
-
-// entries returns the stored entries of the named state.
-func (v *ttlRawView) entries(t testing.TB, name string) []ttlRawEntry {
-	t.Helper()
-	return v.byID[v.record(t, name).ID]
-}
-
-// units counts what the named state stores: list elements for a list
-// state, entries otherwise (values, accumulators, map entries). It is the
-// unit TTLMetrics counts removals in.
-func (v *ttlRawView) units(t testing.TB, name string) int {
-	t.Helper()
-	m := v.record(t, name)
-	if m.Kind != meta.KindList {
-		return len(v.byID[m.ID])
-	}
-	n := 0
-	for _, e := range v.byID[m.ID] {
-		c, err := listfmt.Count(e.value)
-		if err != nil {
-			t.Fatalf("raw: list %x: %v", e.key, err)
-		}
-		n += c
-	}
-	return n
-}
-
-// total is the number of stored entries of user states, under any id.
-func (v *ttlRawView) total() int {
-	n := 0
-	for _, es := range v.byID {
-		n += len(es)
-	}
-	return n
-}
-
-// orphans is the number of stored entries under ids no record names.
-func (v *ttlRawView) orphans() int {
-	used := map[uint16]bool{}
-	for _, m := range v.records {
-		used[m.ID] = true
-	}
-	n := 0
-	for id, es := range v.byID {
-		if !used[id] {
-			n += len(es)
-		}
-	}
-	return n
-}
-
-// stamps returns the TTL stamps stored for the named state: one per entry,
-// or one per element for a list.
-func (v *ttlRawView) stamps(t testing.TB, name string) []int64 {
-	t.Helper()
-	m := v.record(t, name)
-	var out []int64
-	for _, e := range v.byID[m.ID] {
-		if m.Kind != meta.KindList {
-			ts, _, err := ttl.SplitStamp(e.value)
-			ttlCheck(t, err)
-			out = append(out, ts)
-			continue
-		}
-		for rest := e.value; len(rest) > 0; {
-			elem, r, err := listfmt.Next(rest)
-			ttlCheck(t, err)
-			ts, _, err := ttl.SplitStamp(elem)
-			ttlCheck(t, err)
-			out = append(out, ts)
-			rest = r
-		}
-	}
-	return out
-}
-
-// ttlSumAcc is the accumulator of ttlSum, stored as JSON.
-type ttlSumAcc struct{ Sum, N int64 }
-
-// ttlSum is an AggregateFunction summing int64 inputs.
-type ttlSum struct{}
-
-func (ttlSum) CreateAccumulator() ttlSumAcc        { return ttlSumAcc{} }
-func (ttlSum) Add(in int64, a ttlSumAcc) ttlSumAcc { return ttlSumAcc{a.Sum + in, a.N + 1} }
-func (ttlSum) Result(a ttlSumAcc) int64            { return a.Sum }
-func (ttlSum) Merge(a, b ttlSumAcc) ttlSumAcc      { return ttlSumAcc{a.Sum + b.Sum, a.N + b.N} }
-func ttlAdd(a, b int64) int64                      { return a + b }
-func ttlLast(_ int64, had bool, v int64) int64     { return v }
+// ttlLast and ttlFoldSum are what a read returns after writing v onto what
+// a read returned before (prev, had): the last value, or the sum.
+func ttlLast(_ int64, had bool, v int64) int64 { return v }
 func ttlFoldSum(prev int64, had bool, v int64) int64 {
 	if had {
 		return prev + v
@@ -378,7 +96,7 @@ func (a ttlReducingAcc) read() (int64, bool, error) { return a.s.Get() }
 func (a ttlReducingAcc) clear() error               { return a.s.Clear() }
 
 type ttlAggAcc struct {
-	s *backend.Aggregating[string, backend.VoidNamespace, int64, ttlSumAcc, int64]
+	s *backend.Aggregating[string, backend.VoidNamespace, int64, avgAcc, int64]
 }
 
 func (a ttlAggAcc) write(v int64) error        { return a.s.Add(v) }
@@ -427,7 +145,7 @@ func ttlKinds() []ttlKind {
 		{
 			name: "reducing",
 			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
-				s, err := backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: ttlAdd, TTL: cfg})
+				s, err := backend.GetReducing(b, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: sum, TTL: cfg})
 				return ttlReducingAcc{s}, err
 			},
 			fold:  ttlFoldSum,
@@ -436,8 +154,8 @@ func ttlKinds() []ttlKind {
 		{
 			name: "aggregating",
 			register: func(b *backend.Backend[string], name string, cfg ttl.Config) (ttlAccess, error) {
-				s, err := backend.GetAggregating(b, backend.AggregatingDescriptor[int64, ttlSumAcc, int64]{
-					Name: name, Codec: backend.JSON[ttlSumAcc](), Function: ttlSum{}, TTL: cfg})
+				s, err := backend.GetAggregating(b, backend.AggregatingDescriptor[int64, avgAcc, int64]{
+					Name: name, Codec: backend.JSON[avgAcc](), Function: sumAgg{}, TTL: cfg})
 				return ttlAggAcc{s}, err
 			},
 			fold:  ttlFoldSum,
@@ -458,7 +176,7 @@ type ttlScenario struct {
 // backend shared by the scenarios of one kind and config.
 type ttlH struct {
 	t      *testing.T
-	env    *ttlEnv
+	env    *env
 	kind   ttlKind
 	cfg    ttl.Config
 	name   string
@@ -515,7 +233,7 @@ func (h *ttlH) wantExpired(stale int64) {
 	h.wantNone()
 }
 
-func (h *ttlH) elapsed() int64 { return h.env.now() - ttl.Millis(ttlT0) }
+func (h *ttlH) elapsed() int64 { return h.env.now() - ttl.Millis(envT0) }
 
 func (h *ttlH) removed() uint64 { return h.env.b.TTLMetrics().ReadRemoved }
 
@@ -557,7 +275,7 @@ func TestTTLSemantics(t *testing.T) {
 			for _, c := range ttlConfigs {
 				t.Run(c.name, func(t *testing.T) {
 					cfg := ttlCfg(c.upd, c.vis)
-					env := ttlOpen(t, nil)
+					env := newEnv(t)
 					stored := map[string]int{}
 					failed := map[string]bool{}
 					for _, sc := range append(slices.Clone(ttlGenericScenarios), kind.extra...) {
@@ -565,7 +283,7 @@ func TestTTLSemantics(t *testing.T) {
 							env.t = t
 							defer func() { env.t = nil }()
 							st, err := kind.register(env.b, sc.name, cfg)
-							ttlCheck(t, err)
+							noErr(t, err)
 							sc.run(&ttlH{t: t, env: env, kind: kind, cfg: cfg, name: sc.name, st: st, stored: stored})
 						})
 						if !ok {
@@ -780,12 +498,12 @@ var ttlListScenarios = []ttlScenario{
 	{"elements expire one by one", func(h *ttlH) {
 		l := h.st.(ttlListAcc).s
 		h.key("k")
-		ttlCheck(h.t, l.Add(1)) // +0
+		noErr(h.t, l.Add(1)) // +0
 		h.advance(30 * time.Millisecond)
-		ttlCheck(h.t, l.Add(2)) // +30
+		noErr(h.t, l.Add(2)) // +30
 		h.advance(30 * time.Millisecond)
-		ttlCheck(h.t, l.AddAll([]int64{3, 4})) // +60
-		h.advance(40 * time.Millisecond)       // +100: 1 expires exactly now
+		noErr(h.t, l.AddAll([]int64{3, 4})) // +60
+		h.advance(40 * time.Millisecond)    // +100: 1 expires exactly now
 		mark := h.removed()
 		if h.retExpired() {
 			ttlWantVoidList(h, l, 1, 2, 3, 4)
@@ -815,10 +533,10 @@ var ttlListScenarios = []ttlScenario{
 	{"expired elements are trimmed on disk", func(h *ttlH) {
 		l := h.st.(ttlListAcc).s
 		h.key("k")
-		ttlCheck(h.t, l.Add(1)) // +0
+		noErr(h.t, l.Add(1)) // +0
 		h.advance(60 * time.Millisecond)
-		ttlCheck(h.t, l.Add(2)) // +60, a second merge operand
-		ttlCheck(h.t, l.Add(3))
+		noErr(h.t, l.Add(2)) // +60, a second merge operand
+		noErr(h.t, l.Add(3))
 		h.advance(40 * time.Millisecond) // +100
 		mark := h.removed()
 		if h.retExpired() {
@@ -832,21 +550,21 @@ var ttlListScenarios = []ttlScenario{
 		// Merging namespaces appends older elements after newer ones: an
 		// expired element need not be a prefix of the list.
 		name := h.name + "#ns"
-		l := ttlMust(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
+		l := must(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
 		h.key("k")
-		ttlCheck(h.t, l.SetCurrentNamespace("b"))
-		ttlCheck(h.t, l.Add(20)) // +0
+		noErr(h.t, l.SetCurrentNamespace("b"))
+		noErr(h.t, l.Add(20)) // +0
 		h.advance(50 * time.Millisecond)
-		ttlCheck(h.t, l.SetCurrentNamespace("a"))
-		ttlCheck(h.t, l.Add(10)) // +50
-		ttlCheck(h.t, l.Add(11))
-		ttlCheck(h.t, l.MergeNamespaces("a", "b")) // a = [10, 11, 20@+0]
-		h.advance(50 * time.Millisecond)           // +100: 20 expired
+		noErr(h.t, l.SetCurrentNamespace("a"))
+		noErr(h.t, l.Add(10)) // +50
+		noErr(h.t, l.Add(11))
+		noErr(h.t, l.MergeNamespaces("a", "b")) // a = [10, 11, 20@+0]
+		h.advance(50 * time.Millisecond)        // +100: 20 expired
 		if h.retExpired() {
 			ttlWantList(h, l, 10, 11, 20)
 		}
 		ttlWantList(h, l, 10, 11)
-		ttlCheck(h.t, l.SetCurrentNamespace("b"))
+		noErr(h.t, l.SetCurrentNamespace("b"))
 		ttlWantList(h, l) // merged away
 		h.leaves(0)
 		h.leavesFor(name, 2)
@@ -854,19 +572,19 @@ var ttlListScenarios = []ttlScenario{
 	{"merge into a list a read removed", func(h *ttlH) {
 		// The merge must not bring back the elements the read removed.
 		name := h.name + "#rm"
-		l := ttlMust(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
+		l := must(backend.GetListNS(h.env.b, backend.String, backend.ListDescriptor[int64]{Name: name, Codec: backend.Int64, TTL: h.cfg})).in(h.t)
 		h.key("k")
-		ttlCheck(h.t, l.SetCurrentNamespace("a"))
-		ttlCheck(h.t, l.Add(1)) // +0
-		h.advance(ttlD)         // +100: expired
+		noErr(h.t, l.SetCurrentNamespace("a"))
+		noErr(h.t, l.Add(1)) // +0
+		h.advance(ttlD)      // +100: expired
 		if h.retExpired() {
 			ttlWantList(h, l, 1)
 		}
 		ttlWantList(h, l)
-		ttlCheck(h.t, l.SetCurrentNamespace("b"))
-		ttlCheck(h.t, l.Add(2)) // +100
-		ttlCheck(h.t, l.MergeNamespaces("a", "b"))
-		ttlCheck(h.t, l.SetCurrentNamespace("a"))
+		noErr(h.t, l.SetCurrentNamespace("b"))
+		noErr(h.t, l.Add(2)) // +100
+		noErr(h.t, l.MergeNamespaces("a", "b"))
+		noErr(h.t, l.SetCurrentNamespace("a"))
 		ttlWantList(h, l, 2)
 		h.leaves(0)
 		h.leavesFor(name, 1)
@@ -874,10 +592,10 @@ var ttlListScenarios = []ttlScenario{
 	{"update restamps every element", func(h *ttlH) {
 		l := h.st.(ttlListAcc).s
 		h.key("k")
-		ttlCheck(h.t, l.Add(1))
+		noErr(h.t, l.Add(1))
 		h.advance(90 * time.Millisecond)
-		ttlCheck(h.t, l.Update([]int64{5, 6})) // +90: the old element is replaced
-		h.advance(20 * time.Millisecond)       // +110
+		noErr(h.t, l.Update([]int64{5, 6})) // +90: the old element is replaced
+		h.advance(20 * time.Millisecond)    // +110
 		ttlWantVoidList(h, l, 5, 6)
 		h.leaves(2)
 	}},
@@ -894,7 +612,7 @@ func ttlMapEntries(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string
 	h.t.Helper()
 	var out []ttlKV
 	for e, err := range m.Entries() {
-		ttlCheck(h.t, err)
+		noErr(h.t, err)
 		out = append(out, e)
 	}
 	return out
@@ -904,7 +622,7 @@ func ttlMapKeys(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string, i
 	h.t.Helper()
 	var out []string
 	for k, err := range m.Keys() {
-		ttlCheck(h.t, err)
+		noErr(h.t, err)
 		out = append(out, k)
 	}
 	return out
@@ -914,7 +632,7 @@ func ttlMapValues(h *ttlH, m *backend.Map[string, backend.VoidNamespace, string,
 	h.t.Helper()
 	var out []int64
 	for v, err := range m.Values() {
-		ttlCheck(h.t, err)
+		noErr(h.t, err)
 		out = append(out, v)
 	}
 	return out
@@ -956,11 +674,11 @@ var ttlMapScenarios = []ttlScenario{
 		// The read removed the entry; PutAll must bring the new value.
 		m := h.st.(ttlMapAcc).s
 		h.key("k")
-		ttlCheck(h.t, m.Put("a", 1)) // +0
-		h.advance(ttlD)              // +100: a expired
+		noErr(h.t, m.Put("a", 1)) // +0
+		h.advance(ttlD)           // +100: a expired
 		ttlWantMapGet(h, m, "a", map[bool]int64{true: 1}[h.retExpired()], h.retExpired())
 		ttlWantMapGet(h, m, "a", 0, false)
-		ttlCheck(h.t, m.PutAll(maps.All(map[string]int64{"a": 2})))
+		noErr(h.t, m.PutAll(maps.All(map[string]int64{"a": 2})))
 		ttlWantMapGet(h, m, "a", 2, true)
 		ttlWantKeys(h, m, "a")
 		h.leaves(1)
@@ -969,14 +687,14 @@ var ttlMapScenarios = []ttlScenario{
 		m := h.st.(ttlMapAcc).s
 		h.key("k")
 		for i := int64(1); i <= 3; i++ {
-			ttlCheck(h.t, m.Put(fmt.Sprint("x", i), -i)) // +0
+			noErr(h.t, m.Put(fmt.Sprint("x", i), -i)) // +0
 		}
 		h.advance(40 * time.Millisecond)
-		ttlCheck(h.t, m.Put("b", 2)) // +40
-		ttlCheck(h.t, m.Put("c", 3))
+		noErr(h.t, m.Put("b", 2)) // +40
+		noErr(h.t, m.Put("c", 3))
 		h.advance(20 * time.Millisecond)
-		ttlCheck(h.t, m.PutAll(maps.All(map[string]int64{"d": 4}))) // +60
-		h.advance(40 * time.Millisecond)                            // +100: x1..x3 expired
+		noErr(h.t, m.PutAll(maps.All(map[string]int64{"d": 4}))) // +60
+		h.advance(40 * time.Millisecond)                         // +100: x1..x3 expired
 		mark := h.removed()
 
 		ttlWantContains(h, m, "x1", h.retExpired())
@@ -1019,7 +737,7 @@ var ttlMapScenarios = []ttlScenario{
 			falses := 0
 			for {
 				empty, err := m.IsEmpty()
-				ttlCheck(h.t, err)
+				noErr(h.t, err)
 				if empty {
 					break
 				}
@@ -1041,10 +759,10 @@ var ttlMapScenarios = []ttlScenario{
 	{"live entries stay on disk, expired ones go", func(h *ttlH) {
 		m := h.st.(ttlMapAcc).s
 		h.key("k")
-		ttlCheck(h.t, m.Put("a", 1)) // +0
+		noErr(h.t, m.Put("a", 1)) // +0
 		h.advance(50 * time.Millisecond)
-		ttlCheck(h.t, m.Put("b", 2)) // +50
-		ttlCheck(h.t, m.Put("c", 3))
+		noErr(h.t, m.Put("b", 2)) // +50
+		noErr(h.t, m.Put("c", 3))
 		h.advance(50 * time.Millisecond) // +100
 		if h.retExpired() {
 			ttlWantKeys(h, m, "a", "b", "c")
@@ -1061,15 +779,15 @@ var ttlMapScenarios = []ttlScenario{
 
 func ttlReducingMerge(h *ttlH) {
 	name := h.name + "#ns"
-	r := ttlMust(backend.GetReducingNS(h.env.b, backend.String, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: ttlAdd, TTL: h.cfg})).in(h.t)
+	r := must(backend.GetReducingNS(h.env.b, backend.String, backend.ReducingDescriptor[int64]{Name: name, Codec: backend.Int64, Reduce: sum, TTL: h.cfg})).in(h.t)
 	add := func(ns string, v int64) {
 		h.t.Helper()
-		ttlCheck(h.t, r.SetCurrentNamespace(ns))
-		ttlCheck(h.t, r.Add(v))
+		noErr(h.t, r.SetCurrentNamespace(ns))
+		noErr(h.t, r.Add(v))
 	}
 	get := func(ns string, want int64, wantOK bool) {
 		h.t.Helper()
-		ttlCheck(h.t, r.SetCurrentNamespace(ns))
+		noErr(h.t, r.SetCurrentNamespace(ns))
 		got, ok, err := r.Get()
 		if err != nil || ok != wantOK || got != want {
 			h.t.Fatalf("at +%dms: namespace %s: Get = %d, %v, %v; want %d, %v", h.elapsed(), ns, got, ok, err, want, wantOK)
@@ -1080,16 +798,16 @@ func ttlReducingMerge(h *ttlH) {
 
 func ttlAggregatingMerge(h *ttlH) {
 	name := h.name + "#ns"
-	a := ttlMust(backend.GetAggregatingNS(h.env.b, backend.String, backend.AggregatingDescriptor[int64, ttlSumAcc, int64]{
-		Name: name, Codec: backend.JSON[ttlSumAcc](), Function: ttlSum{}, TTL: h.cfg})).in(h.t)
+	a := must(backend.GetAggregatingNS(h.env.b, backend.String, backend.AggregatingDescriptor[int64, avgAcc, int64]{
+		Name: name, Codec: backend.JSON[avgAcc](), Function: sumAgg{}, TTL: h.cfg})).in(h.t)
 	add := func(ns string, v int64) {
 		h.t.Helper()
-		ttlCheck(h.t, a.SetCurrentNamespace(ns))
-		ttlCheck(h.t, a.Add(v))
+		noErr(h.t, a.SetCurrentNamespace(ns))
+		noErr(h.t, a.Add(v))
 	}
 	get := func(ns string, want int64, wantOK bool) {
 		h.t.Helper()
-		ttlCheck(h.t, a.SetCurrentNamespace(ns))
+		noErr(h.t, a.SetCurrentNamespace(ns))
 		got, ok, err := a.Get()
 		if err != nil || ok != wantOK || got != want {
 			h.t.Fatalf("at +%dms: namespace %s: Get = %d, %v, %v; want %d, %v", h.elapsed(), ns, got, ok, err, want, wantOK)
@@ -1105,12 +823,12 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	h.advance(50 * time.Millisecond)
 	add("b", 2) // +50
 	add("d", 6)
-	h.advance(50 * time.Millisecond)    // +100: a and c expired
-	ttlCheck(h.t, merge("b", "a"))      // expired source: b stays 2
-	ttlCheck(h.t, merge("c", "d"))      // expired target: c becomes d's 6
-	ttlCheck(h.t, merge("e", "a", "x")) // nothing live to merge: e stays absent
-	h.advance(60 * time.Millisecond)    // +160: the merge result was stamped at +100
-	get("b", 2, true)                   // written at +50 but restamped by the merge
+	h.advance(50 * time.Millisecond) // +100: a and c expired
+	noErr(h.t, merge("b", "a"))      // expired source: b stays 2
+	noErr(h.t, merge("c", "d"))      // expired target: c becomes d's 6
+	noErr(h.t, merge("e", "a", "x")) // nothing live to merge: e stays absent
+	h.advance(60 * time.Millisecond) // +160: the merge result was stamped at +100
+	get("b", 2, true)                // written at +50 but restamped by the merge
 	get("c", 6, true)
 	get("e", 0, false)
 	get("a", 0, false) // merged away
@@ -1121,7 +839,7 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 	get("f", 7, true)                // under OnReadAndWrite: alive until +320
 	h.advance(60 * time.Millisecond) // +280: f's stored stamp (+160) is expired
 	add("g", 1)
-	ttlCheck(h.t, merge("f", "g"))
+	noErr(h.t, merge("f", "g"))
 	if h.onRead() {
 		get("f", 8, true)
 	} else {
@@ -1137,19 +855,19 @@ func ttlMergeScenario(h *ttlH, name string, add func(string, int64), get func(st
 // afterwards. Element 2 is stamped at +0 in namespace b, element 1 at +0 in
 // a and refreshed at +60; after merging b into a, at +120 only 1 is live.
 func TestTTLMergeKeepsSourceStamps(t *testing.T) {
-	env := ttlOpen(t, nil)
+	env := newEnv(t)
 	cfg := ttl.Config{TTL: ttlD, Update: ttl.OnReadAndWrite}
-	l := ttlMust(backend.GetListNS(env.b, backend.String, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: cfg})).in(t)
+	l := must(backend.GetListNS(env.b, backend.String, backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64, TTL: cfg})).in(t)
 	env.setKey("k")
-	ttlCheck(t, l.SetCurrentNamespace("b"))
-	ttlCheck(t, l.Add(2))
-	ttlCheck(t, l.SetCurrentNamespace("a"))
-	ttlCheck(t, l.Add(1))
+	noErr(t, l.SetCurrentNamespace("b"))
+	noErr(t, l.Add(2))
+	noErr(t, l.SetCurrentNamespace("a"))
+	noErr(t, l.Add(1))
 	env.advance(60 * time.Millisecond)
 	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
 		t.Fatalf("Get(a) at +60 = %v, %v; want [1]", got, err)
 	}
-	ttlCheck(t, l.MergeNamespaces("a", "b"))
+	noErr(t, l.MergeNamespaces("a", "b"))
 	env.advance(60 * time.Millisecond)
 	if got, err := l.Get(); err != nil || !slices.Equal(got, []int64{1}) {
 		t.Fatalf("Get(a) at +120 = %v, %v; want [1]: 2 was stamped at +0 and expired at +100", got, err)

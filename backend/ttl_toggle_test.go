@@ -19,7 +19,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/keys"
-	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -45,17 +44,17 @@ var (
 type ttlToggleKind struct {
 	name    string
 	entries int
-	run     func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode)
+	run     func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode)
 }
 
 // ttlEach calls fn for every (key, namespace) of the dataset, with the key
 // set, and their indexes.
-func ttlEach(t *testing.T, e *ttlEnv, setNS func(string) error, fn func(i, j int)) {
+func ttlEach(t *testing.T, e *env, setNS func(string) error, fn func(i, j int)) {
 	t.Helper()
 	for i, k := range ttlToggleKeys {
 		e.setKey(k)
 		for j, ns := range ttlToggleNS {
-			ttlCheck(t, setNS(ns))
+			noErr(t, setNS(ns))
 			fn(i, j)
 		}
 	}
@@ -63,38 +62,38 @@ func ttlEach(t *testing.T, e *ttlEnv, setNS func(string) error, fn func(i, j int
 
 func ttlToggleKinds() []ttlToggleKind {
 	return []ttlToggleKind{
-		{"value", 8, func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode) {
-			s := ttlMust(backend.GetValueNS(e.b, backend.String, backend.ValueDescriptor[int64]{Name: "s", Codec: backend.Int64, TTL: cfg})).in(t)
+		{"value", 8, func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode) {
+			s := must(backend.GetValueNS(e.b, backend.String, backend.ValueDescriptor[int64]{Name: "s", Codec: backend.Int64, TTL: cfg})).in(t)
 			if mode == ttlRegisterOnly {
 				return
 			}
 			ttlEach(t, e, s.SetCurrentNamespace, func(i, j int) {
 				want := int64(10*i + j)
 				if mode == ttlWrite {
-					ttlCheck(t, s.Update(want))
+					noErr(t, s.Update(want))
 					return
 				}
 				got, ok, err := s.Get()
-				ttlCheck(t, err)
+				noErr(t, err)
 				if ok != (mode == ttlWantPresent) || ok && got != want {
 					t.Fatalf("(%d, %d): Get = %d, %v; want %d, present %v", i, j, got, ok, want, mode == ttlWantPresent)
 				}
 			})
 		}},
-		{"list", 8, func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode) {
-			s := ttlMust(backend.GetListNS(e.b, backend.String, backend.ListDescriptor[int64]{Name: "s", Codec: backend.Int64, TTL: cfg})).in(t)
+		{"list", 8, func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode) {
+			s := must(backend.GetListNS(e.b, backend.String, backend.ListDescriptor[int64]{Name: "s", Codec: backend.Int64, TTL: cfg})).in(t)
 			if mode == ttlRegisterOnly {
 				return
 			}
 			ttlEach(t, e, s.SetCurrentNamespace, func(i, j int) {
 				want := []int64{int64(i), int64(j), 100, 7}
 				if mode == ttlWrite {
-					ttlCheck(t, s.AddAll(want[:3]))
-					ttlCheck(t, s.Add(want[3])) // a second merge operand
+					noErr(t, s.AddAll(want[:3]))
+					noErr(t, s.Add(want[3])) // a second merge operand
 					return
 				}
 				got, err := s.Get()
-				ttlCheck(t, err)
+				noErr(t, err)
 				if mode == ttlWantAbsent {
 					want = nil
 				}
@@ -103,20 +102,20 @@ func ttlToggleKinds() []ttlToggleKind {
 				}
 			})
 		}},
-		{"map", 24, func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode) {
-			s := ttlMust(backend.GetMapNS(e.b, backend.String, backend.MapDescriptor[string, int64]{Name: "s", KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: cfg})).in(t)
+		{"map", 24, func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode) {
+			s := must(backend.GetMapNS(e.b, backend.String, backend.MapDescriptor[string, int64]{Name: "s", KeyCodec: backend.String, ValueCodec: backend.Int64, TTL: cfg})).in(t)
 			if mode == ttlRegisterOnly {
 				return
 			}
 			ttlEach(t, e, s.SetCurrentNamespace, func(i, j int) {
 				want := map[string]int64{"a": int64(i), "b": int64(j), "c": int64(i + j)}
 				if mode == ttlWrite {
-					ttlCheck(t, s.PutAll(maps.All(want)))
+					noErr(t, s.PutAll(maps.All(want)))
 					return
 				}
 				got := map[string]int64{}
 				for en, err := range s.Entries() {
-					ttlCheck(t, err)
+					noErr(t, err)
 					got[en.Key] = en.Value
 				}
 				if mode == ttlWantAbsent {
@@ -127,40 +126,40 @@ func ttlToggleKinds() []ttlToggleKind {
 				}
 			})
 		}},
-		{"reducing", 8, func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode) {
-			s := ttlMust(backend.GetReducingNS(e.b, backend.String, backend.ReducingDescriptor[int64]{Name: "s", Codec: backend.Int64, Reduce: ttlAdd, TTL: cfg})).in(t)
+		{"reducing", 8, func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode) {
+			s := must(backend.GetReducingNS(e.b, backend.String, backend.ReducingDescriptor[int64]{Name: "s", Codec: backend.Int64, Reduce: sum, TTL: cfg})).in(t)
 			if mode == ttlRegisterOnly {
 				return
 			}
 			ttlEach(t, e, s.SetCurrentNamespace, func(i, j int) {
 				if mode == ttlWrite {
-					ttlCheck(t, s.Add(int64(i)))
-					ttlCheck(t, s.Add(int64(100*j+1)))
+					noErr(t, s.Add(int64(i)))
+					noErr(t, s.Add(int64(100*j+1)))
 					return
 				}
 				want := int64(i + 100*j + 1)
 				got, ok, err := s.Get()
-				ttlCheck(t, err)
+				noErr(t, err)
 				if ok != (mode == ttlWantPresent) || ok && got != want {
 					t.Fatalf("(%d, %d): Get = %d, %v; want %d, present %v", i, j, got, ok, want, mode == ttlWantPresent)
 				}
 			})
 		}},
-		{"aggregating", 8, func(t *testing.T, e *ttlEnv, cfg ttl.Config, mode ttlToggleMode) {
-			s := ttlMust(backend.GetAggregatingNS(e.b, backend.String, backend.AggregatingDescriptor[int64, ttlSumAcc, int64]{
-				Name: "s", Codec: backend.JSON[ttlSumAcc](), Function: ttlSum{}, TTL: cfg})).in(t)
+		{"aggregating", 8, func(t *testing.T, e *env, cfg ttl.Config, mode ttlToggleMode) {
+			s := must(backend.GetAggregatingNS(e.b, backend.String, backend.AggregatingDescriptor[int64, avgAcc, int64]{
+				Name: "s", Codec: backend.JSON[avgAcc](), Function: sumAgg{}, TTL: cfg})).in(t)
 			if mode == ttlRegisterOnly {
 				return
 			}
 			ttlEach(t, e, s.SetCurrentNamespace, func(i, j int) {
 				if mode == ttlWrite {
-					ttlCheck(t, s.Add(int64(i)))
-					ttlCheck(t, s.Add(int64(100*j+1)))
+					noErr(t, s.Add(int64(i)))
+					noErr(t, s.Add(int64(100*j+1)))
 					return
 				}
 				want := int64(i + 100*j + 1)
 				got, ok, err := s.Get()
-				ttlCheck(t, err)
+				noErr(t, err)
 				if ok != (mode == ttlWantPresent) || ok && got != want {
 					t.Fatalf("(%d, %d): Get = %d, %v; want %d, present %v", i, j, got, ok, want, mode == ttlWantPresent)
 				}
@@ -173,7 +172,7 @@ func ttlToggleKinds() []ttlToggleKind {
 // record says TTL on or off, it lives under a new id with nothing left
 // under the old one or any id no record names, and with TTL on every
 // entry (every list element) is stamped at stamp.
-func ttlWantStored(t *testing.T, raw *ttlRawView, k ttlToggleKind, ttlOn bool, oldID uint16, stamp int64) uint16 {
+func ttlWantStored(t *testing.T, raw *rawView, k ttlToggleKind, ttlOn bool, oldID uint16, stamp int64) uint16 {
 	t.Helper()
 	rec := raw.record(t, "s")
 	if rec.TTL != ttlOn {
@@ -215,7 +214,7 @@ func TestTTLToggle(t *testing.T) {
 	offByUpdate := ttl.Config{TTL: time.Hour, Update: ttl.Disabled}
 	for _, k := range ttlToggleKinds() {
 		t.Run(k.name, func(t *testing.T) {
-			e := ttlOpen(t, nil)
+			e := newEnv(t)
 			e.t = t
 			k.run(t, e, off, ttlWrite)
 			k.run(t, e, off, ttlWantPresent)
@@ -264,7 +263,7 @@ func TestTTLToggle(t *testing.T) {
 // TestTTLToggleSameTTLNoMigration checks that reopening with TTL still on
 // (even with another duration) keeps the state's id and stamps.
 func TestTTLToggleSameTTLNoMigration(t *testing.T) {
-	e := ttlOpen(t, nil)
+	e := newEnv(t)
 	k := ttlToggleKinds()[1] // list: per-element stamps
 	on := ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{DisableBackground: true}}
 	k.run(t, e, on, ttlWrite)
@@ -294,13 +293,13 @@ func TestTTLToggleSameTTLNoMigration(t *testing.T) {
 // TestTTLToggleOnThenBackgroundCleanup checks that after TTL comes on,
 // background cleanup covers the state under its new id.
 func TestTTLToggleOnThenBackgroundCleanup(t *testing.T) {
-	e := ttlOpen(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
+	e := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
 	k := ttlToggleKinds()[2] // map
 	k.run(t, e, ttl.Config{}, ttlWrite)
 	e.reopen()
 	k.run(t, e, ttl.Config{TTL: ttlD}, ttlRegisterOnly) // background cleanup on
 	e.advance(ttlD)
-	ttlCheck(t, e.b.CleanupExpired(context.Background()))
+	noErr(t, e.b.CleanupExpired(context.Background()))
 	if got := e.b.TTLMetrics().BackgroundRemoved; got != uint64(k.entries) {
 		t.Fatalf("background cleanup removed %d entries; want %d", got, k.entries)
 	}
@@ -315,16 +314,16 @@ func TestTTLToggleOnThenBackgroundCleanup(t *testing.T) {
 // orphans, migrate again, and leave neither duplicates nor strays, while
 // other states are untouched.
 func TestTTLToggleInterruptedMigration(t *testing.T) {
-	e := ttlOpen(t, nil)
+	e := newEnv(t)
 	const n = 100
 	vd := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64}
 	od := backend.ValueDescriptor[int64]{Name: "other", Codec: backend.Int64}
-	v := ttlMust(backend.GetValue(e.b, vd)).in(t)
-	o := ttlMust(backend.GetValue(e.b, od)).in(t)
+	v := must(backend.GetValue(e.b, vd)).in(t)
+	o := must(backend.GetValue(e.b, od)).in(t)
 	for i := range n {
 		e.setKey(fmt.Sprint("k", i))
-		ttlCheck(t, v.Update(int64(i)))
-		ttlCheck(t, o.Update(int64(-i)))
+		noErr(t, v.Update(int64(i)))
+		noErr(t, o.Update(int64(-i)))
 	}
 	raw := e.raw()
 	vid, oid := raw.record(t, "v").ID, raw.record(t, "other").ID
@@ -333,28 +332,27 @@ func TestTTLToggleInterruptedMigration(t *testing.T) {
 	// What a migration to TTL cut short leaves: half the entries rewritten
 	// under the next id, and a stray entry no live key has; plus debris
 	// under a far-away id.
-	db, err := pebble.Open(e.dir, &pebble.Options{Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest, Logger: ttlQuietLogger{}})
-	ttlCheck(t, err)
+	db := rawDB(t, e.dir)
 	for j, en := range raw.entries(t, "v") {
 		if j%2 == 1 {
 			continue
 		}
 		k := append(keys.AppendStateID(nil, next), en.key[keys.StateIDLen:]...)
-		ttlCheck(t, db.Set(k, append(ttl.AppendStamp(nil, 1), en.value...), pebble.NoSync))
+		noErr(t, db.Set(k, append(ttl.AppendStamp(nil, 1), en.value...), pebble.NoSync))
 	}
 	stray := append(keys.AppendStateID(nil, next), "stray"...)
-	ttlCheck(t, db.Set(stray, ttl.AppendStamp(nil, e.now()), pebble.NoSync))
-	ttlCheck(t, db.Set(binary.BigEndian.AppendUint16(nil, 500), []byte("debris"), pebble.NoSync))
-	ttlCheck(t, db.Flush())
-	ttlCheck(t, db.Close())
-	if got := ttlReadRaw(t, e.dir).orphans(); got != n/2+2 {
+	noErr(t, db.Set(stray, ttl.AppendStamp(nil, e.now()), pebble.NoSync))
+	noErr(t, db.Set(binary.BigEndian.AppendUint16(nil, 500), []byte("debris"), pebble.NoSync))
+	noErr(t, db.Flush())
+	noErr(t, db.Close())
+	if got := readRaw(t, e.dir).orphans(); got != n/2+2 {
 		t.Fatalf("simulated %d orphaned entries; want %d", got, n/2+2)
 	}
 
 	e.open()
 	vd.TTL = ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{DisableBackground: true}}
-	v = ttlMust(backend.GetValue(e.b, vd)).in(t)
-	o = ttlMust(backend.GetValue(e.b, od)).in(t)
+	v = must(backend.GetValue(e.b, vd)).in(t)
+	o = must(backend.GetValue(e.b, od)).in(t)
 	for i := range n {
 		e.setKey(fmt.Sprint("k", i))
 		if got, ok, err := v.Get(); err != nil || !ok || got != int64(i) {

@@ -10,7 +10,7 @@ import (
 // TestValue_GetAbsent checks that a value never written reads as the zero
 // value and false.
 func TestValue_GetAbsent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
 	wantNoValue(t, v)
@@ -19,7 +19,7 @@ func TestValue_GetAbsent(t *testing.T) {
 // TestValue_UpdateThenGet checks that Update stores a value that Get reads,
 // and that a second Update replaces it.
 func TestValue_UpdateThenGet(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
 	noErr(t, v.Update(-42))
@@ -31,7 +31,7 @@ func TestValue_UpdateThenGet(t *testing.T) {
 // TestValue_Clear checks that Clear removes the value, and that clearing an
 // absent value is fine.
 func TestValue_Clear(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 	setKey(t, b, "k")
 	noErr(t, v.Clear()) // nothing there yet
@@ -45,7 +45,7 @@ func TestValue_Clear(t *testing.T) {
 // TestValue_EmptyEncodingIsPresent checks that a value whose encoding is
 // zero bytes long is still a value, distinct from no value.
 func TestValue_EmptyEncodingIsPresent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 	setKey(t, b, "k")
 	noErr(t, v.Update(""))
@@ -58,7 +58,7 @@ func TestValue_EmptyEncodingIsPresent(t *testing.T) {
 // TestValue_KeysAreIndependent checks that each key has its own value, with
 // keys whose encodings are prefixes of each other.
 func TestValue_KeysAreIndependent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 	keys := []string{"", "a", "ab", "abc", "b", "\x00", "\x00\x00", "\xff"}
 	for _, k := range keys {
@@ -84,7 +84,7 @@ func TestValue_KeysAreIndependent(t *testing.T) {
 // TestValue_StatesAreIndependent checks that two value states do not see
 // each other's values.
 func TestValue_StatesAreIndependent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v1 := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "one", Codec: backend.Int64})).in(t)
 	v2 := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "two", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
@@ -100,7 +100,7 @@ func TestValue_StatesAreIndependent(t *testing.T) {
 // per namespace, that SetCurrentNamespace picks it, and that Clear clears
 // only the current namespace.
 func TestValue_NamespacesAreIndependent(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})).in(t)
 	if ns := v.CurrentNamespace(); ns != 0 {
 		t.Fatalf("new state's namespace = %d, want 0", ns)
@@ -136,7 +136,7 @@ func TestValue_NamespacesAreIndependent(t *testing.T) {
 // namespace "bc") and (key "ab", namespace "c") are different entries,
 // although their bytes concatenate to the same string.
 func TestValue_VariableKeyAndNamespaceAreUnambiguous(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValueNS(b, backend.String, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	pairs := []struct{ key, ns string }{{"a", "bc"}, {"ab", "c"}, {"abc", ""}, {"", "abc"}}
 	for i, p := range pairs {
@@ -154,7 +154,7 @@ func TestValue_VariableKeyAndNamespaceAreUnambiguous(t *testing.T) {
 // TestValue_NamespaceIsPerState checks that each state keeps its own
 // current namespace while sharing the backend's current key.
 func TestValue_NamespaceIsPerState(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v1 := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[int64]{Name: "one", Codec: backend.Int64})).in(t)
 	v2 := must(backend.GetValueNS(b, backend.Int64, backend.ValueDescriptor[int64]{Name: "two", Codec: backend.Int64})).in(t)
 	setKey(t, b, "k")
@@ -175,7 +175,7 @@ func TestValue_JSONStruct(t *testing.T) {
 		X, Y int
 		Tag  string
 	}
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[point]{Name: "p", Codec: backend.JSON[point]()})).in(t)
 	setKey(t, b, "k")
 	want := point{X: 3, Y: -4, Tag: "here"}
@@ -186,7 +186,7 @@ func TestValue_JSONStruct(t *testing.T) {
 // TestValue_NoCurrentKey checks that state access before SetCurrentKey
 // fails with ErrNoCurrentKey.
 func TestValue_NoCurrentKey(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	if k, ok := b.CurrentKey(); ok {
 		t.Fatalf("CurrentKey = %q, true before SetCurrentKey", k)
@@ -200,7 +200,7 @@ func TestValue_NoCurrentKey(t *testing.T) {
 // TestValue_CurrentKeyIsShared checks that SetCurrentKey switches every
 // state of the backend at once.
 func TestValue_CurrentKeyIsShared(t *testing.T) {
-	b := mustOpen(t, tempOpts(t))
+	b := MustOpen(t)
 	v1 := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "one", Codec: backend.Int64})).in(t)
 	v2 := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "two", Codec: backend.Int64})).in(t)
 	for i, k := range []string{"a", "b", "c"} {
@@ -221,7 +221,7 @@ func TestValue_CurrentKeyIsShared(t *testing.T) {
 // TestValue_IntKeys checks a backend with int64 keys, whose key component
 // is fixed-size.
 func TestValue_IntKeys(t *testing.T) {
-	b := mustOpenK(t, backend.Int64, tempOpts(t))
+	b := MustOpenK(t, backend.Int64)
 	v := must(backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64})).in(t)
 	for k := int64(-50); k < 50; k++ {
 		setKey(t, b, k)
