@@ -67,7 +67,8 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	base := restore.Base(handles, opts.KeyGroups)
 	keep := false // keep the base's identity and upload history
 	if base != nil {
-		if err := restore.Fetch(ctx, st, base, opts.Dir); err != nil {
+		unverified, err := restore.FetchUnverified(ctx, st, base, opts.Dir)
+		if err != nil {
 			return nil, err
 		}
 		n := 0
@@ -77,10 +78,13 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 			}
 		}
 		keep = n == 1 && base.KeyGroupStart == opts.KeyGroups.Start && base.KeyGroupEnd == opts.KeyGroups.End
-		if !keep {
-			if err := rebase(ctx, opts, base); err != nil {
-				return nil, err
-			}
+		if keep {
+			err = unverified.Verify(ctx, nil)
+		} else {
+			err = rebase(ctx, opts, base, unverified)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	b, err := Open(keyCodec, opts)
@@ -119,16 +123,38 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 }
 
 // rebase turns the database fetched from an incremental handle into one of
-// the new instance: it excises the key groups the instance does not own
-// and rewrites the backend record with the new range and a new instance id.
-func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
+// the new instance: it checksums the tables that will be left, excises the
+// key groups the instance does not own (the tables inside them are never
+// read), and rewrites the backend record with the new range and a new
+// instance id. Automatic compactions and table statistics stay off
+// meanwhile, so that no table is rewritten, or read in the background,
+// before it is verified.
+func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified *restore.Unverified) error {
 	cache := pebble.NewCache(opts.BlockCacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(opts.Dir, opts.pebbleOptions(cache, pebble.EventListener{}))
+	// Reads of a damaged table fail; the listener keeps Pebble from
+	// stopping the process over it before the checksums tell.
+	po := opts.pebbleOptions(cache, pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}})
+	po.DisableAutomaticCompactions = true
+	po.DisableTableStats = true
+	db, err := pebble.Open(opts.Dir, po)
 	if err != nil {
-		return fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+		return unverified.Blame(ctx, fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err))
 	}
+	ids := make([]uint16, len(base.States))
+	for i, s := range base.States {
+		ids[i] = s.ID
+	}
+	had := KeyGroupRange{Start: base.KeyGroupStart, End: base.KeyGroupEnd}
+	keep := had.Intersect(opts.KeyGroups)
 	err = func() error {
+		need, err := restore.Kept(db, ids, had, keep, opts.MaxParallelism)
+		if err != nil {
+			return err
+		}
+		if err := unverified.Verify(ctx, need); err != nil {
+			return err
+		}
 		raw, closer, err := db.Get(keys.BackendMetaKey())
 		if err != nil {
 			return fmt.Errorf("%w: %s's database has no backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
@@ -138,12 +164,7 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
 		if err != nil {
 			return fmt.Errorf("%w: %s's backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
 		}
-		ids := make([]uint16, len(base.States))
-		for i, s := range base.States {
-			ids[i] = s.ID
-		}
-		had := KeyGroupRange{Start: base.KeyGroupStart, End: base.KeyGroupEnd}
-		if err := restore.Clip(ctx, db, ids, had, had.Intersect(opts.KeyGroups), opts.MaxParallelism); err != nil {
+		if err := restore.Clip(ctx, db, ids, had, keep, opts.MaxParallelism); err != nil {
 			return err
 		}
 		if m.InstanceID, err = meta.NewInstanceID(); err != nil {
@@ -162,7 +183,7 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return unverified.Blame(ctx, err)
 }
 
 // RestoreLatest restores from the newest completed checkpoint in st. It
