@@ -123,12 +123,13 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 }
 
 // rebase turns the database fetched from an incremental handle into one of
-// the new instance: it checksums the tables that will be left, excises the
-// key groups the instance does not own (the tables inside them are never
-// read), and rewrites the backend record with the new range and a new
-// instance id. Automatic compactions and table statistics stay off
-// meanwhile, so that no table is rewritten, or read in the background,
-// before it is verified.
+// the new instance: it rewrites the backend record with the new range and
+// a new instance id, checksums the tables that will be left, and excises
+// the key groups the instance does not own (the tables inside them are
+// never read). The checksums take longest: the record is rewritten
+// meanwhile, and Clip waits for them, since it reads the tables it cuts in
+// part. Automatic compactions and table statistics stay off, so that no
+// table is rewritten, or read in the background, before it is verified.
 func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified *restore.Unverified) error {
 	cache := pebble.NewCache(opts.BlockCacheSize)
 	defer cache.Unref()
@@ -152,38 +153,47 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified
 		if err != nil {
 			return err
 		}
-		if err := unverified.Verify(ctx, need); err != nil {
-			return err
+		verified := make(chan error, 1)
+		go func() { verified <- unverified.Verify(ctx, need) }()
+		err = rewriteRecord(db, opts, base)
+		if verr := <-verified; verr != nil {
+			return verr
 		}
-		raw, closer, err := db.Get(keys.BackendMetaKey())
-		if err != nil {
-			return fmt.Errorf("%w: %s's database has no backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
-		}
-		m, err := meta.DecodeBackend(raw)
-		closer.Close()
-		if err != nil {
-			return fmt.Errorf("%w: %s's backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
-		}
-		if err := restore.Clip(ctx, db, ids, had, keep, opts.MaxParallelism); err != nil {
-			return err
-		}
-		if m.InstanceID, err = meta.NewInstanceID(); err != nil {
-			return err
-		}
-		m.KeyGroupStart, m.KeyGroupEnd = opts.KeyGroups.Start, opts.KeyGroups.End
-		enc, err := meta.Encode(m)
 		if err != nil {
 			return err
 		}
-		if err := db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
-			return err
-		}
-		return db.Flush()
+		return restore.Clip(ctx, db, ids, had, keep, opts.MaxParallelism)
 	}()
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	return unverified.Blame(ctx, err)
+}
+
+// rewriteRecord gives the backend record of a rebased database the new
+// instance's range and a new instance id, and flushes it.
+func rewriteRecord(db *pebble.DB, opts Options, base *snapshot.Handle) error {
+	raw, closer, err := db.Get(keys.BackendMetaKey())
+	if err != nil {
+		return fmt.Errorf("%w: %s's database has no backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+	}
+	m, err := meta.DecodeBackend(raw)
+	closer.Close()
+	if err != nil {
+		return fmt.Errorf("%w: %s's backend record: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+	}
+	if m.InstanceID, err = meta.NewInstanceID(); err != nil {
+		return err
+	}
+	m.KeyGroupStart, m.KeyGroupEnd = opts.KeyGroups.Start, opts.KeyGroups.End
+	enc, err := meta.Encode(m)
+	if err != nil {
+		return err
+	}
+	if err := db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
+		return err
+	}
+	return db.Flush()
 }
 
 // RestoreLatest restores from the newest completed checkpoint in st. It

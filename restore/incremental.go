@@ -110,7 +110,8 @@ func clipCuts(ids []uint16, had, keep keygroup.Range, maxParallelism int) []span
 //     each into SSTs of its own, so no rewritten SST overlaps an ingested
 //     table.
 //
-// Only the handle's SSTs the restore reads or ingests are checksummed.
+// Only the handle's SSTs the restore reads or ingests are checksummed,
+// while they are read.
 func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, ids map[uint16]uint16, stats *Stats) error {
 	dir, err := os.MkdirTemp(b.t.StagingDir, "handle-")
 	if err != nil {
@@ -144,24 +145,17 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	if err != nil {
 		return unverified.Blame(ctx, fmt.Errorf("restore: list the tables of %s's handle: %w", h.InstanceID, err))
 	}
-	if err := unverified.Verify(ctx, usedTables(levels, owned)); err != nil {
-		return err
+	// The checksums of the tables the restore uses take as long as the
+	// rest together: both run at once, and nothing is kept unless the
+	// checksums are right.
+	verified := make(chan error, 1)
+	go func() { verified <- unverified.Verify(ctx, usedTables(levels, owned)) }()
+	whole, err := b.readTables(ctx, db, dir, opts, h, ids, levels, owned, stats)
+	if verr := <-verified; verr != nil {
+		return verr
 	}
-	whole, err := wholeTables(ctx, dir, opts, levels, ids, b.t.KeyGroups, owned, width)
 	if err != nil {
-		return fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
-	}
-	if err := b.copySpans(ctx, db, h, copyUnits(levels, owned, whole), stats); err != nil {
 		return err
-	}
-	for i := range whole {
-		for _, sp := range whole[i].outside {
-			n, err := countSpan(db, sp)
-			if err != nil {
-				return fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
-			}
-			whole[i].entries -= n
-		}
 	}
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("restore: close the database of %s's handle: %w", h.InstanceID, err)
@@ -179,6 +173,31 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	}
 	stats.KeyGroups += own.Len()
 	return nil
+}
+
+// readTables picks the tables of a handle's database to ingest whole (see
+// wholeTables), counting their entries in the owned key groups, and
+// copies the owned entries outside them.
+func (b *builder) readTables(ctx context.Context, db *pebble.DB, dir string, opts *pebble.Options, h *snapshot.Handle, ids map[uint16]uint16,
+	levels [][]pebble.SSTableInfo, owned []ownedSpan, stats *Stats) ([]wholeTable, error) {
+	width := keys.KeyGroupBytes(h.MaxParallelism)
+	whole, err := wholeTables(ctx, dir, opts, levels, ids, b.t.KeyGroups, owned, width)
+	if err != nil {
+		return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+	}
+	if err := b.copySpans(ctx, db, h, copyUnits(levels, owned, whole), stats); err != nil {
+		return nil, err
+	}
+	for i := range whole {
+		for _, sp := range whole[i].outside {
+			n, err := countSpan(db, sp)
+			if err != nil {
+				return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+			}
+			whole[i].entries -= n
+		}
+	}
+	return whole, nil
 }
 
 // ownedSpan is the key span of one state's owned key groups in a handle's

@@ -66,8 +66,7 @@ type wholeTable struct {
 // A table may reach past the owned key groups: the parts outside the key
 // groups of target, and its backend records, are listed in outside, to be
 // excised once the table is ingested. The new instance holds nothing there
-// but its own backend records, which Handles puts back. The tables must
-// have been verified.
+// but its own backend records, which Handles puts back.
 func wholeTables(ctx context.Context, dir string, opts *pebble.Options, levels [][]pebble.SSTableInfo, ids map[uint16]uint16, target keygroup.Range, owned []ownedSpan, width int) ([]wholeTable, error) {
 	if len(levels) == 0 || len(owned) == 0 {
 		return nil, nil
