@@ -74,7 +74,8 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	base := restore.Base(handles, opts.KeyGroups)
 	keep := false // keep the base's identity and upload history
 	if base != nil {
-		if err := restore.Fetch(ctx, st, base, opts.Dir); err != nil {
+		unverified, err := restore.FetchUnverified(ctx, st, base, opts.Dir)
+		if err != nil {
 			return nil, err
 		}
 		n := 0
@@ -84,10 +85,13 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 			}
 		}
 		keep = n == 1 && base.KeyGroupStart == opts.KeyGroups.Start && base.KeyGroupEnd == opts.KeyGroups.End
-		if !keep {
-			if err := rebase(ctx, opts, base); err != nil {
-				return nil, err
-			}
+		if keep {
+			err = unverified.Verify(ctx, nil)
+		} else {
+			err = rebase(ctx, opts, base, unverified)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	b, err := Open(keyCodec, opts)
@@ -124,19 +128,31 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 }
 
 // rebase turns the database fetched from an incremental handle into one of
-// the new instance: it excises the key groups the instance does not own
-// and rewrites the backend record with the new range and a new instance id.
-func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
+// the new instance: it checksums the tables that will be left, excises the
+// key groups the instance does not own (the tables wholly inside them are
+// never read) and rewrites the backend record with the new range and a new
+// instance id. Checksums come before the excise: to cut a table in part,
+// Pebble reads it, and a read that fails there can lose the rest of the
+// table unreported. store.Rebase keeps compactions and table statistics
+// off, so no unverified table is rewritten or read in the background.
+func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified *restore.Unverified) error {
 	err := store.Rebase(opts.storeOptions(pebble.EventListener{}), func(db *pebble.DB, m meta.Backend) (meta.Backend, error) {
 		ids := make([]uint16, len(base.States))
 		for i, s := range base.States {
 			ids[i] = s.ID
 		}
 		had := KeyGroupRange{Start: base.KeyGroupStart, End: base.KeyGroupEnd}
-		if err := restore.Clip(ctx, db, ids, had, had.Intersect(opts.KeyGroups), opts.MaxParallelism); err != nil {
+		keep := had.Intersect(opts.KeyGroups)
+		need, err := restore.Kept(db, ids, had, keep, opts.MaxParallelism)
+		if err != nil {
 			return m, err
 		}
-		var err error
+		if err := unverified.Verify(ctx, need); err != nil {
+			return m, err
+		}
+		if err := restore.Clip(ctx, db, ids, had, keep, opts.MaxParallelism); err != nil {
+			return m, err
+		}
 		if m.InstanceID, err = meta.NewInstanceID(); err != nil {
 			return m, err
 		}
@@ -144,9 +160,9 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle) error {
 		return m, nil
 	})
 	if errors.Is(err, store.ErrCorrupt) {
-		return fmt.Errorf("%w: the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
+		err = fmt.Errorf("%w: the database of %s's handle: %v", snapshot.ErrCorrupt, base.InstanceID, err)
 	}
-	return err
+	return unverified.Blame(ctx, err)
 }
 
 // RestoreLatest restores from the newest completed checkpoint in st. It

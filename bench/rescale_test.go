@@ -23,13 +23,15 @@ import (
 //	                        on this data set); the ratios below are against it
 //	RescaleIn               2 -> 1 (RESCALE_IN): the handles of key groups [0, 64) and [64, 128) into
 //	                        one instance of all 128; one handle becomes the database, the other's
-//	                        entries are read and ingested
+//	                        tables are ingested whole where Pebble can take them (sequence numbers
+//	                        zero) and the rest of its entries rewritten
 //	RescaleOut              1 -> 2 (RESCALE_OUT): the one handle into subtask 0, key groups [0, 64):
-//	                        the database is linked and the other half excised. The other subtask's
-//	                        restore, [64, 128), is timed separately and reported as upper-ns
+//	                        the database is linked, the tables it keeps checksummed and the other
+//	                        half excised. The other subtask's restore, [64, 128), is timed
+//	                        separately and reported as upper-ns
 //
 // Targets: RescaleIn/RescaleBaselineRestore <= 2.5,
-// RescaleOut/RescaleBaselineRestore <= 1.2.
+// RescaleOut/RescaleBaselineRestore <= 1.2, at -rescalekeys 1M and 2M.
 //
 // The two checkpoints were written by a job at parallelism 1 (one
 // instance, all keys) and one at parallelism 2 (two instances, each

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/pebblestate/pebblestate/internal/parallel"
 	"github.com/pebblestate/pebblestate/snapshot"
@@ -20,48 +23,137 @@ import (
 // checked against the handle; a mismatch or a missing file is an error
 // naming it. Files are fetched by fetchWorkers goroutines at once.
 func Fetch(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) error {
+	u, err := FetchUnverified(ctx, st, h, dir)
+	if err != nil {
+		return err
+	}
+	return u.Verify(ctx, nil)
+}
+
+// Unverified holds the SSTs FetchUnverified linked without reading them:
+// their sizes are checked, their checksums not yet.
+type Unverified struct {
+	dir   string
+	files map[string]snapshot.FileRef // by local name
+}
+
+// FetchUnverified brings the files of an incremental handle into dir as
+// Fetch does, but checksums only the handle's private files (MANIFEST,
+// OPTIONS, WAL) and the files it copies; the SSTs it hard-links get a size
+// check only. Their checksums are left to Unverified.Verify, called once
+// the database is open and the caller knows which tables it will use: a
+// restore that excises half of a handle's key groups need not read the
+// tables it drops. Open such a database without automatic compactions
+// until Verify returns, so that no unverified table is rewritten into a
+// new one first.
+func FetchUnverified(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) (*Unverified, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	type job struct {
-		ref snapshot.FileRef
-		dst string
+		ref    snapshot.FileRef
+		local  string
+		shared bool
 	}
 	var jobs []job
 	for _, f := range h.Shared {
-		jobs = append(jobs, job{f.FileRef, filepath.Join(dir, f.LocalName)})
+		jobs = append(jobs, job{f.FileRef, f.LocalName, true})
 	}
 	for _, f := range h.Files {
-		jobs = append(jobs, job{f, filepath.Join(dir, path.Base(f.Name))})
+		jobs = append(jobs, job{f, path.Base(f.Name), false})
 	}
-	return parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
-		return fetchFile(ctx, st, jobs[i].ref, jobs[i].dst)
+	deferred := make([]bool, len(jobs))
+	err := parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
+		j := jobs[i]
+		linked, err := fetchFile(ctx, st, j.ref, filepath.Join(dir, j.local))
+		if err != nil || !linked {
+			return err
+		}
+		if j.shared {
+			deferred[i] = true
+			return checkSize(filepath.Join(dir, j.local), j.ref)
+		}
+		return verify(filepath.Join(dir, j.local), j.ref)
 	})
+	if err != nil {
+		return nil, err
+	}
+	u := &Unverified{dir: dir, files: make(map[string]snapshot.FileRef)}
+	for i, j := range jobs {
+		if deferred[i] {
+			u.files[j.local] = j.ref
+		}
+	}
+	return u, nil
 }
+
+// Verify checksums the SSTs still unverified for which need returns true
+// (every one if need is nil), fetchWorkers at once. Files it verifies, or
+// that need leaves out, are not verified again by a later call.
+func (u *Unverified) Verify(ctx context.Context, need func(localName string) bool) error {
+	var names []string
+	for name := range u.files {
+		if need == nil || need(name) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	err := parallel.Do(ctx, len(names), fetchWorkers, func(ctx context.Context, i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return verify(filepath.Join(u.dir, names[i]), u.files[names[i]])
+	})
+	if err != nil {
+		return err
+	}
+	clear(u.files)
+	return nil
+}
+
+// Blame returns err, unless one of the files still unverified is damaged:
+// then the error naming it, since a read of an unverified table most
+// likely failed on that damage. It returns nil if err is nil.
+func (u *Unverified) Blame(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if verr := u.Verify(ctx, nil); verr != nil {
+		return verr
+	}
+	return err
+}
+
+// tableFileName is the name in the database directory of the file that
+// backs table t.
+func tableFileName(t pebble.SSTableInfo) string { return fmt.Sprintf("%06d.sst", t.BackingSSTNum) }
 
 // fetchWorkers is how many files Fetch brings in at once.
 const fetchWorkers = 4
 
-func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, dst string) error {
+// fetchFile brings one file to dst: a hard link when the storage is local
+// (linked is then true, and dst is not read), or a copy whose checksum is
+// checked on the way.
+func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, dst string) (linked bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	if l, ok := st.(*snapshot.Local); ok {
 		if err := os.Link(l.Path(ref.Name), dst); err == nil {
-			return verify(dst, ref)
+			return true, nil
 		} else if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("restore: %s: %w", ref.Name, err)
+			return false, fmt.Errorf("restore: %s: %w", ref.Name, err)
 		}
 		// Another filesystem, or links unsupported: copy.
 	}
 	src, err := st.Open(ctx, ref.Name)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return false, fmt.Errorf("restore: %w", err)
 	}
 	defer src.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return false, fmt.Errorf("restore: %w", err)
 	}
 	h := crc32.New(snapshot.Castagnoli)
 	n, err := io.Copy(io.MultiWriter(out, h), io.NewSectionReader(src, 0, src.Size()))
@@ -72,9 +164,9 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("restore: copy %s: %w", ref.Name, err)
+		return false, fmt.Errorf("restore: copy %s: %w", ref.Name, err)
 	}
-	return check(ref, n, h.Sum32())
+	return false, check(ref, n, h.Sum32())
 }
 
 // verify checksums a file already in place.
@@ -90,6 +182,18 @@ func verify(p string, ref snapshot.FileRef) error {
 		return fmt.Errorf("restore: read %s: %w", ref.Name, err)
 	}
 	return check(ref, n, h.Sum32())
+}
+
+// checkSize compares a file's size with the handle's, without reading it.
+func checkSize(p string, ref snapshot.FileRef) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if fi.Size() != ref.Size {
+		return fmt.Errorf("%w: %s: %d bytes, the handle says %d", snapshot.ErrCorrupt, ref.Name, fi.Size(), ref.Size)
+	}
+	return nil
 }
 
 func check(ref snapshot.FileRef, size int64, crc uint32) error {

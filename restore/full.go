@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
@@ -57,12 +58,16 @@ type Stats struct {
 	// TablesIngested counts the tables of incremental handles ingested
 	// whole, without rewriting their entries.
 	TablesIngested int
+	// Rewritten counts the entries of incremental handles that were read
+	// and written into new SSTs instead: those of tables Pebble cannot
+	// ingest as they are (see wholeTables).
+	Rewritten int64
 }
 
 // Handles restores into t.DB the key groups of t.KeyGroups that the
-// handles (full or incremental; t.Base excepted) hold. Under the
-// invariants tag, it then asserts that t.DB holds no state entry outside
-// t.KeyGroups.
+// handles (full or incremental; t.Base excepted) hold. Nothing is ingested
+// until every handle has been read and verified. Under the invariants tag,
+// it then asserts that t.DB holds no state entry outside t.KeyGroups.
 func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle, t Target) (Stats, error) {
 	var stats Stats
 	hs, err := intersecting(handles, t)
@@ -80,15 +85,13 @@ func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle
 		}
 		stats.Handles++
 	}
-	paths, size, err := b.finish()
+	groups, size, err := b.finish()
 	if err != nil {
 		return stats, err
 	}
 	stats.Bytes = size
-	if len(paths) > 0 {
-		if err := t.DB.Ingest(ctx, paths); err != nil {
-			return stats, fmt.Errorf("restore: ingest: %w", err)
-		}
+	if err := b.ingest(ctx, groups); err != nil {
+		return stats, err
 	}
 	if invariants.Enabled {
 		checkOwned(t.DB, t.KeyGroups, t.MaxParallelism)
@@ -132,22 +135,33 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 	return hs, nil
 }
 
-// builder writes one sorted run of SSTs per target state.
+// builder writes one sorted run of SSTs per target state, and SSTs of
+// spans of incremental handles copied in parallel (see copySpans).
 type builder struct {
 	t      Target
+	mu     sync.Mutex      // guards seq and done while spans are copied
 	runs   map[uint16]*run // by target state id
 	cur    *run            // the run of the last entry added
 	curID  uint16
-	done   []string // finished SSTs
+	done   []sstFile // finished SSTs, and tables to ingest whole
+	excise []span    // parts of whole tables to excise once ingested
 	keybuf []byte
 	seq    int // SSTs created, for their names
 }
 
-// run is the sorted run of one state: its open SST, if any, and the last
-// key added, which every next key must follow.
+// sstFile is an SST to ingest and its smallest and largest user keys.
+type sstFile struct {
+	path   string
+	lo, hi []byte
+}
+
+// run is the sorted run of one state: its open SST, if any, with the first
+// key written to it, and the last key added, which every next key must
+// follow.
 type run struct {
 	w       *sstable.Writer
 	path    string
+	first   []byte
 	last    []byte
 	started bool
 }
@@ -229,6 +243,11 @@ func (b *builder) add(id uint16, key, value []byte) error {
 		}
 		b.cur, b.curID = r, id
 	}
+	return b.addTo(r, id, key, value)
+}
+
+// addTo appends an entry of state id to run r.
+func (b *builder) addTo(r *run, id uint16, key, value []byte) error {
 	if r.started && bytes.Compare(key, r.last) <= 0 {
 		return fmt.Errorf("entries out of order: key %x after %x", key, r.last)
 	}
@@ -237,6 +256,7 @@ func (b *builder) add(id uint16, key, value []byte) error {
 		if err := b.newWriter(id, r); err != nil {
 			return err
 		}
+		r.first = append(r.first[:0], key...)
 	}
 	if err := r.w.Set(key, value); err != nil {
 		return err
@@ -249,8 +269,10 @@ func (b *builder) add(id uint16, key, value []byte) error {
 
 // newWriter opens a new SST for run r of state id.
 func (b *builder) newWriter(id uint16, r *run) error {
+	b.mu.Lock()
 	b.seq++
 	path := filepath.Join(b.t.StagingDir, fmt.Sprintf("restore-%05d-%06d.sst", id, b.seq))
+	b.mu.Unlock()
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("restore: create %s: %w", path, err)
@@ -267,7 +289,9 @@ func (b *builder) closeRun(r *run) error {
 	if err != nil {
 		return fmt.Errorf("restore: finish %s: %w", r.path, err)
 	}
-	b.done = append(b.done, r.path)
+	b.mu.Lock()
+	b.done = append(b.done, sstFile{path: r.path, lo: bytes.Clone(r.first), hi: bytes.Clone(r.last)})
+	b.mu.Unlock()
 	return nil
 }
 
@@ -284,21 +308,34 @@ func (b *builder) finishWriters() error {
 	return nil
 }
 
-// finish closes every writer and returns the SSTs and their total size.
-func (b *builder) finish() ([]string, int64, error) {
+// finish closes every writer and returns the SSTs in groups that can each
+// be ingested in one step (no two files of a group overlap), and their
+// total size. Usually there is one group; tables ingested whole, which may
+// reach past the owned key groups, can overlap the files of other handles.
+func (b *builder) finish() ([][]string, int64, error) {
 	if err := b.finishWriters(); err != nil {
 		return nil, 0, err
 	}
-	sort.Strings(b.done)
+	sort.Slice(b.done, func(i, j int) bool { return bytes.Compare(b.done[i].lo, b.done[j].lo) < 0 })
+	var groups [][]string
+	var ends [][]byte // the largest key of each group so far
 	var size int64
-	for _, p := range b.done {
-		fi, err := os.Stat(p)
+	for _, f := range b.done {
+		fi, err := os.Stat(f.path)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("restore: %w", err)
 		}
 		size += fi.Size()
+		g := 0
+		for g < len(groups) && bytes.Compare(ends[g], f.lo) >= 0 {
+			g++
+		}
+		if g == len(groups) {
+			groups, ends = append(groups, nil), append(ends, nil)
+		}
+		groups[g], ends[g] = append(groups[g], f.path), f.hi
 	}
-	return b.done, size, nil
+	return groups, size, nil
 }
 
 // abort removes every SST not ingested (Ingest removes those it took).
@@ -309,7 +346,7 @@ func (b *builder) abort() {
 			_ = os.Remove(r.path)
 		}
 	}
-	for _, p := range b.done {
-		_ = os.Remove(p)
+	for _, f := range b.done {
+		_ = os.Remove(f.path)
 	}
 }

@@ -328,19 +328,13 @@ func TestRestoreIgnoresOtherOperators(t *testing.T) {
 	}
 	defer b.Close()
 	frCheck(t, b)
-	// And a handle of another operator alone restores nothing.
+	// And a checkpoint with nothing for the operator is an error, never an
+	// empty backend.
 	opts := frOpts(t, 1, 0)
 	opts.Operator = "third"
-	e, err := backend.Restore(ctx, backend.Int64, opts, st, cp.Handles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	v, err := backend.GetValue(e, backend.ValueDescriptor[string]{Name: "v", Codec: backend.String})
-	must(t, err)
-	for range v.KeysInNamespace(backend.VoidNamespace{}) {
-		t.Fatal("restored data of another operator")
-	}
+	_, err = backend.Restore(ctx, backend.Int64, opts, st, cp.Handles)
+	frWantErr(t, err, snapshot.ErrIncomplete, `no handle for operator "third"`)
+	frGone(t, opts.Dir)
 }
 
 // frGone checks a failed restore removed its directory.
@@ -374,21 +368,18 @@ func TestRestoreOverlappingHandles(t *testing.T) {
 	two := frCheckpoint(t, st, 2, frSource(t, 2, 0, "snappy"), frSource(t, 2, 1, "snappy"))
 	opts := frOpts(t, 1, 0)
 	_, err := backend.Restore(ctx, backend.Int64, opts, st, append(slices.Clone(one.Handles), two.Handles[1]))
-	frWantErr(t, err, nil, "overlap")
+	frWantErr(t, err, snapshot.ErrInconsistent, "mixed")
 	frGone(t, opts.Dir)
 	// The same handle twice overlaps itself.
 	_, err = backend.Restore(ctx, backend.Int64, opts, st, []snapshot.Handle{two.Handles[0], two.Handles[0]})
-	frWantErr(t, err, nil, "overlap")
+	frWantErr(t, err, snapshot.ErrInconsistent, "in more than one handle")
 	frGone(t, opts.Dir)
-	// Handles that do not meet the new range are ignored, so they are not
-	// checked for overlap: instance 1 of 2 only reads [64, 128).
+	// Every handle of the operator is checked, also those outside the new
+	// range: a checkpoint that holds a key group twice is inconsistent.
 	opts2 := frOpts(t, 2, 1)
-	b, err := backend.Restore(ctx, backend.Int64, opts2, st, []snapshot.Handle{two.Handles[0], two.Handles[0], two.Handles[1]})
-	if err != nil {
-		t.Fatalf("overlapping handles outside the new range: %v", err)
-	}
-	frCheck(t, b)
-	b.Close()
+	_, err = backend.Restore(ctx, backend.Int64, opts2, st, []snapshot.Handle{two.Handles[0], two.Handles[0], two.Handles[1]})
+	frWantErr(t, err, snapshot.ErrInconsistent)
+	frGone(t, opts2.Dir)
 }
 
 func TestRestoreMaxParallelismMismatch(t *testing.T) {

@@ -43,19 +43,58 @@ func Base(handles []snapshot.Handle, r keygroup.Range) *snapshot.Handle {
 // outside keep, for every state id, by excising them, so their space is
 // returned without waiting for compaction.
 func Clip(ctx context.Context, db *pebble.DB, ids []uint16, had, keep keygroup.Range, maxParallelism int) error {
+	for _, c := range clipCuts(ids, had, keep, maxParallelism) {
+		if err := db.Excise(ctx, pebble.KeyRange{Start: c.lo, End: c.hi}); err != nil {
+			return fmt.Errorf("restore: clip state %d to key groups %s: %w", binary.BigEndian.Uint16(c.lo), keep, err)
+		}
+	}
+	return nil
+}
+
+// Kept returns a need function for Unverified.Verify that selects the
+// files of db that Clip(ids, had, keep) leaves, whole or in part: all but
+// those backing only tables that lie inside the key groups Clip cuts,
+// which Pebble drops without reading them. Verify before Clip: to cut a
+// table in part, Pebble reads it, and a read that fails there can go
+// unreported and lose the rest of the table.
+func Kept(db *pebble.DB, ids []uint16, had, keep keygroup.Range, maxParallelism int) (func(string) bool, error) {
+	levels, err := db.SSTables()
+	if err != nil {
+		return nil, fmt.Errorf("restore: list tables: %w", err)
+	}
+	cuts := clipCuts(ids, had, keep, maxParallelism)
+	kept := make(map[string]bool)
+	for _, lvl := range levels {
+		for _, t := range lvl {
+			inside := false
+			for _, c := range cuts {
+				if bytes.Compare(c.lo, t.Smallest.UserKey) <= 0 && bytes.Compare(t.Largest.UserKey, c.hi) < 0 {
+					inside = true
+					break
+				}
+			}
+			if !inside {
+				kept[tableFileName(t)] = true
+			}
+		}
+	}
+	return func(name string) bool { return kept[name] || filepath.Ext(name) != ".sst" }, nil
+}
+
+// clipCuts returns the key spans Clip excises.
+func clipCuts(ids []uint16, had, keep keygroup.Range, maxParallelism int) []span {
 	width := keys.KeyGroupBytes(maxParallelism)
+	var out []span
 	for _, id := range ids {
 		for _, cut := range []keygroup.Range{{Start: had.Start, End: keep.Start}, {Start: keep.End, End: had.End}} {
 			if cut.IsEmpty() {
 				continue
 			}
 			lo, hi := keys.KeyGroupBounds(id, cut.Start, cut.End, width)
-			if err := db.Excise(ctx, pebble.KeyRange{Start: lo, End: hi}); err != nil {
-				return fmt.Errorf("restore: clip state %d to key groups %s: %w", id, keep, err)
-			}
+			out = append(out, span{lo, hi})
 		}
 	}
-	return nil
+	return out
 }
 
 // addIncremental brings the owned key groups of a (non-base) incremental
@@ -63,25 +102,35 @@ func Clip(ctx context.Context, db *pebble.DB, ids []uint16, had, keep keygroup.R
 // staging directory, in the manner of Flink's IngestDB:
 //
 //  1. Tables that can be ingested as they are (see wholeTables) are moved
-//     to the staging directory untouched: no entry is read or rewritten.
+//     to the staging directory untouched: no entry is read or rewritten,
+//     even when part of a table lies outside the owned key groups; that
+//     part is excised after ingestion (see Handles).
 //  2. The entries of the owned key groups outside those tables are read
-//     and written into new SSTs, one run per gap between them, so no
-//     rewritten SST overlaps an ingested table.
+//     and written into new SSTs, several spans at once (see copySpans),
+//     each into SSTs of its own, so no rewritten SST overlaps an ingested
+//     table.
+//
+// Only the handle's SSTs the restore reads or ingests are checksummed,
+// while they are read.
 func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, ids map[uint16]uint16, stats *Stats) error {
 	dir, err := os.MkdirTemp(b.t.StagingDir, "handle-")
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if err := Fetch(ctx, st, h, dir); err != nil {
+	unverified, err := FetchUnverified(ctx, st, h, dir)
+	if err != nil {
 		return err
 	}
 	opts := b.t.Options.Clone()
 	opts.ReadOnly = true
-	opts.EventListener = nil
+	opts.DisableTableStats = true
+	// Not every table is verified yet: a read of a damaged one fails, and
+	// the listener keeps Pebble from stopping the process over it.
+	opts.EventListener = &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		return fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, h.InstanceID, err)
+		return unverified.Blame(ctx, fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, h.InstanceID, err))
 	}
 	closed := false
 	defer func() {
@@ -91,23 +140,22 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	}()
 	own := keygroup.Range{Start: h.KeyGroupStart, End: h.KeyGroupEnd}.Intersect(b.t.KeyGroups)
 	width := keys.KeyGroupBytes(h.MaxParallelism)
-	whole, err := wholeTables(db, h, ids, own, width)
+	owned := ownedSpans(h, ids, own, width)
+	levels, err := db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return unverified.Blame(ctx, fmt.Errorf("restore: list the tables of %s's handle: %w", h.InstanceID, err))
+	}
+	// The checksums of the tables the restore uses take as long as the
+	// rest together: both run at once, and nothing is kept unless the
+	// checksums are right.
+	verified := make(chan error, 1)
+	go func() { verified <- unverified.Verify(ctx, usedTables(levels, owned)) }()
+	whole, err := b.readTables(ctx, db, dir, opts, h, ids, levels, owned, stats)
+	if verr := <-verified; verr != nil {
+		return verr
+	}
 	if err != nil {
 		return err
-	}
-	for _, s := range h.States {
-		lo, hi := keys.KeyGroupBounds(s.ID, own.Start, own.End, width)
-		for _, gap := range gaps(lo, hi, whole) {
-			if err := b.copySpan(db, h, s.Name, ids[s.ID], gap, stats); err != nil {
-				return err
-			}
-			if err := b.finishWriters(); err != nil { // no run may span an ingested table
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
 	}
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("restore: close the database of %s's handle: %w", h.InstanceID, err)
@@ -118,7 +166,8 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 		if err := os.Rename(filepath.Join(dir, t.name), dst); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-		b.done = append(b.done, dst)
+		b.done = append(b.done, sstFile{path: dst, lo: t.lo, hi: t.hi})
+		b.excise = append(b.excise, t.outside...)
 		stats.Entries += t.entries
 		stats.TablesIngested++
 	}
@@ -126,60 +175,52 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	return nil
 }
 
-// wholeTable is an SST of a handle's database to ingest as it is.
-type wholeTable struct {
-	name    string // file name in the database directory
-	lo, hi  []byte // smallest and largest user key
-	entries int64
+// readTables picks the tables of a handle's database to ingest whole (see
+// wholeTables), counting their entries in the owned key groups, and
+// copies the owned entries outside them.
+func (b *builder) readTables(ctx context.Context, db *pebble.DB, dir string, opts *pebble.Options, h *snapshot.Handle, ids map[uint16]uint16,
+	levels [][]pebble.SSTableInfo, owned []ownedSpan, stats *Stats) ([]wholeTable, error) {
+	width := keys.KeyGroupBytes(h.MaxParallelism)
+	whole, err := wholeTables(ctx, dir, opts, levels, ids, b.t.KeyGroups, owned, width)
+	if err != nil {
+		return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+	}
+	if err := b.copySpans(ctx, db, h, copyUnits(levels, owned, whole), stats); err != nil {
+		return nil, err
+	}
+	for i := range whole {
+		for _, sp := range whole[i].outside {
+			n, err := countSpan(db, sp)
+			if err != nil {
+				return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+			}
+			whole[i].entries -= n
+		}
+	}
+	return whole, nil
 }
 
-// wholeTables returns, sorted by key, the tables of db that can be
-// ingested untouched: in the bottom level, physical (not virtual), with
-// every sequence number zero (Pebble ingests only such tables), overlapped
-// by no table of a higher level (which could hold newer versions of their
-// keys), and inside the owned key groups of one state whose id is the same
-// in the new instance.
-func wholeTables(db *pebble.DB, h *snapshot.Handle, ids map[uint16]uint16, own keygroup.Range, width int) ([]wholeTable, error) {
-	levels, err := db.SSTables(pebble.WithProperties())
-	if err != nil {
-		return nil, fmt.Errorf("restore: list the tables of %s's handle: %w", h.InstanceID, err)
+// ownedSpan is the key span of one state's owned key groups in a handle's
+// database, with the state's name and its id in the new instance.
+type ownedSpan struct {
+	span
+	name string
+	id   uint16
+}
+
+// ownedSpans returns the spans of the owned key groups own of every state
+// of h, sorted by key.
+func ownedSpans(h *snapshot.Handle, ids map[uint16]uint16, own keygroup.Range, width int) []ownedSpan {
+	if own.IsEmpty() {
+		return nil
 	}
-	if len(levels) == 0 || own.IsEmpty() {
-		return nil, nil
-	}
-	bottom := len(levels) - 1
-	overlapsUpper := func(lo, hi []byte) bool {
-		for _, lvl := range levels[:bottom] {
-			for _, t := range lvl {
-				if bytes.Compare(t.Smallest.UserKey, hi) <= 0 && bytes.Compare(lo, t.Largest.UserKey) <= 0 {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	var out []wholeTable
-	for _, t := range levels[bottom] {
-		lo, hi := t.Smallest.UserKey, t.Largest.UserKey
-		if t.Virtual || t.LargestSeqNum != 0 || len(lo) < keys.StateIDLen {
-			continue
-		}
-		sid := binary.BigEndian.Uint16(lo)
-		if id, ok := ids[sid]; !ok || id != sid {
-			continue
-		}
-		slo, shi := keys.KeyGroupBounds(sid, own.Start, own.End, width)
-		if bytes.Compare(lo, slo) < 0 || bytes.Compare(hi, shi) >= 0 || overlapsUpper(lo, hi) {
-			continue
-		}
-		var n int64
-		if t.Properties != nil {
-			n = int64(t.Properties.NumEntries)
-		}
-		out = append(out, wholeTable{name: fmt.Sprintf("%06d.sst", t.BackingSSTNum), lo: lo, hi: hi, entries: n})
+	out := make([]ownedSpan, 0, len(h.States))
+	for _, s := range h.States {
+		lo, hi := keys.KeyGroupBounds(s.ID, own.Start, own.End, width)
+		out = append(out, ownedSpan{span: span{lo, hi}, name: s.Name, id: ids[s.ID]})
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].lo, out[j].lo) < 0 })
-	return out, nil
+	return out
 }
 
 // span is a key span [lo, hi).
@@ -204,28 +245,15 @@ func gaps(lo, hi []byte, whole []wholeTable) []span {
 	return out
 }
 
-// copySpan reads the entries of one state of a handle's database in a span
-// and adds them to the builder under the state's new id.
-func (b *builder) copySpan(db *pebble.DB, h *snapshot.Handle, name string, id uint16, sp span, stats *Stats) error {
+// countSpan counts the entries of db in a span.
+func countSpan(db *pebble.DB, sp span) (int64, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: sp.lo, UpperBound: sp.hi})
 	if err != nil {
-		return fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, name, err)
+		return 0, err
 	}
+	var n int64
 	for valid := it.First(); valid; valid = it.Next() {
-		value, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, name, err)
-		}
-		b.keybuf = append(keys.AppendStateID(b.keybuf[:0], id), it.Key()[keys.StateIDLen:]...)
-		if err := b.add(id, b.keybuf, value); err != nil {
-			it.Close()
-			return fmt.Errorf("restore: state %q of %s: %w", name, h.InstanceID, err)
-		}
-		stats.Entries++
+		n++
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, name, err)
-	}
-	return nil
+	return n, it.Close()
 }

@@ -18,7 +18,14 @@ import (
 func Rebase(o Options, fn func(db *pebble.DB, rec meta.Backend) (meta.Backend, error)) error {
 	cache := pebble.NewCache(o.BlockCacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(o.Dir, PebbleOptions(o, cache, pebble.EventListener{}))
+	// Reads of a damaged table fail; the listener keeps Pebble from
+	// stopping the process over it, so the caller's checksums can tell.
+	// No compaction or table statistics: nothing is rewritten or read in
+	// the background before the caller has verified it.
+	po := PebbleOptions(o, cache, pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}})
+	po.DisableAutomaticCompactions = true
+	po.DisableTableStats = true
+	db, err := pebble.Open(o.Dir, po)
 	if err != nil {
 		return fmt.Errorf("%w: open: %v", ErrCorrupt, err)
 	}
