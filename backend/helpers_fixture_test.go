@@ -68,9 +68,6 @@ func (m *fxModel) clone() *fxModel {
 	return c
 }
 
-// size is the number of keys with an entry in some state.
-func (m *fxModel) size() int { return len(m.v) + len(m.l) + len(m.m) + len(m.w) }
-
 // fxDiff describes the first differences between two models, or "".
 func fxDiff(want, got *fxModel) string {
 	var out []string
