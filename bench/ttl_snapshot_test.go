@@ -15,9 +15,12 @@ import (
 // its refreshed stamp through to Pebble, so nothing is left for the
 // snapshot to settle: a full snapshot pins a Pebble snapshot, an
 // incremental one flushes the restamps and takes a native checkpoint.
-// The reads are untimed. Targets: Full under 1 ms, Incremental under
-// 20 ms (as BenchmarkFullSnapshotSync and
-// BenchmarkIncrementalSnapshotSync/changed=1%).
+// An op is the reads and the snapshot; sync-ns/op is the snapshot's
+// synchronous part alone, the figure of the targets: Full under 1 ms,
+// Incremental under 20 ms (as BenchmarkFullSnapshotSync and
+// BenchmarkIncrementalSnapshotSync/changed=1%). The reads stay in ns/op so
+// that the benchmark's op count follows the work done, not only the
+// microseconds a full snapshot takes.
 func BenchmarkSnapshotSyncAfterTTLReads(b *testing.B) {
 	for _, incremental := range []bool{false, true} {
 		name := map[bool]string{false: "Full", true: "Incremental"}[incremental]
@@ -42,9 +45,9 @@ func benchSyncAfterReads(b *testing.B, incremental bool) {
 	per := max(1, w.setupCount()/100)
 	next := 0
 	id := int64(0)
+	var sync time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
-		b.StopTimer()
 		clock.Advance(time.Millisecond) // every read restamps
 		for range per {
 			if err := be.SetCurrentKey(w.setupKey(next % w.setupCount())); err != nil {
@@ -56,13 +59,13 @@ func benchSyncAfterReads(b *testing.B, incremental bool) {
 			next++
 		}
 		id++
-		b.StartTimer()
+		t0 := time.Now()
 		s, err := be.Snapshot(id, st)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.StopTimer()
+		sync += time.Since(t0)
 		s.Release()
-		b.StartTimer()
 	}
+	b.ReportMetric(float64(sync.Nanoseconds())/float64(id), "sync-ns/op")
 }
