@@ -93,6 +93,7 @@ func (s *Store) Get(key []byte) (value []byte, closer io.Closer, found bool, err
 // Set stores value at key. The store copies both; the caller may reuse
 // them at once.
 func (s *Store) Set(key, value []byte) error {
+	s.checkOwned(key)
 	s.mu.Lock()
 	err := s.db.Set(key, value, pebble.NoSync)
 	s.writes.note(key)
@@ -103,6 +104,7 @@ func (s *Store) Set(key, value []byte) error {
 // Merge adds value to key through the merge operator (list append). The
 // store copies both.
 func (s *Store) Merge(key, value []byte) error {
+	s.checkOwned(key)
 	s.mu.Lock()
 	err := s.db.Merge(key, value, pebble.NoSync)
 	s.writes.note(key)
@@ -112,6 +114,7 @@ func (s *Store) Merge(key, value []byte) error {
 
 // Delete removes key. Deleting an absent key is no error.
 func (s *Store) Delete(key []byte) error {
+	s.checkOwned(key)
 	s.mu.Lock()
 	err := s.db.Delete(key, pebble.NoSync)
 	s.writes.note(key)
