@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
@@ -99,6 +100,12 @@ type role struct {
 func checkDescriptor(state string, cfg ttl.Config, codecs ...role) error {
 	if state == "" {
 		return fmt.Errorf("%w: state name is empty", ErrInvalidArgument)
+	}
+	// State records are JSON, which would store invalid UTF-8 as U+FFFD:
+	// on reopen the name would not match, and the state's data would be
+	// dropped as an orphan's.
+	if !utf8.ValidString(state) {
+		return fmt.Errorf("%w: state name %q is not valid UTF-8", ErrInvalidArgument, state)
 	}
 	for _, r := range codecs {
 		if r.codec == nil {

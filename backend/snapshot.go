@@ -90,6 +90,9 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 	if checkpointID < 0 || st == nil {
 		return nil, fmt.Errorf("%w: checkpoint id %d, storage %v", ErrInvalidArgument, checkpointID, st)
 	}
+	if b.snaps.taken(checkpointID) {
+		return nil, fmt.Errorf("%w: snapshot %d was already taken and is not yet completed or aborted", ErrInvalidArgument, checkpointID)
+	}
 	states := b.st.States()
 	s := &AsyncSnapshot{
 		b:            b.snaps,
@@ -307,6 +310,23 @@ func (s *AsyncSnapshot) free() {
 	s.b.mu.Lock()
 	delete(s.b.running, s)
 	s.b.mu.Unlock()
+}
+
+// taken reports whether a snapshot of checkpoint id is in flight or was
+// written and not yet completed or aborted: a second one would write the
+// same files.
+func (o *snapshotOwner) taken(id int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.pending[id]; ok {
+		return true
+	}
+	for s := range o.running {
+		if s.checkpointID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // closeAll cancels running snapshots and waits for them, and releases the
