@@ -144,3 +144,17 @@ func plural(n int, one, many string) string {
 	}
 	return strconv.Itoa(n) + " " + many
 }
+
+// openCommand opens the target named by a command's argument (inspect,
+// verify) and lists its checkpoint ids.
+func openCommand(ctx context.Context, arg string) (*target, []int64, error) {
+	t, err := openTarget(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := t.ids(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, ids, nil
+}

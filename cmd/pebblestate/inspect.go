@@ -43,12 +43,8 @@ func inspectCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pebblestate inspect: %v\n", err)
 		return 1
 	}
-	t, err := openTarget(arg)
-	if err != nil {
-		return fail(err)
-	}
 	ctx := context.Background()
-	ids, err := t.ids(ctx)
+	t, ids, err := openCommand(ctx, arg)
 	if err != nil {
 		return fail(err)
 	}
