@@ -12,6 +12,7 @@ import (
 	"errors"
 	"iter"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"testing"
@@ -207,6 +208,22 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// raceEnabled reports whether the test binary was built with -race.
+// Pebble's race builds record a stack trace on every sstable iterator they
+// open, so reads of SSTs cost far more; the big tests shrink under -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
 
 // keysIn returns the first n of the keys "key-0", "key-1", ... whose key

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -23,23 +22,6 @@ import (
 	"github.com/pebblestate/pebblestate/internal/listfmt"
 	"github.com/pebblestate/pebblestate/ttl"
 )
-
-// ttlRaceEnabled reports whether the test binary was built with -race.
-// Pebble's race builds record a stack trace on every sstable iterator they
-// open, so each point read background cleanup confirms a removal with
-// costs about half a millisecond; the big tests shrink under -race.
-func ttlRaceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
 
 // ttlOnAccess is a TTL config with access cleanup only.
 func ttlOnAccess(size int, onEveryKey bool) ttl.Config {
@@ -312,7 +294,7 @@ func ttlBlob(i int) []byte {
 // with its value.
 func TestTTLBackgroundCleanup(t *testing.T) {
 	n, fresh := 100_000, 5_000
-	if ttlRaceEnabled() {
+	if raceEnabled() {
 		n, fresh = 10_000, 1_000
 	}
 	env := newEnv(t, func(o *backend.Options) { o.TTLSweepInterval = -1 })
