@@ -223,6 +223,10 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 	}
 	// The iterator must own its bounds: s.buf is reused by the loop body.
 	lo := append([]byte(nil), prefix...)
+	var gen uint64 // every write up to gen is visible to the iterator
+	if s.ttl != nil {
+		gen = s.b.st.WriteGen()
+	}
 	it, err := s.b.st.NewIter(lo, keys.PrefixEnd(lo))
 	if err != nil {
 		yield(zero, s.wrap("iterate", err))
@@ -241,7 +245,7 @@ func (s *Map[K, N, UK, UV]) scan(wantKey, wantValue bool, yield func(Entry[UK, U
 		}
 		if s.ttl != nil {
 			var live bool
-			if raw, live, err = s.judgeSingle(it.Key(), raw, now); err != nil {
+			if raw, live, err = s.judgeScanned(it.Key(), raw, now, gen); err != nil {
 				yield(zero, err)
 				return
 			}

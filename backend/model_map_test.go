@@ -103,12 +103,22 @@ func (s *modelMap[N]) iterate(e *modelEnv, pk modelPK, body func(en backend.Entr
 	var out []backend.Entry[int64, string]
 	for _, uk := range slices.Sorted(maps.Keys(view)) {
 		x := view[uk]
-		if !s.ttl.live(x.ts, now) {
+		live := s.ttl.live(x.ts, now)
+		if cur, ok := s.store[pk][uk]; ok && cur != x {
+			// The loop body wrote the key after the view was taken: the
+			// removal or restamp judges what it holds now instead.
+			if !s.ttl.live(cur.ts, now) {
+				s.remove(pk, uk)
+			} else if s.ttl.onRead {
+				s.put(e, pk, uk, cur.v)
+			}
+		} else if ok && !live {
 			s.remove(pk, uk)
-			continue
-		}
-		if s.ttl.onRead {
+		} else if ok && s.ttl.onRead {
 			s.put(e, pk, uk, x.v)
+		}
+		if !live {
+			continue
 		}
 		en := backend.Entry[int64, string]{Key: uk, Value: x.v}
 		out = append(out, en)
@@ -255,22 +265,17 @@ func (s *modelMap[N]) op(e *modelEnv) {
 }
 
 // writeWhileIterating writes inside the loop over Entries: the iteration
-// keeps its point-in-time view. Without TTL the loop puts a random map key
-// and removes the current one. With TTL it writes only the keys it has
-// passed: the iteration itself writes the entries it meets later (removing
-// expired ones, restamping live ones under OnReadAndWrite) from its view,
-// over what the loop wrote (TestMap_WriteDuringIterationWithTTL).
+// keeps its point-in-time view. The loop puts a random map key and removes
+// the current one. With TTL, the iteration's removals and restamps of the
+// entries it meets later apply to what those keys hold when it reaches
+// them, never over what the loop wrote (TestMap_WriteDuringIterationWithTTL).
 func (s *modelMap[N]) writeWhileIterating(e *modelEnv) {
 	e.t.Helper()
 	h, pk := s.h[e.in()], s.pk(e)
 	uk, v := s.randUK(e), e.randString()
-	ttlOn := s.ttl.ms != 0
 	e.note("%s.Entries() with Put(%d, %q) and Remove(first) inside the loop", s.nm, uk, v)
 	body := func(en backend.Entry[int64, string], put func(int64, string) error, remove func(int64) error) error {
-		if !ttlOn {
-			return errors.Join(put(uk, v), remove(en.Key))
-		}
-		return errors.Join(remove(en.Key), put(min(uk, en.Key), v))
+		return errors.Join(put(uk, v), remove(en.Key))
 	}
 	var got []backend.Entry[int64, string]
 	for en, err := range h.Entries() {

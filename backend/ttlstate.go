@@ -94,6 +94,39 @@ func (s *state[K, N]) judgeSingle(key, raw []byte, now int64) (user []byte, live
 	return user, true, nil
 }
 
+// judgeScanned is judgeSingle for an entry an iterator opened at write
+// generation gen yielded while the caller's code runs between entries (a
+// map's iteration): the loop body may have written the key since the
+// iterator read it, so the removal or restamp goes through Store.Confirm,
+// which applies it only to the value the key holds now. The entry's
+// liveness, as returned, is judged on what the iterator read.
+func (s *state[K, N]) judgeScanned(key, raw []byte, now int64, gen uint64) (user []byte, live bool, err error) {
+	v, out, _, err := ttl.Judge(ttl.Single, raw, s.ttl.read, now, s.vbuf[:0])
+	if err != nil {
+		return nil, false, s.corrupt("read TTL stamp", err)
+	}
+	user = raw[ttl.StampLen:]
+	if v == ttl.Keep {
+		return user, true, nil
+	}
+	s.vbuf = out
+	changed, err := s.b.st.Confirm(key, gen, v, out, func(cur []byte) (ttl.Verdict, []byte, error) {
+		v, out, _, err := ttl.Judge(ttl.Single, cur, s.ttl.read, now, s.vbuf[:0])
+		s.vbuf = out
+		return v, out, err
+	})
+	if err != nil {
+		return nil, false, s.wrap("refresh TTL", err)
+	}
+	if v == ttl.Drop {
+		if changed {
+			s.b.ttlMetrics.readRemoved.Add(1)
+		}
+		return user, false, nil
+	}
+	return user, true, nil
+}
+
 // accessed runs a step of access cleanup if the state has it on. Every
 // public operation of a state calls it first.
 func (s *state[K, N]) accessed() error {
