@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +23,14 @@ import (
 // whose key groups do not meet opts.KeyGroups are ignored. Full and
 // incremental handles may be mixed.
 //
+// The restore is strict: it fails, before reading anything, if the
+// handles have nothing for opts.Operator or do not cover every key group
+// of opts.KeyGroups (snapshot.ErrIncomplete), or are damaged or disagree
+// (snapshot.ErrCorrupt, snapshot.ErrInconsistent). State of operators other
+// than opts.Operator is not this backend's to judge: a framework checks
+// that every operator of the checkpoint is claimed with
+// snapshot.CheckClaimed.
+//
 // From incremental handles, the one sharing the most key groups with the
 // new instance becomes its database directly (hard-linked from local
 // storage); when it is the only one and its range is the new one, the
@@ -31,15 +38,22 @@ import (
 // stays incremental. Otherwise the backend gets a new instance id, and its
 // first incremental checkpoint uploads everything.
 //
-// opts.Dir must not exist or be empty. If the restore fails, it is removed
-// again: nothing is ever half-restored. Register the states afterwards as
-// after Open; changing a state's TTL here migrates it as on reopen.
+// opts.Dir must not exist, be empty, or hold what a restore that did not
+// finish left (which is removed). The restore is atomic: while it runs,
+// the directory holds a marker file, made durable before anything else is
+// written and removed only once the restored database is complete and
+// flushed, and Open refuses a directory that holds it
+// (ErrUnfinishedRestore). So a restore killed at any moment leaves a
+// directory that is empty or that Open refuses, never a backend with part
+// of the state. If the restore fails, opts.Dir is removed again. Register
+// the states afterwards as after Open; changing a state's TTL here
+// migrates it as on reopen.
 func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkEmptyDir(opts.Dir); err != nil {
+	if err := prepareRestoreDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	// Refuse, before reading anything, a checkpoint that has nothing for
@@ -55,17 +69,26 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 			continue
 		}
 		if h.KeyCodec != keyCodec.Name() {
-			return nil, fmt.Errorf("%w: handle of %s has key codec %q, not %q", ErrIncompatibleBackend, h.InstanceID, h.KeyCodec, keyCodec.Name())
+			return nil, fmt.Errorf("restore %s: %w: handle of %s has key codec %q, not %q", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.KeyCodec, keyCodec.Name())
 		}
 		if h.MaxParallelism != opts.MaxParallelism {
-			return nil, fmt.Errorf("%w: handle of %s has max parallelism %d, not %d", ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
+			return nil, fmt.Errorf("restore %s: %w: handle of %s has max parallelism %d, not %d", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
 		}
 		mine = append(mine, h)
 	}
+	if err := markRestoring(opts.Dir); err != nil {
+		_ = os.RemoveAll(opts.Dir)
+		return nil, fmt.Errorf("restore %s: mark the directory: %w", opts.Dir, err)
+	}
 	b, err := restoreInto(ctx, keyCodec, opts, st, mine)
+	if err == nil {
+		if err = unmarkRestoring(opts.Dir); err != nil {
+			_ = b.Close()
+		}
+	}
 	if err != nil {
 		_ = os.RemoveAll(opts.Dir)
-		return nil, fmt.Errorf("backend: restore: %w", err)
+		return nil, fmt.Errorf("restore %s: %w", opts.Dir, err)
 	}
 	return b, nil
 }
@@ -94,7 +117,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 			return nil, err
 		}
 	}
-	b, err := Open(keyCodec, opts)
+	b, err := open(keyCodec, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -207,20 +230,6 @@ func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options
 	}
 	b, _, err := RestoreLatest(ctx, keyCodec, opts, st)
 	return b, err
-}
-
-func checkEmptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("backend: restore into %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("%w: restore target %s is not empty", ErrInvalidArgument, dir)
-	}
-	return nil
 }
 
 // adoptState records a state of a checkpoint in this backend, reusing the
