@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -188,48 +189,78 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified
 	return unverified.Blame(ctx, err)
 }
 
-// RestoreLatest restores from the newest completed checkpoint in st. It
-// returns the checkpoint it used, or snapshot.ErrNoCheckpoint.
-func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage) (*Backend[K], *snapshot.Checkpoint, error) {
-	cp, err := snapshot.Latest(ctx, st)
+// RestoreReport says which checkpoint RestoreLatest or RestoreFromPath
+// chose, and which newer ones it passed over.
+type RestoreReport struct {
+	// Checkpoint is the checkpoint chosen, or nil if none was found. It
+	// is set when the restore from it fails, too.
+	Checkpoint *snapshot.Checkpoint
+
+	// Skipped are the checkpoints newer than Checkpoint that were passed
+	// over because their metadata exists but does not verify (damaged, or
+	// of a format version this build does not read), newest first, each
+	// with the error that says why. Each is also written to
+	// Options.ErrorLog. They are kept in storage (snapshot.Retain and
+	// Recover never delete them): a newer build, or a repair, may restore
+	// them.
+	Skipped []snapshot.Skipped
+}
+
+// RestoreLatest restores from the newest checkpoint in st whose metadata
+// verifies (snapshot.LatestWithReport). The report says which one that
+// was and which newer ones were passed over, and why; if there is none,
+// the error wraps snapshot.ErrNoCheckpoint and names where it looked.
+func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage) (*Backend[K], RestoreReport, error) {
+	opts.EnsureDefaults()
+	cp, skipped, err := snapshot.LatestWithReport(ctx, st)
+	report := RestoreReport{Checkpoint: cp, Skipped: skipped}
 	if err != nil {
-		return nil, nil, err
+		return nil, report, fmt.Errorf("restore %s: %w", opts.Dir, err)
+	}
+	for _, s := range skipped {
+		opts.ErrorLog("pebblestate: restore %s: passed over checkpoint %d, restoring checkpoint %d: %v", opts.Dir, s.ID, cp.ID, s.Err)
 	}
 	b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
-	return b, cp, err
+	return b, report, err
 }
 
 var chkDir = regexp.MustCompile(`^chk-(\d+)$`)
 
 // RestoreFromPath restores from a checkpoint directory on disk: either a
-// checkpoint root (the newest completed checkpoint is used) or one
-// checkpoint's chk-<id> directory.
-func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], error) {
+// checkpoint root, from which it restores as RestoreLatest does, or one
+// checkpoint's chk-<id> directory, which must verify. The report says
+// which checkpoint it chose and, for a root, which newer ones it passed
+// over and why.
+func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], RestoreReport, error) {
 	path = filepath.Clean(path)
 	if m := chkDir.FindStringSubmatch(filepath.Base(path)); m != nil {
 		id, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrInvalidArgument, path)
+			return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w: not a checkpoint id", path, ErrInvalidArgument)
 		}
 		st, err := snapshot.NewLocal(filepath.Dir(path))
 		if err != nil {
-			return nil, err
+			return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 		}
 		cp, err := snapshot.Load(ctx, st, id)
 		if err != nil {
-			return nil, err
+			return nil, RestoreReport{}, fmt.Errorf("restore %s: %w", opts.Dir, err)
 		}
-		return Restore(ctx, keyCodec, opts, st, cp.Handles)
+		b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
+		return b, RestoreReport{Checkpoint: cp}, err
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("backend: restore from %s: %w", path, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 	}
 	st, err := snapshot.NewLocal(path)
 	if err != nil {
-		return nil, err
+		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 	}
-	b, _, err := RestoreLatest(ctx, keyCodec, opts, st)
-	return b, err
+	return RestoreLatest(ctx, keyCodec, opts, st)
 }
 
 // adoptState records a state of a checkpoint in this backend, reusing the
