@@ -142,7 +142,11 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 		if err := os.Link(l.Path(ref.Name), dst); err == nil {
 			return true, nil
 		} else if errors.Is(err, os.ErrNotExist) {
-			return false, err // it names the file
+			var le *os.LinkError
+			if errors.As(err, &le) {
+				err = le.Err // name the missing file alone
+			}
+			return false, fmt.Errorf("%s: %w", l.Path(ref.Name), err)
 		}
 		// Another filesystem, or links unsupported: copy.
 	}
