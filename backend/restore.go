@@ -233,6 +233,14 @@ var chkDir = regexp.MustCompile(`^chk-(\d+)$`)
 // over and why.
 func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], RestoreReport, error) {
 	path = filepath.Clean(path)
+	// A restore never creates the checkpoint directory it reads.
+	if _, err := os.Stat(path); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
+	}
 	if m := chkDir.FindStringSubmatch(filepath.Base(path)); m != nil {
 		id, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil {
@@ -248,13 +256,6 @@ func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options
 		}
 		b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
 		return b, RestoreReport{Checkpoint: cp}, err
-	}
-	if _, err := os.Stat(path); err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is named once, below
-		}
-		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 	}
 	st, err := snapshot.NewLocal(path)
 	if err != nil {

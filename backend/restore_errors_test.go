@@ -67,7 +67,19 @@ func TestRestoreErrorMessages(t *testing.T) {
 					_, _, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Path("chk-5"))
 					return err
 				},
-				fs.ErrNotExist, "restore " + dir + ": open " + st.Path("chk-5/_metadata") + ": no such file or directory"},
+				fs.ErrNotExist, "restore from " + st.Path("chk-5") + ": no such file or directory"},
+			{"no such checkpoint metadata", func() { noErr(t, os.MkdirAll(st.Path("chk-6"), 0o755)) },
+				func() error {
+					_, _, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Path("chk-6"))
+					return err
+				},
+				fs.ErrNotExist, "restore " + dir + ": open " + st.Path("chk-6/_metadata") + ": no such file or directory"},
+			{"no such root", nil,
+				func() error {
+					_, _, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, filepath.Join(work, "nowhere", "chk-1"))
+					return err
+				},
+				fs.ErrNotExist, "restore from " + filepath.Join(work, "nowhere", "chk-1") + ": no such file or directory"},
 			{"other operator", nil,
 				func() error {
 					_, err := backend.Restore(ctx, backend.Int64, backend.Options{Dir: dir, Operator: "x"}, st, cps[0].Handles)
@@ -105,6 +117,9 @@ func TestRestoreErrorMessages(t *testing.T) {
 				}
 				if n := strings.Count(msg, root); n > 1 {
 					t.Errorf("error %q names the checkpoint root %d times", msg, n)
+				}
+				if _, err := os.Stat(filepath.Join(work, "nowhere")); err == nil {
+					t.Errorf("the restore created %s", filepath.Join(work, "nowhere"))
 				}
 			})
 		}

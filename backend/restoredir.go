@@ -50,6 +50,11 @@ func markRestoring(dir string) error {
 // unmarkRestoring removes the marker and syncs dir: from then on the
 // restored backend opens.
 func unmarkRestoring(dir string) error {
+	// The entries of the restored database first, so that none can be
+	// lost while the marker's removal is not.
+	if err := syncDir(dir); err != nil {
+		return err
+	}
 	if err := os.Remove(filepath.Join(dir, restoringMarker)); err != nil {
 		return err
 	}
