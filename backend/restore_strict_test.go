@@ -200,3 +200,33 @@ func TestRestoreFromRootReportsSkippedNewerCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestRestoreRefusesCheckpointWithoutHandles: a checkpoint that holds no
+// state at all is valid, but a restore from it finds nothing for its
+// operator, and that is an error, not an empty backend.
+func TestRestoreRefusesCheckpointWithoutHandles(t *testing.T) {
+	ctx := context.Background()
+	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Commit(ctx, st, &snapshot.Checkpoint{ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	b, report, err := backend.RestoreLatest(ctx, backend.String, backend.Options{Dir: dir}, st)
+	if err == nil {
+		_ = b.Close()
+		t.Fatal("restore of a checkpoint without handles succeeded; want ErrIncomplete")
+	}
+	if !errors.Is(err, snapshot.ErrIncomplete) || report.Checkpoint == nil || report.Checkpoint.ID != 1 {
+		t.Fatalf("restore of a checkpoint without handles: %v (checkpoint %+v); want ErrIncomplete from checkpoint 1", err, report.Checkpoint)
+	}
+	b, err = backend.Open(backend.String, backend.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("the refused restore left %s unusable: %v", dir, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
