@@ -54,6 +54,9 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if keyCodec == nil || keyCodec.Name() == "" {
+		return nil, fmt.Errorf("restore %s: %w: key codec is nil or unnamed", opts.Dir, ErrInvalidArgument)
+	}
 	if err := prepareRestoreDir(opts.Dir); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,12 @@ func TestRestoreErrorMessages(t *testing.T) {
 					return err
 				},
 				backend.ErrInvalidArgument, "restore into " + dir + ": invalid argument: the directory is not empty"},
+			{"no key codec", nil,
+				func() error {
+					_, err := backend.Restore[int64](ctx, nil, backend.Options{Dir: dir}, st, cps[0].Handles)
+					return err
+				},
+				backend.ErrInvalidArgument, "restore " + dir + ": invalid argument: key codec is nil or unnamed"},
 			{"no checkpoint", nil,
 				func() error {
 					_, _, err := backend.RestoreLatest(ctx, backend.Int64, backend.Options{Dir: dir}, empty)
