@@ -78,11 +78,23 @@ type registered struct {
 // Open opens the backend in opts.Dir, creating it if needed. keyCodec
 // encodes the operator's keys; its name is recorded and must match on every
 // later open. Reopening a directory brings back every state, which is found
-// again by registering it under the same name.
+// again by registering it under the same name. A directory a restore did
+// not finish is refused with ErrUnfinishedRestore.
 func Open[K any](keyCodec Codec[K], opts Options) (*Backend[K], error) {
+	return open(keyCodec, opts, false)
+}
+
+// open is Open; restore opens the database it builds, which holds the
+// marker of an unfinished restore until it is complete.
+func open[K any](keyCodec Codec[K], opts Options, restoring bool) (*Backend[K], error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
+	}
+	if !restoring {
+		if err := checkRestored(opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	if keyCodec == nil || keyCodec.Name() == "" {
 		return nil, fmt.Errorf("%w: key codec is nil or unnamed", ErrInvalidArgument)

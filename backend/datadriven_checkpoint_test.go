@@ -229,9 +229,9 @@ func (e *ddEnv) cmdRestore(t *testing.T, d *datadriven.TestData, out *strings.Bu
 	var b *backend.Backend[string]
 	var err error
 	if which := d.CmdArgs[0].Key; which == "latest" {
-		var cp *snapshot.Checkpoint
-		if b, cp, err = backend.RestoreLatest(ctx, backend.String, opts, e.st); err == nil {
-			fmt.Fprintf(out, "restored checkpoint %d\n", cp.ID)
+		var report backend.RestoreReport
+		if b, report, err = backend.RestoreLatest(ctx, backend.String, opts, e.st); err == nil {
+			fmt.Fprintf(out, "restored checkpoint %d\n", report.Checkpoint.ID)
 		}
 	} else {
 		var id int64

@@ -32,6 +32,11 @@ var (
 	ErrInvalidArgument = keygroup.ErrInvalidArgument
 	// ErrCorrupt is returned when stored bytes cannot be decoded.
 	ErrCorrupt = store.ErrCorrupt
+	// ErrUnfinishedRestore is returned by Open for a directory a restore
+	// did not finish (it was killed, or its machine failed): the
+	// directory holds part of the state at most. Restore into it again,
+	// or remove it.
+	ErrUnfinishedRestore = errors.New("unfinished restore")
 )
 
 // errorf wraps sentinel with a formatted message.

@@ -320,8 +320,11 @@ func TestGolden(t *testing.T) {
 	}
 	t.Run("from path", func(t *testing.T) {
 		for _, p := range []string{root, filepath.Join(root, "chk-1")} {
-			b, err := backend.RestoreFromPath(ctx, backend.Int64, opts(1, 0), p)
+			b, report, err := backend.RestoreFromPath(ctx, backend.Int64, opts(1, 0), p)
 			noErr(t, err)
+			if report.Checkpoint.ID != 1 || len(report.Skipped) != 0 {
+				t.Fatalf("RestoreFromPath(%s) restored checkpoint %d, passed over %v", p, report.Checkpoint.ID, report.Skipped)
+			}
 			goldenCheck(t, b)
 			noErr(t, b.Close())
 		}

@@ -133,6 +133,25 @@ func (r result[T]) in(t testing.TB) T {
 	return r.v
 }
 
+// result2 holds the results of a call of two values for must2.
+type result2[T, U any] struct {
+	v   T
+	u   U
+	err error
+}
+
+// must2 is must for a call of two values and an error.
+func must2[T, U any](v T, u U, err error) result2[T, U] { return result2[T, U]{v, u, err} }
+
+// in returns the captured values, failing the test now on an error.
+func (r result2[T, U]) in(t testing.TB) (T, U) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.v, r.u
+}
+
 // wantErr fails the test now unless errors.Is(err, target).
 func wantErr(t testing.TB, err, target error) {
 	t.Helper()

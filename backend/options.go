@@ -106,7 +106,9 @@ type Options struct {
 	RetainedCheckpoints int
 
 	// ErrorLog receives Pebble's error messages (informational messages are
-	// dropped). Default: the standard library's log package.
+	// dropped), and a line for each checkpoint RestoreLatest or
+	// RestoreFromPath passes over. Default: the standard library's log
+	// package.
 	ErrorLog func(format string, args ...any)
 
 	// Pebble, if set, is called with the Pebble options the backend built,

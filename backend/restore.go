@@ -24,6 +24,14 @@ import (
 // whose key groups do not meet opts.KeyGroups are ignored. Full and
 // incremental handles may be mixed.
 //
+// The restore is strict: it fails, before reading anything, if the
+// handles have nothing for opts.Operator or do not cover every key group
+// of opts.KeyGroups (snapshot.ErrIncomplete), or are damaged or disagree
+// (snapshot.ErrCorrupt, snapshot.ErrInconsistent). State of operators other
+// than opts.Operator is not this backend's to judge: a framework checks
+// that every operator of the checkpoint is claimed with
+// snapshot.CheckClaimed.
+//
 // From incremental handles, the one sharing the most key groups with the
 // new instance becomes its database directly (hard-linked from local
 // storage); when it is the only one and its range is the new one, the
@@ -31,15 +39,25 @@ import (
 // stays incremental. Otherwise the backend gets a new instance id, and its
 // first incremental checkpoint uploads everything.
 //
-// opts.Dir must not exist or be empty. If the restore fails, it is removed
-// again: nothing is ever half-restored. Register the states afterwards as
-// after Open; changing a state's TTL here migrates it as on reopen.
+// opts.Dir must not exist, be empty, or hold what a restore that did not
+// finish left (which is removed). The restore is atomic: while it runs,
+// the directory holds a marker file, made durable before anything else is
+// written and removed only once the restored database is complete and
+// flushed, and Open refuses a directory that holds it
+// (ErrUnfinishedRestore). So a restore killed at any moment leaves a
+// directory that is empty or that Open refuses, never a backend with part
+// of the state. If the restore fails, opts.Dir is removed again. Register
+// the states afterwards as after Open; changing a state's TTL here
+// migrates it as on reopen.
 func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkEmptyDir(opts.Dir); err != nil {
+	if keyCodec == nil || keyCodec.Name() == "" {
+		return nil, fmt.Errorf("restore %s: %w: key codec is nil or unnamed", opts.Dir, ErrInvalidArgument)
+	}
+	if err := prepareRestoreDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	// Refuse, before reading anything, a checkpoint that has nothing for
@@ -55,17 +73,26 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 			continue
 		}
 		if h.KeyCodec != keyCodec.Name() {
-			return nil, fmt.Errorf("%w: handle of %s has key codec %q, not %q", ErrIncompatibleBackend, h.InstanceID, h.KeyCodec, keyCodec.Name())
+			return nil, fmt.Errorf("restore %s: %w: handle of %s has key codec %q, not %q", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.KeyCodec, keyCodec.Name())
 		}
 		if h.MaxParallelism != opts.MaxParallelism {
-			return nil, fmt.Errorf("%w: handle of %s has max parallelism %d, not %d", ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
+			return nil, fmt.Errorf("restore %s: %w: handle of %s has max parallelism %d, not %d", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
 		}
 		mine = append(mine, h)
 	}
+	if err := markRestoring(opts.Dir); err != nil {
+		_ = os.RemoveAll(opts.Dir)
+		return nil, fmt.Errorf("restore %s: mark the directory: %w", opts.Dir, err)
+	}
 	b, err := restoreInto(ctx, keyCodec, opts, st, mine)
+	if err == nil {
+		if err = unmarkRestoring(opts.Dir); err != nil {
+			_ = b.Close()
+		}
+	}
 	if err != nil {
 		_ = os.RemoveAll(opts.Dir)
-		return nil, fmt.Errorf("backend: restore: %w", err)
+		return nil, fmt.Errorf("restore %s: %w", opts.Dir, err)
 	}
 	return b, nil
 }
@@ -94,7 +121,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 			return nil, err
 		}
 	}
-	b, err := Open(keyCodec, opts)
+	b, err := open(keyCodec, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -165,62 +192,79 @@ func rebase(ctx context.Context, opts Options, base *snapshot.Handle, unverified
 	return unverified.Blame(ctx, err)
 }
 
-// RestoreLatest restores from the newest completed checkpoint in st. It
-// returns the checkpoint it used, or snapshot.ErrNoCheckpoint.
-func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage) (*Backend[K], *snapshot.Checkpoint, error) {
-	cp, err := snapshot.Latest(ctx, st)
+// RestoreReport says which checkpoint RestoreLatest or RestoreFromPath
+// chose, and which newer ones it passed over.
+type RestoreReport struct {
+	// Checkpoint is the checkpoint chosen, or nil if none was found. It
+	// is set when the restore from it fails, too.
+	Checkpoint *snapshot.Checkpoint
+
+	// Skipped are the checkpoints newer than Checkpoint that were passed
+	// over because their metadata exists but does not verify (damaged, or
+	// of a format version this build does not read), newest first, each
+	// with the error that says why. Each is also written to
+	// Options.ErrorLog. They are kept in storage (snapshot.Retain and
+	// Recover never delete them): a newer build, or a repair, may restore
+	// them.
+	Skipped []snapshot.Skipped
+}
+
+// RestoreLatest restores from the newest checkpoint in st whose metadata
+// verifies (snapshot.LatestWithReport). The report says which one that
+// was and which newer ones were passed over, and why; if there is none,
+// the error wraps snapshot.ErrNoCheckpoint and names where it looked.
+func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage) (*Backend[K], RestoreReport, error) {
+	opts.EnsureDefaults()
+	cp, skipped, err := snapshot.LatestWithReport(ctx, st)
+	report := RestoreReport{Checkpoint: cp, Skipped: skipped}
 	if err != nil {
-		return nil, nil, err
+		return nil, report, fmt.Errorf("restore %s: %w", opts.Dir, err)
+	}
+	for _, s := range skipped {
+		opts.ErrorLog("pebblestate: restore %s: passed over checkpoint %d, restoring checkpoint %d: %v", opts.Dir, s.ID, cp.ID, s.Err)
 	}
 	b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
-	return b, cp, err
+	return b, report, err
 }
 
 var chkDir = regexp.MustCompile(`^chk-(\d+)$`)
 
 // RestoreFromPath restores from a checkpoint directory on disk: either a
-// checkpoint root (the newest completed checkpoint is used) or one
-// checkpoint's chk-<id> directory.
-func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], error) {
+// checkpoint root, from which it restores as RestoreLatest does, or one
+// checkpoint's chk-<id> directory, which must verify. The report says
+// which checkpoint it chose and, for a root, which newer ones it passed
+// over and why.
+func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], RestoreReport, error) {
 	path = filepath.Clean(path)
+	// A restore never creates the checkpoint directory it reads.
+	if _, err := os.Stat(path); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
+	}
 	if m := chkDir.FindStringSubmatch(filepath.Base(path)); m != nil {
 		id, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrInvalidArgument, path)
+			return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w: not a checkpoint id", path, ErrInvalidArgument)
 		}
 		st, err := snapshot.NewLocal(filepath.Dir(path))
 		if err != nil {
-			return nil, err
+			return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 		}
 		cp, err := snapshot.Load(ctx, st, id)
 		if err != nil {
-			return nil, err
+			return nil, RestoreReport{}, fmt.Errorf("restore %s: %w", opts.Dir, err)
 		}
-		return Restore(ctx, keyCodec, opts, st, cp.Handles)
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("backend: restore from %s: %w", path, err)
+		b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
+		return b, RestoreReport{Checkpoint: cp}, err
 	}
 	st, err := snapshot.NewLocal(path)
 	if err != nil {
-		return nil, err
+		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 	}
-	b, _, err := RestoreLatest(ctx, keyCodec, opts, st)
-	return b, err
-}
-
-func checkEmptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("backend: restore into %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("%w: restore target %s is not empty", ErrInvalidArgument, dir)
-	}
-	return nil
+	return RestoreLatest(ctx, keyCodec, opts, st)
 }
 
 // adoptState records a state of a checkpoint in this backend, reusing the

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/backend"
@@ -136,5 +138,95 @@ func TestRestoreRefusesPartialCoverage(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestRestoreFromRootReportsSkippedNewerCheckpoint guards "Recover
+// deletes a checkpoint whose _metadata it cannot read (a newer format
+// version, or one flipped bit), with its shared files; RestoreFromPath(root)
+// then silently restores the previous checkpoint". Recover keeps the
+// unreadable checkpoint and its files; RestoreFromPath and RestoreLatest
+// report that they passed over it, and why, and log it.
+func TestRestoreFromRootReportsSkippedNewerCheckpoint(t *testing.T) {
+	damages := []struct {
+		name   string
+		damage func(t testing.TB, p string)
+		want   error
+	}{
+		{"bit flip", func(t testing.TB, p string) { rewrite(t, p, func(b []byte) []byte { b[len(b)/2] ^= 0x08; return b }) }, snapshot.ErrCorrupt},
+		{"newer version", func(t testing.TB, p string) { reframe(t, p, snapshot.MetadataVersion+1, nil) }, snapshot.ErrUnknownVersion},
+	}
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, d := range damages {
+			t.Run(d.name, func(t *testing.T) {
+				ctx := context.Background()
+				st, models, _ := checkpointed(t, m, "snappy", 1, 2)
+				d.damage(t, st.Path(snapshot.MetadataPath(2)))
+				before := tree(t, st.Root())
+				if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+					t.Fatalf("Recover with an unreadable chk-2: %v; want ErrUnreadable", err)
+				}
+				if after := tree(t, st.Root()); !slices.Equal(after, before) {
+					t.Fatalf("Recover changed the root from\n%v\nto\n%v", before, after)
+				}
+				for _, latest := range []bool{false, true} {
+					var logged []string
+					opts := backend.Options{Dir: filepath.Join(t.TempDir(), "r"), ErrorLog: func(format string, args ...any) {
+						logged = append(logged, fmt.Sprintf(format, args...))
+					}}
+					var b *backend.Backend[int64]
+					var report backend.RestoreReport
+					var err error
+					if latest {
+						b, report, err = backend.RestoreLatest(ctx, backend.Int64, opts, st)
+					} else {
+						b, report, err = backend.RestoreFromPath(ctx, backend.Int64, opts, st.Root())
+					}
+					noErr(t, err)
+					closeAtEnd(t, b, opts.Dir)
+					if report.Checkpoint == nil || report.Checkpoint.ID != 1 {
+						t.Fatalf("restored %+v; want checkpoint 1", report.Checkpoint)
+					}
+					if len(report.Skipped) != 1 || report.Skipped[0].ID != 2 || !errors.Is(report.Skipped[0].Err, d.want) ||
+						!strings.Contains(report.Skipped[0].Err.Error(), st.Path(snapshot.MetadataPath(2))) {
+						t.Fatalf("report passed over %+v; want checkpoint 2 with an error wrapping %v and naming its metadata", report.Skipped, d.want)
+					}
+					if len(logged) != 1 || !strings.Contains(logged[0], "passed over checkpoint 2") {
+						t.Fatalf("logged %q; want one line saying checkpoint 2 was passed over", logged)
+					}
+					fxEqual(t, "checkpoint 1", fxRead(t, b), models[0])
+				}
+			})
+		}
+	})
+}
+
+// TestRestoreRefusesCheckpointWithoutHandles: a checkpoint that holds no
+// state at all is valid, but a restore from it finds nothing for its
+// operator, and that is an error, not an empty backend.
+func TestRestoreRefusesCheckpointWithoutHandles(t *testing.T) {
+	ctx := context.Background()
+	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.Commit(ctx, st, &snapshot.Checkpoint{ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	b, report, err := backend.RestoreLatest(ctx, backend.String, backend.Options{Dir: dir}, st)
+	if err == nil {
+		_ = b.Close()
+		t.Fatal("restore of a checkpoint without handles succeeded; want ErrIncomplete")
+	}
+	if !errors.Is(err, snapshot.ErrIncomplete) || report.Checkpoint == nil || report.Checkpoint.ID != 1 {
+		t.Fatalf("restore of a checkpoint without handles: %v (checkpoint %+v); want ErrIncomplete from checkpoint 1", err, report.Checkpoint)
+	}
+	b, err = backend.Open(backend.String, backend.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("the refused restore left %s unusable: %v", dir, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

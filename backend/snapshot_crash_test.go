@@ -202,7 +202,7 @@ func TestSnapshotCrashChild(t *testing.T) {
 	sharedExact(t, st)
 	fmt.Printf("recovered %d %d\n", len(partial), tmps)
 	opts := cpCrashOptions(m, os.Getenv(cpCrashDirEnv), keep)
-	b, cp, err := backend.RestoreLatest(ctx, backend.Int64, opts, st)
+	b, report, err := backend.RestoreLatest(ctx, backend.Int64, opts, st)
 	next := int64(1)
 	switch {
 	case errors.Is(err, snapshot.ErrNoCheckpoint):
@@ -210,7 +210,7 @@ func TestSnapshotCrashChild(t *testing.T) {
 	case err != nil:
 		t.Fatal(err)
 	default:
-		next = cp.ID + 1
+		next = report.Checkpoint.ID + 1
 	}
 	s := fxRegister(t, b)
 	model := fxRead(t, b)

@@ -203,27 +203,27 @@ func TestSnapshotFaultsCorruptNewestMetadata(t *testing.T) {
 		restoreLatest := func(what string) {
 			t.Helper()
 			dir := filepath.Join(t.TempDir(), "r")
-			b, cp, err := backend.RestoreLatest(ctx, backend.Int64, backend.Options{Dir: dir}, st)
+			b, report, err := backend.RestoreLatest(ctx, backend.Int64, backend.Options{Dir: dir}, st)
 			noErr(t, err)
 			closeAtEnd(t, b, dir)
-			if cp.ID != 1 {
-				t.Fatalf("%s: RestoreLatest used checkpoint %d", what, cp.ID)
+			if report.Checkpoint.ID != 1 {
+				t.Fatalf("%s: RestoreLatest used checkpoint %d", what, report.Checkpoint.ID)
 			}
 			fxEqual(t, what, fxRead(t, b), models[0])
 		}
 		restoreLatest("latest checkpoint")
 		dir := filepath.Join(t.TempDir(), "r2")
-		b2 := must(backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())).in(t)
+		b2, _ := must2(backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())).in(t)
 		closeAtEnd(t, b2, dir)
 		fxEqual(t, "checkpoint 1 from the root path", fxRead(t, b2), models[0])
 
 		// Asked for by path, the corrupt checkpoint is an error naming its
 		// metadata.
 		dir3 := filepath.Join(t.TempDir(), "r3")
-		_, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir3}, st.Path("chk-2"))
+		_, _, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir3}, st.Path("chk-2"))
 		wantRestoreErr(t, err, dir3, snapshot.ErrCorrupt, "chk-2/_metadata")
 		dir4 := filepath.Join(t.TempDir(), "r4")
-		b4 := must(backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir4}, st.Path("chk-1"))).in(t)
+		b4, _ := must2(backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir4}, st.Path("chk-1"))).in(t)
 		closeAtEnd(t, b4, dir4)
 		fxEqual(t, "checkpoint 1 by path", fxRead(t, b4), models[0])
 
@@ -279,11 +279,11 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 				st, _, _ := checkpointed(t, m, "snappy", 1)
 				c.damage(t, st.Path(snapshot.MetadataPath(1)))
 				dir := filepath.Join(t.TempDir(), "r")
-				_, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Path("chk-1"))
+				_, _, err := backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Path("chk-1"))
 				wantRestoreErr(t, err, dir, c.target, c.message...)
 				_, _, err = backend.RestoreLatest(ctx, backend.Int64, backend.Options{Dir: dir}, st)
 				wantRestoreErr(t, err, dir, snapshot.ErrNoCheckpoint)
-				_, err = backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())
+				_, _, err = backend.RestoreFromPath(ctx, backend.Int64, backend.Options{Dir: dir}, st.Root())
 				wantRestoreErr(t, err, dir, snapshot.ErrNoCheckpoint)
 				// Recover never deletes a checkpoint whose metadata exists
 				// but does not verify: it keeps it and says so. One whose

@@ -80,7 +80,7 @@ func (b *builder) copySpans(ctx context.Context, db *pebble.DB, h *snapshot.Hand
 func (b *builder) copySpan(ctx context.Context, db *pebble.DB, h *snapshot.Handle, u copyUnit, r *run) (int64, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: u.lo, UpperBound: u.hi})
 	if err != nil {
-		return 0, fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, u.name, err)
+		return 0, fmt.Errorf("read %s's state %q: %w", h.InstanceID, u.name, err)
 	}
 	var n int64
 	var key []byte
@@ -88,12 +88,12 @@ func (b *builder) copySpan(ctx context.Context, db *pebble.DB, h *snapshot.Handl
 		value, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return n, fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, u.name, err)
+			return n, fmt.Errorf("read %s's state %q: %w", h.InstanceID, u.name, err)
 		}
 		key = append(keys.AppendStateID(key[:0], u.id), it.Key()[keys.StateIDLen:]...)
 		if err := b.addTo(r, u.id, key, value); err != nil {
 			it.Close()
-			return n, fmt.Errorf("restore: state %q of %s: %w", u.name, h.InstanceID, err)
+			return n, fmt.Errorf("state %q of %s: %w", u.name, h.InstanceID, err)
 		}
 		n++
 		if n%4096 == 0 {
@@ -104,7 +104,7 @@ func (b *builder) copySpan(ctx context.Context, db *pebble.DB, h *snapshot.Handl
 		}
 	}
 	if err := it.Close(); err != nil {
-		return n, fmt.Errorf("restore: read %s's state %q: %w", h.InstanceID, u.name, err)
+		return n, fmt.Errorf("read %s's state %q: %w", h.InstanceID, u.name, err)
 	}
 	return n, nil
 }

@@ -48,7 +48,7 @@ type Unverified struct {
 // new one first.
 func FetchUnverified(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) (*Unverified, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	type job struct {
 		ref    snapshot.FileRef
@@ -142,18 +142,22 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 		if err := os.Link(l.Path(ref.Name), dst); err == nil {
 			return true, nil
 		} else if errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Errorf("restore: %s: %w", ref.Name, err)
+			var le *os.LinkError
+			if errors.As(err, &le) {
+				err = le.Err // name the missing file alone
+			}
+			return false, fmt.Errorf("%s: %w", l.Path(ref.Name), err)
 		}
 		// Another filesystem, or links unsupported: copy.
 	}
 	src, err := st.Open(ctx, ref.Name)
 	if err != nil {
-		return false, fmt.Errorf("restore: %w", err)
+		return false, err
 	}
 	defer src.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return false, fmt.Errorf("restore: %w", err)
+		return false, err
 	}
 	h := crc32.New(snapshot.Castagnoli)
 	n, err := io.Copy(io.MultiWriter(out, h), io.NewSectionReader(src, 0, src.Size()))
@@ -164,7 +168,7 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 		err = cerr
 	}
 	if err != nil {
-		return false, fmt.Errorf("restore: copy %s: %w", ref.Name, err)
+		return false, fmt.Errorf("copy %s: %w", ref.Name, err)
 	}
 	return false, check(ref, n, h.Sum32())
 }
@@ -173,13 +177,13 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 func verify(p string, ref snapshot.FileRef) error {
 	f, err := os.Open(p)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	defer f.Close()
 	h := crc32.New(snapshot.Castagnoli)
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return fmt.Errorf("restore: read %s: %w", ref.Name, err)
+		return fmt.Errorf("read %s: %w", ref.Name, err)
 	}
 	return check(ref, n, h.Sum32())
 }
@@ -188,7 +192,7 @@ func verify(p string, ref snapshot.FileRef) error {
 func checkSize(p string, ref snapshot.FileRef) error {
 	fi, err := os.Stat(p)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	if fi.Size() != ref.Size {
 		return fmt.Errorf("%w: %s: %d bytes, the handle says %d", snapshot.ErrCorrupt, ref.Name, fi.Size(), ref.Size)

@@ -75,7 +75,7 @@ func Handles(ctx context.Context, st snapshot.Storage, handles []snapshot.Handle
 		return stats, err
 	}
 	if err := os.MkdirAll(t.StagingDir, 0o755); err != nil {
-		return stats, fmt.Errorf("restore: staging: %w", err)
+		return stats, fmt.Errorf("staging: %w", err)
 	}
 	b := &builder{t: t, runs: make(map[uint16]*run)}
 	defer b.abort()
@@ -109,7 +109,7 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 			return nil, fmt.Errorf("%w: %v", snapshot.ErrCorrupt, err)
 		}
 		if h.MaxParallelism != t.MaxParallelism {
-			return nil, fmt.Errorf("restore: handle of %s has max parallelism %d, the new instance %d",
+			return nil, fmt.Errorf("handle of %s has max parallelism %d, the new instance %d",
 				h.InstanceID, h.MaxParallelism, t.MaxParallelism)
 		}
 		r := keygroup.Range{Start: h.KeyGroupStart, End: h.KeyGroupEnd}
@@ -120,7 +120,7 @@ func intersecting(handles []snapshot.Handle, t Target) ([]*snapshot.Handle, erro
 	sort.Slice(hs, func(i, j int) bool { return hs[i].KeyGroupStart < hs[j].KeyGroupStart })
 	for i := 1; i < len(hs); i++ {
 		if hs[i].KeyGroupStart < hs[i-1].KeyGroupEnd {
-			return nil, fmt.Errorf("restore: handles of %s and %s overlap in key groups", hs[i-1].InstanceID, hs[i].InstanceID)
+			return nil, fmt.Errorf("handles of %s and %s overlap in key groups", hs[i-1].InstanceID, hs[i].InstanceID)
 		}
 	}
 	if t.Base != nil {
@@ -176,7 +176,7 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 	for _, s := range h.States {
 		id, err := b.t.StateID(s)
 		if err != nil {
-			return fmt.Errorf("restore: handle of %s: %w", h.InstanceID, err)
+			return fmt.Errorf("handle of %s: %w", h.InstanceID, err)
 		}
 		ids[s.ID] = id
 	}
@@ -192,7 +192,7 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 	ref := h.Files[0]
 	f, err := st.Open(ctx, ref.Name)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	defer f.Close()
 	if f.Size() != ref.Size {
@@ -275,7 +275,7 @@ func (b *builder) newWriter(id uint16, r *run) error {
 	b.mu.Unlock()
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return fmt.Errorf("restore: create %s: %w", path, err)
+		return fmt.Errorf("create %s: %w", path, err)
 	}
 	opts := b.t.Options.MakeWriterOptions(6, b.t.DB.TableFormat())
 	r.w, r.path = sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path
@@ -287,7 +287,7 @@ func (b *builder) closeRun(r *run) error {
 	err := r.w.Close()
 	r.w = nil
 	if err != nil {
-		return fmt.Errorf("restore: finish %s: %w", r.path, err)
+		return fmt.Errorf("finish %s: %w", r.path, err)
 	}
 	b.mu.Lock()
 	b.done = append(b.done, sstFile{path: r.path, lo: bytes.Clone(r.first), hi: bytes.Clone(r.last)})
@@ -323,7 +323,7 @@ func (b *builder) finish() ([][]string, int64, error) {
 	for _, f := range b.done {
 		fi, err := os.Stat(f.path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("restore: %w", err)
+			return nil, 0, err
 		}
 		size += fi.Size()
 		g := 0

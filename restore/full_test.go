@@ -519,7 +519,7 @@ func TestRestoreMissingDataFile(t *testing.T) {
 	_, _, err = backend.RestoreLatest(ctx, backend.Int64, opts, st)
 	frWantErr(t, err, snapshot.ErrNotExist, name)
 	frGone(t, opts.Dir)
-	_, err = backend.RestoreFromPath(ctx, backend.Int64, opts, st.Root())
+	_, _, err = backend.RestoreFromPath(ctx, backend.Int64, opts, st.Root())
 	frWantErr(t, err, snapshot.ErrNotExist, name)
 	frGone(t, opts.Dir)
 }

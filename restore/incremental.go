@@ -45,7 +45,7 @@ func Base(handles []snapshot.Handle, r keygroup.Range) *snapshot.Handle {
 func Clip(ctx context.Context, db *pebble.DB, ids []uint16, had, keep keygroup.Range, maxParallelism int) error {
 	for _, c := range clipCuts(ids, had, keep, maxParallelism) {
 		if err := db.Excise(ctx, pebble.KeyRange{Start: c.lo, End: c.hi}); err != nil {
-			return fmt.Errorf("restore: clip state %d to key groups %s: %w", binary.BigEndian.Uint16(c.lo), keep, err)
+			return fmt.Errorf("clip state %d to key groups %s: %w", binary.BigEndian.Uint16(c.lo), keep, err)
 		}
 	}
 	return nil
@@ -60,7 +60,7 @@ func Clip(ctx context.Context, db *pebble.DB, ids []uint16, had, keep keygroup.R
 func Kept(db *pebble.DB, ids []uint16, had, keep keygroup.Range, maxParallelism int) (func(string) bool, error) {
 	levels, err := db.SSTables()
 	if err != nil {
-		return nil, fmt.Errorf("restore: list tables: %w", err)
+		return nil, fmt.Errorf("list tables: %w", err)
 	}
 	cuts := clipCuts(ids, had, keep, maxParallelism)
 	kept := make(map[string]bool)
@@ -115,7 +115,7 @@ func clipCuts(ids []uint16, had, keep keygroup.Range, maxParallelism int) []span
 func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, ids map[uint16]uint16, stats *Stats) error {
 	dir, err := os.MkdirTemp(b.t.StagingDir, "handle-")
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	defer os.RemoveAll(dir)
 	unverified, err := FetchUnverified(ctx, st, h, dir)
@@ -143,7 +143,7 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	owned := ownedSpans(h, ids, own, width)
 	levels, err := db.SSTables(pebble.WithProperties())
 	if err != nil {
-		return unverified.Blame(ctx, fmt.Errorf("restore: list the tables of %s's handle: %w", h.InstanceID, err))
+		return unverified.Blame(ctx, fmt.Errorf("list the tables of %s's handle: %w", h.InstanceID, err))
 	}
 	// The checksums of the tables the restore uses take as long as the
 	// rest together: both run at once, and nothing is kept unless the
@@ -158,13 +158,13 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 		return err
 	}
 	if err := db.Close(); err != nil {
-		return fmt.Errorf("restore: close the database of %s's handle: %w", h.InstanceID, err)
+		return fmt.Errorf("close the database of %s's handle: %w", h.InstanceID, err)
 	}
 	closed = true
 	for _, t := range whole {
 		dst := filepath.Join(b.t.StagingDir, fmt.Sprintf("whole-%s-%s", h.InstanceID, t.name))
 		if err := os.Rename(filepath.Join(dir, t.name), dst); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return err
 		}
 		b.done = append(b.done, sstFile{path: dst, lo: t.lo, hi: t.hi})
 		b.excise = append(b.excise, t.outside...)
@@ -183,7 +183,7 @@ func (b *builder) readTables(ctx context.Context, db *pebble.DB, dir string, opt
 	width := keys.KeyGroupBytes(h.MaxParallelism)
 	whole, err := wholeTables(ctx, dir, opts, levels, ids, b.t.KeyGroups, owned, width)
 	if err != nil {
-		return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+		return nil, fmt.Errorf("read %s's handle: %w", h.InstanceID, err)
 	}
 	if err := b.copySpans(ctx, db, h, copyUnits(levels, owned, whole), stats); err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (b *builder) readTables(ctx context.Context, db *pebble.DB, dir string, opt
 		for _, sp := range whole[i].outside {
 			n, err := countSpan(db, sp)
 			if err != nil {
-				return nil, fmt.Errorf("restore: read %s's handle: %w", h.InstanceID, err)
+				return nil, fmt.Errorf("read %s's handle: %w", h.InstanceID, err)
 			}
 			whole[i].entries -= n
 		}

@@ -29,12 +29,12 @@ func (b *builder) ingest(ctx context.Context, groups [][]string) error {
 	}
 	for _, g := range groups {
 		if err := db.Ingest(ctx, g); err != nil {
-			return fmt.Errorf("restore: ingest: %w", err)
+			return fmt.Errorf("ingest: %w", err)
 		}
 	}
 	for _, c := range cuts {
 		if err := db.Excise(ctx, pebble.KeyRange{Start: c.lo, End: c.hi}); err != nil {
-			return fmt.Errorf("restore: excise %x..%x after ingestion: %w", c.lo, c.hi, err)
+			return fmt.Errorf("excise %x..%x after ingestion: %w", c.lo, c.hi, err)
 		}
 	}
 	if len(records) == 0 {
@@ -44,11 +44,11 @@ func (b *builder) ingest(ctx context.Context, groups [][]string) error {
 	defer batch.Close()
 	for _, r := range records {
 		if err := batch.Set(r[0], r[1], nil); err != nil {
-			return fmt.Errorf("restore: write back the backend records: %w", err)
+			return fmt.Errorf("write back the backend records: %w", err)
 		}
 	}
 	if err := batch.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("restore: write back the backend records: %w", err)
+		return fmt.Errorf("write back the backend records: %w", err)
 	}
 	return nil
 }
@@ -60,19 +60,19 @@ func systemEnd() []byte { return keys.AppendStateID(nil, keys.SystemID+1) }
 func systemRecords(db *pebble.DB) ([][2][]byte, error) {
 	it, err := db.NewIter(&pebble.IterOptions{UpperBound: systemEnd()})
 	if err != nil {
-		return nil, fmt.Errorf("restore: read the backend records: %w", err)
+		return nil, fmt.Errorf("read the backend records: %w", err)
 	}
 	var out [][2][]byte
 	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return nil, fmt.Errorf("restore: read the backend records: %w", err)
+			return nil, fmt.Errorf("read the backend records: %w", err)
 		}
 		out = append(out, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(v)})
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("restore: read the backend records: %w", err)
+		return nil, fmt.Errorf("read the backend records: %w", err)
 	}
 	return out, nil
 }

@@ -33,7 +33,7 @@ func strayKey(db *pebble.DB, r keygroup.Range, maxParallelism int) ([]byte, erro
 	width := keys.KeyGroupBytes(maxParallelism)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: keys.AppendStateID(nil, keys.SystemID+1)})
 	if err != nil {
-		return nil, fmt.Errorf("restore: scan for stray keys: %w", err)
+		return nil, fmt.Errorf("scan for stray keys: %w", err)
 	}
 	stray, err := func() ([]byte, error) {
 		for valid := it.First(); valid; {
@@ -59,7 +59,7 @@ func strayKey(db *pebble.DB, r keygroup.Range, maxParallelism int) ([]byte, erro
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("restore: scan for stray keys: %w", err)
+		return nil, fmt.Errorf("scan for stray keys: %w", err)
 	}
 	return stray, nil
 }

@@ -24,7 +24,10 @@
 // to its checkpoint's id; and every name that becomes a path is safe: a
 // clean relative name (CheckName) under the checkpoint's own chk-<id>/ or
 // under shared/, and local names plain file names. A restore checks that
-// the handles cover the key groups it restores with Covers.
+// the handles cover the key groups it restores with Covers. A job that
+// starts from a checkpoint checks, once, that it runs every operator with
+// state in it, with CheckClaimed (ErrNonRestoredState unless dropping that
+// state is allowed, as Flink's allowNonRestoredState).
 //
 // The commit is an exclusive create: of two commits of one id exactly one
 // succeeds, the other gets ErrExist, and a committed file is never

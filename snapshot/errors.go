@@ -50,6 +50,11 @@ var (
 	// ErrNoCheckpoint is returned by Latest when no checkpoint verifies.
 	ErrNoCheckpoint = errors.New("no completed checkpoint")
 
+	// ErrNonRestoredState is returned by CheckClaimed when a checkpoint
+	// holds state of an operator the job does not run, and dropping it was
+	// not allowed.
+	ErrNonRestoredState = errors.New("state no operator claims")
+
 	// ErrUnreadable is returned by Retain and Recover when they kept a
 	// checkpoint whose metadata exists but does not verify (see Report):
 	// the rest of their work is done, and the error lists each one.

@@ -245,13 +245,13 @@ func restoreRaw(t *testing.T, st snapshot.Storage, handles []snapshot.Handle, op
 func checkRestored(t *testing.T, st snapshot.Storage, opts backend.Options) {
 	t.Helper()
 	opts.Dir = filepath.Join(t.TempDir(), "restored")
-	b, cp, err := backend.RestoreLatest(context.Background(), backend.Int64, opts, st)
+	b, report, err := backend.RestoreLatest(context.Background(), backend.Int64, opts, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if cp.ID != 1 {
-		t.Fatalf("restored checkpoint %d", cp.ID)
+	if report.Checkpoint.ID != 1 || len(report.Skipped) != 0 {
+		t.Fatalf("restored checkpoint %d, passed over %v", report.Checkpoint.ID, report.Skipped)
 	}
 	hours, err := backend.GetMap(b, backend.MapDescriptor[int64, int64]{Name: "hours", KeyCodec: backend.Int64, ValueCodec: backend.Int64})
 	if err != nil {

@@ -12,7 +12,7 @@ const MaxParallelismLimit = 1 << 15
 
 // ErrInvalidArgument is returned for a parallelism, subtask index or key
 // group outside its legal range.
-var ErrInvalidArgument = errors.New("keygroup: invalid argument")
+var ErrInvalidArgument = errors.New("invalid argument")
 
 // Range is a half-open range [Start, End) of key groups. The zero value is
 // the empty range.

@@ -17,11 +17,11 @@ import (
 // Sentinel errors. The backend re-exports them under its own names.
 var (
 	// ErrCorrupt is returned when stored bytes cannot be decoded.
-	ErrCorrupt = errors.New("backend: corrupt data")
+	ErrCorrupt = errors.New("corrupt data")
 	// ErrIncompatible is returned by Open when the directory holds a
 	// backend created with another max parallelism, key-group range or key
 	// codec.
-	ErrIncompatible = errors.New("backend: incompatible backend directory")
+	ErrIncompatible = errors.New("incompatible backend directory")
 )
 
 // Store is the one path to a backend's Pebble database. See the package
