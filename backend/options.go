@@ -107,7 +107,8 @@ type Options struct {
 
 	// RestoreMode says whether a restored backend takes ownership of the
 	// files of the checkpoint it was restored from, as Flink's restore
-	// modes do. Default: NoClaim. Open ignores it.
+	// modes do. Default: NoClaim. Only Restore (and RestoreLatest,
+	// RestoreFromPath) acts on it.
 	RestoreMode RestoreMode
 
 	// ErrorLog receives Pebble's error messages (informational messages are
