@@ -412,7 +412,9 @@ func (o *snapshotOwner) closeAll() {
 // NotifyCheckpointComplete tells the backend that checkpoint id completed.
 // Its files and those of earlier checkpoints now belong to the checkpoint
 // storage (retention deletes them), and an incremental checkpoint becomes
-// the base the next one reuses uploads from.
+// the base the next one reuses uploads from. A notification that never
+// comes costs little: before each incremental upload the backend looks in
+// the root for its committed checkpoints and builds on the newest.
 func (b *Backend[K]) NotifyCheckpointComplete(id int64) error {
 	b.snaps.complete(id)
 	return nil

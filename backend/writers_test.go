@@ -48,15 +48,20 @@ func writtenBy(h snapshot.Handle, writer string) bool {
 // other uploads them again rather than fail.
 func TestForkedWritersNeverLoseACheckpoint(t *testing.T) {
 	for _, c := range []struct {
+		m    mode
 		rm   backend.RestoreMode
 		keep int
-	}{{backend.NoClaim, 100}, {backend.Claim, 100}, {backend.NoClaim, 1}, {backend.Claim, 1}} {
-		rm, keep := c.rm, c.keep
-		t.Run(fmt.Sprintf("%v/keep=%d", rm, keep), func(t *testing.T) {
+	}{
+		{incrementalMode, backend.NoClaim, 100}, {incrementalMode, backend.Claim, 100},
+		{incrementalMode, backend.NoClaim, 1}, {incrementalMode, backend.Claim, 1},
+		{fullMode, backend.NoClaim, 100}, {fullMode, backend.NoClaim, 1},
+	} {
+		m, rm, keep := c.m, c.rm, c.keep
+		t.Run(fmt.Sprintf("%s/%v/keep=%d", m.name, rm, keep), func(t *testing.T) {
 			ctx := context.Background()
 			st := newStorage(t)
 			opts := func(o *backend.Options) { o.RetainedCheckpoints = keep; o.RestoreMode = rm }
-			j := newJob(t, st, 1, incrementalMode.each(), opts)
+			j := newJob(t, st, 1, m.each(), opts)
 			const n = 3000
 			for k := range int64(n) {
 				j.setV(k, fxVal(k, 0))
@@ -66,11 +71,13 @@ func TestForkedWritersNeverLoseACheckpoint(t *testing.T) {
 			j.close()
 
 			forks := []*job{
-				restoreJob(t, st, cp1.Handles, 1, incrementalMode.each(), models[1], opts),
-				restoreJob(t, st, cp1.Handles, 1, incrementalMode.each(), models[1], opts),
+				restoreJob(t, st, cp1.Handles, 1, m.each(), models[1], opts),
+				restoreJob(t, st, cp1.Handles, 1, m.each(), models[1], opts),
 			}
 			a, b := forks[0].b(), forks[1].b()
-			if a.InstanceID() != b.InstanceID() {
+			// From an incremental handle at its range, both keep its
+			// instance id (from a full one, each gets its own).
+			if m.incremental && a.InstanceID() != b.InstanceID() {
 				t.Fatalf("forks restored at one range have instance ids %s and %s: the scenario needs one", a.InstanceID(), b.InstanceID())
 			}
 			if a.WriterID() == b.WriterID() {
@@ -121,7 +128,7 @@ func TestForkedWritersNeverLoseACheckpoint(t *testing.T) {
 			for _, id := range ids {
 				cp := must(snapshot.Load(ctx, st, id)).in(t)
 				noErr(t, snapshot.Verify(ctx, st, cp))
-				r := restoreJob(t, st, cp.Handles, 1, incrementalMode.each(), models[id])
+				r := restoreJob(t, st, cp.Handles, 1, m.each(), models[id])
 				r.verify(models[id], fmt.Sprintf("restore of checkpoint %d", id))
 				r.close()
 			}
