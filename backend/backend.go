@@ -72,6 +72,7 @@ type Backend[K any] struct {
 
 type registered struct {
 	meta   meta.State
+	ttl    ttl.Config
 	handle any
 }
 

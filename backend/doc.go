@@ -57,7 +57,10 @@
 // (package snapshot) while state access goes on, and yields a handle.
 // Checkpoint does all of it for a single instance. Restore builds a backend
 // from the handles of a checkpoint for any key-group range, so a job can
-// come back at another parallelism.
+// come back at another parallelism; Options.RestoreMode says whether it
+// claims the restored checkpoint's files (Claim) or never depends on them
+// (NoClaim, the default). Every backend writes under its own writer id
+// (WriterID), so two backends never write one file.
 //
 // # Caveats
 //

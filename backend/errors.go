@@ -19,7 +19,9 @@ var (
 	// this backend does not own.
 	ErrKeyGroupOutOfRange = errors.New("backend: key group out of range")
 	// ErrIncompatibleState is returned when a state is registered under a
-	// name already used with another kind, codec or Go type.
+	// name already used with another kind, codec or Go type, or, in one
+	// process, with another TTL config (switching TTL on, off or to other
+	// settings is done by registering the new config after a reopen).
 	ErrIncompatibleState = errors.New("backend: incompatible state")
 	// ErrIncompatibleBackend is returned when a directory holds a backend
 	// created with other settings (max parallelism, key groups, key codec).

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/ttl"
 )
 
 // TestSnapshotSameIDTwiceRefused guards the safety issue's "Snapshot(5)
@@ -71,5 +73,38 @@ func TestRegisterRejectsInvalidUTF8Name(t *testing.T) {
 	_, err = backend.GetValue(b, backend.ValueDescriptor[int64]{Name: "bad\xff", Codec: backend.Int64})
 	if !errors.Is(err, backend.ErrInvalidArgument) {
 		t.Fatalf("GetValue with name %q: %v; want ErrInvalidArgument", "bad\xff", err)
+	}
+}
+
+// TestRegisterAgainWithOtherTTLConfigRefused guards the safety issue's
+// case 9: registering a state again with another TTL config silently
+// returned the first handle, which judges expiry by the first config. It
+// is ErrIncompatibleState now; the same config again is the same handle.
+func TestRegisterAgainWithOtherTTLConfigRefused(t *testing.T) {
+	b := MustOpen(t)
+	hour := ttl.Config{TTL: time.Hour}
+	d := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: hour}
+	first := must(backend.GetValue(b, d)).in(t)
+	if again := must(backend.GetValue(b, d)).in(t); again != first {
+		t.Fatal("the same descriptor again returned another handle")
+	}
+	for _, cfg := range []ttl.Config{
+		{},
+		{TTL: 2 * time.Hour},
+		{TTL: time.Hour, Update: ttl.OnReadAndWrite},
+		{TTL: time.Hour, Visibility: ttl.ReturnExpiredIfNotCleanedUp},
+		{TTL: time.Hour, Cleanup: ttl.Cleanup{FullSnapshot: true}},
+	} {
+		other := d
+		other.TTL = cfg
+		if _, err := backend.GetValue(b, other); !errors.Is(err, backend.ErrIncompatibleState) {
+			t.Errorf("GetValue with TTL config %+v after %+v: %v; want ErrIncompatibleState", cfg, hour, err)
+		}
+	}
+	l := backend.ListDescriptor[int64]{Name: "l", Codec: backend.Int64}
+	must(backend.GetList(b, l)).in(t)
+	l.TTL = hour
+	if _, err := backend.GetList(b, l); !errors.Is(err, backend.ErrIncompatibleState) {
+		t.Errorf("GetList with TTL after without: %v; want ErrIncompatibleState", err)
 	}
 }

@@ -48,6 +48,7 @@ func TestOpen_InvalidOptions(t *testing.T) {
 		"TTL share above one":     {Dir: dir, TTLCleanupShare: 1.5},
 		"negative TTL share":      {Dir: dir, TTLCleanupShare: -0.1},
 		"NaN TTL share":           {Dir: dir, TTLCleanupShare: math.NaN()},
+		"unknown restore mode":    {Dir: dir, RestoreMode: backend.Claim + 1},
 	}
 	for name, opts := range cases {
 		b, err := backend.Open(backend.String, opts)

@@ -105,6 +105,12 @@ type Options struct {
 	// keeps. Default: 1, as in Flink.
 	RetainedCheckpoints int
 
+	// RestoreMode says whether a restored backend takes ownership of the
+	// files of the checkpoint it was restored from, as Flink's restore
+	// modes do. Default: NoClaim. Only Restore (and RestoreLatest,
+	// RestoreFromPath) acts on it.
+	RestoreMode RestoreMode
+
 	// ErrorLog receives Pebble's error messages (informational messages are
 	// dropped), and a line for each checkpoint RestoreLatest or
 	// RestoreFromPath passes over. Default: the standard library's log
@@ -117,6 +123,47 @@ type Options struct {
 	// tee it with the backend's (pebble.TeeEventListener), which background
 	// TTL cleanup needs.
 	Pebble func(*pebble.Options)
+}
+
+// RestoreMode says who owns the files of the checkpoint a backend is
+// restored from. Only incremental checkpoints reference files of earlier
+// checkpoints, so it matters for them; a restore from full handles is the
+// same in either mode.
+type RestoreMode int
+
+const (
+	// NoClaim, the default, leaves the restored checkpoint to whoever
+	// made it, as Flink's NO_CLAIM does: the restored backend never
+	// references its files, so its first incremental checkpoint uploads
+	// every SST it needs, into whichever root, and afterwards the restored
+	// checkpoint may be deleted (by its owner's retention, or by hand)
+	// without harming the new job. The backend itself never deletes a file
+	// it did not write; the retention Checkpoint applies to the root it
+	// writes into is that root's, and counts the restored checkpoint like
+	// any other there. To leave it untouched, checkpoint into another root.
+	NoClaim RestoreMode = iota
+	// Claim takes ownership of the restored checkpoint, as Flink's CLAIM
+	// does: a restore of one incremental handle at exactly its key groups
+	// keeps its upload history, so the first checkpoint into the root the
+	// handle came from reuses its SSTs instead of uploading them again,
+	// and retention there deletes them once no retained checkpoint
+	// references them. Into another root, nothing is reused. One job should
+	// claim a checkpoint: two that do and checkpoint into its root lose no
+	// committed checkpoint (a commit checks that its files exist), but one's
+	// retention may delete files the other builds on, and fail its
+	// checkpoints.
+	Claim
+)
+
+// String returns "NoClaim" or "Claim".
+func (m RestoreMode) String() string {
+	switch m {
+	case NoClaim:
+		return "NoClaim"
+	case Claim:
+		return "Claim"
+	}
+	return fmt.Sprintf("RestoreMode(%d)", int(m))
 }
 
 // EnsureDefaults fills every zero field but Dir with its default.
@@ -194,6 +241,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RetainedCheckpoints < 0 {
 		add("RetainedCheckpoints %d is negative", o.RetainedCheckpoints)
+	}
+	if o.RestoreMode != NoClaim && o.RestoreMode != Claim {
+		add("RestoreMode %v is neither NoClaim nor Claim", o.RestoreMode)
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)

@@ -10,7 +10,8 @@ import (
 )
 
 // register returns the handle registered under m.Name if there is one and
-// it is compatible, or else creates one with build: under the stored id of
+// it is compatible, with the same TTL config cfg, or else creates one with
+// build: under the stored id of
 // the state (migrating its values if its TTL was switched on or off), or
 // under a new id, recording the state only once its handle is built, so a
 // descriptor that fails leaves nothing behind.
@@ -24,6 +25,12 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 	if r, ok := b.states[m.Name]; ok {
 		if err := meta.Compatible(r.meta, m); err != nil {
 			return zero, fmt.Errorf("%w: %w", ErrIncompatibleState, err)
+		}
+		// The handle judges expiry by the config it was built with: one
+		// registered with another would silently not be the one asked for.
+		// (A TTL change is a migration, made when a backend is opened.)
+		if r.ttl != cfg {
+			return zero, fmt.Errorf("%w: state %q is registered with TTL config %+v, not %+v", ErrIncompatibleState, m.Name, r.ttl, cfg)
 		}
 		h, ok := r.handle.(H)
 		if !ok {
@@ -62,7 +69,7 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 			return zero, err
 		}
 	}
-	b.states[m.Name] = registered{meta: m, handle: h}
+	b.states[m.Name] = registered{meta: m, ttl: cfg, handle: h}
 	if cfg.Enabled() {
 		b.enableCleanup(m, cfg, any(h).(cleaner))
 	}

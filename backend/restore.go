@@ -35,9 +35,11 @@ import (
 // From incremental handles, the one sharing the most key groups with the
 // new instance becomes its database directly (hard-linked from local
 // storage); when it is the only one and its range is the new one, the
-// backend keeps its instance id and upload history, so the next checkpoint
-// stays incremental. Otherwise the backend gets a new instance id, and its
-// first incremental checkpoint uploads everything.
+// backend keeps its instance id, and under opts.RestoreMode Claim its
+// upload history too, so its first checkpoint into st reuses the handle's
+// SSTs. Otherwise (and by default, NoClaim) its first incremental
+// checkpoint uploads everything. Either way the backend writes under a new
+// writer id (WriterID), so it never writes a name another backend may.
 //
 // opts.Dir must not exist, be empty, or hold what a restore that did not
 // finish left (which is removed). The restore is atomic: while it runs,
@@ -148,8 +150,8 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		_ = b.Close()
 		return nil, err
 	}
-	if keep {
-		b.snaps.history.Seed(base.CheckpointID, base.Shared)
+	if keep && opts.RestoreMode == Claim {
+		b.snaps.history.Seed(base.CheckpointID, st, *base)
 	}
 	return b, nil
 }

@@ -2,11 +2,14 @@ package backend
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,11 +37,10 @@ type AsyncSnapshot struct {
 	states       []meta.State
 
 	// A full snapshot reads snap; an incremental one uploads the native
-	// checkpoint in localDir, reusing the uploads in prev (the last
-	// completed checkpoint's, from the backend's incremental.History).
+	// checkpoint in localDir, reusing the uploads of the last completed
+	// checkpoint in the same root (the backend's incremental.History).
 	snap     *pebble.Snapshot
 	localDir string
-	prev     map[string]snapshot.SharedFile
 	workers  int
 
 	targets []ttl.Target
@@ -55,6 +57,9 @@ type AsyncSnapshot struct {
 // snapshotOwner is the part of a backend its snapshots need; it is not
 // generic, so AsyncSnapshot is not either.
 type snapshotOwner struct {
+	// writer is this backend's writer id, drawn when it was opened or
+	// restored: every file a snapshot writes carries it in its name.
+	writer  string
 	mu      sync.Mutex
 	running map[*AsyncSnapshot]bool
 	// pending lists the files written for each checkpoint not yet
@@ -66,12 +71,22 @@ type snapshotOwner struct {
 }
 
 func newSnapshotOwner() *snapshotOwner {
+	var id [16]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
 	return &snapshotOwner{
+		writer:  hex.EncodeToString(id[:]),
 		running: make(map[*AsyncSnapshot]bool),
 		pending: make(map[int64][]string),
 		history: incremental.NewHistory(),
 	}
 }
+
+// WriterID returns the id this backend writes checkpoint files under:
+// 128 random bits in hex, drawn afresh by every Open and Restore. Unlike
+// the instance id, which a restore at the same key groups keeps, no two
+// backends share it, so no two write the same name into a checkpoint root
+// (see snapshot.SharedName).
+func (b *Backend[K]) WriterID() string { return b.snaps.writer }
 
 // Snapshot takes the synchronous part of a snapshot for checkpoint
 // checkpointID into storage st, and returns it for Run to write (on any
@@ -130,7 +145,6 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 			_ = os.RemoveAll(s.localDir)
 			return nil, fmt.Errorf("backend: snapshot %d: native checkpoint: %w", checkpointID, err)
 		}
-		s.prev = b.snaps.history.Reusable()
 	} else {
 		s.handle.Compression = b.opts.SnapshotCompression
 		s.snap = b.st.NewSnapshot()
@@ -145,9 +159,9 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 // holds native checkpoints while they are uploaded. Pebble ignores it.
 const localCheckpointsDir = store.ScratchDir
 
-// dataFileName is the storage name of an instance's full-snapshot data.
-func dataFileName(checkpointID int64, instanceID string) string {
-	return snapshot.Dir(checkpointID) + "/full-" + instanceID + ".dat"
+// dataFileName is the storage name of a writer's full-snapshot data.
+func dataFileName(checkpointID int64, writerID string) string {
+	return snapshot.Dir(checkpointID) + "/full-" + writerID + ".dat"
 }
 
 // Run writes the snapshot and returns the instance's handle, to be
@@ -185,7 +199,7 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	s.b.pending[s.checkpointID] = written
 	s.b.mu.Unlock()
 	if h.Kind == snapshot.KindIncremental {
-		s.b.history.Record(s.checkpointID, h.Shared)
+		s.b.history.Record(s.checkpointID, s.storage, h)
 	}
 	return h, nil
 }
@@ -218,7 +232,7 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 	if len(s.targets) > 0 {
 		filter = ttl.NewEntryFilter(s.targets, s.now)
 	}
-	name := dataFileName(s.checkpointID, s.handle.InstanceID)
+	name := dataFileName(s.checkpointID, s.b.writer)
 	w, err := s.storage.Create(ctx, name)
 	if err != nil {
 		return snapshot.Handle{}, nil, err
@@ -252,13 +266,29 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 	return h, []string{name}, nil
 }
 
-// runIncremental uploads the native checkpoint.
+// runIncremental uploads the native checkpoint, reusing the uploads of
+// the last completed checkpoint in the same root that are still there. A
+// checkpoint of this backend that storage shows committed although no
+// notification said so counts as completed: forgetting
+// NotifyCheckpointComplete must not turn every checkpoint into a full
+// upload.
 func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []string, error) {
+	id, err := s.b.history.Committed(ctx, s.storage)
+	if err != nil {
+		return snapshot.Handle{}, nil, err
+	}
+	if id >= 0 {
+		s.b.complete(id)
+	}
+	prev, err := present(ctx, s.storage, s.b.history.Reusable(s.storage))
+	if err != nil {
+		return snapshot.Handle{}, nil, err
+	}
 	up, err := incremental.Run(ctx, s.storage, incremental.Request{
 		Dir:          s.localDir,
 		CheckpointID: s.checkpointID,
-		InstanceID:   s.handle.InstanceID,
-		Previous:     s.prev,
+		WriterID:     s.b.writer,
+		Previous:     prev,
 		Workers:      s.workers,
 	})
 	if err != nil {
@@ -275,6 +305,28 @@ func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []
 		written = append(written, f.Name)
 	}
 	return h, written, nil
+}
+
+// present returns the files of prev that storage lists. A file of the
+// last completed checkpoint can be gone: another writer's retention (a
+// zombie's, which committed a newer checkpoint first) deletes what no
+// retained checkpoint references. Such a file is uploaded again rather
+// than referenced, so the checkpoint can still commit.
+func present(ctx context.Context, st snapshot.Storage, prev map[string]snapshot.SharedFile) (map[string]snapshot.SharedFile, error) {
+	if len(prev) == 0 {
+		return prev, nil
+	}
+	names, err := st.List(ctx, snapshot.SharedDir+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]snapshot.SharedFile, len(prev))
+	for local, f := range prev {
+		if _, ok := slices.BinarySearch(names, f.Name); ok {
+			out[local] = f
+		}
+	}
+	return out, nil
 }
 
 // Release gives up a snapshot that will not be run. It is a no-op once
@@ -360,14 +412,22 @@ func (o *snapshotOwner) closeAll() {
 // NotifyCheckpointComplete tells the backend that checkpoint id completed.
 // Its files and those of earlier checkpoints now belong to the checkpoint
 // storage (retention deletes them), and an incremental checkpoint becomes
-// the base the next one reuses uploads from.
+// the base the next one reuses uploads from. A notification that never
+// comes costs little: before each incremental upload the backend looks in
+// the root for its committed checkpoints and builds on the newest.
 func (b *Backend[K]) NotifyCheckpointComplete(id int64) error {
-	o := b.snaps
+	b.snaps.complete(id)
+	return nil
+}
+
+// complete records that checkpoint id completed: its files and those of
+// earlier checkpoints are no longer the backend's to delete, and its
+// uploads are the base of the next incremental checkpoint.
+func (o *snapshotOwner) complete(id int64) {
 	o.mu.Lock()
 	maps.DeleteFunc(o.pending, func(cid int64, _ []string) bool { return cid <= id })
 	o.mu.Unlock()
 	o.history.Complete(id)
-	return nil
 }
 
 // NotifyCheckpointAborted tells the backend that checkpoint id will never
@@ -409,9 +469,11 @@ func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int
 	cp := &snapshot.Checkpoint{ID: id, CreatedUnixMillis: b.opts.Clock.Now().UnixMilli(), Handles: []snapshot.Handle{h}}
 	if err := snapshot.Commit(ctx, st, cp); err != nil {
 		// A commit can fail after its metadata became visible (a failed
-		// directory fsync after the rename): then the checkpoint exists and
-		// its files must stay.
-		if _, lerr := snapshot.Load(ctx, st, id); lerr != nil {
+		// directory fsync after the link): then the checkpoint exists and
+		// its files must stay. But metadata of this id may also be another
+		// writer's, who won the commit: only if it holds this handle is
+		// the checkpoint ours.
+		if got, lerr := snapshot.Load(ctx, st, id); lerr != nil || !holdsHandle(got, h) {
 			_ = b.NotifyCheckpointAborted(ctx, id, st)
 			return nil, err
 		}
@@ -426,3 +488,17 @@ func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int
 	}
 	return cp, nil
 }
+
+// holdsHandle reports whether checkpoint cp holds handle h: a handle of
+// the same instance with the same files, whose names carry the writer id.
+func holdsHandle(cp *snapshot.Checkpoint, h snapshot.Handle) bool {
+	for _, g := range cp.Handles {
+		if g.InstanceID == h.InstanceID && slices.EqualFunc(g.Files, h.Files, sameName) &&
+			slices.EqualFunc(g.Shared, h.Shared, func(a, b snapshot.SharedFile) bool { return a.Name == b.Name }) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameName(a, b snapshot.FileRef) bool { return a.Name == b.Name }

@@ -53,7 +53,7 @@ func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
 	// under its name, or its own.
 	old := sharedNames(h1)
 	for _, f := range h2.Shared {
-		if !old[f.Name] && f.Name != snapshot.SharedName(b.InstanceID(), 2, f.LocalName) {
+		if !old[f.Name] && f.Name != snapshot.SharedName(b.WriterID(), 2, f.LocalName) {
 			t.Errorf("checkpoint 2 references %s", f.Name)
 		}
 	}
@@ -61,9 +61,10 @@ func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
 	id := b.InstanceID()
 	j.close()
 
-	// Same range: the restored backend keeps its identity and upload
-	// history, so its next checkpoint uploads no SST.
-	r := restoreJob(t, st, cp2.Handles, 1, incrementalMode.each(), m2)
+	// Same range, claimed: the restored backend keeps its identity and
+	// upload history, so its next checkpoint into the same root uploads no
+	// SST.
+	r := restoreJob(t, st, cp2.Handles, 1, incrementalMode.each(), m2, claim)
 	r.verify(m2, "restore of checkpoint 2")
 	rb := r.b()
 	if rb.InstanceID() != id {
@@ -119,7 +120,7 @@ func TestIncrementalRescaledRestoreGetsNewIdentity(t *testing.T) {
 				t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
 			}
 			for _, f := range h.Shared {
-				if f.Name != snapshot.SharedName(in.b.InstanceID(), int64(10+p), f.LocalName) {
+				if f.Name != snapshot.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
 					t.Errorf("first checkpoint after rescaling references %s", f.Name)
 				}
 			}

@@ -105,18 +105,18 @@ func TestSnapshotHandle(t *testing.T) {
 				t.Fatalf("incremental handle with %d shared files, %d blocks", len(h.Shared), len(h.Blocks))
 			}
 			for _, f := range h.Files {
-				if !strings.HasPrefix(f.Name, incremental.PrivateDir(9, b.InstanceID())+"/") {
+				if !strings.HasPrefix(f.Name, incremental.PrivateDir(9, b.WriterID())+"/") {
 					t.Fatalf("private file %s outside the instance's directory", f.Name)
 				}
 			}
 			for _, f := range h.Shared {
-				if f.Name != snapshot.SharedName(b.InstanceID(), 9, f.LocalName) {
+				if f.Name != snapshot.SharedName(b.WriterID(), 9, f.LocalName) {
 					t.Fatalf("shared file %s of local %s", f.Name, f.LocalName)
 				}
 			}
 		} else {
 			if h.Compression != "zstd" || len(h.Shared) != 0 || len(h.Files) != 1 ||
-				h.Files[0].Name != fmt.Sprintf("chk-9/full-%s.dat", b.InstanceID()) {
+				h.Files[0].Name != fmt.Sprintf("chk-9/full-%s.dat", b.WriterID()) {
 				t.Fatalf("full handle: compression %q, files %+v, shared %+v", h.Compression, h.Files, h.Shared)
 			}
 			var entries int64

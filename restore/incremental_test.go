@@ -107,7 +107,7 @@ func (s *incSource) handle(t testing.TB, st snapshot.Storage, id int64) snapshot
 	if err := s.db.Checkpoint(dir); err != nil {
 		t.Fatal(err)
 	}
-	up, err := incremental.Run(context.Background(), st, incremental.Request{Dir: dir, CheckpointID: id, InstanceID: s.inst})
+	up, err := incremental.Run(context.Background(), st, incremental.Request{Dir: dir, CheckpointID: id, WriterID: s.inst})
 	if err != nil {
 		t.Fatal(err)
 	}

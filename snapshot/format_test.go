@@ -15,10 +15,15 @@ import (
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
-// The instances of FORMAT.md's worked example.
+// The instances of FORMAT.md's worked example, and the writers that wrote
+// their files (a writer id is drawn by every open and restore of a
+// backend; the instance id lives as long as its database).
 const (
-	exampleFull = "4f1c0e8a9b2d47e6a3c5b7d9e1f30a2b"
-	exampleInc  = "9e3779b97f4a7c15f39cc0605cedc834"
+	exampleFull       = "4f1c0e8a9b2d47e6a3c5b7d9e1f30a2b"
+	exampleInc        = "9e3779b97f4a7c15f39cc0605cedc834"
+	exampleFullWriter = "b7e151628aed2a6abf7158809cf4f3c7"
+	exampleIncWriter  = "243f6a8885a308d313198a2e03707344"
+	exampleOldWriter  = "13198a2e03707344a4093822299f31d0"
 )
 
 // exampleCheckpoint is the checkpoint of FORMAT.md's worked example: one
@@ -32,7 +37,7 @@ func exampleCheckpoint() *snapshot.Checkpoint {
 	full := snapshot.Handle{
 		Operator: "clicks-per-user", InstanceID: exampleFull, CheckpointID: 7, Kind: snapshot.KindFull,
 		MaxParallelism: 128, KeyGroupStart: 0, KeyGroupEnd: 64, KeyCodec: "string", States: states,
-		Files:       []snapshot.FileRef{{Name: "chk-7/full-" + exampleFull + ".dat", Size: 112, CRC32C: 0x1c2d3e4f}},
+		Files:       []snapshot.FileRef{{Name: "chk-7/full-" + exampleFullWriter + ".dat", Size: 112, CRC32C: 0x1c2d3e4f}},
 		Compression: "snappy",
 		Blocks: []snapshot.Block{
 			{KeyGroup: 3, Offset: 16, Length: 52, CRC32C: 0x0a0b0c0d, Entries: 2},
@@ -44,12 +49,12 @@ func exampleCheckpoint() *snapshot.Checkpoint {
 		Operator: "clicks-per-user", InstanceID: exampleInc, CheckpointID: 7, Kind: snapshot.KindIncremental,
 		MaxParallelism: 128, KeyGroupStart: 64, KeyGroupEnd: 128, KeyCodec: "string", States: states,
 		Files: []snapshot.FileRef{
-			{Name: "chk-7/inc-" + exampleInc + "/MANIFEST-000009", Size: 271, CRC32C: 0x5e6f7a8b},
-			{Name: "chk-7/inc-" + exampleInc + "/OPTIONS-000011", Size: 1482, CRC32C: 0x9cadbecf},
+			{Name: "chk-7/inc-" + exampleIncWriter + "/MANIFEST-000009", Size: 271, CRC32C: 0x5e6f7a8b},
+			{Name: "chk-7/inc-" + exampleIncWriter + "/OPTIONS-000011", Size: 1482, CRC32C: 0x9cadbecf},
 		},
 		Shared: []snapshot.SharedFile{
-			{FileRef: snapshot.FileRef{Name: "shared/" + exampleInc + "-c6-000007.sst", Size: 1052, CRC32C: 0xd0e1f203}, LocalName: "000007.sst"},
-			{FileRef: snapshot.FileRef{Name: "shared/" + exampleInc + "-c7-000010.sst", Size: 803, CRC32C: 0x14253647}, LocalName: "000010.sst"},
+			{FileRef: snapshot.FileRef{Name: "shared/" + exampleOldWriter + "-c6-000007.sst", Size: 1052, CRC32C: 0xd0e1f203}, LocalName: "000007.sst"},
+			{FileRef: snapshot.FileRef{Name: "shared/" + exampleIncWriter + "-c7-000010.sst", Size: 803, CRC32C: 0x14253647}, LocalName: "000010.sst"},
 		},
 		StateSize: 271 + 1482 + 1052 + 803, CheckpointedSize: 271 + 1482 + 803,
 	}
@@ -124,11 +129,11 @@ func layoutPatterns(t *testing.T, doc []byte) map[string]*regexp.Regexp {
 		t.Fatal(err)
 	}
 	holes := map[string]string{
-		"<id>":       `(0|[1-9][0-9]*)`,
-		"<creator>":  `(0|[1-9][0-9]*)`,
-		"<instance>": `[0-9a-f]{32}`,
-		"<file>":     `[^/]+`,
-		"<sst>":      `[0-9]{6,}\.sst`,
+		"<id>":      `(0|[1-9][0-9]*)`,
+		"<creator>": `(0|[1-9][0-9]*)`,
+		"<writer>":  `[0-9a-f]{32}`,
+		"<file>":    `[^/]+`,
+		"<sst>":     `[0-9]{6,}\.sst`,
 	}
 	hole := regexp.MustCompile(`<[a-z]+>`)
 	pats := make(map[string]*regexp.Regexp)

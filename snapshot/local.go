@@ -393,6 +393,12 @@ func (l *Local) RemoveTemp(ctx context.Context, drop func(name string) bool) err
 	var dirs []string
 	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			// A writer removed the directory since it was listed (an
+			// abort deletes its files and their directory): nothing of it
+			// is left to remove.
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			return err
 		}
 		if err := ctx.Err(); err != nil {

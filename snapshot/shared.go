@@ -7,14 +7,16 @@ import (
 	"strconv"
 )
 
-// SharedName returns the storage name of an SST uploaded by checkpoint
-// creator of instance instanceID, whose file in the instance's database is
-// local (such as "000123.sst"). The instance id makes it unique across
-// instances and across forks of one database, whose file numbers collide;
-// the creator's id lets garbage collection tell old debris from uploads of
+// SharedName returns the storage name of an SST uploaded for checkpoint
+// creator by writer writerID, whose file in the writer's database is local
+// (such as "000123.sst"). The writer id is drawn afresh each time a
+// backend is opened or restored, so the name is unique to one writer: two
+// processes restored from one checkpoint, whose databases share their file
+// numbers (and perhaps their instance id), never write the same name. The
+// creator's id lets garbage collection tell old debris from uploads of
 // checkpoints still in flight.
-func SharedName(instanceID string, creator int64, local string) string {
-	return fmt.Sprintf("%s/%s-c%d-%s", SharedDir, instanceID, creator, local)
+func SharedName(writerID string, creator int64, local string) string {
+	return fmt.Sprintf("%s/%s-c%d-%s", SharedDir, writerID, creator, local)
 }
 
 var sharedName = regexp.MustCompile(`^shared/[0-9a-f]+-c(\d+)-[^/]+$`)

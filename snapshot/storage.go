@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 )
 
 // Storage holds checkpoint files under slash-separated names relative to
@@ -20,10 +21,11 @@ import (
 // an error wrapping ErrExist. This is what makes Commit of a checkpoint an
 // exclusive create, and it is safe for every writer of this module, since
 // each name carries the identity of the one writer entitled to it:
-// MetadataPath the checkpoint id, SharedName the instance and the
-// checkpoint that uploads, and a backend's data and private files both
-// (see the backend package). A collision therefore means two writers took
-// one identity, which must fail rather than lose one of them.
+// MetadataPath the checkpoint id, SharedName the writer (a backend's id,
+// drawn by every open and restore) and the checkpoint that uploads, and a
+// backend's data and private files both (see the backend package). A
+// collision therefore means two writers took one identity, which must
+// fail rather than lose one of them.
 type Storage interface {
 	// Create starts writing the named file. Nothing is visible under the
 	// name until the returned writer's Commit succeeds; Abort, or a failed
@@ -85,3 +87,21 @@ func describe(st Storage) string {
 var errWrite = errors.New("file already committed or aborted")
 
 func doneErr(name string) error { return fmt.Errorf("commit %s: %w", name, errWrite) }
+
+// SameRoot reports whether a and b are one checkpoint root, the only place
+// whose files a checkpoint in it may reference: storage with a Root method
+// (Local, and wrappers that pass it on) by its directory, other storage by
+// identity (the same comparable value). Nil is no root.
+func SameRoot(a, b Storage) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	type rooted interface{ Root() string }
+	ra, aok := a.(rooted)
+	rb, bok := b.(rooted)
+	if aok && bok && ra.Root() != "" {
+		return ra.Root() == rb.Root()
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && va.Equal(vb)
+}

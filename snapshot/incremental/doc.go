@@ -11,15 +11,17 @@
 // checksummed with CRC-32C.
 //
 // History is an instance's record of its uploads: which checkpoint's files
-// the next one reuses (the last completed one's, as in Flink), promotion
-// when a checkpoint completes, and forgetting when one is aborted.
+// the next one reuses (the last completed one's, as in Flink, and only in
+// the root they were uploaded to), promotion when a checkpoint completes
+// (or is found committed in storage, when the notification was missed),
+// and forgetting when one is aborted.
 //
 // # Caveats
 //
 // SSTs are immutable and a file number is never reused within one database
 // lineage, so a local SST name identifies its content for as long as the
-// instance lives; across instances and forks the shared name carries the
-// instance id (see snapshot.SharedName).
+// instance lives; across instances, forks and reopenings the shared name
+// carries the writer id (see snapshot.SharedName).
 //
 // The shared files' naming and their garbage collection stay in package
 // snapshot, beside retention: retention deletes checkpoints and must then

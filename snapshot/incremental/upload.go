@@ -32,8 +32,9 @@ type Request struct {
 	Dir string
 	// CheckpointID is the checkpoint being taken.
 	CheckpointID int64
-	// InstanceID is the backend instance's id.
-	InstanceID string
+	// WriterID is the writer's id (see snapshot.SharedName): every name
+	// the upload creates carries it.
+	WriterID string
 	// Previous maps local SST names to their uploads in the last completed
 	// checkpoint; those are reused, not uploaded again.
 	Previous map[string]snapshot.SharedFile
@@ -41,10 +42,10 @@ type Request struct {
 	Workers int
 }
 
-// PrivateDir returns the directory in storage of an instance's private
-// files for a checkpoint.
-func PrivateDir(checkpointID int64, instanceID string) string {
-	return snapshot.Dir(checkpointID) + "/inc-" + instanceID
+// PrivateDir returns the directory in storage of a writer's private files
+// for a checkpoint.
+func PrivateDir(checkpointID int64, writerID string) string {
+	return snapshot.Dir(checkpointID) + "/inc-" + writerID
 }
 
 type job struct {
@@ -73,10 +74,10 @@ func Run(ctx context.Context, st snapshot.Storage, req Request) (Upload, error) 
 				up.Total += prev.Size
 				continue
 			}
-			jobs = append(jobs, job{local: local, name: snapshot.SharedName(req.InstanceID, req.CheckpointID, local), shared: true})
+			jobs = append(jobs, job{local: local, name: snapshot.SharedName(req.WriterID, req.CheckpointID, local), shared: true})
 			continue
 		}
-		jobs = append(jobs, job{local: local, name: PrivateDir(req.CheckpointID, req.InstanceID) + "/" + local})
+		jobs = append(jobs, job{local: local, name: PrivateDir(req.CheckpointID, req.WriterID) + "/" + local})
 	}
 
 	workers := req.Workers

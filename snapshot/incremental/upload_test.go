@@ -101,7 +101,7 @@ func TestUploadFirstCheckpointUploadsEverything(t *testing.T) {
 	st := incLocal(t)
 	for _, workers := range []int{0, 1, 3, 16} {
 		id := int64(10 + workers)
-		up, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: id, InstanceID: incInstance, Workers: workers})
+		up, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: id, WriterID: incInstance, Workers: workers})
 		if err != nil {
 			t.Fatalf("workers %d: %v", workers, err)
 		}
@@ -164,7 +164,7 @@ func TestUploadReusesPreviousSSTsOnly(t *testing.T) {
 	files := incSampleFiles()
 	dir := incNativeDir(t, files)
 	st := incLocal(t)
-	first, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 1, InstanceID: incInstance})
+	first, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 1, WriterID: incInstance})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestUploadReusesPreviousSSTsOnly(t *testing.T) {
 	prev["MANIFEST-000010"] = snapshot.SharedFile{FileRef: snapshot.FileRef{Name: "shared/bogus", Size: 1}, LocalName: "MANIFEST-000010"}
 	before := incList(t, st, snapshot.SharedDir+"/")
 
-	up, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 2, InstanceID: incInstance, Previous: prev, Workers: 2})
+	up, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 2, WriterID: incInstance, Previous: prev, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestUploadParallel(t *testing.T) {
 		g := &incGate{Storage: incLocal(t), want: workers}
 		g.cond = sync.NewCond(&g.mu)
 		start := time.Now()
-		up, err := incremental.Run(ctx, g, incremental.Request{Dir: dir, CheckpointID: 3, InstanceID: incInstance, Workers: workers})
+		up, err := incremental.Run(ctx, g, incremental.Request{Dir: dir, CheckpointID: 3, WriterID: incInstance, Workers: workers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +371,7 @@ func TestUploadFailureLeavesNothing(t *testing.T) {
 						t.Fatal(err)
 					}
 					st := &incFaulty{Storage: local, failOn: failOn, inCommit: inCommit}
-					_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 4, InstanceID: incInstance, Workers: workers})
+					_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 4, WriterID: incInstance, Workers: workers})
 					if !errors.Is(err, errIncInjected) {
 						t.Fatalf("Run = %v, want the injected failure", err)
 					}
@@ -409,7 +409,7 @@ func TestUploadCancelled(t *testing.T) {
 						cancel()
 					}
 				}
-				_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 5, InstanceID: incInstance, Workers: workers})
+				_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 5, WriterID: incInstance, Workers: workers})
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("Run = %v, want context.Canceled", err)
 				}
@@ -454,7 +454,7 @@ func TestUploadCancelledMidFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	local := incLocal(t)
-	_, err := incremental.Run(ctx, &incCancelMidWrite{Storage: local, cancel: cancel}, incremental.Request{Dir: dir, CheckpointID: 6, InstanceID: incInstance, Workers: 1})
+	_, err := incremental.Run(ctx, &incCancelMidWrite{Storage: local, cancel: cancel}, incremental.Request{Dir: dir, CheckpointID: 6, WriterID: incInstance, Workers: 1})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
@@ -467,14 +467,14 @@ func TestUploadCancelledMidFile(t *testing.T) {
 func TestUploadBadDirectory(t *testing.T) {
 	ctx := context.Background()
 	st := incLocal(t)
-	if _, err := incremental.Run(ctx, st, incremental.Request{Dir: filepath.Join(t.TempDir(), "missing"), CheckpointID: 1, InstanceID: incInstance}); err == nil {
+	if _, err := incremental.Run(ctx, st, incremental.Request{Dir: filepath.Join(t.TempDir(), "missing"), CheckpointID: 1, WriterID: incInstance}); err == nil {
 		t.Error("Run of a missing directory succeeded")
 	}
 	dir := incNativeDir(t, map[string][]byte{"000001.sst": []byte("x")})
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 1, InstanceID: incInstance})
+	_, err := incremental.Run(ctx, st, incremental.Request{Dir: dir, CheckpointID: 1, WriterID: incInstance})
 	if err == nil || !strings.Contains(err.Error(), "sub") {
 		t.Errorf("Run of a directory with a subdirectory = %v, want an error naming it", err)
 	}
