@@ -13,6 +13,7 @@ import (
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
+	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -68,6 +69,16 @@ type Backend[K any] struct {
 	ttlMetrics      ttlCounters
 
 	snaps *snapshotOwner // snapshots in flight and their files
+
+	// restoredFrom is the checkpoint a NoClaim restore came from: retention
+	// in its root keeps it (see NoClaim). Nil for Open and Claim.
+	restoredFrom *restoredCheckpoint
+}
+
+// restoredCheckpoint names a checkpoint a backend was restored from.
+type restoredCheckpoint struct {
+	st snapshot.Storage
+	id int64
 }
 
 type registered struct {

@@ -137,10 +137,10 @@ const (
 	// references its files, so its first incremental checkpoint uploads
 	// every SST it needs, into whichever root, and afterwards the restored
 	// checkpoint may be deleted (by its owner's retention, or by hand)
-	// without harming the new job. The backend itself never deletes a file
-	// it did not write; the retention Checkpoint applies to the root it
-	// writes into is that root's, and counts the restored checkpoint like
-	// any other there. To leave it untouched, checkpoint into another root.
+	// without harming the new job. The backend never deletes it either:
+	// the retention Checkpoint applies to the root the restored checkpoint
+	// lives in keeps it and its files (snapshot.RetainPinned), outside the
+	// count of RetainedCheckpoints.
 	NoClaim RestoreMode = iota
 	// Claim takes ownership of the restored checkpoint, as Flink's CLAIM
 	// does: a restore of one incremental handle at exactly its key groups

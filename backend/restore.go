@@ -153,6 +153,9 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	if keep && opts.RestoreMode == Claim {
 		b.snaps.history.Seed(base.CheckpointID, st, *base)
 	}
+	if opts.RestoreMode == NoClaim && len(handles) > 0 {
+		b.restoredFrom = &restoredCheckpoint{st: st, id: handles[0].CheckpointID}
+	}
 	return b, nil
 }
 

@@ -483,7 +483,15 @@ func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int
 	if err := b.NotifyCheckpointComplete(id); err != nil {
 		return cp, err
 	}
-	if err := snapshot.Retain(ctx, st, b.opts.RetainedCheckpoints); err != nil {
+	var pinned []int64
+	if r := b.restoredFrom; r != nil && snapshot.SameRoot(r.st, st) {
+		pinned = []int64{r.id}
+	}
+	rep, err := snapshot.RetainPinned(ctx, st, b.opts.RetainedCheckpoints, pinned)
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
 		return cp, fmt.Errorf("backend: checkpoint %d completed, but retention failed: %w", id, err)
 	}
 	return cp, nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,8 +123,16 @@ func TestForkedWritersNeverLoseACheckpoint(t *testing.T) {
 			}
 			sharedExact(t, st)
 			ids := must(snapshot.Completed(ctx, st)).in(t)
-			if want := min(6, keep); len(ids) != want || ids[len(ids)-1] != 6 {
-				t.Fatalf("completed checkpoints %v; want the newest %d up to 6", ids, want)
+			// Under NoClaim, retention keeps the restored checkpoint 1 too.
+			want := min(6, keep)
+			if rm == backend.NoClaim && keep < 6 {
+				want++
+				if ids[0] != 1 {
+					t.Errorf("completed checkpoints %v: NoClaim retention deleted the restored checkpoint 1", ids)
+				}
+			}
+			if len(ids) != want || ids[len(ids)-1] != 6 {
+				t.Fatalf("completed checkpoints %v; want %d, the newest 6", ids, want)
 			}
 			for _, id := range ids {
 				cp := must(snapshot.Load(ctx, st, id)).in(t)
@@ -215,6 +224,34 @@ func TestRestoreNoClaimNeverDependsOnRestoredFiles(t *testing.T) {
 	}
 	sharedExact(t, st)
 	restoreJob(t, st, cp2.Handles, 1, incrementalMode.each(), want).verify(want, "restore of checkpoint 2 after checkpoint 1 was deleted")
+}
+
+// TestRestoreNoClaimRetentionKeepsRestoredCheckpoint checks that a
+// backend restored without claiming never deletes the checkpoint it came
+// from: retention in that root, with RetainedCheckpoints 1, keeps it and
+// its shared files beside the backend's own newest checkpoint, and it
+// still restores exactly afterwards.
+func TestRestoreNoClaimRetentionKeepsRestoredCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	st := newStorage(t)
+	j := newJob(t, st, 1, incrementalMode.each())
+	for k := range int64(3000) {
+		j.setV(k, fxVal(k, 0))
+	}
+	cp1 := j.checkpoint(1, 1)
+	want1 := j.model.clone()
+	j.close()
+	r := restoreJob(t, st, cp1.Handles, 1, incrementalMode.each(), j.model, func(o *backend.Options) { o.RetainedCheckpoints = 1 })
+	for id := int64(2); id <= 4; id++ {
+		r.setV(id, fxVal(id, 1))
+		must(r.b().Checkpoint(ctx, st, id)).in(t)
+	}
+	r.close()
+	ids := must(snapshot.Completed(ctx, st)).in(t)
+	if !slices.Equal(ids, []int64{1, 4}) {
+		t.Fatalf("completed checkpoints after a NoClaim restore and retention 1: %v, want [1 4]", ids)
+	}
+	restoreJob(t, st, cp1.Handles, 1, incrementalMode.each(), want1).verify(want1, "restore of the restored-from checkpoint 1 after the new job's retention")
 }
 
 // TestRestoreClaimOwnsRestoredFiles checks the Claim restore mode: the

@@ -64,6 +64,16 @@ func Retain(ctx context.Context, st Storage, keep int) error {
 // The error is one that stopped the work (an I/O error); the report says
 // what was done until then.
 func RetainWithReport(ctx context.Context, st Storage, keep int) (*Report, error) {
+	return RetainPinned(ctx, st, keep, nil)
+}
+
+// RetainPinned is RetainWithReport that also keeps the completed
+// checkpoints pinned, and every shared file they reference, whatever their
+// age: a backend restored without claiming its checkpoint (Flink's
+// NO_CLAIM) pins the checkpoint it was restored from when it checkpoints
+// into the same root, so that it never deletes files it does not own.
+// Pinned checkpoints do not count towards keep.
+func RetainPinned(ctx context.Context, st Storage, keep int, pinned []int64) (*Report, error) {
 	keep = max(keep, 1)
 	rep := &Report{}
 	good, unreadable, err := classify(ctx, st, rep)
@@ -78,6 +88,12 @@ func RetainWithReport(ctx context.Context, st Storage, keep int) (*Report, error
 	keepDir := make(map[int64]bool)
 	for _, cp := range retained {
 		keepDir[cp.ID] = true
+	}
+	for _, cp := range good[:len(good)-len(retained)] {
+		if slices.Contains(pinned, cp.ID) {
+			keepDir[cp.ID] = true
+			retained = append(retained, cp)
+		}
 	}
 	// A checkpoint newer than the newest completed one may be in flight.
 	drop := func(id int64) bool { return id < newest && !keepDir[id] && !unreadable[id] }
