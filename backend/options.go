@@ -140,7 +140,10 @@ const (
 	// without harming the new job. The backend never deletes it either:
 	// the retention Checkpoint applies to the root the restored checkpoint
 	// lives in keeps it and its files (snapshot.RetainPinned), outside the
-	// count of RetainedCheckpoints.
+	// count of RetainedCheckpoints. It suits starting a job from another
+	// job's checkpoint; a job recovering from its own checkpoints after a
+	// failure, as Flink's failover does, should restore with Claim, or
+	// every recovery's first checkpoint uploads the whole state.
 	NoClaim RestoreMode = iota
 	// Claim takes ownership of the restored checkpoint, as Flink's CLAIM
 	// does: a restore of one incremental handle at exactly its key groups
