@@ -9,7 +9,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -28,10 +27,7 @@ const targetFileSize = 64 << 20
 // Target is the database a restore writes into.
 type Target struct {
 	// DB is the open database; it should be empty of state data.
-	DB *pebble.DB
-	// Options are the options DB was opened with (after EnsureDefaults),
-	// used to write SSTs it can ingest.
-	Options *pebble.Options
+	DB DB
 	// StagingDir is where SSTs are built before ingestion; it should be on
 	// the same filesystem as the database, so ingestion links, not copies.
 	StagingDir string
@@ -62,6 +58,10 @@ type Stats struct {
 	// and written into new SSTs instead: those of tables Pebble cannot
 	// ingest as they are (see wholeTables).
 	Rewritten int64
+	// ReadFromTables counts the entries of Rewritten read straight from a
+	// table's file rather than through the handle's database (see
+	// directTable).
+	ReadFromTables int64
 }
 
 // Handles restores into t.DB the key groups of t.KeyGroups that the
@@ -243,11 +243,12 @@ func (b *builder) add(id uint16, key, value []byte) error {
 		}
 		b.cur, b.curID = r, id
 	}
-	return b.addTo(r, id, key, value)
+	return b.addKind(r, id, key, value, false)
 }
 
-// addTo appends an entry of state id to run r.
-func (b *builder) addTo(r *run, id uint16, key, value []byte) error {
+// addKind appends an entry of state id to run r: a set of key to value,
+// or, if merge, a merge operand.
+func (b *builder) addKind(r *run, id uint16, key, value []byte, merge bool) error {
 	if r.started && bytes.Compare(key, r.last) <= 0 {
 		return fmt.Errorf("entries out of order: key %x after %x", key, r.last)
 	}
@@ -258,7 +259,13 @@ func (b *builder) addTo(r *run, id uint16, key, value []byte) error {
 		}
 		r.first = append(r.first[:0], key...)
 	}
-	if err := r.w.Set(key, value); err != nil {
+	var err error
+	if merge {
+		err = r.w.Merge(key, value)
+	} else {
+		err = r.w.Set(key, value)
+	}
+	if err != nil {
 		return err
 	}
 	if r.w.Raw().EstimatedSize() >= targetFileSize {
@@ -277,7 +284,8 @@ func (b *builder) newWriter(id uint16, r *run) error {
 	if err != nil {
 		return fmt.Errorf("restore: create %s: %w", path, err)
 	}
-	opts := b.t.Options.MakeWriterOptions(6, b.t.DB.TableFormat())
+	o := b.t.DB.Options()
+	opts := o.MakeWriterOptions(6, o.FormatMajorVersion.MaxTableFormat())
 	r.w, r.path = sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), path
 	return nil
 }
