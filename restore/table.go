@@ -10,7 +10,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/sstable/block"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 )
@@ -23,7 +22,7 @@ import (
 // every version of every key there is in the span, newest first. Such a
 // span is read from the table's file with an sstable reader, not through
 // the database: no merging of levels, no block cache, blocks read into a
-// small pool of buffers. For each user key the newest entry decides:
+// small pool of buffers from chunks of the file (chunkedFile). For each user key the newest entry decides:
 //
 //   - a SET is the value;
 //   - a deletion (DEL, SINGLEDEL, DELSIZED) hides the key and every older
@@ -85,13 +84,8 @@ func directTable(dir string, levels [][]pebble.SSTableInfo, lo, hi []byte) strin
 // returns how many it added, or errTableFallback, having added nothing
 // the caller must keep.
 func (b *builder) copyTable(ctx context.Context, opts *pebble.Options, u copyUnit, r *run) (int64, error) {
-	f, err := vfs.Default.Open(u.table)
+	readable, err := openChunked(u.table)
 	if err != nil {
-		return 0, err
-	}
-	readable, err := sstable.NewSimpleReadable(f)
-	if err != nil {
-		f.Close()
 		return 0, err
 	}
 	rd, err := sstable.NewReader(ctx, readable, opts.MakeReaderOptions())
