@@ -128,10 +128,9 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		return nil, err
 	}
 	staging := filepath.Join(opts.Dir, "restore-staging")
-	err = b.st.Load(func(db *pebble.DB, po *pebble.Options) error {
+	err = b.st.Load(func(l store.Loader) error {
 		_, err := restore.Handles(ctx, st, handles, restore.Target{
-			DB:             db,
-			Options:        po,
+			DB:             restoreDB{l},
 			StagingDir:     staging,
 			KeyGroups:      opts.KeyGroups,
 			MaxParallelism: opts.MaxParallelism,
@@ -158,6 +157,12 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	}
 	return b, nil
 }
+
+// restoreDB is the store's Loader as restore.Handles takes it.
+type restoreDB struct{ store.Loader }
+
+// NewIter returns the store's iterator as a restore.Iter.
+func (d restoreDB) NewIter(lo, hi []byte) (restore.Iter, error) { return d.Loader.NewIter(lo, hi) }
 
 // rebase turns the database fetched from an incremental handle into one of
 // the new instance: it checksums the tables that will be left, excises the

@@ -3,6 +3,7 @@ package restore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -21,13 +22,17 @@ type copyUnit struct {
 	span
 	name string
 	id   uint16
+	// table, if set, is the file of the one table that holds every entry
+	// of the span (see directTable): the unit is read from it directly.
+	table string
 }
 
 // copyUnits returns the parts of the owned spans that no whole table
 // covers, cut further at the first key of every bottom-level table, so
 // that a long span (one overlapped by upper levels, say) is copied by
-// several workers at once.
-func copyUnits(levels [][]pebble.SSTableInfo, owned []ownedSpan, whole []wholeTable) []copyUnit {
+// several workers at once. A unit that lies in one bottom-level table
+// alone names that table's file in dir (see directTable).
+func copyUnits(dir string, levels [][]pebble.SSTableInfo, owned []ownedSpan, whole []wholeTable) []copyUnit {
 	var cuts [][]byte
 	if len(levels) > 0 {
 		for _, t := range levels[len(levels)-1] {
@@ -40,12 +45,15 @@ func copyUnits(levels [][]pebble.SSTableInfo, owned []ownedSpan, whole []wholeTa
 			lo := g.lo
 			for _, c := range cuts {
 				if bytes.Compare(lo, c) < 0 && bytes.Compare(c, g.hi) < 0 {
-					out = append(out, copyUnit{span{lo, c}, o.name, o.id})
+					out = append(out, copyUnit{span: span{lo, c}, name: o.name, id: o.id})
 					lo = c
 				}
 			}
-			out = append(out, copyUnit{span{lo, g.hi}, o.name, o.id})
+			out = append(out, copyUnit{span: span{lo, g.hi}, name: o.name, id: o.id})
 		}
+	}
+	for i := range out {
+		out[i].table = directTable(dir, levels, out[i].lo, out[i].hi)
 	}
 	return out
 }
@@ -53,26 +61,57 @@ func copyUnits(levels [][]pebble.SSTableInfo, owned []ownedSpan, whole []wholeTa
 // copyWorkers is how many spans copySpans copies at once.
 func copyWorkers() int { return max(1, min(runtime.GOMAXPROCS(0), 4)) }
 
-// copySpans copies the units of a handle's database into SSTs, each unit
-// into SSTs of its own, copyWorkers at once.
-func (b *builder) copySpans(ctx context.Context, db *pebble.DB, h *snapshot.Handle, units []copyUnit, stats *Stats) error {
-	var entries atomic.Int64
+// copySpans copies the units of a handle's database (opened with opts)
+// into SSTs, each unit into SSTs of its own, copyWorkers at once. A unit
+// that names a table is read from that file (copyTable) unless the table
+// needs the database's resolution.
+func (b *builder) copySpans(ctx context.Context, db *pebble.DB, opts *pebble.Options, h *snapshot.Handle, units []copyUnit, stats *Stats) error {
+	var entries, direct atomic.Int64
 	err := parallel.Do(ctx, len(units), copyWorkers(), func(ctx context.Context, i int) error {
-		r := &run{}
-		n, err := b.copySpan(ctx, db, h, units[i], r)
-		entries.Add(n)
-		if r.w != nil {
+		u := units[i]
+		if u.table != "" {
+			r := &run{}
+			n, err := b.copyTable(ctx, opts, u, r)
 			if err == nil {
-				return b.closeRun(r)
+				entries.Add(n)
+				direct.Add(n)
+				return b.closeRunIfOpen(r)
 			}
-			_ = r.w.Close()
-			_ = os.Remove(r.path)
+			dropRun(r)
+			if !errors.Is(err, errTableFallback) {
+				return fmt.Errorf("read %s's state %q: %w", h.InstanceID, u.name, err)
+			}
 		}
-		return err
+		r := &run{}
+		n, err := b.copySpan(ctx, db, h, u, r)
+		if err != nil {
+			dropRun(r)
+			return err
+		}
+		entries.Add(n)
+		return b.closeRunIfOpen(r)
 	})
 	stats.Entries += entries.Load()
 	stats.Rewritten += entries.Load()
+	stats.ReadFromTables += direct.Load()
 	return err
+}
+
+// closeRunIfOpen finishes the open SST of run r, if any.
+func (b *builder) closeRunIfOpen(r *run) error {
+	if r.w == nil {
+		return nil
+	}
+	return b.closeRun(r)
+}
+
+// dropRun abandons the open SST of run r, if any, and removes its file.
+func dropRun(r *run) {
+	if r.w != nil {
+		_ = r.w.Close()
+		_ = os.Remove(r.path)
+		r.w = nil
+	}
 }
 
 // copySpan reads the entries of a unit and adds them to run r under the
@@ -91,7 +130,7 @@ func (b *builder) copySpan(ctx context.Context, db *pebble.DB, h *snapshot.Handl
 			return n, fmt.Errorf("read %s's state %q: %w", h.InstanceID, u.name, err)
 		}
 		key = append(keys.AppendStateID(key[:0], u.id), it.Key()[keys.StateIDLen:]...)
-		if err := b.addTo(r, u.id, key, value); err != nil {
+		if err := b.addKind(r, u.id, key, value, false); err != nil {
 			it.Close()
 			return n, fmt.Errorf("state %q of %s: %w", u.name, h.InstanceID, err)
 		}

@@ -22,7 +22,18 @@
 // verified.
 //
 // Pebble refuses to ingest a table whose keys carry sequence numbers, as
-// the tables compaction moved down unchanged do: their entries are the
-// part of a rescaling restore whose cost depends on the shape of the
-// handles' LSMs (Stats.Rewritten counts them).
+// the tables compaction moved down unchanged do, and it has no way to
+// import one with them. Such a table, when no other table meets the span
+// being copied, is read straight from its file (no merging of levels, no
+// block cache) and rewritten with sequence numbers zero; spans that other
+// tables meet are read through the database. Either way these entries are
+// decoded and encoded again and written out: they are the part of a
+// rescaling restore whose cost depends on the shape of the handles' LSMs
+// (Stats.Rewritten counts them, Stats.ReadFromTables those read from
+// their files).
+//
+// The database restored into is a DB: the backend's store provides one,
+// and Pebble adapts a plain Pebble database. Clip and Kept, which work on
+// the base database before the backend opens it, take the *pebble.DB the
+// store opens for them.
 package restore

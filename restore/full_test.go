@@ -705,7 +705,7 @@ func frTarget(t testing.TB, r keygroup.Range, ids map[string]uint16) (restore.Ta
 	t.Cleanup(func() { db.Close() })
 	staging := filepath.Join(dir, "staging")
 	return restore.Target{
-		DB: db, Options: o, StagingDir: staging, KeyGroups: r, MaxParallelism: frMaxPar,
+		DB: restore.Pebble(db, o), StagingDir: staging, KeyGroups: r, MaxParallelism: frMaxPar,
 		StateID: func(s snapshot.State) (uint16, error) {
 			id, ok := ids[s.Name]
 			if !ok {
@@ -725,9 +725,9 @@ func (frQuiet) Fatalf(format string, args ...any) {
 }
 
 // frDump returns every key of db.
-func frDump(t testing.TB, db *pebble.DB) []string {
+func frDump(t testing.TB, db restore.DB) []string {
 	t.Helper()
-	it, err := db.NewIter(nil)
+	it, err := db.NewIter(nil, nil)
 	must(t, err)
 	var out []string
 	for valid := it.First(); valid; valid = it.Next() {

@@ -122,7 +122,7 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	if err != nil {
 		return err
 	}
-	opts := b.t.Options.Clone()
+	opts := b.t.DB.Options().Clone()
 	opts.ReadOnly = true
 	opts.DisableTableStats = true
 	// Not every table is verified yet: a read of a damaged one fails, and
@@ -185,7 +185,7 @@ func (b *builder) readTables(ctx context.Context, db *pebble.DB, dir string, opt
 	if err != nil {
 		return nil, fmt.Errorf("read %s's handle: %w", h.InstanceID, err)
 	}
-	if err := b.copySpans(ctx, db, h, copyUnits(levels, owned, whole), stats); err != nil {
+	if err := b.copySpans(ctx, db, opts, h, copyUnits(dir, levels, owned, whole), stats); err != nil {
 		return nil, err
 	}
 	for i := range whole {

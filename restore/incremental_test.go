@@ -132,22 +132,29 @@ func incStorage(t testing.TB) *snapshot.Local {
 type incHidden struct{ snapshot.Storage }
 
 // incDump returns every entry of a database, as "key=value" lines.
-func incDump(t testing.TB, db *pebble.DB) []string {
+func incDump(t testing.TB, db restore.DB) []string {
 	t.Helper()
-	it, err := db.NewIter(nil)
+	it, err := db.NewIter(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer it.Close()
 	var out []string
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, fmt.Sprintf("%x=%s", it.Key(), it.Value()))
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%x=%s", it.Key(), v))
 	}
 	if err := it.Error(); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
+
+// incRaw is the restore.DB of a database opened with incPebbleOpts.
+func incRaw(db *pebble.DB) restore.DB { return restore.Pebble(db, incPebbleOpts()) }
 
 func incOpenReadOnly(t testing.TB, dir string) *pebble.DB {
 	t.Helper()
@@ -163,7 +170,7 @@ func incOpenReadOnly(t testing.TB, dir string) *pebble.DB {
 func TestFetchLinksFromLocalAndCopiesOtherwise(t *testing.T) {
 	ctx := context.Background()
 	src := incNewSource(t, "aaaa", keygroup.Range{Start: 0, End: 128}, map[string]uint16{"x": 1, "y": 2})
-	want := incDump(t, src.db)
+	want := incDump(t, incRaw(src.db))
 	st := incStorage(t)
 	h := src.handle(t, st, 1)
 	if len(h.Shared) == 0 || len(h.Files) == 0 {
@@ -205,7 +212,7 @@ func TestFetchLinksFromLocalAndCopiesOtherwise(t *testing.T) {
 			}
 			db := incOpenReadOnly(t, dir)
 			defer db.Close()
-			if got := incDump(t, db); !slices.Equal(got, want) {
+			if got := incDump(t, incRaw(db)); !slices.Equal(got, want) {
 				t.Errorf("fetched database holds %d entries, the source %d", len(got), len(want))
 			}
 		})
@@ -352,7 +359,7 @@ func TestClipExcisesOtherKeyGroups(t *testing.T) {
 	for _, keep := range []keygroup.Range{{Start: 16, End: 112}, {Start: 40, End: 80}, {Start: 16, End: 17}, {Start: 111, End: 112}, {Start: 0, End: 64}} {
 		t.Run(keep.String(), func(t *testing.T) {
 			src := incNewSource(t, "dddd", had, map[string]uint16{"x": 1, "y": 2, "z": 3})
-			before := incDump(t, src.db)
+			before := incDump(t, incRaw(src.db))
 			if err := restore.Clip(ctx, src.db, []uint16{1, 2}, had, had.Intersect(keep), incMaxPar); err != nil {
 				t.Fatal(err)
 			}
@@ -368,7 +375,7 @@ func TestClipExcisesOtherKeyGroups(t *testing.T) {
 				}
 				want = append(want, e)
 			}
-			got := incDump(t, src.db)
+			got := incDump(t, incRaw(src.db))
 			if !slices.Equal(got, want) {
 				t.Errorf("after Clip: %d entries, want %d", len(got), len(want))
 			}
@@ -393,7 +400,7 @@ func incTarget(t testing.TB, r keygroup.Range, base *snapshot.Handle, ids map[st
 	t.Cleanup(func() { db.Close() })
 	staging := filepath.Join(dir, "staging")
 	return restore.Target{
-		DB: db, Options: o, StagingDir: staging, KeyGroups: r, MaxParallelism: incMaxPar, Base: base,
+		DB: restore.Pebble(db, o), StagingDir: staging, KeyGroups: r, MaxParallelism: incMaxPar, Base: base,
 		StateID: func(s snapshot.State) (uint16, error) {
 			id, ok := ids[s.Name]
 			if !ok {

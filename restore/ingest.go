@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/keys"
 )
 
@@ -33,22 +31,14 @@ func (b *builder) ingest(ctx context.Context, groups [][]string) error {
 		}
 	}
 	for _, c := range cuts {
-		if err := db.Excise(ctx, pebble.KeyRange{Start: c.lo, End: c.hi}); err != nil {
+		if err := db.Excise(ctx, c.lo, c.hi); err != nil {
 			return fmt.Errorf("excise %x..%x after ingestion: %w", c.lo, c.hi, err)
 		}
 	}
-	if len(records) == 0 {
-		return nil
-	}
-	batch := db.NewBatch()
-	defer batch.Close()
 	for _, r := range records {
-		if err := batch.Set(r[0], r[1], nil); err != nil {
+		if err := db.Set(r[0], r[1]); err != nil {
 			return fmt.Errorf("write back the backend records: %w", err)
 		}
-	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("write back the backend records: %w", err)
 	}
 	return nil
 }
@@ -57,14 +47,14 @@ func (b *builder) ingest(ctx context.Context, groups [][]string) error {
 func systemEnd() []byte { return keys.AppendStateID(nil, keys.SystemID+1) }
 
 // systemRecords returns copies of the backend's own records in db.
-func systemRecords(db *pebble.DB) ([][2][]byte, error) {
-	it, err := db.NewIter(&pebble.IterOptions{UpperBound: systemEnd()})
+func systemRecords(db DB) ([][2][]byte, error) {
+	it, err := db.NewIter(nil, systemEnd())
 	if err != nil {
 		return nil, fmt.Errorf("read the backend records: %w", err)
 	}
 	var out [][2][]byte
 	for valid := it.First(); valid; valid = it.Next() {
-		v, err := it.ValueAndErr()
+		v, err := it.Value()
 		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("read the backend records: %w", err)

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/invariants"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
@@ -17,7 +15,7 @@ import (
 // restored database means a handle was read for, or a base database
 // clipped to, the wrong range. A scan that fails proves nothing either
 // way; the reads that meet the failure report it.
-func checkOwned(db *pebble.DB, r keygroup.Range, maxParallelism int) {
+func checkOwned(db DB, r keygroup.Range, maxParallelism int) {
 	stray, err := strayKey(db, r, maxParallelism)
 	if err != nil {
 		return
@@ -29,9 +27,9 @@ func checkOwned(db *pebble.DB, r keygroup.Range, maxParallelism int) {
 // not a state entry of a key group in r, or nil if there is none. It
 // visits each state present with two seeks: its first key must not be
 // below the state's span of r, and nothing may follow that span.
-func strayKey(db *pebble.DB, r keygroup.Range, maxParallelism int) ([]byte, error) {
+func strayKey(db DB, r keygroup.Range, maxParallelism int) ([]byte, error) {
 	width := keys.KeyGroupBytes(maxParallelism)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: keys.AppendStateID(nil, keys.SystemID+1)})
+	it, err := db.NewIter(keys.AppendStateID(nil, keys.SystemID+1), nil)
 	if err != nil {
 		return nil, fmt.Errorf("scan for stray keys: %w", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/pebblestate/pebblestate/internal/invariants"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
@@ -39,7 +37,7 @@ func TestRestoreHandlesChecksOwnership(t *testing.T) {
 	t.Run("stray entry", func(t *testing.T) {
 		tg, _ := frTarget(t, r, frIDs)
 		stray := append(keys.AppendKeyGroup(keys.AppendStateID(nil, frIDs["v"]), r.Start-1, 1), "left over"...)
-		must(t, tg.DB.Set(stray, []byte("x"), pebble.NoSync))
+		must(t, tg.DB.Set(stray, []byte("x")))
 		var err error
 		v := panicOf(func() { _, err = restore.Handles(ctx, st, cp.Handles, tg) })
 		if !invariants.Enabled {

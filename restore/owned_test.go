@@ -20,9 +20,10 @@ func ownedKey(id uint16, kg, width int, rest string) []byte {
 
 // ownedDB opens a database in a temporary directory holding keys, some
 // flushed to a table and the rest in the memtable.
-func ownedDB(t *testing.T, ks ...[]byte) *pebble.DB {
+func ownedDB(t *testing.T, ks ...[]byte) DB {
 	t.Helper()
-	db, err := pebble.Open(filepath.Join(t.TempDir(), "db"), &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest}
+	db, err := pebble.Open(filepath.Join(t.TempDir(), "db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func ownedDB(t *testing.T, ks ...[]byte) *pebble.DB {
 			}
 		}
 	}
-	return db
+	return Pebble(db, o)
 }
 
 // TestStrayKey checks the scan behind checkOwned on databases that hold

@@ -215,7 +215,7 @@ func restoreRaw(t *testing.T, st snapshot.Storage, handles []snapshot.Handle, op
 	defer db.Close()
 	asked := map[string]snapshot.State{}
 	tgt := restore.Target{
-		DB: db, Options: po, StagingDir: filepath.Join(opts.Dir, "staging"),
+		DB: restore.Pebble(db, po), StagingDir: filepath.Join(opts.Dir, "staging"),
 		KeyGroups: allKeyGroups, MaxParallelism: maxPar, Base: nil,
 		StateID: func(s snapshot.State) (uint16, error) {
 			asked[s.Name] = s

@@ -222,11 +222,10 @@ func (s *Store) Compact(ctx context.Context, lo, hi []byte, parallelize bool) er
 func (s *Store) DiskSpaceUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 
 // Load hands the database to fn for bulk loading (restore ingests and
-// excises files into it), with the options it was opened with. It must
-// run before state is accessed. Every key may have changed afterwards, as
-// after a batch.
-func (s *Store) Load(fn func(db *pebble.DB, opts *pebble.Options) error) error {
-	err := fn(s.db, s.popts)
+// excises files into it) as a Loader. It must run before state is
+// accessed. Every key may have changed afterwards, as after a batch.
+func (s *Store) Load(fn func(l Loader) error) error {
+	err := fn(Loader{s})
 	s.mu.Lock()
 	s.writes.noteAll()
 	s.mu.Unlock()
