@@ -72,6 +72,10 @@ func TestRestoreCrashChild(t *testing.T) {
 	noErr(t, b.Close())
 }
 
+// TestRestoreCrash is the crash test described above: 32 kills in all,
+// 16 of them of rescaling restores.
+// Guards issue 12 case 5 and the must-exist test "SIGKILL at random
+// moments of full and rescaling restores, at least 30 times".
 func TestRestoreCrash(t *testing.T) {
 	if os.Getenv(rsCrashRootEnv) != "" {
 		t.Skip("in the child")

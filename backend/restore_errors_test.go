@@ -135,6 +135,7 @@ func TestRestoreErrorMessages(t *testing.T) {
 // TestOpenRefusesUnfinishedRestore: a directory holding the marker of a
 // restore that did not finish is refused by Open with a clear error naming
 // it once, and a new restore into it succeeds.
+// Guards issue 12 case 5 (the marker that makes a killed restore unopenable).
 func TestOpenRefusesUnfinishedRestore(t *testing.T) {
 	ctx := context.Background()
 	st, models, cps := checkpointed(t, fullMode, "snappy", 1)

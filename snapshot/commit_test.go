@@ -63,6 +63,9 @@ func TestCommitRefusesUncoveredKeyGroups(t *testing.T) {
 	commitFails(t, cp, snapshot.ErrIncomplete, `operator "other"`, "[0, 10), [20, 30)")
 }
 
+// TestCommitRefusesOverlappingKeyGroups: of one operator, every key group
+// is covered exactly once, never by two handles.
+// Guards issue 12 case 1: the commit checks coverage (here: no overlap).
 func TestCommitRefusesOverlappingKeyGroups(t *testing.T) {
 	cp := sampleCheckpoint(7)
 	cp.Handles = append(cp.Handles, sampleHandle("cccc", 7, 32, 70))
@@ -74,6 +77,9 @@ func TestCommitRefusesOverlappingKeyGroups(t *testing.T) {
 	commitFails(t, cp, snapshot.ErrInconsistent, "[64, 128)")
 }
 
+// TestCommitRefusesDisagreeingMaxParallelism: the handles of one operator
+// agree on its max parallelism.
+// Guards issue 12 case 1: the commit checks coverage (here: one max parallelism).
 func TestCommitRefusesDisagreeingMaxParallelism(t *testing.T) {
 	cp := sampleCheckpoint(7)
 	h := sampleHandle("bbbb", 7, 64, 256)
@@ -106,6 +112,11 @@ func TestCompleteRefusesHandleOfAnotherCheckpoint(t *testing.T) {
 
 func slicesEqual(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
 
+// TestCheckCovers: Covers and CheckCovers, which a restore runs before
+// reading anything, refuse handles that leave out key groups asked for,
+// that hold nothing for the operator, that mix checkpoints or that carry
+// unsafe names.
+// Guards issue 12 cases 1 and 4 (a restore checks coverage and operator).
 func TestCheckCovers(t *testing.T) {
 	cp := sampleCheckpoint(7)
 	for _, c := range []struct {
@@ -240,6 +251,8 @@ func TestCommitChild(t *testing.T) {
 
 // TestCommitTwoCommittersProcesses is TestCommitTwoCommittersGoroutines
 // across processes: two processes commit one checkpoint id into one root.
+// Guards issue 12 case 2 and the must-exist test "two committers of one id
+// (processes)".
 func TestCommitTwoCommittersProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -316,6 +329,8 @@ func (s staleList) List(ctx context.Context, prefix string) ([]string, error) {
 // TestCommitExclusiveWhenCheckRaces guards the commit's last step: even
 // when the check for an existing checkpoint misses the other committer,
 // the write of the metadata fails with ErrExist and the first stays.
+// Guards issue 12 case 2: the commit's "already exists" check was a
+// check-then-rename race.
 func TestCommitExclusiveWhenCheckRaces(t *testing.T) {
 	ctx := context.Background()
 	local := newLocal(t)

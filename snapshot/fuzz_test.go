@@ -21,6 +21,10 @@ import (
 // whatever decodes has only valid handles, covering each operator's key
 // groups exactly once, with only safe names (assertSafeNames), and
 // survives an encode/decode round trip unchanged.
+//
+// Guards the issue 12 must-exist test "the fuzz targets for metadata
+// decoding reject every unsafe name": every unsafeNameCases value is a
+// seed, and assertSafeNames restates the rule.
 func FuzzDecodeMetadata(f *testing.F) {
 	good := mustEncode(f, sampleCheckpoint(7))
 	body, _ := json.Marshal(sampleCheckpoint(7))

@@ -127,6 +127,9 @@ func unsafeNameCases(outside string) []nameCase {
 // ErrCorrupt naming the field and the quoted value (or keep the
 // checkpoint as unreadable), and nothing outside the root is read,
 // created or deleted; Local refuses the unsafe storage names itself.
+// Guards issue 12 case 10 and the must-exist test "crafted metadata ... in
+// every name field" at the checkpoint root; the restore side is
+// backend.TestRestoreOfUnsafeNamesTouchesNothingOutside.
 func TestUnsafeNamesAreCorrupt(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()
@@ -223,6 +226,7 @@ func decodeErr(t *testing.T, cp *snapshot.Checkpoint) error {
 
 // TestCommitRefusesUnsafeNames: a handle with an unsafe name is never
 // committed.
+// Guards issue 12 case 10 at the commit.
 func TestCommitRefusesUnsafeNames(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()
@@ -245,6 +249,7 @@ func TestCommitRefusesUnsafeNames(t *testing.T) {
 
 // TestLocalSymlinkInsideRootStaysInside: a symbolic link inside the root
 // that points out of it is not followed, so Local reads nothing outside.
+// Guards issue 12 case 10 (nothing outside the root is read or written).
 func TestLocalSymlinkInsideRootStaysInside(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()

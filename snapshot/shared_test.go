@@ -362,6 +362,7 @@ func TestSharedRetainExact(t *testing.T) {
 // TestSharedRecoverKeepsTornCheckpoint guards that Recover never deletes
 // a checkpoint whose metadata exists but does not verify (here torn), nor
 // any shared file, which it may reference.
+// Guards issue 12 case 6.
 func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	st := incLocalStorage(t)

@@ -141,6 +141,7 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 // never replaced: Create of an existing name fails at once, and of two
 // writers of one name, the second to commit fails; both with ErrExist,
 // leaving the first file whole and no temporary file.
+// Guards issue 12 case 2 (one writer overwrote the other's files).
 func TestStorageLocalCommitNeverReplaces(t *testing.T) {
 	ctx := context.Background()
 	st := newLocal(t)

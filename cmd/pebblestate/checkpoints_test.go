@@ -21,6 +21,9 @@ var update = flag.Bool("update", false, "rewrite the golden files of the checkpo
 // a real backend, checks inspect lists them and their states and verify
 // passes, then damages a shared file both incremental checkpoints use and
 // checks verify reports it once, on stderr, with both checkpoints.
+// Guards issue 12 case 14: a damaged shared file reported once, on
+// stderr, with the checkpoints using it; inspect shows creation time and
+// states (name, kind, codecs, TTL), and -json; verify of a chk-<id> directory.
 func TestInspectAndVerify(t *testing.T) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "chk")
@@ -211,6 +214,7 @@ func checkGolden(t *testing.T, name, root, got string) {
 // TestCheckpointCommandsGolden pins the output of inspect, inspect -json
 // and verify on a root of fixed content, good and then damaged: one
 // shared file corrupt and one data file missing.
+// Guards issue 12 case 14: a missing file is named once, not twice.
 func TestCheckpointCommandsGolden(t *testing.T) {
 	st, root := goldenRoot(t)
 	real := st.Root()
@@ -305,6 +309,8 @@ func TestVerifyExitCodes(t *testing.T) {
 
 // TestVerifyChecksCoverage: a checkpoint whose handles leave key groups
 // out, or whose metadata names a file outside its directory, is bad.
+// Guards issue 12 case 1 and case 14 (verify checks coverage) and case 15
+// (no internal package prefix in its errors).
 func TestVerifyChecksCoverage(t *testing.T) {
 	st, root := goldenRoot(t)
 	cp, err := snapshot.Load(context.Background(), st, 1)
@@ -335,6 +341,7 @@ func TestVerifyChecksCoverage(t *testing.T) {
 }
 
 // TestCheckpointCommandsHelp: -h prints the usage once and exits 0.
+// Guards issue 12 case 14: -h printed usage twice and exited 2.
 func TestCheckpointCommandsHelp(t *testing.T) {
 	for _, cmd := range []string{"inspect", "verify", "demo"} {
 		for _, h := range []string{"-h", "-help", "--help"} {

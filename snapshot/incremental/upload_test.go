@@ -483,6 +483,9 @@ func TestUploadBadDirectory(t *testing.T) {
 	}
 }
 
+// TestUploadSharedNamesDistinct: shared-file names differ by writer id
+// and checkpoint id.
+// Guards issue 12 case 2 (forks sharing an id wrote the same names).
 func TestUploadSharedNamesDistinct(t *testing.T) {
 	// One local name, different instances or checkpoints: different
 	// storage names, so forks of one database never overwrite each
