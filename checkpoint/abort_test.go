@@ -38,6 +38,9 @@ type abortCase struct {
 	run func(t *testing.T, c *checkpoint.Coordinator, j *job, st *failingStorage) error
 	// cause is what the error must wrap besides ErrAborted.
 	cause error
+	// reopen takes the next checkpoint with a new coordinator of default
+	// options.
+	reopen bool
 }
 
 // ackAll acknowledges checkpoint p for the subtasks which, taking each
@@ -68,7 +71,7 @@ var abortCases = []abortCase{{
 	cause: errInjected,
 }, {
 	name:    "Timeout",
-	timeout: 300 * time.Millisecond,
+	timeout: 2 * time.Second,
 	run: func(t *testing.T, c *checkpoint.Coordinator, j *job, st *failingStorage) error {
 		ctx := context.Background()
 		p, err := c.Trigger(ctx)
@@ -84,7 +87,8 @@ var abortCases = []abortCase{{
 		}
 		return err
 	},
-	cause: checkpoint.ErrTimeout,
+	cause:  checkpoint.ErrTimeout,
+	reopen: true,
 }, {
 	name: "Cancelled",
 	run: func(t *testing.T, c *checkpoint.Coordinator, j *job, st *failingStorage) error {
@@ -120,7 +124,8 @@ var abortCases = []abortCase{{
 		_, err = p.Wait(ctx)
 		return err
 	},
-	cause: checkpoint.ErrClosed,
+	cause:  checkpoint.ErrClosed,
+	reopen: true,
 }}
 
 // TestAbort makes checkpoint 2 fail each way a checkpoint can: its error
@@ -159,10 +164,12 @@ func TestAbort(t *testing.T) {
 				restoreJob(t, r, twoOps, incremental).check(t, 1)
 
 				want := int64(3)
-				if ac.cause == checkpoint.ErrClosed {
+				if ac.reopen {
 					// A new coordinator knows the ids storage shows: the
 					// aborted checkpoint left none, so 2 is free again.
 					want = 2
+					_ = c.Close()
+					opts.Timeout = 0
 					c, err = checkpoint.NewCoordinator(ctx, opts)
 					noErr(t, err)
 					defer c.Close()

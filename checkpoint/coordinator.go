@@ -163,6 +163,29 @@ func maxUsedID(ctx context.Context, st snapshot.Storage) (int64, error) {
 	return used, nil
 }
 
+// removeTemp removes, from storage that leaves temporary files and
+// directories (snapshot.TempRemover), those of checkpoint id, which has
+// aborted and whose parts have all returned: what a cancelled upload
+// left, and the directories its participants emptied.
+func (c *Coordinator) removeTemp(ctx context.Context, id int64) error {
+	tr, ok := c.st.(snapshot.TempRemover)
+	if !ok {
+		return nil
+	}
+	dir := snapshot.Dir(id) + "/"
+	err := tr.RemoveTemp(ctx, func(name string) bool {
+		if strings.HasPrefix(name, dir) {
+			return true
+		}
+		m := sharedCreator.FindStringSubmatch(name)
+		return m != nil && m[1] == strconv.FormatInt(id, 10)
+	})
+	if err != nil {
+		return fmt.Errorf("remove temporary files of checkpoint %d: %w", id, err)
+	}
+	return nil
+}
+
 // Subtasks returns the job's subtasks in the order of Options.Operators.
 func (c *Coordinator) Subtasks() []Subtask { return slices.Clone(c.subtasks) }
 

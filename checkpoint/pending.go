@@ -211,6 +211,9 @@ func (p *Pending) abort(cause error) {
 			errs = append(errs, fmt.Errorf("%v: %w", c.subtasks[i], err))
 		}
 	}
+	if err := c.removeTemp(ctx, p.id); err != nil {
+		errs = append(errs, err)
+	}
 	err := fmt.Errorf("%w: checkpoint %d: %w", ErrAborted, p.id, cause)
 	if len(errs) > 0 {
 		err = fmt.Errorf("%w; its cleanup failed: %w", err, errors.Join(errs...))
