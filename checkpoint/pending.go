@@ -244,11 +244,18 @@ func (p *Pending) commit() {
 	}
 	c.step("committed", p.id)
 	// Flink's rule: a completed checkpoint subsumes the older ones in
-	// flight. Those still collecting abort now, so that their files are
-	// deleted before the completion below makes them the storage's; one
-	// waiting to commit fails its commit (ErrSubsumed) and aborts then.
+	// flight. Those still collecting abort now, and those aborting finish
+	// their abort, so that their files are deleted before the completion
+	// below makes them the storage's; one waiting to commit (for
+	// commitMu) fails its commit (ErrSubsumed) and aborts then.
 	for _, q := range c.olderInFlight(p.id) {
 		q.fail(fmt.Errorf("%w by checkpoint %d", snapshot.ErrSubsumed, p.id))
+		c.mu.Lock()
+		committing := q.state == stateCommitting
+		c.mu.Unlock()
+		if !committing {
+			<-q.done
+		}
 	}
 	var errs []error
 	for i, part := range c.parts {
