@@ -10,6 +10,7 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -275,4 +276,19 @@ func completed(t testing.TB, st snapshot.Storage) []int64 {
 func forEachMode(t *testing.T, f func(t *testing.T, incremental bool)) {
 	t.Run("Full", func(t *testing.T) { f(t, false) })
 	t.Run("Incremental", func(t *testing.T) { f(t, true) })
+}
+
+// raceEnabled reports whether the test binary was built with -race, under
+// which the subprocess crash test runs fewer rounds.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
