@@ -102,7 +102,9 @@ type Options struct {
 	UploadWorkers int
 
 	// RetainedCheckpoints is how many completed checkpoints Checkpoint
-	// keeps. Default: 1, as in Flink.
+	// keeps. Default: 1, as in Flink. It applies only to Checkpoint, the
+	// one-call checkpoint of a backend alone: a job whose checkpoints a
+	// checkpoint.Coordinator takes sets retention there, and only there.
 	RetainedCheckpoints int
 
 	// RestoreMode says whether a restored backend takes ownership of the

@@ -455,8 +455,9 @@ func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st s
 // Checkpoint takes a complete checkpoint of this backend alone: snapshot,
 // write, commit the metadata, apply retention (Options.RetainedCheckpoints)
 // and notify completion. It is the one-call form for a single-instance
-// user; a framework with several instances calls Snapshot and Run on each
-// and commits their handles together with snapshot.Complete.
+// user; a job with several instances checkpoints through a
+// checkpoint.Coordinator, which calls Snapshot and Run on each and commits
+// their handles together.
 func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int64) (*snapshot.Checkpoint, error) {
 	s, err := b.Snapshot(id, st)
 	if err != nil {

@@ -11,6 +11,10 @@
 //	go test ./bench -run '^$' -bench . -benchtime=1x -keys=1000      # smoke test (CI), seconds
 //	go test ./bench                                                  # TestRawFixturesMatchState only
 //
+// The coordinator benchmarks (coordinator_test.go: a checkpoint of 8
+// backends through checkpoint.Coordinator against the direct calls) take
+// -coordkeys, entries per backend (default 20,000; CI passes 100).
+//
 // The flag -keys (default 500,000) sets both SETUP_KEY_COUNT, the existing
 // keys written before each benchmark, and NEW_KEY_COUNT, the keys the add
 // benchmarks create. The usual testing flags apply: -benchtime, -count,

@@ -1,9 +1,10 @@
 // Command quickstart is the README's tour of pebblestate's API: it keeps
 // per-user state in a backend, scopes some of it to windows, reopens the
-// backend and reads everything back.
+// backend, reads everything back and checkpoints both subtasks.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/checkpoint"
+	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -211,6 +214,27 @@ func run(out io.Writer) error {
 			fmt.Fprintf(out, "subtask %d: %s clicked in window [10s, 20s)\n", i, user)
 		}
 	}
+
+	// A checkpoint of the job: one coordinator, configured once with the
+	// checkpoint storage and the operator's subtasks, takes it whole.
+	ctx := context.Background()
+	st, err := snapshot.NewLocal(filepath.Join(root, "checkpoints"))
+	if err != nil {
+		return err
+	}
+	c, err := checkpoint.NewCoordinator(ctx, checkpoint.Options{Storage: st, Operators: []checkpoint.Operator{
+		{Name: "default", Subtasks: []checkpoint.Participant{
+			checkpoint.KeyedParticipant(subtasks[0].b), checkpoint.KeyedParticipant(subtasks[1].b)}},
+	}})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stats, err := c.Checkpoint(ctx) // snapshots, commit, notify, retention; an abort leaves nothing
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "checkpoint %d: %d subtasks\n", stats.ID, len(stats.Subtasks))
 
 	// Two hours later every last-page entry has expired: reads no longer
 	// see them, and background cleanup removes them from disk.

@@ -21,6 +21,7 @@ subtask 0: frank clicked in window [10s, 20s)
 subtask 1: alice: 3 clicks on [/home /cart /pay], last /pay, by hour: 0:2 1:1
 subtask 1: bob: 1 clicks on [/home], last /home, by hour: 0:1
 subtask 1: alice clicked in window [10s, 20s)
+checkpoint 1: 2 subtasks
 two hours later: every last-page entry has expired
 `
 	if got := out.String(); got != want {
