@@ -115,7 +115,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		err = os.RemoveAll(staging)
 	}
 	if err == nil {
-		err = b.st.Flush()
+		err = b.st.Flush(ctx)
 	}
 	if err != nil {
 		_ = b.Close()
