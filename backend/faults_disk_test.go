@@ -101,7 +101,7 @@ func TestFaultsFlush(t *testing.T) {
 					if !once {
 						// Pebble retries the failing flush in the
 						// background, hundreds of times a second.
-						time.Sleep(200 * time.Millisecond)
+						time.Sleep(100 * time.Millisecond)
 						if c, hits := f.clear(); hits < 2 || logs.lines() > 2 {
 							t.Errorf("with %d flush writes failing (of %d), %d lines were logged; want 1 or 2", hits, c, logs.lines())
 						}
@@ -156,17 +156,18 @@ func TestFaultsCheckpointLocal(t *testing.T) {
 		j.apply(rand.New(rand.NewPCG(5, 5)), 300, 100, "two")
 		return j, st, one
 	}
-	var writes int
+	var points []int
 	{
-		f := &diskFault{}
+		f := &diskFault{record: true}
 		j, st, _ := prepare(t, f)
-		f.record = true
-		writes = countWrites(f, func() { must(j.b().Checkpoint(ctx, st, 2)).in(t) })
+		countWrites(f, func() { must(j.b().Checkpoint(ctx, st, 2)).in(t) })
+		points = spread(faultPoints(f.ops), 12)
 		t.Logf("the writes of a checkpoint: %q", f.ops)
 	}
 	failed := 0
-	for _, errno := range faultErrnos {
-		for n := range writes {
+	for i, n := range points {
+		errno := faultErrnos[i%len(faultErrnos)] // alternately
+		{
 			t.Run(fmt.Sprintf("%v/write %d", errno, n), func(t *testing.T) {
 				f := &diskFault{}
 				j, st, one := prepare(t, f)
@@ -197,7 +198,7 @@ func TestFaultsCheckpointLocal(t *testing.T) {
 		}
 	}
 	if failed == 0 {
-		t.Errorf("no injected fault of %d writes failed a checkpoint", writes)
+		t.Errorf("no injected fault of %v failed a checkpoint", points)
 	}
 }
 
@@ -223,21 +224,20 @@ func TestFaultsRestore(t *testing.T) {
 			name string
 			p, i int // restore subtask i of parallelism p
 		}{{"same range", 2, 0}, {"rescale 2 to 1", 1, 0}} {
-			var writes int
-			{
-				f := &diskFault{}
-				writes = countWrites(f, func() {
-					b, err := restoreWith(f, shape.p, shape.i, filepath.Join(t.TempDir(), "count"))
-					noErr(t, err)
-					noErr(t, b.Close())
-				})
-			}
+			f := &diskFault{record: true}
+			countWrites(f, func() {
+				b, err := restoreWith(f, shape.p, shape.i, filepath.Join(t.TempDir(), "count"))
+				noErr(t, err)
+				noErr(t, b.Close())
+			})
+			points := spread(faultPoints(f.ops), 10)
+			t.Logf("%s: %d writes, faults at %v", shape.name, len(f.ops), points)
 			want := src.model.clone()
 			want.keep(t, fxRanges(t, shape.p)[shape.i])
 			// One errno: the paths are those of Flush and Checkpoint,
 			// which try both.
 			errno := syscall.ENOSPC
-			for n := range writes {
+			for _, n := range points {
 				t.Run(fmt.Sprintf("%s/write %d", shape.name, n), func(t *testing.T) {
 					f := &diskFault{}
 					dir := filepath.Join(t.TempDir(), "r")

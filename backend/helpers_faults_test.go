@@ -1,6 +1,7 @@
 package backend_test
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/snapshot"
 )
 
 // diskFault injects filesystem errors into a backend's Pebble database
@@ -112,4 +114,132 @@ func (f *diskFault) MaybeError(op errorfs.Op) error {
 	}
 	f.hits++
 	return &fs.PathError{Op: "write", Path: op.Path, Err: f.errno}
+}
+
+// nthStorage wraps a checkpoint storage and fails its writes (Create, each
+// Write, Commit, Delete, RemoveTemp), once armed, from the from-th on
+// (0-based) with ENOSPC, until cleared.
+type nthStorage struct {
+	snapshot.Storage
+	mu    sync.Mutex
+	armed bool
+	from  int
+	n     int
+	ops   []string
+}
+
+func (s *nthStorage) arm(from int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed, s.from, s.n, s.ops = true, from, 0, nil
+}
+
+func (s *nthStorage) clear() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = false
+	return s.n
+}
+
+// fail counts a write of name and returns the injected error if it is
+// one to fail.
+func (s *nthStorage) fail(op, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.armed {
+		return nil
+	}
+	i := s.n
+	s.n++
+	s.ops = append(s.ops, op+" "+name)
+	if i < s.from {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: name, Err: syscall.ENOSPC}
+}
+
+func (s *nthStorage) Create(ctx context.Context, name string) (snapshot.FileWriter, error) {
+	if err := s.fail("create", name); err != nil {
+		return nil, err
+	}
+	w, err := s.Storage.Create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &nthWriter{FileWriter: w, s: s, name: name}, nil
+}
+
+func (s *nthStorage) Delete(ctx context.Context, name string) error {
+	if err := s.fail("delete", name); err != nil {
+		return err
+	}
+	return s.Storage.Delete(ctx, name)
+}
+
+func (s *nthStorage) RemoveTemp(ctx context.Context, drop func(string) bool) error {
+	tr, ok := s.Storage.(snapshot.TempRemover)
+	if !ok {
+		return nil
+	}
+	if err := s.fail("remove temporary files", ""); err != nil {
+		return err
+	}
+	return tr.RemoveTemp(ctx, drop)
+}
+
+type nthWriter struct {
+	snapshot.FileWriter
+	s    *nthStorage
+	name string
+}
+
+func (w *nthWriter) Write(p []byte) (int, error) {
+	if err := w.s.fail("write", w.name); err != nil {
+		return 0, err
+	}
+	return w.FileWriter.Write(p)
+}
+
+func (w *nthWriter) Commit() error {
+	if err := w.s.fail("commit", w.name); err != nil {
+		_ = w.FileWriter.Abort()
+		return err
+	}
+	return w.FileWriter.Commit()
+}
+
+// faultPoints picks the writes of ops to inject a fault at: every one,
+// but of a run of equal consecutive ones (the writes of one file) only the
+// first, the middle and the last, so that a state of many blocks does not
+// multiply the runs.
+func faultPoints(ops []string) []int {
+	var out []int
+	for i := 0; i < len(ops); {
+		j := i
+		for j < len(ops) && ops[j] == ops[i] {
+			j++
+		}
+		out = append(out, i)
+		if mid := (i + j - 1) / 2; mid > i {
+			out = append(out, mid)
+		}
+		if j-1 > (i+j-1)/2 {
+			out = append(out, j-1)
+		}
+		i = j
+	}
+	return out
+}
+
+// spread returns at most n of points, evenly spaced, always the first and
+// the last: to bound a test's runtime where there are many.
+func spread(points []int, n int) []int {
+	if len(points) <= n || n < 2 {
+		return points
+	}
+	out := make([]int, 0, n)
+	for i := range n {
+		out = append(out, points[i*(len(points)-1)/(n-1)])
+	}
+	return out
 }
