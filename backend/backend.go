@@ -225,10 +225,11 @@ func (b *Backend[K]) CurrentKeyGroup() int {
 // durable only once flushed; Close flushes too.
 //
 // When the filesystem fails (full, or failing writes), Flush returns the
-// error of the first flush attempt that fails (errors.Is finds
-// syscall.ENOSPC, for instance) rather than waiting: Pebble keeps
-// retrying in the background, the data stays in memory, and a Flush after
-// the fault clears succeeds.
+// error of the first flush attempt begun after the call that fails
+// (errors.Is finds syscall.ENOSPC, for instance), within about a second,
+// rather than waiting: Pebble keeps retrying in the background (paced to
+// about once a second), the data stays in memory, and a Flush after the
+// fault clears succeeds.
 func (b *Backend[K]) Flush() error {
 	if b.closed.Load() {
 		return ErrClosed

@@ -89,7 +89,7 @@ func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 	if po.FS == nil {
 		po.FS = vfs.Default
 	}
-	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir)}
+	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir), pace: &pace{}}
 	po.EnsureDefaults()
 	return po, m
 }
