@@ -79,7 +79,6 @@ func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 		Logger:             logger{m},
 		EventListener:      &el,
 	}
-	po.Experimental.CompactionScheduler = &gatedScheduler{ConcurrencyLimitScheduler: pebble.NewConcurrencyLimitSchedulerWithNoPeriodicGrantingForTest()}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
@@ -94,8 +93,9 @@ func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 	return po, m
 }
 
-// gatedScheduler is the compaction scheduler of a store's database: it
-// grants no compaction until Open has returned the database.
+// gatedScheduler is the compaction scheduler of a database the store
+// opens (openPebble gives each its own): it grants no compaction until
+// Open has returned the database.
 //
 // Pebble v2.1.7's Open registers the database with its scheduler, and may
 // start a flush whose end asks for a compaction, before it creates its log
