@@ -237,6 +237,14 @@ func (b *Backend[K]) Flush() error {
 	return b.st.Flush(context.Background())
 }
 
+// BackgroundError returns the latest error Pebble reported from its
+// background work since Open (a failed flush or compaction, corruption
+// found in the background, each also logged once through
+// Options.Logger), or nil: for health checks, since no call of the task
+// returns a failed compaction's error. It stays set after the fault
+// clears.
+func (b *Backend[K]) BackgroundError() error { return b.st.BackgroundError() }
+
 // Compact flushes and compacts the whole database into its bottom level,
 // dropping deleted and overwritten entries: useful after a bulk load, a
 // mass expiry or a rescale, to return space and settle the files an

@@ -110,6 +110,9 @@ func TestFaultsFlush(t *testing.T) {
 						t.Logf("in 100 ms, %d of %d flush writes failed", hits, c)
 					}
 					f.clear()
+					if !once && !errors.Is(j.b().BackgroundError(), errno) {
+						t.Errorf("BackgroundError = %v; want the flush's %v", j.b().BackgroundError(), errno)
+					}
 					noErr(t, j.b().Flush())
 					noErr(t, j.b().Close())
 					reopenJob(t, dir, m, j.model).verify(j.model, "after the fault cleared")

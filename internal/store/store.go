@@ -246,9 +246,10 @@ func (s *Store) Checkpoint(dir string) error { return s.db.Checkpoint(dir) }
 // the filesystem's: errors.Is finds syscall.ENOSPC).
 func (s *Store) Flush(ctx context.Context) error { return s.mon.flush(ctx, s.db) }
 
-// Err returns the latest error Pebble reported from background work
-// (flushes, compactions, corruption found in the background), or nil.
-func (s *Store) Err() error {
+// BackgroundError returns the latest error Pebble reported from
+// background work (flushes, compactions, corruption found in the
+// background) since the store opened, or nil.
+func (s *Store) BackgroundError() error {
 	s.mon.mu.Lock()
 	defer s.mon.mu.Unlock()
 	if s.mon.fatal != nil {
