@@ -56,7 +56,7 @@ func libraryDirs(t *testing.T) []string {
 func TestNoProcessExits(t *testing.T) {
 	allowed := map[string]bool{
 		"internal/store/events.go:Fatalf": true,
-		"internal/invariants/on.go:Check":  true,
+		"internal/invariants/on.go:Check": true,
 	}
 	fset := token.NewFileSet()
 	for _, dir := range libraryDirs(t) {

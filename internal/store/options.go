@@ -3,7 +3,6 @@ package store
 import (
 	"log/slog"
 	"path/filepath"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -91,29 +90,4 @@ func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir), pace: &pace{}}
 	po.EnsureDefaults()
 	return po, m
-}
-
-// gatedScheduler is the compaction scheduler of a database the store
-// opens (openPebble gives each its own): it grants no compaction until
-// Open has returned the database.
-//
-// Pebble v2.1.7's Open registers the database with its scheduler, and may
-// start a flush whose end asks for a compaction, before it creates its log
-// and OPTIONS files; when that fails (a full disk) it closes what it
-// opened and returns without unregistering, and a compaction started
-// meanwhile, or later by the default scheduler's periodic granter, runs on
-// the half-closed database and crashes the process. So there is no
-// periodic granting either: compactions are granted whenever the database
-// asks (after each flush, compaction and ingest).
-type gatedScheduler struct {
-	*pebble.ConcurrencyLimitScheduler
-	open atomic.Bool
-}
-
-// TrySchedule grants a compaction once the database is open.
-func (g *gatedScheduler) TrySchedule() (bool, pebble.CompactionGrantHandle) {
-	if !g.open.Load() {
-		return false, nil
-	}
-	return g.ConcurrencyLimitScheduler.TrySchedule()
 }

@@ -77,11 +77,11 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
-// openPebble opens a Pebble database with a gatedScheduler. Pebble panics
-// when an fsync of its directory fails while it opens (it holds fsync
-// errors unrecoverable); having released what it opened, it re-panics to
-// its caller, and openPebble returns that as an error: the database was
-// never returned, so nothing can go on using it.
+// openPebble opens a Pebble database. Pebble panics when an fsync of its
+// directory fails while it opens (it holds fsync errors unrecoverable);
+// having released what it opened, it re-panics to its caller, and
+// openPebble returns that as an error: the database was never returned,
+// so nothing can go on using it.
 func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -93,16 +93,7 @@ func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 			}
 		}
 	}()
-	// A scheduler of its own, not in po: po is handed on (Load), and a
-	// database opened with a copy must not share it.
-	g := &gatedScheduler{ConcurrencyLimitScheduler: pebble.NewConcurrencyLimitSchedulerWithNoPeriodicGrantingForTest()}
-	o := po.Clone()
-	o.Experimental.CompactionScheduler = g
-	db, err = pebble.Open(dir, o)
-	if err == nil {
-		g.open.Store(true)
-	}
-	return db, err
+	return pebble.Open(dir, po)
 }
 
 // Get returns the value stored at key, valid until closer is closed, or
