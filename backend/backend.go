@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -131,7 +132,7 @@ func open[K any](keyCodec Codec[K], opts Options, restoring bool) (*Backend[K], 
 		Scanned:       &b.ttlMetrics.bgScanned,
 		Removed:       &b.ttlMetrics.bgRemoved,
 		OnError: func(err error) {
-			opts.ErrorLog("pebblestate: background TTL cleanup: %v", err)
+			opts.Logger.Error("pebblestate: background TTL cleanup failed", slog.String("dir", opts.Dir), slog.Any("err", err))
 		},
 	})
 	so := opts.storeOptions(b.filter.EventListener())
@@ -246,15 +247,27 @@ func (b *Backend[K]) CurrentKeyGroup() int {
 
 // Flush writes everything in memory to disk. With the WAL off, writes are
 // durable only once flushed; Close flushes too.
+//
+// When the filesystem fails (full, or failing writes), Flush returns the
+// error of the first flush attempt begun after the call that fails
+// (errors.Is finds syscall.ENOSPC, for instance), within about a second,
+// rather than waiting: Pebble keeps retrying in the background (paced to
+// about once a second), the data stays in memory, and a Flush after the
+// fault clears succeeds.
 func (b *Backend[K]) Flush() error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	if err := b.st.Flush(); err != nil {
-		return fmt.Errorf("backend: flush: %w", err)
-	}
-	return nil
+	return b.st.Flush(context.Background())
 }
+
+// BackgroundError returns the latest error Pebble reported from its
+// background work since Open (a failed flush or compaction, corruption
+// found in the background, each also logged once through
+// Options.Logger), or nil: for health checks, since no call of the task
+// returns a failed compaction's error. It stays set after the fault
+// clears.
+func (b *Backend[K]) BackgroundError() error { return b.st.BackgroundError() }
 
 // Compact flushes and compacts the whole database into its bottom level,
 // dropping deleted and overwritten entries: useful after a bulk load, a
@@ -262,7 +275,7 @@ func (b *Backend[K]) Flush() error {
 // incremental checkpoint uploads.
 func (b *Backend[K]) Compact(ctx context.Context) error {
 	return b.stoppable(ctx, "compact", func(ctx context.Context) error {
-		if err := b.st.Flush(); err != nil {
+		if err := b.st.Flush(ctx); err != nil {
 			return err
 		}
 		// One call compacts the levels that had files when it began, so a
@@ -279,6 +292,13 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 
 // Close flushes (when the WAL is off) and closes the database. States of a
 // closed backend return ErrClosed. Closing twice is a no-op.
+//
+// When the final flush fails (as Flush does, at its first failed attempt)
+// or neither completes nor fails within 10 seconds (a hung device), Close
+// still closes the database and releases its memory, and returns an error
+// saying that the writes since the last flush are lost: restore from the
+// last completed checkpoint. Closing the database waits for Pebble's
+// background flush or compaction attempt in progress, if any, to end.
 func (b *Backend[K]) Close() error {
 	b.stopAll() // cancel CleanupExpired and Compact, which hold lifecycle
 	b.lifecycle.Lock()

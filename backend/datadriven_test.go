@@ -269,7 +269,7 @@ func (e *ddEnv) newDir(name string) string {
 func (e *ddEnv) options(t *testing.T, d *datadriven.TestData, name string) backend.Options {
 	opts := backend.Options{
 		Dir: e.newDir(name), Clock: e.clock, MaxParallelism: e.maxParallelism(),
-		TTLSweepInterval: -1, RetainedCheckpoints: e.retain, ErrorLog: t.Logf,
+		TTLSweepInterval: -1, RetainedCheckpoints: e.retain, Logger: testSlog(t),
 		IncrementalCheckpoints: e.mode == "incremental",
 	}
 	d.MaybeScanArgs(t, "max-parallelism", &opts.MaxParallelism)

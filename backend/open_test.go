@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -118,8 +119,8 @@ func TestOptions_EnsureDefaults(t *testing.T) {
 	if _, ok := o.Clock.(ttl.SystemClock); !ok {
 		t.Errorf("Clock = %T, want ttl.SystemClock", o.Clock)
 	}
-	if o.ErrorLog == nil {
-		t.Error("ErrorLog is nil")
+	if o.Logger != slog.Default() {
+		t.Error("Logger is not slog.Default()")
 	}
 	if o.EnableWAL {
 		t.Error("EnableWAL defaults to true")

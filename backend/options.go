@@ -3,7 +3,7 @@ package backend
 import (
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -113,17 +113,21 @@ type Options struct {
 	// RestoreFromPath) acts on it.
 	RestoreMode RestoreMode
 
-	// ErrorLog receives Pebble's error messages (informational messages are
-	// dropped), and a line for each checkpoint RestoreLatest or
-	// RestoreFromPath passes over. Default: the standard library's log
-	// package.
-	ErrorLog func(format string, args ...any)
+	// Logger receives Pebble's messages (informational ones at debug
+	// level), its background errors, background TTL cleanup's errors, and
+	// a line for each checkpoint RestoreLatest or RestoreFromPath passes
+	// over. A repeated message is logged once, then at most once every 10
+	// seconds with the number left out (a flush failing on a full disk is
+	// retried many times a second). Default: slog.Default().
+	Logger *slog.Logger
 
 	// Pebble, if set, is called with the Pebble options the backend built,
-	// just before opening, to change advanced settings. It must not replace
-	// the Merger, Comparer or FormatMajorVersion; to add an EventListener,
-	// tee it with the backend's (pebble.TeeEventListener), which background
-	// TTL cleanup needs.
+	// just before opening, to change advanced settings; tests use it to
+	// inject filesystem faults (replace FS with a vfs.FS wrapping the one
+	// it holds, such as Pebble's vfs/errorfs). It must not replace the
+	// Merger, Comparer, FormatMajorVersion or Logger; to add an
+	// EventListener, tee it with the backend's (pebble.TeeEventListener),
+	// which background TTL cleanup and Flush's error reporting need.
 	Pebble func(*pebble.Options)
 }
 
@@ -209,8 +213,8 @@ func (o *Options) EnsureDefaults() {
 	if o.RetainedCheckpoints == 0 {
 		o.RetainedCheckpoints = 1
 	}
-	if o.ErrorLog == nil {
-		o.ErrorLog = log.Printf
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 }
 
@@ -277,7 +281,7 @@ func (o *Options) storeOptions(listener pebble.EventListener) store.Options {
 		BlockCacheSize: o.BlockCacheSize,
 		MemTableSize:   o.MemTableSize,
 		EnableWAL:      o.EnableWAL,
-		ErrorLog:       o.ErrorLog,
+		Logger:         o.Logger,
 		Pebble:         o.Pebble,
 		EventListener:  listener,
 		Clock:          o.Clock,

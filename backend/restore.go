@@ -143,7 +143,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		err = os.RemoveAll(staging)
 	}
 	if err == nil {
-		err = b.st.Flush()
+		err = b.st.Flush(ctx)
 	}
 	if err != nil {
 		_ = b.Close()
@@ -212,8 +212,8 @@ type RestoreReport struct {
 	// Skipped are the checkpoints newer than Checkpoint that were passed
 	// over because their metadata exists but does not verify (damaged, or
 	// of a format version this build does not read), newest first, each
-	// with the error that says why. Each is also written to
-	// Options.ErrorLog. They are kept in storage (snapshot.Retain and
+	// with the error that says why. Each is also logged to
+	// Options.Logger. They are kept in storage (snapshot.Retain and
 	// Recover never delete them): a newer build, or a repair, may restore
 	// them.
 	Skipped []snapshot.Skipped
@@ -231,7 +231,7 @@ func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, 
 		return nil, report, fmt.Errorf("restore %s: %w", opts.Dir, err)
 	}
 	for _, s := range skipped {
-		opts.ErrorLog("pebblestate: restore %s: passed over checkpoint %d, restoring checkpoint %d: %v", opts.Dir, s.ID, cp.ID, s.Err)
+		opts.Logger.Warn(fmt.Sprintf("restore %s: passed over checkpoint %d, restoring checkpoint %d", opts.Dir, s.ID, cp.ID), "err", s.Err)
 	}
 	b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
 	return b, report, err

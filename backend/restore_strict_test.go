@@ -1,9 +1,11 @@
 package backend_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -170,10 +172,8 @@ func TestRestoreFromRootReportsSkippedNewerCheckpoint(t *testing.T) {
 					t.Fatalf("Recover changed the root from\n%v\nto\n%v", before, after)
 				}
 				for _, latest := range []bool{false, true} {
-					var logged []string
-					opts := backend.Options{Dir: filepath.Join(t.TempDir(), "r"), ErrorLog: func(format string, args ...any) {
-						logged = append(logged, fmt.Sprintf(format, args...))
-					}}
+					var buf bytes.Buffer
+					opts := backend.Options{Dir: filepath.Join(t.TempDir(), "r"), Logger: slog.New(slog.NewTextHandler(&buf, nil))}
 					var b *backend.Backend[int64]
 					var report backend.RestoreReport
 					var err error
@@ -191,6 +191,7 @@ func TestRestoreFromRootReportsSkippedNewerCheckpoint(t *testing.T) {
 						!strings.Contains(report.Skipped[0].Err.Error(), st.Path(snapshot.MetadataPath(2))) {
 						t.Fatalf("report passed over %+v; want checkpoint 2 with an error wrapping %v and naming its metadata", report.Skipped, d.want)
 					}
+					logged := strings.Split(strings.TrimSpace(buf.String()), "\n")
 					if len(logged) != 1 || !strings.Contains(logged[0], "passed over checkpoint 2") {
 						t.Fatalf("logged %q; want one line saying checkpoint 2 was passed over", logged)
 					}

@@ -99,6 +99,12 @@ func (b *Backend[K]) WriterID() string { return b.snaps.writer }
 // grows with the unflushed data and the number of files, not the state
 // size.
 func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSnapshot, error) {
+	return b.snapshot(context.Background(), checkpointID, st)
+}
+
+// snapshot is Snapshot, with ctx bounding the flush of an incremental one
+// (which otherwise ends at its first failed attempt).
+func (b *Backend[K]) snapshot(ctx context.Context, checkpointID int64, st snapshot.Storage) (*AsyncSnapshot, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -138,8 +144,8 @@ func (b *Backend[K]) Snapshot(checkpointID int64, st snapshot.Storage) (*AsyncSn
 		}
 		// The WAL may be off: what is only in the memtable must reach an
 		// SST to be in the checkpoint.
-		if err := b.st.Flush(); err != nil {
-			return nil, fmt.Errorf("backend: snapshot %d: flush: %w", checkpointID, err)
+		if err := b.st.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("backend: snapshot %d: %w", checkpointID, err)
 		}
 		if err := b.st.Checkpoint(s.localDir); err != nil {
 			_ = os.RemoveAll(s.localDir)
@@ -459,7 +465,7 @@ func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st s
 // checkpoint.Coordinator, which calls Snapshot and Run on each and commits
 // their handles together.
 func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int64) (*snapshot.Checkpoint, error) {
-	s, err := b.Snapshot(id, st)
+	s, err := b.snapshot(ctx, id, st)
 	if err != nil {
 		return nil, err
 	}

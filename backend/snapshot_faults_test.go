@@ -17,8 +17,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
@@ -321,6 +324,107 @@ func TestSnapshotFaultsRestoreIntoNonEmptyDir(t *testing.T) {
 		}
 		if _, err := os.Stat(keep); err != nil {
 			t.Errorf("restore into a non-empty directory removed its content: %v", err)
+		}
+	})
+}
+
+// TestFaultsStorageEveryWrite: checkpoint 2 (full, or incremental on top
+// of 1) fails at each write of its storage in turn, persistently (a full
+// disk): upload, metadata commit, retention (of a file's many writes, the
+// first, the middle and the last: faultPoints). Checkpoint returns the error
+// within its context's deadline; the latest completed checkpoint (1, or 2
+// if the failure came after its commit) restores exactly; and once the
+// fault clears, checkpoint 3 succeeds, restores exactly, and its
+// retention leaves nothing of 1 and 2 behind.
+func TestFaultsStorageEveryWrite(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := context.Background()
+		prepare := func(t *testing.T) (*job, *snapshot.Local, *nthStorage, *fxModel) {
+			local := newStorage(t)
+			st := &nthStorage{Storage: local}
+			j := newJob(t, st, 1, m.each(), func(o *backend.Options) { o.SnapshotCompression = "none" })
+			j.apply(rand.New(rand.NewPCG(12, 12)), 300, 100, "one")
+			must(j.b().Checkpoint(ctx, st, 1)).in(t)
+			one := j.model.clone()
+			j.apply(rand.New(rand.NewPCG(13, 13)), 300, 100, "two")
+			return j, local, st, one
+		}
+		var points []int
+		{
+			j, _, st, _ := prepare(t)
+			st.arm(1 << 30)
+			must(j.b().Checkpoint(ctx, st, 2)).in(t)
+			st.clear()
+			points = spread(faultPoints(st.ops), 10)
+			t.Logf("%d writes of checkpoint 2, faults at %v: %q", len(st.ops), points, st.ops)
+		}
+		for _, n := range points {
+			t.Run(fmt.Sprintf("write %d", n), func(t *testing.T) {
+				j, local, st, one := prepare(t)
+				st.arm(n)
+				cctx, cancel := context.WithTimeout(ctx, faultDeadline)
+				defer cancel()
+				start := time.Now()
+				_, err := j.b().Checkpoint(cctx, st, 2)
+				wantFault(t, "Checkpoint", err, syscall.ENOSPC, start)
+				st.clear()
+				cp := must(snapshot.Latest(ctx, local)).in(t)
+				want := one
+				if cp.ID == 2 {
+					want = j.model // committed; retention failed
+				}
+				restoreJob(t, local, cp.Handles, 1, m.each(), want).verify(want, fmt.Sprint("latest checkpoint ", cp.ID))
+				cp = must(j.b().Checkpoint(ctx, st, 3)).in(t)
+				restoreJob(t, local, cp.Handles, 1, m.each(), j.model).verify(j.model, "checkpoint 3 after the fault cleared")
+				if ids := must(snapshot.Completed(ctx, local)).in(t); !slices.Equal(ids, []int64{3}) {
+					t.Fatalf("completed checkpoints %v after checkpoint 3 keeping 1", ids)
+				}
+				sharedExact(t, local)
+				noTempFiles(t, local.Root(), "after checkpoint 3")
+			})
+		}
+	})
+}
+
+// TestFaultsRetainEveryWrite: retention (keeping 1 of 3 checkpoints)
+// fails at each of its writes in turn: Retain returns the error within the
+// deadline, the newest checkpoint restores exactly, and a Retain after the
+// fault clears leaves exactly the newest checkpoint's files.
+func TestFaultsRetainEveryWrite(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := context.Background()
+		local, models, _ := checkpointed(t, m, "none", 1, 2, 3)
+		var points []int
+		{
+			st := &nthStorage{Storage: newStorage(t)}
+			copyTree(t, local.Root(), st.Storage.(*snapshot.Local).Root())
+			st.arm(1 << 30)
+			noErr(t, snapshot.Retain(ctx, st, 1))
+			st.clear()
+			points = faultPoints(st.ops)
+		}
+		for _, n := range points {
+			t.Run(fmt.Sprintf("write %d", n), func(t *testing.T) {
+				root := newStorage(t)
+				copyTree(t, local.Root(), root.Root())
+				st := &nthStorage{Storage: root}
+				st.arm(n)
+				cctx, cancel := context.WithTimeout(ctx, faultDeadline)
+				defer cancel()
+				start := time.Now()
+				wantFault(t, "Retain", snapshot.Retain(cctx, st, 1), syscall.ENOSPC, start)
+				st.clear()
+				cp := must(snapshot.Latest(ctx, root)).in(t)
+				if cp.ID != 3 {
+					t.Fatalf("latest checkpoint %d after a failed retention", cp.ID)
+				}
+				restoreJob(t, root, cp.Handles, 1, m.each(), models[2]).verify(models[2], "checkpoint 3 after a failed retention")
+				noErr(t, snapshot.Retain(ctx, st, 1))
+				if ids := must(snapshot.Completed(ctx, root)).in(t); !slices.Equal(ids, []int64{3}) {
+					t.Fatalf("completed checkpoints %v after retention keeping 1", ids)
+				}
+				sharedExact(t, root)
+			})
 		}
 	})
 }

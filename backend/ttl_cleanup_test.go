@@ -647,13 +647,13 @@ func TestTTLCloseDuringCleanupExpired(t *testing.T) {
 
 // TestTTLMalformedStamp checks what a TTL value too short for its stamp
 // does: reads of its key fail with ErrCorrupt, background cleanup keeps it
-// and reports it through ErrorLog without failing the pass, and the
+// and reports it through Options.Logger without failing the pass, and the
 // state's other keys stay usable, with access cleanup on too.
 func TestTTLMalformedStamp(t *testing.T) {
-	var logged atomic.Int64
+	logged := &recordLogger{}
 	env := newEnv(t, func(o *backend.Options) {
 		o.TTLSweepInterval = -1
-		o.ErrorLog = func(string, ...any) { logged.Add(1) }
+		o.Logger = logged.logger()
 	})
 	cfg := ttl.Config{TTL: ttlD, Cleanup: ttl.Cleanup{OnAccess: ttl.AccessCleanup{Enabled: true, Size: 5}}}
 	desc := backend.ValueDescriptor[int64]{Name: "v", Codec: backend.Int64, TTL: cfg}
@@ -674,7 +674,7 @@ func TestTTLMalformedStamp(t *testing.T) {
 	env.open()
 	v = must(backend.GetValue(env.b, desc)).in(t)
 	noErr(t, env.b.CleanupExpired(context.Background()))
-	if logged.Load() == 0 {
+	if logged.lines() == 0 {
 		t.Error("background cleanup did not report the malformed entry")
 	}
 	env.setKey("good")

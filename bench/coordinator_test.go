@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -52,7 +53,7 @@ func coordJob(b *testing.B) []*backend.Backend[int64] {
 		}
 		be, err := backend.Open(backend.Int64, backend.Options{
 			Dir: filepath.Join(dir, fmt.Sprint(i)), KeyGroups: kg, Operator: "op",
-			TTLSweepInterval: -1, ErrorLog: func(string, ...any) {},
+			TTLSweepInterval: -1, Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			b.Fatal(err)

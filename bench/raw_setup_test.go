@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log"
 	"math"
 	"sync"
 	"testing"
@@ -21,7 +20,7 @@ import (
 // given), from the backend itself, so the baselines run on exactly the
 // backend's options.
 func rawPebbleOptions(cache *pebble.Cache, enableWAL bool) *pebble.Options {
-	return backend.Options{Dir: "unused", EnableWAL: enableWAL, ErrorLog: log.Printf}.PebbleOptions(cache)
+	return backend.Options{Dir: "unused", EnableWAL: enableWAL}.PebbleOptions(cache)
 }
 
 // rawDB is a Pebble database with its own block cache of the backend's

@@ -9,6 +9,7 @@ package checkpoint_test
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -54,7 +55,7 @@ func backendOptions(dir, op string, incremental bool) backend.Options {
 		IncrementalCheckpoints: incremental,
 		MemTableSize:           1 << 20,
 		BlockCacheSize:         1 << 20,
-		ErrorLog:               func(string, ...any) {},
+		Logger:                 slog.New(slog.DiscardHandler),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
@@ -177,7 +178,7 @@ func openStore(t *testing.T, clock ttl.Clock, listener pebble.EventListener, hoo
 	t.Helper()
 	st, err := store.Open(store.Options{
 		Dir: t.TempDir(), BlockCacheSize: 8 << 20, MemTableSize: 4 << 20,
-		ErrorLog:      func(format string, args ...any) { t.Logf(format, args...) },
+		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
 		EventListener: listener,
 		Record:        meta.Backend{MaxParallelism: 128, KeyGroupEnd: 128, KeyCodec: "test"},
 		Clock:         clock, BeforeCleanupLock: hook,
@@ -301,7 +302,7 @@ func TestFilterCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := x.st.Flush(); err != nil {
+	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	x.clock.Advance(50 * time.Millisecond) // t0's entries expire exactly now
@@ -485,7 +486,7 @@ func TestFilterBackgroundSpans(t *testing.T) {
 	if got := x.removed.Load(); got != 0 {
 		t.Fatalf("removed %d before any flush", got)
 	}
-	if err := x.st.Flush(); err != nil {
+	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the worker to remove the 500 expired entries", 10*time.Second, func() bool { return x.removed.Load() >= 500 })
@@ -527,7 +528,7 @@ func TestFilterNoTargetsNoWork(t *testing.T) {
 	for i := range 100 {
 		x.set(stateKey(idValue, 0, fmt.Sprintf("v%03d", i)), stampedValue(1, "old"))
 	}
-	if err := x.st.Flush(); err != nil {
+	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.f.Cleanup(context.Background()); err != nil {
@@ -616,7 +617,7 @@ func TestFilterCloseStopsWorker(t *testing.T) {
 		}
 		f.Close() // twice is fine
 		// Spans reported after Close are queued and ignored.
-		if err := st.Flush(); err != nil {
+		if err := st.Flush(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Close(); err != nil {
@@ -642,7 +643,7 @@ func TestFilterCompactsWhatItEmptied(t *testing.T) {
 		}
 		x.set(stateKey(idValue, i%128, fmt.Sprintf("v%05d", i)), append(ttl.AppendStamp(nil, x.now()), val...))
 	}
-	if err := x.st.Flush(); err != nil {
+	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	full := x.st.DiskSpaceUsage()

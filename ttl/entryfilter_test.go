@@ -177,7 +177,7 @@ func TestEntryFilterRewriteBufferReuse(t *testing.T) {
 // Exactly the unexpired entries and list elements must come out, and
 // writes after the snapshot must not.
 func TestEntryFilterFullSnapshot(t *testing.T) {
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger, FormatMajorVersion: pebble.FormatNewest, Logger: efQuiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,3 +324,10 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 		t.Fatalf("delete after the snapshot not applied to the live database: %v", err)
 	}
 }
+
+// efQuiet drops Pebble's messages but a fatal one.
+type efQuiet struct{}
+
+func (efQuiet) Infof(string, ...any)         {}
+func (efQuiet) Errorf(string, ...any)        {}
+func (efQuiet) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }

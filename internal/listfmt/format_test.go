@@ -29,7 +29,7 @@ func TestFormatListExample(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: listfmt.Merger, Logger: lfQuiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

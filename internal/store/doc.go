@@ -36,6 +36,16 @@
 // name); Open and the metadata operations wrap theirs, with ErrCorrupt and
 // ErrIncompatible where they apply.
 //
+// # Faults
+//
+// Pebble reports its background work through the store's event listener
+// and logger (events.go): messages go to Options.Logger, a repeated one
+// once per LogInterval; Flush waits for its flush only until an attempt
+// begun after the call fails, or its context ends; Close bounds its final
+// flush by CloseFlushTimeout; the filesystem wrapper paces Pebble's
+// retries of failing table writes (pace.go). Pebble's Fatalf (a failed
+// MANIFEST write) logs and panics, as Pebble requires that it not return.
+//
 // # Caveats
 //
 // The data operations are safe for concurrent use as Pebble's are, but the

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -32,7 +33,7 @@ func (s *Store) loadMeta() error {
 		if err := s.db.Set(keys.BackendMetaKey(), enc, pebble.NoSync); err != nil {
 			return fmt.Errorf("backend: write backend record: %w", err)
 		}
-		if err := s.db.Flush(); err != nil {
+		if err := s.Flush(context.Background()); err != nil {
 			return fmt.Errorf("backend: write backend record: %w", err)
 		}
 		s.record = want

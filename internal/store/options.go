@@ -1,7 +1,7 @@
 package store
 
 import (
-	"fmt"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,8 +30,10 @@ type Options struct {
 	MemTableSize uint64
 	// EnableWAL turns Pebble's write-ahead log on.
 	EnableWAL bool
-	// ErrorLog receives Pebble's error messages. Required.
-	ErrorLog func(format string, args ...any)
+	// Logger receives Pebble's messages (informational ones at debug
+	// level) and background errors, rate-limited (see LogInterval). Nil
+	// means slog.Default().
+	Logger *slog.Logger
 	// Pebble, if set, changes the Pebble options just before opening.
 	Pebble func(*pebble.Options)
 	// EventListener is installed in the Pebble options (background TTL
@@ -53,16 +55,28 @@ type Options struct {
 
 // PebbleOptions returns the Pebble options a store with options o opens
 // its database with, using cache as the block cache and listener as the
-// event listener. The caller owns the cache reference.
+// event listener, teed with the store's own: it logs through o.Logger,
+// rate-limited, and keeps Pebble from stopping the process over
+// corruption found in the background. The caller owns the cache
+// reference.
 func PebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener) *pebble.Options {
+	po, _ := pebbleOptions(o, cache, listener)
+	return po
+}
+
+// pebbleOptions is PebbleOptions, also returning the monitor the options
+// report to.
+func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener) (*pebble.Options, *monitor) {
+	m := newMonitor(o.Dir, o.Logger)
+	el := m.listener(listener)
 	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       o.MemTableSize,
 		DisableWAL:         !o.EnableWAL,
 		FormatMajorVersion: pebble.FormatNewest,
 		Merger:             listfmt.Merger,
-		Logger:             quietLogger{errorf: o.ErrorLog},
-		EventListener:      &listener,
+		Logger:             logger{m},
+		EventListener:      &el,
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -73,26 +87,7 @@ func PebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 	if po.FS == nil {
 		po.FS = vfs.Default
 	}
-	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir)}
+	po.FS = scratchFS{FS: po.FS, dir: filepath.Join(filepath.Clean(o.Dir), ScratchDir), pace: &pace{}}
 	po.EnsureDefaults()
-	return po
-}
-
-// quietLogger drops Pebble's informational messages and passes errors on.
-type quietLogger struct {
-	errorf func(format string, args ...any)
-}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (l quietLogger) Errorf(format string, args ...any) {
-	l.errorf("pebblestate: pebble: "+format, args...)
-}
-
-// Fatalf is called by Pebble on an unrecoverable internal error, after
-// which it cannot continue; it reports the message and panics, as Pebble's
-// own default logger stops the process.
-func (l quietLogger) Fatalf(format string, args ...any) {
-	l.errorf("pebblestate: pebble fatal: "+format, args...)
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	return po, m
 }

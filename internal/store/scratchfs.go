@@ -15,9 +15,13 @@ import (
 // database's own, already synced; the syncs skipped are those of the
 // copied MANIFEST, OPTIONS, WAL and markers and of the directories, which
 // dominated the synchronous part of incremental snapshots.
+//
+// It also paces Pebble's retries of table writes that keep failing (see
+// pace).
 type scratchFS struct {
 	vfs.FS
-	dir string // the native-checkpoint directory
+	dir  string // the native-checkpoint directory
+	pace *pace
 }
 
 func (fs scratchFS) scratch(name string) bool {
@@ -26,14 +30,26 @@ func (fs scratchFS) scratch(name string) bool {
 }
 
 func (fs scratchFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
-	if err != nil || !fs.scratch(name) {
+	switch {
+	case err != nil:
 		return f, err
+	case fs.scratch(name):
+		return noSyncFile{f}, nil
+	case fs.pace != nil && isTable(name):
+		return pacedFile{File: f, p: fs.pace}, nil
 	}
-	return noSyncFile{f}, nil
+	return f, nil
 }
 
 func (fs scratchFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	paced := fs.pace != nil && isTable(name) && !fs.scratch(name)
+	if paced {
+		fs.pace.wait()
+	}
 	f, err := fs.FS.Create(name, category)
+	if err != nil && paced {
+		fs.pace.failed()
+	}
 	return fs.wrap(name, f, err)
 }
 

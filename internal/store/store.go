@@ -31,6 +31,7 @@ type Store struct {
 	db    *pebble.DB
 	popts *pebble.Options // as the database was opened
 	cache *pebble.Cache
+	mon   *monitor // Pebble's events and messages
 
 	// mu is the write lock: every write of state data holds it, and so
 	// does cleanup's confirm-and-delete. writes, under mu, records which
@@ -55,8 +56,8 @@ type Store struct {
 func Open(o Options) (*Store, error) {
 	s := &Store{opts: o, states: make(map[string]meta.State), nextID: 1, writes: newWriteTable()}
 	s.cache = pebble.NewCache(o.BlockCacheSize)
-	s.popts = PebbleOptions(o, s.cache, o.EventListener)
-	db, err := pebble.Open(o.Dir, s.popts)
+	s.popts, s.mon = pebbleOptions(o, s.cache, o.EventListener)
+	db, err := openPebble(o.Dir, s.popts)
 	if err != nil {
 		s.cache.Unref()
 		return nil, fmt.Errorf("backend: open %s: %w", o.Dir, err)
@@ -74,6 +75,25 @@ func Open(o Options) (*Store, error) {
 		return fail(err)
 	}
 	return s, nil
+}
+
+// openPebble opens a Pebble database. Pebble panics when an fsync of its
+// directory fails while it opens (it holds fsync errors unrecoverable);
+// having released what it opened, it re-panics to its caller, and
+// openPebble returns that as an error: the database was never returned,
+// so nothing can go on using it.
+func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db = nil
+			if rerr, ok := r.(error); ok {
+				err = fmt.Errorf("pebble stopped opening: %w", rerr)
+			} else {
+				err = fmt.Errorf("pebble stopped opening: %v", r)
+			}
+		}
+	}()
+	return pebble.Open(dir, po)
 }
 
 // Get returns the value stored at key, valid until closer is closed, or
@@ -210,8 +230,24 @@ func (s *Store) NewSnapshot() *pebble.Snapshot { return s.db.NewSnapshot() }
 // memtable is in the checkpoint only after Flush, with the WAL off.
 func (s *Store) Checkpoint(dir string) error { return s.db.Checkpoint(dir) }
 
-// Flush writes the memtable to disk.
-func (s *Store) Flush() error { return s.db.Flush() }
+// Flush writes the memtable to disk. It returns when the flush completes,
+// when an attempt of it fails (Pebble retries in the background, so a
+// later Flush succeeds once the fault clears) or when ctx ends, with an
+// error naming the directory and wrapping the cause (a context error, or
+// the filesystem's: errors.Is finds syscall.ENOSPC).
+func (s *Store) Flush(ctx context.Context) error { return s.mon.flush(ctx, s.db) }
+
+// BackgroundError returns the latest error Pebble reported from
+// background work (flushes, compactions, corruption found in the
+// background) since the store opened, or nil.
+func (s *Store) BackgroundError() error {
+	s.mon.mu.Lock()
+	defer s.mon.mu.Unlock()
+	if s.mon.fatal != nil {
+		return s.mon.fatal
+	}
+	return s.mon.lastErr
+}
 
 // Compact compacts the keys in [lo, hi) into lower levels.
 func (s *Store) Compact(ctx context.Context, lo, hi []byte, parallelize bool) error {
@@ -235,15 +271,24 @@ func (s *Store) Load(fn func(l Loader) error) error {
 // Close flushes (when the WAL is off) and closes the database. The caller
 // makes sure nothing uses the store any more (cleanup stopped, snapshots
 // released).
+//
+// The flush ends as Flush does: when it completes, when an attempt fails,
+// or after CloseFlushTimeout. If it did not complete, what was only in
+// memory is lost and the error says so; the database is closed anyway,
+// which waits for the background flush or compaction attempt in progress
+// to end (not for its retries), and the cache is released.
 func (s *Store) Close() error {
 	var errs []error
 	if !s.opts.EnableWAL {
-		if err := s.db.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("backend: flush on close: %w", err))
+		ctx, cancel := context.WithTimeout(context.Background(), CloseFlushTimeout)
+		err := s.Flush(ctx)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("writes since the last flush are lost: %w", err))
 		}
 	}
 	if err := s.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("backend: close: %w", err))
+		errs = append(errs, fmt.Errorf("close %s: %w", s.opts.Dir, err))
 	}
 	s.cache.Unref()
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -17,9 +18,9 @@ func openTest(t *testing.T, dir string) *Store {
 	t.Helper()
 	s, err := Open(Options{
 		Dir: dir, BlockCacheSize: 8 << 20, MemTableSize: 4 << 20,
-		ErrorLog: func(format string, args ...any) { t.Logf(format, args...) },
-		Record:   meta.Backend{MaxParallelism: 128, KeyGroupEnd: 128, KeyCodec: "test"},
-		Clock:    ttl.NewManualClock(time.UnixMilli(1_000)),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Record: meta.Backend{MaxParallelism: 128, KeyGroupEnd: 128, KeyCodec: "test"},
+		Clock:  ttl.NewManualClock(time.UnixMilli(1_000)),
 	})
 	if err != nil {
 		t.Fatal(err)
