@@ -19,7 +19,8 @@ import (
 // An entry is its whole Pebble key. Within a key group and domain, keys
 // sort as timers fire: by timestamp (sign-flipped big-endian), then the
 // key component, then the namespace component. Across key groups, equal
-// timestamps fire in key-group order.
+// timestamps fire in key-group order (the heap compares timestamps, then
+// key groups).
 //
 // The cache of a key group holds exactly its smallest len(cache) stored
 // timers, and all of them when complete is set. It is never empty unless
@@ -176,11 +177,11 @@ func (q *timerQueue) head() int {
 // first returns the first cached timer of group i.
 func (q *timerQueue) first(i int) []byte { return q.groups[i].cache[0] }
 
-// less orders groups i and j by their first timers: the timestamp, key
-// and namespace, then the key group.
+// less orders groups i and j by the timestamps of their first timers,
+// then by key group.
 func (q *timerQueue) less(i, j int32) bool {
 	a, b := q.groups[i].cache[0], q.groups[j].cache[0]
-	if c := bytes.Compare(a[q.prefix:], b[q.prefix:]); c != 0 {
+	if c := bytes.Compare(a[q.prefix:q.prefix+8], b[q.prefix:q.prefix+8]); c != 0 {
 		return c < 0
 	}
 	return i < j
