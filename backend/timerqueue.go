@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/store"
@@ -29,6 +30,7 @@ import (
 // larger, so the load does not step over the deleted ones).
 type timerQueue struct {
 	st       *store.Store
+	w        *timerWrites
 	id       uint16
 	domain   byte
 	kgWidth  int
@@ -47,9 +49,9 @@ type timerGroup struct {
 	pos      int32 // index in heap, or -1
 }
 
-func newTimerQueue(st *store.Store, id uint16, domain byte, kgs KeyGroupRange, kgWidth, capacity int) (*timerQueue, error) {
+func newTimerQueue(w *timerWrites, id uint16, domain byte, kgs KeyGroupRange, kgWidth, capacity int) (*timerQueue, error) {
 	q := &timerQueue{
-		st: st, id: id, domain: domain, kgWidth: kgWidth, kgStart: kgs.Start, capacity: capacity,
+		st: w.st, w: w, id: id, domain: domain, kgWidth: kgWidth, kgStart: kgs.Start, capacity: capacity,
 		prefix: keys.StateIDLen + kgWidth + 1,
 		groups: make([]timerGroup, kgs.End-kgs.Start),
 	}
@@ -73,6 +75,11 @@ func (q *timerQueue) groupPrefix(dst []byte, i int) []byte {
 // after the key after (all of them if after is nil).
 func (q *timerQueue) load(i int, after []byte) error {
 	g := &q.groups[i]
+	// The load reads the database: the writes of timers fired so far must
+	// be in it.
+	if err := q.w.flush(); err != nil {
+		return fmt.Errorf("load timers of key group %d: %w", q.kgStart+i, err)
+	}
 	q.lo = q.groupPrefix(q.lo[:0], i)
 	q.hi = append(q.hi[:0], q.lo...)
 	q.hi[len(q.hi)-1]++ // the domain byte is 0 or 1: no carry
@@ -247,4 +254,69 @@ func (q *timerQueue) down(p int) {
 		q.swap(p, c)
 		p = c
 	}
+}
+
+// timerWrites writes a timer service's timers: straight to the store,
+// or, while timers fire, into a batch committed before the service next
+// reads the database (a load) and when the firing ends. Writes made while
+// firing keep their order in the batch, so a timer deleted as it fires
+// and registered again by its fire is stored.
+type timerWrites struct {
+	st     *store.Store
+	closed *atomic.Bool // the backend's
+	batch  *store.Batch // non-nil while firing
+}
+
+// maxTimerBatch bounds the bytes of a batch of writes made while firing.
+const maxTimerBatch = 1 << 20
+
+func (w *timerWrites) set(key []byte) error {
+	if w.batch == nil {
+		return w.st.Set(key, nil)
+	}
+	if err := w.batch.Set(key, nil); err != nil {
+		return err
+	}
+	return w.maybeFlush()
+}
+
+func (w *timerWrites) delete(key []byte) error {
+	if w.batch == nil {
+		return w.st.Delete(key)
+	}
+	if err := w.batch.Delete(key); err != nil {
+		return err
+	}
+	return w.maybeFlush()
+}
+
+func (w *timerWrites) maybeFlush() error {
+	if w.batch.Len() < maxTimerBatch {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush commits the writes batched so far.
+func (w *timerWrites) flush() error {
+	if w.batch == nil || w.batch.Empty() {
+		return nil
+	}
+	if w.closed.Load() {
+		return ErrClosed // the database is gone, and the batch with it
+	}
+	err := w.st.Commit(w.batch)
+	w.batch.Close()
+	w.batch = w.st.NewBatch()
+	return err
+}
+
+// begin starts batching; end commits and stops.
+func (w *timerWrites) begin() { w.batch = w.st.NewBatch() }
+
+func (w *timerWrites) end() error {
+	err := w.flush()
+	w.batch.Close()
+	w.batch = nil
+	return err
 }

@@ -62,6 +62,7 @@ type TimerService[K, N any] struct {
 	nsCodec Codec[N]
 	nsFixed int
 	queues  [2]*timerQueue // by domain
+	writes  *timerWrites
 	buf     []byte
 	nsBuf   []byte
 
@@ -96,9 +97,9 @@ func GetTimerService[K, N any](b *Backend[K], d TimerServiceDescriptor[N]) (*Tim
 	m := meta.State{Name: d.Name, Kind: meta.KindTimers, NamespaceCodec: d.NamespaceCodec.Name(), ValueCodec: Void.Name()}
 	return register(b, m, ttl.Config{}, func(m meta.State) (*TimerService[K, N], error) {
 		s := &TimerService[K, N]{b: b, name: m.Name, id: m.ID, nsCodec: d.NamespaceCodec,
-			nsFixed: fixedSize(d.NamespaceCodec), watermark: math.MinInt64}
+			nsFixed: fixedSize(d.NamespaceCodec), watermark: math.MinInt64, writes: &timerWrites{st: b.st, closed: &b.closed}}
 		for dom := range s.queues {
-			q, err := newTimerQueue(b.st, m.ID, byte(dom), b.opts.KeyGroups, b.kgWidth, size)
+			q, err := newTimerQueue(s.writes, m.ID, byte(dom), b.opts.KeyGroups, b.kgWidth, size)
 			if err != nil {
 				return nil, s.wrap("open", err)
 			}
@@ -213,7 +214,7 @@ func (s *TimerService[K, N]) register(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.b.st.Set(key, nil); err != nil {
+	if err := s.writes.set(key); err != nil {
 		return s.wrap("register", err)
 	}
 	s.queues[dom].added(i, key)
@@ -226,7 +227,7 @@ func (s *TimerService[K, N]) delete(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.b.st.Delete(key); err != nil {
+	if err := s.writes.delete(key); err != nil {
 		return s.wrap("delete", err)
 	}
 	s.stats.Deleted++
@@ -242,7 +243,16 @@ func (s *TimerService[K, N]) advance(dom byte, limit int64, fire func(K, N, int6
 		return fmt.Errorf("%w: timer service %q: time advanced while its timers fire", ErrInvalidArgument, s.name)
 	}
 	s.firing = true
+	s.writes.begin()
 	defer func() { s.firing = false }()
+	err := s.fireDue(dom, limit, fire)
+	if ferr := s.writes.end(); err == nil && ferr != nil {
+		err = s.wrap("fire", ferr)
+	}
+	return err
+}
+
+func (s *TimerService[K, N]) fireDue(dom byte, limit int64, fire func(K, N, int64) error) error {
 	b, q := s.b, s.queues[dom]
 	for {
 		if b.closed.Load() {
@@ -261,7 +271,7 @@ func (s *TimerService[K, N]) advance(dom byte, limit int64, fire func(K, N, int6
 		if err != nil {
 			return err
 		}
-		if err := b.st.Delete(k); err != nil {
+		if err := s.writes.delete(k); err != nil {
 			return s.wrap("fire", err)
 		}
 		if err := q.popFront(i); err != nil {
