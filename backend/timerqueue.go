@@ -39,6 +39,7 @@ type timerQueue struct {
 	prefix   int // len([state id][key group][domain])
 
 	groups []timerGroup // by key group - kgStart
+	err    error        // a failed load: the caches are no longer known good
 	heap   []int32      // indexes of groups with a non-empty cache
 	lo, hi []byte       // scratch bounds for loads
 }
@@ -74,6 +75,14 @@ func (q *timerQueue) groupPrefix(dst []byte, i int) []byte {
 // load fills the empty cache of group i with its first stored timers
 // after the key after (all of them if after is nil).
 func (q *timerQueue) load(i int, after []byte) error {
+	if err := q.loadOnce(i, after); err != nil {
+		q.err = err
+		return err
+	}
+	return nil
+}
+
+func (q *timerQueue) loadOnce(i int, after []byte) error {
 	g := &q.groups[i]
 	// The load reads the database: the writes of timers fired so far must
 	// be in it.
@@ -127,6 +136,9 @@ func (q *timerQueue) load(i int, after []byte) error {
 // added notes that key was written to group i.
 func (q *timerQueue) added(i int, key []byte) {
 	g := &q.groups[i]
+	if q.err != nil {
+		return // the service reports q.err from now on
+	}
 	if !g.complete && bytes.Compare(key, g.cache[len(g.cache)-1]) > 0 {
 		return // beyond the cache: a later load finds it
 	}

@@ -53,6 +53,11 @@ type TimerServiceDescriptor[N any] struct {
 // same advance, so a fire that keeps registering its own timer again
 // never returns.
 //
+// Writes made while timers fire are batched and committed when the
+// advance returns, so fire must not snapshot, flush or close the backend
+// (a framework takes checkpoints between records and timers, as Flink
+// does). After an I/O error reading timers the service refuses every use.
+//
 // Like every state, a TimerService is used by the backend's one task
 // goroutine.
 type TimerService[K, N any] struct {
@@ -192,6 +197,9 @@ func (s *TimerService[K, N]) timerKey(dom byte, ns N, ts int64) ([]byte, int, er
 	if !b.cur.set {
 		return nil, 0, ErrNoCurrentKey
 	}
+	if err := s.broken(); err != nil {
+		return nil, 0, err
+	}
 	raw, err := s.nsCodec.Append(s.nsBuf[:0], ns)
 	s.nsBuf = raw[:0]
 	if err != nil {
@@ -241,6 +249,9 @@ func (s *TimerService[K, N]) advance(dom byte, limit int64, fire func(K, N, int6
 	}
 	if s.firing {
 		return fmt.Errorf("%w: timer service %q: time advanced while its timers fire", ErrInvalidArgument, s.name)
+	}
+	if err := s.broken(); err != nil {
+		return err
 	}
 	s.firing = true
 	s.writes.begin()
@@ -330,6 +341,18 @@ func (s *TimerService[K, N]) wrapIf(op string, err error) error {
 
 func (s *TimerService[K, N]) corrupt(k []byte, what string, err error) error {
 	return fmt.Errorf("%w: timer service %q: timer %x: %s: %w", ErrCorrupt, s.name, k, what, err)
+}
+
+// broken returns the error of a failed load, after which the service
+// refuses every use: its caches may not hold the first timers any more.
+// The backend should be closed and restored from a checkpoint.
+func (s *TimerService[K, N]) broken() error {
+	for _, q := range s.queues {
+		if q.err != nil {
+			return s.wrap("unusable after an earlier error", q.err)
+		}
+	}
+	return nil
 }
 
 func decodeTimestamp(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }

@@ -325,3 +325,64 @@ func timed(f func()) (wall, cpu time.Duration) {
 	c1, _ := processCPU()
 	return wall, c1 - c0
 }
+
+// BenchmarkTimerWritePaired runs TimerRegister, TimerDelete and their
+// baseline RawPebbleSet in one loop, in alternating blocks of 256 ops
+// each (one op is a block of each), over the same keys (the raw set on the
+// raw value fixture, the timers on the value fixture), and reports each
+// one's ns per single call and the
+// median of the per-block ratios to the baseline (register/raw-med,
+// delete/raw-med). The deletes remove the timers the registers of the
+// same block wrote.
+func BenchmarkTimerWritePaired(b *testing.B) {
+	const block = 256
+	w, t := getWorkload(b), getRawKeys(b)
+	db := openRaw(b, rawValueFixture, false)
+	be := openBackend(b, valueFixture, false)
+	svc := openTimers(b, be)
+	var v [valueLen]byte
+	var reg, del, raw time.Duration
+	var regRatios, delRatios []float64
+	i := 0
+	for b.Loop() {
+		// One op is a block of each.
+		t0 := time.Now()
+		for j := range block {
+			if err := db.Set(t.key(w.setupKey(i+j)), appendInt64(v[:0], w.value(i+j)), pebble.NoSync); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for j := range block {
+			if err := be.SetCurrentKey(w.setupKey(i + j)); err != nil {
+				b.Fatal(err)
+			}
+			if err := svc.RegisterEventTimeTimer(backend.VoidNamespace{}, w.value(i+j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t2 := time.Now()
+		for j := range block {
+			if err := be.SetCurrentKey(w.setupKey(i + j)); err != nil {
+				b.Fatal(err)
+			}
+			if err := svc.DeleteEventTimeTimer(backend.VoidNamespace{}, w.value(i+j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t3 := time.Now()
+		i += block
+		raw += t1.Sub(t0)
+		reg += t2.Sub(t1)
+		del += t3.Sub(t2)
+		regRatios = append(regRatios, float64(t2.Sub(t1))/float64(t1.Sub(t0)))
+		delRatios = append(delRatios, float64(t3.Sub(t2))/float64(t1.Sub(t0)))
+	}
+	slices.Sort(regRatios)
+	slices.Sort(delRatios)
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(i), "raw-ns/op")
+	b.ReportMetric(float64(reg.Nanoseconds())/float64(i), "register-ns/op")
+	b.ReportMetric(float64(del.Nanoseconds())/float64(i), "delete-ns/op")
+	b.ReportMetric(regRatios[len(regRatios)/2], "register/raw-med")
+	b.ReportMetric(delRatios[len(delRatios)/2], "delete/raw-med")
+}
