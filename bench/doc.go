@@ -53,6 +53,8 @@
 //	TimerFire          -             AdvanceWatermark over -timers due timers; ns/timer per timer
 //	RawPebbleScanDelete -            iterate over the same -timers entries, DB.Delete each (baseline)
 //	TimerFirePaired    -             TimerFire and RawPebbleScanDelete interleaved; fire/raw-med
+//	TimerWritePaired   -             blocks of RawPebbleSet, TimerRegister, TimerDelete in turn
+//	TimerDeletePaired  -             blocks of RawPebbleSet and TimerDelete of flushed timers
 //
 // The timer targets: TimerRegister and TimerDelete at most 1.25x
 // RawPebbleSet; TimerFire at most 2x RawPebbleScanDelete per timer. The

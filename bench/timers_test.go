@@ -386,3 +386,57 @@ func BenchmarkTimerWritePaired(b *testing.B) {
 	b.ReportMetric(regRatios[len(regRatios)/2], "register/raw-med")
 	b.ReportMetric(delRatios[len(delRatios)/2], "delete/raw-med")
 }
+
+// BenchmarkTimerDeletePaired is BenchmarkTimerDelete paired with its
+// baseline: -timers timers registered and flushed first, then blocks of
+// 256 raw sets and 256 deletes of those timers in turn (one op is a block
+// of each), reporting ns per call and the median per-block ratio.
+func BenchmarkTimerDeletePaired(b *testing.B) {
+	const block = 256
+	w, t, n := getWorkload(b), getRawKeys(b), timerCount(b)
+	db := openRaw(b, rawValueFixture, false)
+	be := openBackend(b, valueFixture, false)
+	svc := openTimers(b, be)
+	for i := range n {
+		if err := be.SetCurrentKey(w.setupKey(i)); err != nil {
+			b.Fatal(err)
+		}
+		if err := svc.RegisterEventTimeTimer(backend.VoidNamespace{}, timerTS(w, i, n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := be.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	var v [valueLen]byte
+	var del, raw time.Duration
+	var ratios []float64
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		for j := range block {
+			if err := db.Set(t.key(w.setupKey(i+j)), appendInt64(v[:0], w.value(i+j)), pebble.NoSync); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for j := range block {
+			k := (i + j) % n
+			if err := be.SetCurrentKey(w.setupKey(k)); err != nil {
+				b.Fatal(err)
+			}
+			if err := svc.DeleteEventTimeTimer(backend.VoidNamespace{}, timerTS(w, k, n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t2 := time.Now()
+		i += block
+		raw += t1.Sub(t0)
+		del += t2.Sub(t1)
+		ratios = append(ratios, float64(t2.Sub(t1))/float64(t1.Sub(t0)))
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(i), "raw-ns/op")
+	b.ReportMetric(float64(del.Nanoseconds())/float64(i), "delete-ns/op")
+	b.ReportMetric(ratios[len(ratios)/2], "delete/raw-med")
+}
