@@ -52,6 +52,17 @@
 //	RawPebbleMerge     -             DB.Merge of one list element onto an existing list (baseline)
 //	RawPebbleMapGet    -             DB.Get of an existing map entry (like-for-like, not a target)
 //	RawPebbleMapSet    -             DB.Set of an existing map entry (like-for-like, not a target)
+//	TimerRegister      -             SetCurrentKey(existing) + TimerService.RegisterEventTimeTimer
+//	TimerDelete        -             SetCurrentKey(existing) + TimerService.DeleteEventTimeTimer
+//	TimerFire          -             AdvanceWatermark over -timers due timers; ns/timer per timer
+//	RawPebbleScanDelete -            iterate over the same -timers entries, DB.Delete each (baseline)
+//	TimerFirePaired    -             TimerFire and RawPebbleScanDelete interleaved; fire/raw-med
+//	TimerWritePaired   -             blocks of RawPebbleSet, TimerRegister, TimerDelete in turn
+//	TimerDeletePaired  -             blocks of RawPebbleSet and TimerDelete of flushed timers
+//
+// The timer targets: TimerRegister and TimerDelete at most 1.25x
+// RawPebbleSet; TimerFire at most 2x RawPebbleScanDelete per timer. The
+// flag -timers (default 100,000, or -keys if fewer) sets the batch size.
 //
 // The raw baselines store exactly what the state benchmarks store, which
 // TestRawFixturesMatchState checks byte for byte:

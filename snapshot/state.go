@@ -18,10 +18,11 @@ const (
 	StateKindMap         StateKind = 3 // backend.Map
 	StateKindReducing    StateKind = 4 // backend.Reducing
 	StateKindAggregating StateKind = 5 // backend.Aggregating
+	StateKindTimers      StateKind = 6 // backend.TimerService
 )
 
 // String returns the kind's name: "value", "list", "map", "reducing" or
-// "aggregating", or "kind(N)" for a number this build does not know.
+// "aggregating", "timers", or "kind(N)" for a number this build does not know.
 func (k StateKind) String() string {
 	switch k {
 	case StateKindValue:
@@ -34,6 +35,8 @@ func (k StateKind) String() string {
 		return "reducing"
 	case StateKindAggregating:
 		return "aggregating"
+	case StateKindTimers:
+		return "timers"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -79,7 +82,7 @@ func (s *State) Validate() error {
 		return fmt.Errorf("state with id %d has no name", s.ID)
 	case s.ID == 0:
 		return fmt.Errorf("state %q has the reserved state id 0", s.Name)
-	case s.Kind < StateKindValue || s.Kind > StateKindAggregating:
+	case s.Kind < StateKindValue || s.Kind > StateKindTimers:
 		return fmt.Errorf("state %q has unknown kind %d", s.Name, s.Kind)
 	case s.FormatVersion < 1 || s.FormatVersion > StateFormatVersion:
 		return fmt.Errorf("state %q has record version %d (this build reads 1 to %d)", s.Name, s.FormatVersion, StateFormatVersion)

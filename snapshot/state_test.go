@@ -19,6 +19,7 @@ func TestStateKindNumbersAndNames(t *testing.T) {
 	}{
 		snapshot.StateKindValue: {1, "value"}, snapshot.StateKindList: {2, "list"}, snapshot.StateKindMap: {3, "map"},
 		snapshot.StateKindReducing: {4, "reducing"}, snapshot.StateKindAggregating: {5, "aggregating"},
+		snapshot.StateKindTimers: {6, "timers"},
 	} {
 		if uint8(k) != want.n || k.String() != want.name {
 			t.Errorf("kind %d %q, want %d %q", uint8(k), k, want.n, want.name)
@@ -35,7 +36,7 @@ func TestStateValidate(t *testing.T) {
 	good := snapshot.State{FormatVersion: snapshot.StateFormatVersion, Name: "s", ID: 3, Kind: snapshot.StateKindValue,
 		KeyCodec: "int64", NamespaceCodec: "void", ValueCodec: "string"}
 	for _, k := range []snapshot.StateKind{snapshot.StateKindValue, snapshot.StateKindList, snapshot.StateKindMap,
-		snapshot.StateKindReducing, snapshot.StateKindAggregating} {
+		snapshot.StateKindReducing, snapshot.StateKindAggregating, snapshot.StateKindTimers} {
 		s := good
 		s.Kind = k
 		if k == snapshot.StateKindMap {
@@ -52,7 +53,7 @@ func TestStateValidate(t *testing.T) {
 		"no name":          {func(s *snapshot.State) { s.Name = "" }, "no name"},
 		"id 0":             {func(s *snapshot.State) { s.ID = 0 }, "reserved state id"},
 		"kind 0":           {func(s *snapshot.State) { s.Kind = 0 }, "unknown kind 0"},
-		"kind 6":           {func(s *snapshot.State) { s.Kind = 6 }, "unknown kind 6"},
+		"kind 7":           {func(s *snapshot.State) { s.Kind = 7 }, "unknown kind 7"},
 		"version 0":        {func(s *snapshot.State) { s.FormatVersion = 0 }, "record version 0"},
 		"future version":   {func(s *snapshot.State) { s.FormatVersion = snapshot.StateFormatVersion + 1 }, "record version"},
 		"no key codec":     {func(s *snapshot.State) { s.KeyCodec = "" }, "codec"},

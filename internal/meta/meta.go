@@ -24,6 +24,7 @@ const (
 	KindMap         Kind = 3
 	KindReducing    Kind = 4
 	KindAggregating Kind = 5
+	KindTimers      Kind = 6 // a timer service's timers; see internal/keys/FORMAT.md
 )
 
 // String returns the kind's name.
@@ -39,6 +40,8 @@ func (k Kind) String() string {
 		return "reducing"
 	case KindAggregating:
 		return "aggregating"
+	case KindTimers:
+		return "timers"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -99,7 +102,7 @@ func DecodeState(b []byte) (State, error) {
 	if err := decode(b, &m, &m.FormatVersion); err != nil {
 		return State{}, err
 	}
-	if m.Name == "" || m.ID == 0 || m.Kind < KindValue || m.Kind > KindAggregating {
+	if m.Name == "" || m.ID == 0 || m.Kind < KindValue || m.Kind > KindTimers {
 		return State{}, fmt.Errorf("%w: state record %q has id %d and kind %s", ErrMalformed, m.Name, m.ID, m.Kind)
 	}
 	return m, nil

@@ -46,7 +46,7 @@ func TestBackend_RoundTrip(t *testing.T) {
 // TestState_RoundTrip checks Encode and DecodeState for every kind, with
 // and without the optional fields.
 func TestState_RoundTrip(t *testing.T) {
-	for _, k := range []meta.Kind{meta.KindValue, meta.KindList, meta.KindMap, meta.KindReducing, meta.KindAggregating} {
+	for _, k := range []meta.Kind{meta.KindValue, meta.KindList, meta.KindMap, meta.KindReducing, meta.KindAggregating, meta.KindTimers} {
 		for _, full := range []bool{true, false} {
 			s := sampleState
 			s.Kind = k
@@ -97,7 +97,7 @@ func TestKind_NumbersAndNames(t *testing.T) {
 		name string
 	}{
 		meta.KindValue: {1, "value"}, meta.KindList: {2, "list"}, meta.KindMap: {3, "map"},
-		meta.KindReducing: {4, "reducing"}, meta.KindAggregating: {5, "aggregating"},
+		meta.KindReducing: {4, "reducing"}, meta.KindAggregating: {5, "aggregating"}, meta.KindTimers: {6, "timers"},
 	} {
 		if uint8(k) != want.n || k.String() != want.name {
 			t.Errorf("kind %d %q, want %d %q", uint8(k), k, want.n, want.name)
@@ -145,7 +145,7 @@ func TestDecodeState_Malformed(t *testing.T) {
 		"id 0":      `{"format_version":1,"name":"s","id":0,"kind":1}`,
 		"id 65536":  `{"format_version":1,"name":"s","id":65536,"kind":1}`,
 		"kind 0":    `{"format_version":1,"name":"s","id":1,"kind":0}`,
-		"kind 6":    `{"format_version":1,"name":"s","id":1,"kind":6}`,
+		"kind 7":    `{"format_version":1,"name":"s","id":1,"kind":7}`,
 		"kind text": `{"format_version":1,"name":"s","id":1,"kind":"value"}`,
 	} {
 		if s, err := meta.DecodeState([]byte(raw)); !errors.Is(err, meta.ErrMalformed) {

@@ -35,7 +35,7 @@ func TestSnapshotState_SameFields(t *testing.T) {
 // carry every field, for every kind, and that both types encode a state
 // to the same bytes.
 func TestSnapshotState_Conversions(t *testing.T) {
-	for _, k := range []meta.Kind{meta.KindValue, meta.KindList, meta.KindMap, meta.KindReducing, meta.KindAggregating} {
+	for _, k := range []meta.Kind{meta.KindValue, meta.KindList, meta.KindMap, meta.KindReducing, meta.KindAggregating, meta.KindTimers} {
 		for _, full := range []bool{true, false} {
 			s := sampleState
 			s.Kind = k
