@@ -46,9 +46,11 @@ import (
 // the directory holds a marker file, made durable before anything else is
 // written and removed only once the restored database is complete and
 // flushed, and Open refuses a directory that holds it
-// (ErrUnfinishedRestore). So a restore killed at any moment leaves a
-// directory that is empty or that Open refuses, never a backend with part
-// of the state. If the restore fails, opts.Dir is removed again. Register
+// (ErrUnfinishedRestore). A directory the restore creates appears with
+// the marker in it (it is made under a temporary name beside opts.Dir and
+// renamed). So a restore killed at any moment leaves opts.Dir as it was
+// (missing or empty) or refused by Open, never a backend with part of the
+// state. If the restore fails, opts.Dir is removed again. Register
 // the states afterwards as after Open; changing a state's TTL here
 // migrates it as on reopen.
 func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {

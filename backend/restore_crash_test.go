@@ -23,8 +23,8 @@ import (
 // re-executed to run TestRestoreCrashChild) restores checkpoint 1 of a
 // checkpoint root into a directory, printing "start" just before it calls
 // Restore and "done" once it returned; the parent kills it with SIGKILL at
-// a random moment of the restore. Afterwards the directory must be empty
-// or missing, or refused by Open with ErrUnfinishedRestore, or open and
+// a random moment of the restore. Afterwards the directory must be
+// missing, or refused by Open with ErrUnfinishedRestore, or open and
 // hold exactly the restored state, every key compared; and a directory a
 // killed restore left must take a new Restore (checked every other round).
 //
@@ -173,7 +173,10 @@ func rsCrashKills(t *testing.T, m mode, root string, r backend.KeyGroupRange, wa
 		what := fmt.Sprintf("round %d (killed %v after start of a %v restore, done %v)", round, delay, took, done)
 		opts := rsCrashOptions(dir, r, m.incremental)
 		entries, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		if err == nil && len(entries) == 0 {
+			t.Fatalf("%s: the killed restore left an empty directory, which Open takes for a new backend", what)
+		}
+		if errors.Is(err, os.ErrNotExist) {
 			if done {
 				t.Fatalf("%s: the restore reported done, but left no directory", what)
 			}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // A restore builds its database in place, in Options.Dir, and marks the
@@ -23,10 +24,42 @@ const restoringMarker = "PEBBLESTATE-RESTORING"
 
 // markRestoring creates dir if needed and the marker in it, and syncs
 // both, so that no file of the restore can be on disk without the marker.
+// A dir it creates appears with the marker already in it: it is made
+// under a temporary name beside dir (restoringPrefix) and renamed into
+// place, so that a restore killed at once leaves no empty dir, which Open
+// would take for a new backend.
 func markRestoring(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		tmp, err := os.MkdirTemp(parent, restoringPrefix(dir))
+		if err != nil {
+			return err
+		}
+		if err := writeMarker(tmp); err != nil {
+			_ = os.RemoveAll(tmp)
+			return err
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			_ = os.RemoveAll(tmp)
+			return err
+		}
+		return syncDir(parent)
+	}
+	if err := writeMarker(dir); err != nil {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// restoringPrefix is the prefix of the temporary name a restore creates
+// its directory under.
+func restoringPrefix(dir string) string { return "." + filepath.Base(dir) + ".restoring-" }
+
+// writeMarker creates the marker in dir and syncs it and dir.
+func writeMarker(dir string) error {
 	f, err := os.OpenFile(filepath.Join(dir, restoringMarker), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -41,10 +74,7 @@ func markRestoring(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
+	return syncDir(dir)
 }
 
 // unmarkRestoring removes the marker and syncs dir: from then on the
@@ -90,6 +120,15 @@ func checkRestored(dir string) error {
 // exist, is empty, or holds what a restore that did not finish left, which
 // is removed.
 func prepareRestoreDir(dir string) error {
+	// The temporary directories of restores killed before they renamed
+	// theirs into place hold nothing but a marker.
+	if siblings, err := os.ReadDir(filepath.Dir(dir)); err == nil {
+		for _, e := range siblings {
+			if e.IsDir() && strings.HasPrefix(e.Name(), restoringPrefix(dir)) {
+				_ = os.RemoveAll(filepath.Join(filepath.Dir(dir), e.Name()))
+			}
+		}
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
