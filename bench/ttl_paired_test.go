@@ -51,6 +51,7 @@ func BenchmarkTtlPaired(b *testing.B) {
 			})
 		})
 	}
+	benchTTLGetVsRawGetDelete(b)
 	// A read that refreshes its stamp writes, as Flink's does: its honest
 	// baseline is the raw read and write, on keys that never expire (an
 	// expired key is removed, not rewritten, and the raw side cannot miss).
@@ -72,6 +73,54 @@ func BenchmarkTtlPaired(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// A read that meets an expired value deletes it, as Flink's does, so under
+// Expire3PercentPerIteration about 3% of ValueGet's reads write. Its raw
+// baseline is then the raw get that also deletes the keys the TTL side
+// finds expired: the same setup stamps (drawn from the same stream as the
+// TTL fixture's), judged against the same clock.
+func benchTTLGetVsRawGetDelete(b *testing.B) {
+	b.Run("ValueGet-vs-RawGetDelete/Expire3PercentPerIteration/OnCreateAndWrite/NeverReturnExpired", func(b *testing.B) {
+		c := ttlCase{expire: true, update: ttl.OnCreateAndWrite, visibility: ttl.NeverReturnExpired}
+		tt := newTTLTime(getWorkload(b), c, ttlInitialMillis)
+		runPairedAt(b, ttlValueGetOp, c, tt, rawGetDeleteOp(b, tt.clock), true)
+	})
+}
+
+// rawGetDeleteOp gets the key of a fresh clone of the raw value fixture and
+// deletes it if the TTL value fixture's stamp of the key has expired at
+// clock's time: the raw Pebble work of a TTL read that removes what expired.
+func rawGetDeleteOp(b *testing.B, clock *ttl.ManualClock) stateOp {
+	w := getWorkload(b)
+	t := getRawKeys(b)
+	db := openRaw(b, rawValueFixture, false)
+	warmRaw(b, db)
+	stamps := make([]int64, w.setupCount())
+	rng := newRand(ttlValueStampStream)
+	for k := range stamps {
+		stamps[k] = ttlStamp(rng).UnixMilli()
+	}
+	var kb [mapKeyLen]byte
+	return func(i int) (bool, error) {
+		sk := w.setupKey(i)
+		k := append(kb[:0], t.key(sk)...)
+		v, closer, err := db.Get(k)
+		if err == pebble.ErrNotFound {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		sink.i += decodeInt64(v[len(v)-valueLen:])
+		if err := closer.Close(); err != nil {
+			return false, err
+		}
+		if stamps[sk]+ttlMillis <= clock.Now().UnixMilli() {
+			return false, db.Delete(k, pebble.NoSync)
+		}
+		return true, nil
 	}
 }
 
@@ -112,17 +161,27 @@ const pairedBlock = 256
 // runPaired runs op on a TTL state of config c against plain, the op of
 // its baseline, in alternating blocks.
 func runPaired(b *testing.B, op ttlOp, c ttlCase, plain stateOp) {
+	runPairedAt(b, op, c, newTTLTime(getWorkload(b), c, ttlInitialMillis), plain, false)
+}
+
+// runPairedAt is runPaired on the TTL time tt, which the baseline may read;
+// plainMayMiss allows the baseline's reads to miss (a baseline that
+// deletes what expired).
+func runPairedAt(b *testing.B, op ttlOp, c ttlCase, tt *ttlTime, plain stateOp, plainMayMiss bool) {
 	w := getWorkload(b)
-	tt := newTTLTime(w, c, ttlInitialMillis)
 	_, withTTL := op.open(b, tt.clock, c.config())
 	var plainTime, ttlTime time.Duration
 	var ratios []float64
-	misses, block := 0, 0
+	misses, plainMisses, block := 0, 0, 0
 	runPlain := func(from int) time.Duration {
 		start := time.Now()
 		for i := from; i < from+pairedBlock; i++ {
-			if hit, err := plain(i); err != nil || !hit {
+			hit, err := plain(i)
+			if err != nil || !hit && !plainMayMiss {
 				b.Fatalf("plain %s of key %d: hit %v, %v", op.name, w.setupKey(i), hit, err)
+			}
+			if !hit {
+				plainMisses++
 			}
 		}
 		return time.Since(start)
@@ -165,5 +224,8 @@ func runPaired(b *testing.B, op ttlOp, c ttlCase, plain stateOp) {
 	b.ReportMetric(float64(ttlTime.Nanoseconds())/ops, "ttl-ns/op")
 	if op.read {
 		b.ReportMetric(float64(misses)/ops, "miss/op")
+	}
+	if plainMayMiss {
+		b.ReportMetric(float64(plainMisses)/ops, "plain-miss/op")
 	}
 }
