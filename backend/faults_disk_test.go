@@ -262,13 +262,10 @@ func TestFaultsRestore(t *testing.T) {
 						t.Fatalf("Restore took %v with the disk failing (err %v)", took, err)
 					}
 					if !errors.Is(err, errno) {
-						// restore/ reports some failures to open a
-						// handle's database as corrupt, with the cause
-						// as text.
-						if !strings.Contains(err.Error(), errno.Error()) {
-							t.Fatalf("Restore with the disk failing = %v; want it to name %v", err, errno)
-						}
-						t.Logf("the cause is not wrapped: %v", err)
+						t.Fatalf("Restore with the disk failing = %v; want it to wrap %v", err, errno)
+					}
+					if errors.Is(err, snapshot.ErrCorrupt) {
+						t.Fatalf("Restore with the disk failing = %v; a local disk fault is not a corrupt checkpoint", err)
 					}
 					wantRestoreErr(t, err, dir, nil)
 					f.clear()

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -130,6 +133,11 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 	opts.EventListener = &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
+		if localIOError(err) {
+			// The local disk failed (full, or failing writes): not the
+			// checkpoint's fault.
+			return fmt.Errorf("open the database of %s's handle in %s: %w", h.InstanceID, dir, err)
+		}
 		return unverified.Blame(ctx, fmt.Errorf("%w: open the database of %s's handle: %v", snapshot.ErrCorrupt, h.InstanceID, err))
 	}
 	closed := false
@@ -256,4 +264,15 @@ func countSpan(db *pebble.DB, sp span) (int64, error) {
 		n++
 	}
 	return n, it.Close()
+}
+
+// localIOError reports whether err is a failure of the local filesystem
+// (full, read-only, failing), which says nothing about the checkpoint.
+func localIOError(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EIO, syscall.EROFS, fs.ErrPermission} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
