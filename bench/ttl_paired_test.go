@@ -81,24 +81,36 @@ func BenchmarkTtlPaired(b *testing.B) {
 // baseline is then the raw get that also deletes the keys the TTL side
 // finds expired: the same setup stamps (drawn from the same stream as the
 // TTL fixture's), judged against the same clock.
+// A list of the fixture holds one element, so a read that finds it
+// expired deletes the key, as a value read does.
 func benchTTLGetVsRawGetDelete(b *testing.B) {
-	b.Run("ValueGet-vs-RawGetDelete/Expire3PercentPerIteration/OnCreateAndWrite/NeverReturnExpired", func(b *testing.B) {
-		c := ttlCase{expire: true, update: ttl.OnCreateAndWrite, visibility: ttl.NeverReturnExpired}
-		tt := newTTLTime(getWorkload(b), c, ttlInitialMillis)
-		runPairedAt(b, ttlValueGetOp, c, tt, rawGetDeleteOp(b, tt.clock), true)
-	})
+	for _, r := range []struct {
+		op     ttlOp
+		f      *fixture
+		stamps uint64
+	}{
+		{ttlValueGetOp, rawValueFixture, ttlValueStampStream},
+		{ttlListGetOp, rawListFixture, ttlListStampStream},
+	} {
+		b.Run(r.op.name+"-vs-RawGetDelete/Expire3PercentPerIteration/OnCreateAndWrite/NeverReturnExpired", func(b *testing.B) {
+			c := ttlCase{expire: true, update: ttl.OnCreateAndWrite, visibility: ttl.NeverReturnExpired}
+			tt := newTTLTime(getWorkload(b), c, ttlInitialMillis)
+			runPairedAt(b, r.op, c, tt, rawGetDeleteOp(b, r.f, r.stamps, tt.clock), true)
+		})
+	}
 }
 
-// rawGetDeleteOp gets the key of a fresh clone of the raw value fixture and
-// deletes it if the TTL value fixture's stamp of the key has expired at
-// clock's time: the raw Pebble work of a TTL read that removes what expired.
-func rawGetDeleteOp(b *testing.B, clock *ttl.ManualClock) stateOp {
+// rawGetDeleteOp gets the key of a fresh clone of raw fixture f and
+// deletes it if the TTL twin fixture's stamp of the key (drawn from random
+// stream stampStream, as the twin's setup draws it) has expired at clock's
+// time: the raw Pebble work of a TTL read that removes what expired.
+func rawGetDeleteOp(b *testing.B, f *fixture, stampStream uint64, clock *ttl.ManualClock) stateOp {
 	w := getWorkload(b)
 	t := getRawKeys(b)
-	db := openRaw(b, rawValueFixture, false)
+	db := openRaw(b, f, false)
 	warmRaw(b, db)
 	stamps := make([]int64, w.setupCount())
-	rng := newRand(ttlValueStampStream)
+	rng := newRand(stampStream)
 	for k := range stamps {
 		stamps[k] = ttlStamp(rng).UnixMilli()
 	}
