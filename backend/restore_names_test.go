@@ -2,89 +2,19 @@ package backend_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
-
-// fileTree describes every entry under dir: path, kind, and for files
-// size, link count and content hash, so that a file created, deleted,
-// changed or hard-linked anywhere under dir shows.
-func fileTree(t testing.TB, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			fmt.Fprintf(&b, "%s -> %s\n", rel, target)
-		case d.IsDir():
-			fmt.Fprintf(&b, "%s/\n", rel)
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			links := uint64(0)
-			if fi, err := d.Info(); err == nil {
-				if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-					links = uint64(sys.Nlink)
-				}
-			}
-			fmt.Fprintf(&b, "%s %d links=%d %x\n", rel, len(data), links, sha256.Sum256(data))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// touchLog is storage that records every name it is asked to open,
-// create or delete.
-type touchLog struct {
-	snapshot.Storage
-	mu    sync.Mutex
-	names []string
-}
-
-func (l *touchLog) note(op, name string) {
-	l.mu.Lock()
-	l.names = append(l.names, op+" "+name)
-	l.mu.Unlock()
-}
-
-func (l *touchLog) Open(ctx context.Context, name string) (snapshot.File, error) {
-	l.note("open", name)
-	return l.Storage.Open(ctx, name)
-}
-
-func (l *touchLog) Create(ctx context.Context, name string) (snapshot.FileWriter, error) {
-	l.note("create", name)
-	return l.Storage.Create(ctx, name)
-}
-
-func (l *touchLog) Delete(ctx context.Context, name string) error {
-	l.note("delete", name)
-	return l.Storage.Delete(ctx, name)
-}
 
 // cloneHandle copies h deeply enough to change its names.
 func cloneHandle(h snapshot.Handle) snapshot.Handle {
@@ -149,7 +79,7 @@ func TestRestoreOfUnsafeNamesTouchesNothingOutside(t *testing.T) {
 				field{"shared[0].local_name", func(h *snapshot.Handle, v string) { h.Shared[0].LocalName = v },
 					[]string{"../../x.sst", "../x.sst", abs, chain, "a/b.sst", "..", long}})
 		}
-		before := fileTree(t, parent)
+		before := storagetest.Tree(t, parent)
 		for _, f := range fields {
 			for _, v := range f.values {
 				t.Run(fmt.Sprintf("%s=%.40q", f.name, v), func(t *testing.T) {
@@ -159,7 +89,7 @@ func TestRestoreOfUnsafeNamesTouchesNothingOutside(t *testing.T) {
 					dir := filepath.Join(inner, "r")
 					opts := backend.Options{Dir: dir}
 					m.set(&opts)
-					for _, st := range []snapshot.Storage{local, &touchLog{Storage: local}} {
+					for _, st := range []snapshot.Storage{local, &storagetest.Recording{Storage: local}} {
 						b, err := backend.Restore(ctx, backend.Int64, opts, st, []snapshot.Handle{bad})
 						if err == nil {
 							_ = b.Close()
@@ -169,11 +99,11 @@ func TestRestoreOfUnsafeNamesTouchesNothingOutside(t *testing.T) {
 						if !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), quoted) {
 							t.Fatalf("Restore: %v; want ErrCorrupt naming %s", err, quoted)
 						}
-						if log, ok := st.(*touchLog); ok && len(log.names) > 0 {
-							t.Errorf("Restore of an unsafe name asked storage to %q", log.names)
+						if log, ok := st.(*storagetest.Recording); ok && len(log.Names()) > 0 {
+							t.Errorf("Restore of an unsafe name asked storage to %q", log.Names())
 						}
 					}
-					if after := fileTree(t, parent); after != before {
+					if after := storagetest.Tree(t, parent); after != before {
 						t.Fatalf("Restore changed the tree:\n%s\nto\n%s", before, after)
 					}
 
@@ -181,7 +111,7 @@ func TestRestoreOfUnsafeNamesTouchesNothingOutside(t *testing.T) {
 					// never replaces a file, so the test writes it directly.
 					reframe(t, metaPath, snapshot.MetadataVersion, func(c *snapshot.Checkpoint) { c.Handles[0] = bad })
 					defer func() { noErr(t, os.WriteFile(metaPath, goodMeta, 0o644)) }()
-					mid := fileTree(t, parent)
+					mid := storagetest.Tree(t, parent)
 					for _, p := range []string{local.Root(), filepath.Dir(metaPath)} {
 						b, report, err := backend.RestoreFromPath(ctx, backend.Int64, opts, p)
 						if b != nil {
@@ -202,7 +132,7 @@ func TestRestoreOfUnsafeNamesTouchesNothingOutside(t *testing.T) {
 							t.Fatalf("RestoreFromPath(%s): %v; want ErrCorrupt naming %s", p, err, quoted)
 						}
 					}
-					if after := fileTree(t, parent); after != mid {
+					if after := storagetest.Tree(t, parent); after != mid {
 						t.Fatalf("RestoreFromPath changed the tree:\n%s\nto\n%s", mid, after)
 					}
 				})

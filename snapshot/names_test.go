@@ -2,81 +2,20 @@ package snapshot_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
 // Tests that names from metadata are checked before any use, and that
 // nothing outside the checkpoint root is read, created or deleted.
-
-// treeState describes every file and directory under dir: path, kind,
-// size and content hash.
-func treeState(t testing.TB, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			fmt.Fprintf(&b, "%s -> %s\n", rel, target)
-		case d.IsDir():
-			fmt.Fprintf(&b, "%s/\n", rel)
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(&b, "%s %d %x\n", rel, len(data), sha256.Sum256(data))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// recording is storage that records every name it is asked to open,
-// create or delete.
-type recording struct {
-	snapshot.Storage
-	mu    sync.Mutex
-	names []string
-}
-
-func (r *recording) note(op, name string) {
-	r.mu.Lock()
-	r.names = append(r.names, op+" "+name)
-	r.mu.Unlock()
-}
-
-func (r *recording) Open(ctx context.Context, name string) (snapshot.File, error) {
-	r.note("open", name)
-	return r.Storage.Open(ctx, name)
-}
-
-func (r *recording) Create(ctx context.Context, name string) (snapshot.FileWriter, error) {
-	r.note("create", name)
-	return r.Storage.Create(ctx, name)
-}
-
-func (r *recording) Delete(ctx context.Context, name string) error {
-	r.note("delete", name)
-	return r.Storage.Delete(ctx, name)
-}
 
 // nameCheckpoint is a valid incremental-shaped checkpoint 7 whose handle
 // has a private file, a shared file and local names.
@@ -161,16 +100,16 @@ func TestUnsafeNamesAreCorrupt(t *testing.T) {
 			wantCorrupt(t, decodeErr(t, cp), metaName, c.field, quoted)
 
 			replaceFile(t, local, snapshot.MetadataPath(7), mustEncode(t, cp))
-			before := treeState(t, parent)
-			st := &recording{Storage: local}
+			before := storagetest.Tree(t, parent)
+			st := &storagetest.Recording{Storage: local}
 			if _, err := snapshot.Load(ctx, st, 7); !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), quoted) {
 				t.Errorf("Load = %v", err)
 			}
 			if err := snapshot.Verify(ctx, st, cp); !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), quoted) {
 				t.Errorf("Verify = %v", err)
 			}
-			if len(st.names) != 1 || st.names[0] != "open "+snapshot.MetadataPath(7) {
-				t.Errorf("Load and Verify of unsafe names touched %q", st.names)
+			if len(st.Names()) != 1 || st.Names()[0] != "open "+snapshot.MetadataPath(7) {
+				t.Errorf("Load and Verify of unsafe names touched %q", st.Names())
 			}
 			if err := snapshot.Retain(ctx, st, 1); !errors.Is(err, snapshot.ErrUnreadable) {
 				t.Errorf("Retain = %v, want ErrUnreadable", err)
@@ -203,10 +142,10 @@ func TestUnsafeNamesAreCorrupt(t *testing.T) {
 					}
 				}
 			}
-			if after := treeState(t, parent); after != before {
+			if after := storagetest.Tree(t, parent); after != before {
 				t.Fatalf("the tree changed:\n%s\nto\n%s", before, after)
 			}
-			for _, n := range st.names {
+			for _, n := range st.Names() {
 				if op, name, _ := strings.Cut(n, " "); op != "open" || snapshot.CheckName(name) != nil {
 					t.Errorf("storage was asked to %s", n)
 				}
@@ -237,11 +176,11 @@ func TestCommitRefusesUnsafeNames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := treeState(t, parent)
+		before := storagetest.Tree(t, parent)
 		if err := snapshot.Commit(ctx, st, cp); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", c.value)) {
 			t.Errorf("Commit with %s = %.60q: %v", c.field, c.value, err)
 		}
-		if after := treeState(t, parent); after != before {
+		if after := storagetest.Tree(t, parent); after != before {
 			t.Fatalf("a refused commit changed the tree:\n%s\nto\n%s", before, after)
 		}
 	}
@@ -269,7 +208,7 @@ func TestLocalSymlinkInsideRootStaysInside(t *testing.T) {
 	if err := os.Symlink("..", filepath.Join(st.Root(), "shared")); err != nil {
 		t.Fatal(err)
 	}
-	before := treeState(t, parent)
+	before := storagetest.Tree(t, parent)
 	for _, name := range []string{"abs", "rel", "shared/secret"} {
 		if f, err := st.Open(ctx, name); err == nil {
 			f.Close()
@@ -288,7 +227,7 @@ func TestLocalSymlinkInsideRootStaysInside(t *testing.T) {
 	if names, err := st.List(ctx, ""); err != nil || strings.Contains(strings.Join(names, " "), "secret") {
 		t.Errorf("List = %v, %v", names, err)
 	}
-	if after := treeState(t, parent); after != before {
+	if after := storagetest.Tree(t, parent); after != before {
 		t.Fatalf("the tree changed:\n%s\nto\n%s", before, after)
 	}
 }
