@@ -252,7 +252,7 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 		message  []string
 	}{
 		{"unknown version", false, func(t testing.TB, p string) { reframe(t, p, snapshot.MetadataVersion+1, nil) },
-			snapshot.ErrCorrupt, []string{"chk-1/_metadata", "version 2"}},
+			snapshot.ErrCorrupt, []string{"chk-1/_metadata", fmt.Sprintf("version %d", snapshot.MetadataVersion+1)}},
 		{"bad magic", false, func(t testing.TB, p string) { rewrite(t, p, func(b []byte) []byte { b[0] = 'X'; return b }) },
 			snapshot.ErrCorrupt, []string{"chk-1/_metadata", "magic"}},
 		{"truncated", false, func(t testing.TB, p string) { rewrite(t, p, func(b []byte) []byte { return b[:len(b)-3] }) },

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"path/filepath"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -94,22 +95,32 @@ func Read(ctx context.Context, st snapshot.Storage, ref snapshot.OperatorStateRe
 	}
 	defer f.Close()
 	if n := f.Size(); n != ref.Size {
-		return nil, fmt.Errorf("%w: %s: %d bytes, the metadata says %d", snapshot.ErrCorrupt, ref.Name, n, ref.Size)
+		return nil, fmt.Errorf("%w: %s: %d bytes, the metadata says %d", snapshot.ErrCorrupt, where(st, ref.Name), n, ref.Size)
 	}
 	b := make([]byte, ref.Size)
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read %s: %w", ref.Name, err)
+		return nil, fmt.Errorf("read %s: %w", where(st, ref.Name), err)
 	}
 	if got := crc32.Checksum(b, snapshot.Castagnoli); got != ref.CRC32C {
-		return nil, fmt.Errorf("%w: %s: checksum %08x, the metadata says %08x", snapshot.ErrCorrupt, ref.Name, got, ref.CRC32C)
+		return nil, fmt.Errorf("%w: %s: checksum %08x, the metadata says %08x", snapshot.ErrCorrupt, where(st, ref.Name), got, ref.CRC32C)
 	}
-	s, err := Decode(ref.Name, b)
+	s, err := Decode(where(st, ref.Name), b)
 	if err != nil {
 		return nil, err
 	}
 	if s.maxParallelism != ref.MaxParallelism || s.parallelism != ref.Parallelism || s.index != ref.Subtask {
 		return nil, fmt.Errorf("%w: %s: holds subtask %d of %d at max parallelism %d, the metadata says subtask %d of %d at %d",
-			snapshot.ErrCorrupt, ref.Name, s.index, s.parallelism, s.maxParallelism, ref.Subtask, ref.Parallelism, ref.MaxParallelism)
+			snapshot.ErrCorrupt, where(st, ref.Name), s.index, s.parallelism, s.maxParallelism, ref.Subtask, ref.Parallelism, ref.MaxParallelism)
 	}
 	return s, nil
+}
+
+// where names a file of st in errors: its local path for storage in a
+// directory (one with a Root method, as snapshot.Local), else its storage
+// name.
+func where(st snapshot.Storage, name string) string {
+	if r, ok := st.(interface{ Root() string }); ok && r.Root() != "" {
+		return filepath.Join(r.Root(), filepath.FromSlash(name))
+	}
+	return name
 }

@@ -14,7 +14,9 @@
 // metadata lists one Handle per backend instance that took part: its
 // operator, key groups, states (State: name, id, kind, codec names, TTL
 // flag), files (with sizes and CRC-32C checksums) and, for full snapshots,
-// where each key group's data starts.
+// where each key group's data starts; and one OperatorStateRef per operator
+// subtask with operator state (package opstate): its file in chk-<id>/ and
+// its subtask, every subtask of such an operator exactly once.
 //
 // # Invariants
 //

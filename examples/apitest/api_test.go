@@ -136,9 +136,10 @@ func rebuild(t *testing.T, cp *snapshot.Checkpoint) *snapshot.Checkpoint {
 	t.Helper()
 	// Keep "every field" honest: a new field must be added below.
 	for typ, n := range map[reflect.Type]int{
-		reflect.TypeFor[snapshot.Checkpoint](): 3, reflect.TypeFor[snapshot.Handle](): 15,
+		reflect.TypeFor[snapshot.Checkpoint](): 4, reflect.TypeFor[snapshot.Handle](): 15,
 		reflect.TypeFor[snapshot.State](): 9, reflect.TypeFor[snapshot.FileRef](): 3,
 		reflect.TypeFor[snapshot.SharedFile](): 2, reflect.TypeFor[snapshot.Block](): 5,
+		reflect.TypeFor[snapshot.OperatorStateRef](): 5,
 	} {
 		if typ.NumField() != n {
 			t.Fatalf("%s has %d fields, this test names %d: name the new ones", typ, typ.NumField(), n)
@@ -168,6 +169,11 @@ func rebuild(t *testing.T, cp *snapshot.Checkpoint) *snapshot.Checkpoint {
 			nh.Blocks = append(nh.Blocks, snapshot.Block{KeyGroup: b.KeyGroup, Offset: b.Offset, Length: b.Length, CRC32C: b.CRC32C, Entries: b.Entries})
 		}
 		out.Handles = append(out.Handles, nh)
+	}
+	for _, r := range cp.OperatorStates {
+		out.OperatorStates = append(out.OperatorStates, snapshot.OperatorStateRef{
+			Operator: r.Operator, Subtask: r.Subtask, Parallelism: r.Parallelism, MaxParallelism: r.MaxParallelism,
+			FileRef: snapshot.FileRef{Name: r.Name, Size: r.Size, CRC32C: r.CRC32C}})
 	}
 	return out
 }
