@@ -16,6 +16,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/checkpoint"
+	"github.com/pebblestate/pebblestate/opstate"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -24,7 +25,8 @@ import (
 // of a root, or opens it empty, and takes checkpoints, each of the values
 // of its id; at one step of a commit it reports the step and stops there,
 // and the parent kills it with SIGKILL. The parent then checks that the
-// latest checkpoint restores to its own values, and that the next
+// latest checkpoint restores to its own values, keyed and operator state
+// alike (crashSource), and that the next
 // checkpoint, with its retention, leaves in the root only what the
 // remaining checkpoints reference.
 
@@ -36,7 +38,46 @@ const (
 	crashRounds = 3 // checkpoints that complete before the one killed
 )
 
-var crashOps = []opSpec{{"counts", 2}, {"sums", 3}}
+var (
+	crashOps   = []opSpec{{"counts", 2}, {"sums", 3}}
+	crashNames = []string{"counts", "sums", "src"}
+)
+
+// crashSource returns the crash test's source "src", two subtasks with
+// operator state only: at each barrier each sets the position of every
+// key group it owns to *id, the id of the checkpoint being taken. Restored
+// from r (nil: empty), every position must hold r's id, as every key of
+// the keyed operators does: the offsets and the state they produced are
+// one checkpoint.
+func crashSource(ctx context.Context, r *checkpoint.Restored, id *int64) (checkpoint.Operator, error) {
+	op := checkpoint.Operator{Name: "src"}
+	for i := range 2 {
+		var s *opstate.State
+		var err error
+		if r == nil {
+			s, err = opstate.New(testMaxParallelism, 2, i)
+		} else {
+			s, err = r.OperatorState(ctx, "src", i, 2)
+		}
+		if err != nil {
+			return op, err
+		}
+		for kg := s.KeyGroups().Start; r != nil && kg < s.KeyGroups().End; kg++ {
+			if v, ok, err := s.PositionInt64(kg); err != nil || !ok || v != r.Checkpoint.ID {
+				return op, fmt.Errorf("restored source subtask %d: position of key group %d is %d (%v, %v), want %d", i, kg, v, ok, err, r.Checkpoint.ID)
+			}
+		}
+		op.Subtasks = append(op.Subtasks, checkpoint.OperatorParticipant(nil, s, func(s *opstate.State) error {
+			for kg := s.KeyGroups().Start; kg < s.KeyGroups().End; kg++ {
+				if err := s.SetPositionInt64(kg, *id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	return op, nil
+}
 
 // TestCoordinatorCrashChild is the child of TestCoordinatorCrash; it is
 // skipped unless the parent set its environment.
@@ -57,12 +98,12 @@ func crashChild(t *testing.T, dir, step string, incremental bool) error {
 	if err != nil {
 		return err
 	}
-	names := []string{"counts", "sums"}
 	var j *job
 	opts := checkpoint.Options{Storage: st}
-	r, err := checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Operators: names, Mode: backend.Claim})
+	r, err := checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Operators: crashNames, Mode: backend.Claim})
 	switch {
 	case errors.Is(err, snapshot.ErrNoCheckpoint):
+		r = nil
 		j = openJob(t, "", crashOps, incremental)
 	case err != nil:
 		return err
@@ -71,7 +112,12 @@ func crashChild(t *testing.T, dir, step string, incremental bool) error {
 		j.check(t, r.Checkpoint.ID)
 		opts.Restored = r
 	}
-	opts.Operators = j.operators()
+	var cur int64
+	src, err := crashSource(ctx, r, &cur)
+	if err != nil {
+		return err
+	}
+	opts.Operators = append(j.operators(), src)
 	c, err := checkpoint.NewCoordinator(ctx, opts)
 	if err != nil {
 		return err
@@ -89,6 +135,7 @@ func crashChild(t *testing.T, dir, step string, incremental bool) error {
 		}
 		id := c.NextID()
 		j.write(t, id)
+		cur = id
 		if step == "random" && round == crashRounds {
 			fmt.Printf("stopped random %d\n", id)
 		}
@@ -117,7 +164,7 @@ func TestCoordinatorCrash(t *testing.T) {
 		}
 		for _, step := range steps {
 			stopped := crashRun(t, dir, step, mode)
-			r, err := checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Operators: []string{"counts", "sums"}, Mode: backend.Claim})
+			r, err := checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Operators: crashNames, Mode: backend.Claim})
 			noErr(t, err)
 			want := stopped
 			if step == "commit" {
@@ -128,7 +175,10 @@ func TestCoordinatorCrash(t *testing.T) {
 			}
 			j := restoreJob(t, r, crashOps, incremental)
 			j.check(t, r.Checkpoint.ID)
-			c, err := checkpoint.NewCoordinator(ctx, checkpoint.Options{Storage: st, Operators: j.operators(), Restored: r})
+			var cur int64
+			src, err := crashSource(ctx, r, &cur)
+			noErr(t, err)
+			c, err := checkpoint.NewCoordinator(ctx, checkpoint.Options{Storage: st, Operators: append(j.operators(), src), Restored: r})
 			noErr(t, err)
 			// Ids continue above whatever the killed checkpoint wrote (at
 			// a random moment, it may have written nothing yet).
@@ -136,6 +186,7 @@ func TestCoordinatorCrash(t *testing.T) {
 				t.Fatalf("step %s: next id %d reuses the killed checkpoint's %d", step, next, stopped)
 			}
 			j.write(t, c.NextID())
+			cur = c.NextID()
 			stats, err := c.Checkpoint(ctx)
 			noErr(t, err)
 			noErr(t, c.Close())
