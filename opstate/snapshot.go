@@ -32,8 +32,7 @@ func (s *State) Snapshot() (*Snapshot, error) {
 	return &Snapshot{maxParallelism: s.maxParallelism, parallelism: s.parallelism, index: s.index, data: data}, nil
 }
 
-// MaxParallelism, Parallelism and Index return those of the State it was
-// taken of.
+// MaxParallelism returns the max parallelism of the State it was taken of.
 func (sn *Snapshot) MaxParallelism() int { return sn.maxParallelism }
 
 // Parallelism returns the parallelism of the State it was taken of.
