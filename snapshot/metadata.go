@@ -50,6 +50,10 @@ type Handle struct {
 	KeyGroupEnd   int `json:"key_group_end"`
 	// KeyCodec names the instance's key codec.
 	KeyCodec string `json:"key_codec"`
+	// KeyGroupAssigner names how the instance mapped keys to key groups;
+	// empty (left out) for "murmur3", the default, which metadata from
+	// before the field means. See Assigner.
+	KeyGroupAssigner string `json:"key_group_assigner,omitempty"`
 	// States describe the instance's states, with the ids the data uses.
 	States []State `json:"states"`
 	// Files are the files the handle needs, by storage name: a full
@@ -68,6 +72,19 @@ type Handle struct {
 	// CheckpointedSize is the part written for this checkpoint.
 	StateSize        int64 `json:"state_size"`
 	CheckpointedSize int64 `json:"checkpointed_size"`
+}
+
+// DefaultKeyGroupAssigner is the key-group assigner a handle without one
+// used: Flink's MurmurHash3.
+const DefaultKeyGroupAssigner = "murmur3"
+
+// Assigner returns the name of the key-group assigner the handle's instance
+// used: KeyGroupAssigner, or DefaultKeyGroupAssigner when it is empty.
+func (h *Handle) Assigner() string {
+	if h.KeyGroupAssigner == "" {
+		return DefaultKeyGroupAssigner
+	}
+	return h.KeyGroupAssigner
 }
 
 // FileRef names a file in storage with its size and CRC-32C.

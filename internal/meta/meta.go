@@ -54,6 +54,9 @@ type Backend struct {
 	KeyGroupStart  int    `json:"key_group_start"`
 	KeyGroupEnd    int    `json:"key_group_end"` // exclusive
 	KeyCodec       string `json:"key_codec"`
+	// KeyGroupAssigner names the key-group assigner; empty (left out) for
+	// murmur3, the default, which records from before the field have.
+	KeyGroupAssigner string `json:"key_group_assigner,omitempty"`
 }
 
 // State is the record of one registered state.

@@ -43,6 +43,31 @@ func TestBackend_RoundTrip(t *testing.T) {
 	}
 }
 
+// TestBackend_KeyGroupAssigner pins the assigner field: left out when
+// empty (murmur3, as records from before it), written and read back when
+// set.
+func TestBackend_KeyGroupAssigner(t *testing.T) {
+	enc, err := meta.Encode(sampleBackend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(enc), "assigner") {
+		t.Fatalf("a murmur3 record %s names an assigner", enc)
+	}
+	b := sampleBackend
+	b.KeyGroupAssigner = "kafka-murmur2"
+	if enc, err = meta.Encode(b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(enc), `"key_codec":"string","key_group_assigner":"kafka-murmur2"}`) {
+		t.Fatalf("record %s", enc)
+	}
+	got, err := meta.DecodeBackend(enc)
+	if err != nil || got != b {
+		t.Fatalf("DecodeBackend(%s) = %+v, %v", enc, got, err)
+	}
+}
+
 // TestState_RoundTrip checks Encode and DecodeState for every kind, with
 // and without the optional fields.
 func TestState_RoundTrip(t *testing.T) {
