@@ -85,10 +85,11 @@ func (x *Context[K, OUT]) Key() K { return x.key }
 // fires.
 func (x *Context[K, OUT]) Timestamp() int64 { return x.ts }
 
-// CurrentWatermark returns the watermark the harness last advanced to, or
+// CurrentWatermark returns the watermark the harness last advanced to
+// (while event-time timers fire, the one that fires them), or
 // math.MinInt64 before the first (as after a restore: watermarks are not
 // in checkpoints).
-func (x *Context[K, OUT]) CurrentWatermark() int64 { return x.c.timers.CurrentWatermark() }
+func (x *Context[K, OUT]) CurrentWatermark() int64 { return x.c.watermark }
 
 // CurrentProcessingTime returns the processing time in Unix milliseconds:
 // the harness's manual clock, which is also the backend's TTL clock.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -66,6 +67,9 @@ type core[K, OUT any] struct {
 	ckpt     *checkpointer
 	ckptDir  string
 	operator string
+	// watermark is the latest watermark; it is set before timers fire, so
+	// that OnTimer sees the watermark that fired it, as in Flink.
+	watermark int64
 	out      []Record[OUT]
 	fired    []FiredTimer[K]
 	group    *groupLog[K, OUT] // the group's log, if in one
@@ -150,7 +154,7 @@ func restore[K any](tb testing.TB, keyCodec backend.Codec[K], snap *Snapshot, o 
 // start registers the timer service, opens fn and arranges the cleanup.
 func start[K, IN, OUT any](tb testing.TB, keyCodec backend.Codec[K], fn Function[K, IN, OUT], b *backend.Backend[K], clock *ttl.ManualClock, operator, ckptDir string) *Harness[K, IN, OUT] {
 	tb.Helper()
-	h := &Harness[K, IN, OUT]{core: &core[K, OUT]{tb: tb, codec: keyCodec, b: b, clock: clock, ckptDir: ckptDir, operator: operator}, fn: fn}
+	h := &Harness[K, IN, OUT]{core: &core[K, OUT]{tb: tb, codec: keyCodec, b: b, clock: clock, ckptDir: ckptDir, operator: operator, watermark: math.MinInt64}, fn: fn}
 	tb.Cleanup(h.close)
 	var err error
 	h.timers, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[backend.VoidNamespace]{Name: TimerServiceName, NamespaceCodec: backend.Void})
@@ -207,6 +211,7 @@ func (h *Harness[K, IN, OUT]) ProcessElementErr(key K, value IN, ts int64) error
 func (h *Harness[K, IN, OUT]) ProcessWatermark(wm int64) {
 	h.tb.Helper()
 	h.live()
+	h.watermark = max(h.watermark, wm)
 	if err := h.timers.AdvanceWatermark(wm, h.fireFunc(EventTime)); err != nil {
 		h.tb.Fatalf("harness: watermark %d: %v", wm, err)
 	}
@@ -240,7 +245,7 @@ func (h *Harness[K, IN, OUT]) ProcessingTime() int64 { return h.clock.Now().Unix
 
 // Watermark returns the current watermark, math.MinInt64 before the
 // first.
-func (h *Harness[K, IN, OUT]) Watermark() int64 { return h.timers.CurrentWatermark() }
+func (h *Harness[K, IN, OUT]) Watermark() int64 { return h.watermark }
 
 // Output returns what the function emitted since the harness opened (or
 // the last ClearOutput), in order.

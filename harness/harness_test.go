@@ -72,12 +72,18 @@ func (f *windowSum) ProcessElement(ctx *harness.Context[string, result], v int64
 
 func (f *windowSum) OnTimer(ctx *harness.Context[string, result], ts int64, d harness.TimeDomain) error {
 	if d == harness.ProcessingTime {
+		if now := ctx.CurrentProcessingTime(); now < ts {
+			return fmt.Errorf("processing-time timer %d fired at %d", ts, now)
+		}
 		n, _, err := f.seen.Get()
 		if err != nil {
 			return err
 		}
 		ctx.Collect(result{"seen", ctx.Key(), ts, n})
 		return nil
+	}
+	if wm := ctx.CurrentWatermark(); wm < ts || ctx.Timestamp() != ts {
+		return fmt.Errorf("timer %d fired at watermark %d, context timestamp %d", ts, wm, ctx.Timestamp())
 	}
 	sum, ok, err := f.sums.Get(ts)
 	if err != nil || !ok {
