@@ -70,12 +70,12 @@ type core[K, OUT any] struct {
 	// watermark is the latest watermark; it is set before timers fire, so
 	// that OnTimer sees the watermark that fired it, as in Flink.
 	watermark int64
-	out      []Record[OUT]
-	fired    []FiredTimer[K]
-	group    *groupLog[K, OUT] // the group's log, if in one
-	closed   bool
-	ctx      Context[K, OUT]
-	fireFunc func(TimeDomain) func(K, backend.VoidNamespace, int64) error
+	out       []Record[OUT]
+	fired     []FiredTimer[K]
+	group     *groupLog[K, OUT] // the group's log, if in one
+	closed    bool
+	ctx       Context[K, OUT]
+	fireFunc  func(TimeDomain) func(K, backend.VoidNamespace, int64) error
 }
 
 // New opens a harness for fn with keys encoded by keyCodec, on a new

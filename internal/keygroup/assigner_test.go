@@ -174,3 +174,20 @@ func TestAssigner_Murmur3IsAssign(t *testing.T) {
 		t.Errorf("the assigners agree on %d of 2000 (key, max parallelism) pairs; they should mostly differ", 2000-differ)
 	}
 }
+
+// BenchmarkAssign measures each assigner on a 16-byte key, the cost
+// SetCurrentKey pays per key.
+func BenchmarkAssign(b *testing.B) {
+	key := []byte("user-0000012345!")
+	for _, a := range []keygroup.Assigner{keygroup.AssignerMurmur3, keygroup.AssignerKafkaMurmur2} {
+		b.Run(a.String(), func(b *testing.B) {
+			sum := 0
+			for b.Loop() {
+				sum += a.AssignUnchecked(key, 128)
+			}
+			if sum < 0 {
+				b.Fatal(sum)
+			}
+		})
+	}
+}
