@@ -87,9 +87,9 @@ func newGroup[K, IN, OUT any](tb testing.TB, keyCodec backend.Codec[K], newFn fu
 			if err != nil {
 				tb.Fatalf("harness: subtask %d: %v", i, err)
 			}
-			h = start(tb, keyCodec, newFn(), b, clock, bo.Operator, "")
+			h = start(tb, newFn(), b, clock, bo.Operator, "")
 		} else {
-			h = start(tb, keyCodec, newFn(), restore(tb, keyCodec, snap, bo), clock, bo.Operator, "")
+			h = start(tb, newFn(), restore(tb, keyCodec, snap, bo), clock, bo.Operator, "")
 		}
 		h.group = g.log
 		g.hs = append(g.hs, h)

@@ -60,7 +60,6 @@ type Harness[K, IN, OUT any] struct {
 // core is what a harness holds besides its function; a Context reaches it.
 type core[K, OUT any] struct {
 	tb       testing.TB
-	codec    backend.Codec[K]
 	b        *backend.Backend[K]
 	timers   *backend.TimerService[K, backend.VoidNamespace]
 	clock    *ttl.ManualClock
@@ -87,7 +86,7 @@ func New[K, IN, OUT any](tb testing.TB, keyCodec backend.Codec[K], fn Function[K
 	if err != nil {
 		tb.Fatalf("harness: %v", err)
 	}
-	return start(tb, keyCodec, fn, b, clock, o.Operator, opts.CheckpointDir)
+	return start(tb, fn, b, clock, o.Operator, opts.CheckpointDir)
 }
 
 // Restore opens a harness for fn on a backend restored from snap, owning
@@ -98,7 +97,7 @@ func Restore[K, IN, OUT any](tb testing.TB, keyCodec backend.Codec[K], fn Functi
 	opts.Backend = fromSnapshot(tb, snap, opts.Backend)
 	o, clock := prepare(tb, opts, "")
 	b := restore(tb, keyCodec, snap, o)
-	return start(tb, keyCodec, fn, b, clock, o.Operator, opts.CheckpointDir)
+	return start(tb, fn, b, clock, o.Operator, opts.CheckpointDir)
 }
 
 // prepare fills in the harness's defaults: a directory (sub, if not
@@ -152,9 +151,9 @@ func restore[K any](tb testing.TB, keyCodec backend.Codec[K], snap *Snapshot, o 
 }
 
 // start registers the timer service, opens fn and arranges the cleanup.
-func start[K, IN, OUT any](tb testing.TB, keyCodec backend.Codec[K], fn Function[K, IN, OUT], b *backend.Backend[K], clock *ttl.ManualClock, operator, ckptDir string) *Harness[K, IN, OUT] {
+func start[K, IN, OUT any](tb testing.TB, fn Function[K, IN, OUT], b *backend.Backend[K], clock *ttl.ManualClock, operator, ckptDir string) *Harness[K, IN, OUT] {
 	tb.Helper()
-	h := &Harness[K, IN, OUT]{core: &core[K, OUT]{tb: tb, codec: keyCodec, b: b, clock: clock, ckptDir: ckptDir, operator: operator, watermark: math.MinInt64}, fn: fn}
+	h := &Harness[K, IN, OUT]{core: &core[K, OUT]{tb: tb, b: b, clock: clock, ckptDir: ckptDir, operator: operator, watermark: math.MinInt64}, fn: fn}
 	tb.Cleanup(h.close)
 	var err error
 	h.timers, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[backend.VoidNamespace]{Name: TimerServiceName, NamespaceCodec: backend.Void})
