@@ -209,7 +209,22 @@ func TestKeyGroupAssigner_ReopenWithAnother(t *testing.T) {
 			b := MustOpen(t, with(c.made))
 			setString(t, b, "k", "v")
 			noErr(t, b.Close())
-			_, err := backend.Open(backend.String, options(t, []tweak{with(c.reopened)}))
+			// The record names a non-default assigner, in a version 2
+			// record that builds from before the field refuse.
+			db := rawDB(t, dir)
+			raw, closer, err := db.Get([]byte{0, 0, 'B'})
+			noErr(t, err)
+			rec := string(raw)
+			noErr(t, closer.Close())
+			noErr(t, db.Close())
+			wantRec := `"format_version":1,`
+			if c.made == backend.KafkaMurmur2 {
+				wantRec = `"format_version":2,`
+			}
+			if !strings.Contains(rec, wantRec) || strings.Contains(rec, "kafka-murmur2") != (c.made == backend.KafkaMurmur2) {
+				t.Fatalf("backend record %s", rec)
+			}
+			_, err = backend.Open(backend.String, options(t, []tweak{with(c.reopened)}))
 			wantErr(t, err, backend.ErrIncompatibleBackend)
 			msg := err.Error()
 			if !strings.Contains(msg, "key-group assigner "+c.made.String()+", not "+c.reopened.String()) || !strings.Contains(msg, dir) {

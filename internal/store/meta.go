@@ -16,7 +16,7 @@ import (
 // it on first open), loads the state records and drops orphaned data.
 func (s *Store) loadMeta() error {
 	want := s.opts.Record
-	want.FormatVersion = meta.FormatVersion
+	want.FormatVersion = meta.BackendVersion(want)
 	raw, closer, found, err := s.Get(keys.BackendMetaKey())
 	switch {
 	case err != nil:
