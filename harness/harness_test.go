@@ -12,6 +12,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/harness"
+	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -225,8 +226,17 @@ func sameResults(t *testing.T, what string, got, want []result) {
 // timers pending, and restores the checkpoint at parallelism 3, 1 and 2:
 // each gives what the model gives for the rest of the stream, as does the
 // original group. A restore that lost a timer would miss a result, one
-// that lost state would get a sum or a count wrong.
+// that lost state would get a sum or a count wrong. It runs with full and
+// with incremental checkpoints.
 func TestGroup_RescaleSameAnswers(t *testing.T) {
+	for _, inc := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Full", true: "Incremental"}[inc], func(t *testing.T) {
+			rescaleSameAnswers(t, backend.Options{IncrementalCheckpoints: inc})
+		})
+	}
+}
+
+func rescaleSameAnswers(t *testing.T, bo backend.Options) {
 	ops := stream(7, 600, 20)
 	half := len(ops) / 2
 	for ops[half-1].kind != 'w' { // checkpoint after a watermark, as a framework would at a barrier
@@ -238,9 +248,14 @@ func TestGroup_RescaleSameAnswers(t *testing.T) {
 		t.Fatalf("no timers pending at the checkpoint (event %v, processing %v): the test would not test restore", pendingEvent, pendingProc)
 	}
 
-	g := harness.NewGroup(t, backend.String, newWindowSum, 2, harness.Options{})
+	g := harness.NewGroup(t, backend.String, newWindowSum, 2, harness.Options{Backend: bo})
 	run(g, ops[:half])
 	snap := g.Checkpoint()
+	for _, h := range snap.Checkpoint.Handles {
+		if (h.Kind == snapshot.KindIncremental) != bo.IncrementalCheckpoints {
+			t.Fatalf("a %s handle; incremental checkpoints %v", h.Kind, bo.IncrementalCheckpoints)
+		}
+	}
 	pt := g.Harness(0).ProcessingTime()
 	g.ClearOutput()
 	run(g, ops[half:])
@@ -250,7 +265,7 @@ func TestGroup_RescaleSameAnswers(t *testing.T) {
 	}
 
 	for _, p := range []int{3, 1, 2} {
-		r := harness.RestoreGroup(t, backend.String, newWindowSum, snap, p, harness.Options{ProcessingTime: pt})
+		r := harness.RestoreGroup(t, backend.String, newWindowSum, snap, p, harness.Options{Backend: bo, ProcessingTime: pt})
 		if r.Len() != p {
 			t.Fatalf("restored %d harnesses, want %d", r.Len(), p)
 		}
@@ -258,7 +273,7 @@ func TestGroup_RescaleSameAnswers(t *testing.T) {
 		sameResults(t, fmt.Sprintf("restored at p=%d", p), r.OutputValues(), rest)
 	}
 
-	one := harness.NewGroup(t, backend.String, newWindowSum, 1, harness.Options{})
+	one := harness.NewGroup(t, backend.String, newWindowSum, 1, harness.Options{Backend: bo})
 	run(one, ops)
 	sameResults(t, "p=1 throughout", one.OutputValues(), whole)
 }
