@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/pebblestate/pebblestate/compaction"
-	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
@@ -141,6 +140,8 @@ func open[K any](keyCodec Codec[K], opts Options, restoring bool) (*Backend[K], 
 		KeyGroupStart:  opts.KeyGroups.Start,
 		KeyGroupEnd:    opts.KeyGroups.End,
 		KeyCodec:       keyCodec.Name(),
+
+		KeyGroupAssigner: opts.KeyGroupAssigner.Recorded(),
 	}
 	st, err := store.Open(so)
 	if err != nil {
@@ -168,6 +169,16 @@ func (b *Backend[K]) MaxParallelism() int { return b.opts.MaxParallelism }
 // KeyGroups returns the key groups this instance owns.
 func (b *Backend[K]) KeyGroups() KeyGroupRange { return b.opts.KeyGroups }
 
+// KeyGroupAssigner returns the assigner that maps keys to key groups.
+func (b *Backend[K]) KeyGroupAssigner() KeyGroupAssigner { return b.opts.KeyGroupAssigner }
+
+// KeyGroupOf returns the key group of k under this backend's assigner and
+// max parallelism, whether or not this instance owns it: the way a
+// framework routes a record to the subtask owning its key.
+func (b *Backend[K]) KeyGroupOf(k K) (int, error) {
+	return KeyGroupOfWith(b.opts.KeyGroupAssigner, b.keyCodec, k, b.opts.MaxParallelism)
+}
+
 // Clock returns the clock the backend reads processing time from.
 func (b *Backend[K]) Clock() ttl.Clock { return b.opts.Clock }
 
@@ -185,7 +196,7 @@ func (b *Backend[K]) SetCurrentKey(k K) error {
 	if err != nil {
 		return fmt.Errorf("backend: encode key: %w", err)
 	}
-	kg := keygroup.AssignUnchecked(b.cur.scratch, b.opts.MaxParallelism)
+	kg := b.opts.KeyGroupAssigner.AssignUnchecked(b.cur.scratch, b.opts.MaxParallelism)
 	if !b.opts.KeyGroups.Contains(kg) {
 		return fmt.Errorf("%w: key group %d is not in this backend's key groups %s",
 			ErrKeyGroupOutOfRange, kg, b.opts.KeyGroups)

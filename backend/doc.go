@@ -27,7 +27,9 @@
 // All states share one Pebble database. An entry's key is the state's id,
 // the key group, the key, the namespace and, for maps, the map key; see
 // internal/keys. Encodings come from Codecs, whose bytes are stored and
-// decide key groups, so they must never change. State metadata is stored
+// decide key groups (by Options.KeyGroupAssigner: Flink's Murmur3 by
+// default, or KafkaMurmur2, Kafka's partitioner), so they must never
+// change. State metadata is stored
 // beside the data, so reopening a directory and registering the same
 // descriptors finds every state again, and registering a name with another
 // kind or codec is an error, not corruption.

@@ -40,6 +40,15 @@ type Options struct {
 	// the way to change it.
 	KeyGroups KeyGroupRange
 
+	// KeyGroupAssigner decides which key group a key belongs to: Murmur3
+	// (Flink's, the default) or KafkaMurmur2 (a key's key group is the
+	// partition a Kafka producer sends it to; set MaxParallelism to the
+	// topic's number of partitions). It is recorded when the directory is
+	// created and in every checkpoint handle: reopening with another one,
+	// or restoring a checkpoint taken with another one, is
+	// ErrIncompatibleBackend.
+	KeyGroupAssigner KeyGroupAssigner
+
 	// BlockCacheSize is the size in bytes of Pebble's block cache.
 	// Default: 64 MiB (Pebble's own default is only 8 MiB).
 	BlockCacheSize int64
@@ -232,6 +241,9 @@ func (o *Options) Validate() error {
 		add("MaxParallelism %d outside [1, %d]", o.MaxParallelism, keygroup.MaxParallelismLimit)
 	} else if err := o.KeyGroups.Validate(o.MaxParallelism); err != nil {
 		add("KeyGroups: %v", err)
+	}
+	if !o.KeyGroupAssigner.Valid() {
+		add("KeyGroupAssigner %v is neither Murmur3 nor KafkaMurmur2", o.KeyGroupAssigner)
 	}
 	if o.BlockCacheSize < 0 {
 		add("BlockCacheSize %d is negative", o.BlockCacheSize)

@@ -82,6 +82,9 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 		if h.MaxParallelism != opts.MaxParallelism {
 			return nil, fmt.Errorf("restore %s: %w: handle of %s has max parallelism %d, not %d", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.MaxParallelism, opts.MaxParallelism)
 		}
+		if h.KeyGroupAssigner != opts.KeyGroupAssigner.Recorded() {
+			return nil, fmt.Errorf("restore %s: %w: handle of %s was taken with key-group assigner %s, not %s", opts.Dir, ErrIncompatibleBackend, h.InstanceID, h.Assigner(), opts.KeyGroupAssigner)
+		}
 		mine = append(mine, h)
 	}
 	if err := markRestoring(opts.Dir); err != nil {

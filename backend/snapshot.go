@@ -135,6 +135,8 @@ func (b *Backend[K]) snapshot(ctx context.Context, checkpointID int64, st snapsh
 		KeyGroupEnd:    b.opts.KeyGroups.End,
 		KeyCodec:       b.keyCodec.Name(),
 		States:         meta.ToSnapshotStates(states),
+
+		KeyGroupAssigner: b.opts.KeyGroupAssigner.Recorded(),
 	}
 	if b.opts.IncrementalCheckpoints {
 		s.handle.Kind = snapshot.KindIncremental

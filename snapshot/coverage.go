@@ -122,12 +122,19 @@ func handlesOf(handles []Handle, operator string) []Handle {
 }
 
 // agreedParallelism returns the max parallelism the handles of one
-// operator agree on. It takes valid handles.
+// operator agree on, and checks that they agree on the key-group assigner.
+// It takes valid handles.
 func agreedParallelism(operator string, hs []Handle) (int, error) {
 	for _, h := range hs[1:] {
 		if h.MaxParallelism != hs[0].MaxParallelism {
 			return 0, fmt.Errorf("%w: operator %q: handles disagree on max parallelism: %d (handle of %s), %d (handle of %s)",
 				ErrInconsistent, operator, hs[0].MaxParallelism, hs[0].InstanceID, h.MaxParallelism, h.InstanceID)
+		}
+	}
+	for _, h := range hs[1:] {
+		if h.Assigner() != hs[0].Assigner() {
+			return 0, fmt.Errorf("%w: operator %q: handles disagree on key-group assigner: %s (handle of %s), %s (handle of %s)",
+				ErrInconsistent, operator, hs[0].Assigner(), hs[0].InstanceID, h.Assigner(), h.InstanceID)
 		}
 	}
 	return hs[0].MaxParallelism, nil

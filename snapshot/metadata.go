@@ -13,7 +13,8 @@ const MetadataName = "_metadata"
 
 // MetadataVersion is the newest version of the metadata this package
 // writes and reads. A checkpoint is written as version 1 unless it holds
-// operator state (MetadataVersionOperatorState).
+// operator state or a handle with a non-default key-group assigner
+// (MetadataVersionOperatorState).
 const MetadataVersion = 2
 
 // metadataMagic starts every metadata file.
@@ -57,6 +58,10 @@ type Handle struct {
 	KeyGroupEnd   int `json:"key_group_end"`
 	// KeyCodec names the instance's key codec.
 	KeyCodec string `json:"key_codec"`
+	// KeyGroupAssigner names how the instance mapped keys to key groups;
+	// empty (left out) for "murmur3", the default, which metadata from
+	// before the field means. See Assigner.
+	KeyGroupAssigner string `json:"key_group_assigner,omitempty"`
 	// States describe the instance's states, with the ids the data uses.
 	States []State `json:"states"`
 	// Files are the files the handle needs, by storage name: a full
@@ -75,6 +80,19 @@ type Handle struct {
 	// CheckpointedSize is the part written for this checkpoint.
 	StateSize        int64 `json:"state_size"`
 	CheckpointedSize int64 `json:"checkpointed_size"`
+}
+
+// DefaultKeyGroupAssigner is the key-group assigner a handle without one
+// used: Flink's MurmurHash3.
+const DefaultKeyGroupAssigner = "murmur3"
+
+// Assigner returns the name of the key-group assigner the handle's instance
+// used: KeyGroupAssigner, or DefaultKeyGroupAssigner when it is empty.
+func (h *Handle) Assigner() string {
+	if h.KeyGroupAssigner == "" {
+		return DefaultKeyGroupAssigner
+	}
+	return h.KeyGroupAssigner
 }
 
 // FileRef names a file in storage with its size and CRC-32C.
@@ -158,7 +176,8 @@ func (h *Handle) Validate() error {
 //
 // integers big-endian, the checksum over everything before it. The
 // version is 1, or MetadataVersionOperatorState if the checkpoint holds
-// operator state.
+// operator state or a handle with a non-default key-group assigner
+// (needsVersion2).
 func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	body, err := json.Marshal(cp)
 	if err != nil {
@@ -167,13 +186,28 @@ func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	out := make([]byte, 0, len(body)+24)
 	out = append(out, metadataMagic[:]...)
 	version := uint32(1)
-	if len(cp.OperatorStates) > 0 {
+	if needsVersion2(cp) {
 		version = MetadataVersionOperatorState
 	}
 	out = binary.BigEndian.AppendUint32(out, version)
 	out = binary.BigEndian.AppendUint64(out, uint64(len(body)))
 	out = append(out, body...)
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, Castagnoli)), nil
+}
+
+// needsVersion2 reports whether cp holds what a reader of version 1
+// would ignore unsafely: operator state, or a handle whose key-group
+// assigner is not the default.
+func needsVersion2(cp *Checkpoint) bool {
+	if len(cp.OperatorStates) > 0 {
+		return true
+	}
+	for _, h := range cp.Handles {
+		if h.Assigner() != DefaultKeyGroupAssigner {
+			return true
+		}
+	}
+	return false
 }
 
 // DecodeMetadata verifies and decodes a metadata file's bytes; name is used

@@ -99,10 +99,14 @@ func TestMetadataRoundTrip(t *testing.T) {
 			MaxParallelism: 1 << 15, KeyGroupStart: 0, KeyGroupEnd: 1 << 15,
 		}}},
 		withOperatorState(sampleCheckpoint(7)),
+		{ID: 3, Handles: []snapshot.Handle{{
+			Operator: "kafka", InstanceID: "x", CheckpointID: 3, Kind: snapshot.KindFull,
+			MaxParallelism: 12, KeyGroupStart: 0, KeyGroupEnd: 12, KeyGroupAssigner: "kafka-murmur2",
+		}}},
 	} {
 		enc := mustEncode(t, cp)
 		version := uint32(1)
-		if len(cp.OperatorStates) > 0 {
+		if len(cp.OperatorStates) > 0 || cp.Handles != nil && cp.Handles[0].Assigner() != snapshot.DefaultKeyGroupAssigner {
 			version = snapshot.MetadataVersionOperatorState
 		}
 		if string(enc[:8]) != "PBSTMETA" || binary.BigEndian.Uint32(enc[8:]) != version {

@@ -10,10 +10,12 @@ import (
 // this package only knows where they are and checks the references).
 
 // MetadataVersionOperatorState is the metadata version of a checkpoint
-// that holds operator state (Checkpoint.OperatorStates). A checkpoint
-// without is written as version 1, which builds from before operator
-// state read; one with it must not be read by them, since they would
-// restore the keyed state and silently drop the operator state.
+// that holds operator state (Checkpoint.OperatorStates) or a handle with a
+// key-group assigner other than the default. A checkpoint with neither is
+// written as version 1, which builds from before them read; one with
+// either must not be read by them, since they would restore the keyed
+// state and silently drop the operator state, or map keys to key groups
+// with the wrong assigner and lose sight of them.
 const MetadataVersionOperatorState = 2
 
 // OperatorStateRef locates the operator state of one operator subtask in

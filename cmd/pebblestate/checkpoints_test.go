@@ -130,7 +130,7 @@ func btoi(b bool) int {
 
 // goldenRoot builds a checkpoint root of fixed content: checkpoint 1 of
 // two full handles, checkpoints 2 and 3 of one incremental handle each,
-// 3 reusing 2's shared file.
+// 3 reusing 2's shared file and taken under Kafka's key-group assigner.
 func goldenRoot(t *testing.T) (*snapshot.Local, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -181,6 +181,8 @@ func goldenRoot(t *testing.T) (*snapshot.Local, string) {
 		h.StateSize, h.CheckpointedSize = 3008, 8
 		if id == 2 {
 			h.CheckpointedSize = 3008
+		} else {
+			h.KeyGroupAssigner = "kafka-murmur2" // shown by inspect
 		}
 		commit(&snapshot.Checkpoint{ID: id, CreatedUnixMillis: created + id*60_000, Handles: []snapshot.Handle{h}})
 	}

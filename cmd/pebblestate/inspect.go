@@ -103,6 +103,7 @@ type (
 		KeyGroupStart    int         `json:"key_group_start"`
 		KeyGroupEnd      int         `json:"key_group_end"`
 		KeyCodec         string      `json:"key_codec"`
+		KeyGroupAssigner string      `json:"key_group_assigner"`
 		Compression      string      `json:"compression,omitempty"`
 		Files            int         `json:"files"`
 		CheckpointedSize int64       `json:"checkpointed_size"`
@@ -131,7 +132,7 @@ func toJSON(cp *snapshot.Checkpoint) checkpointJSON {
 		hj := handleJSON{
 			Operator: h.Operator, InstanceID: h.InstanceID, Kind: h.Kind,
 			MaxParallelism: h.MaxParallelism, KeyGroupStart: h.KeyGroupStart, KeyGroupEnd: h.KeyGroupEnd,
-			KeyCodec: h.KeyCodec, Compression: h.Compression, Files: len(h.Files) + len(h.Shared),
+			KeyCodec: h.KeyCodec, KeyGroupAssigner: h.Assigner(), Compression: h.Compression, Files: len(h.Files) + len(h.Shared),
 			CheckpointedSize: h.CheckpointedSize, StateSize: h.StateSize, States: []stateJSON{},
 		}
 		for _, s := range h.States {
@@ -160,8 +161,8 @@ func printCheckpoint(w io.Writer, cp checkpointJSON) {
 	fmt.Fprintf(w, "checkpoint %d, created %s, %s\n", cp.ID,
 		strings.Replace(cp.Created, "T", " ", 1), plural(len(cp.Handles), "handle", "handles"))
 	for _, h := range cp.Handles {
-		fmt.Fprintf(w, "  operator %q, instance %s: %s, key groups [%d, %d) of %d, key codec %s, %s, %s written of %s\n",
-			h.Operator, h.InstanceID, kindOf(h), h.KeyGroupStart, h.KeyGroupEnd, h.MaxParallelism, h.KeyCodec,
+		fmt.Fprintf(w, "  operator %q, instance %s: %s, key groups [%d, %d) of %d%s, key codec %s, %s, %s written of %s\n",
+			h.Operator, h.InstanceID, kindOf(h), h.KeyGroupStart, h.KeyGroupEnd, h.MaxParallelism, assignedBy(h), h.KeyCodec,
 			plural(h.Files, "file", "files"), humanBytes(h.CheckpointedSize), humanBytes(h.StateSize))
 		if len(h.States) == 0 {
 			fmt.Fprintln(w, "    no states")
@@ -179,6 +180,14 @@ func printCheckpoint(w io.Writer, cp checkpointJSON) {
 		fmt.Fprintf(w, "  operator %q, subtask %d of %d: operator state, key groups of %d, %s\n",
 			o.Operator, o.Subtask, o.Parallelism, o.MaxParallelism, humanBytes(o.Size))
 	}
+}
+
+// assignedBy names the key-group assigner when it is not the default.
+func assignedBy(h handleJSON) string {
+	if h.KeyGroupAssigner == snapshot.DefaultKeyGroupAssigner {
+		return ""
+	}
+	return " by " + h.KeyGroupAssigner
 }
 
 func kindOf(h handleJSON) string {

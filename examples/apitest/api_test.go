@@ -136,7 +136,7 @@ func rebuild(t *testing.T, cp *snapshot.Checkpoint) *snapshot.Checkpoint {
 	t.Helper()
 	// Keep "every field" honest: a new field must be added below.
 	for typ, n := range map[reflect.Type]int{
-		reflect.TypeFor[snapshot.Checkpoint](): 4, reflect.TypeFor[snapshot.Handle](): 15,
+		reflect.TypeFor[snapshot.Checkpoint](): 4, reflect.TypeFor[snapshot.Handle](): 16,
 		reflect.TypeFor[snapshot.State](): 9, reflect.TypeFor[snapshot.FileRef](): 3,
 		reflect.TypeFor[snapshot.SharedFile](): 2, reflect.TypeFor[snapshot.Block](): 5,
 		reflect.TypeFor[snapshot.OperatorStateRef](): 5,
@@ -151,6 +151,7 @@ func rebuild(t *testing.T, cp *snapshot.Checkpoint) *snapshot.Checkpoint {
 			Operator: h.Operator, InstanceID: h.InstanceID, CheckpointID: h.CheckpointID, Kind: h.Kind,
 			MaxParallelism: h.MaxParallelism, KeyGroupStart: h.KeyGroupStart, KeyGroupEnd: h.KeyGroupEnd,
 			KeyCodec: h.KeyCodec, Compression: h.Compression, StateSize: h.StateSize, CheckpointedSize: h.CheckpointedSize,
+			KeyGroupAssigner: h.KeyGroupAssigner,
 		}
 		for _, s := range h.States {
 			nh.States = append(nh.States, snapshot.State{

@@ -76,7 +76,8 @@ func checkParallelism(maxParallelism, parallelism int) error {
 	return nil
 }
 
-// Assign returns the key group of a serialized key: the MurmurHash3 x86_32
+// Assign returns the key group of a serialized key under Murmur3, the
+// default assigner (see Assigner): the MurmurHash3 x86_32
 // (seed 0) of the key bytes, taken as an unsigned number, modulo
 // maxParallelism. The key bytes are those the backend's key codec produces.
 func Assign(key []byte, maxParallelism int) (int, error) {

@@ -8,8 +8,24 @@ import (
 	"fmt"
 )
 
-// FormatVersion is the version of the records this package writes.
+// FormatVersion is the version of the state records this package writes,
+// and of backend records that name no key-group assigner.
 const FormatVersion = 1
+
+// BackendFormatVersion is the newest version of backend records: version
+// 2 is a record that names a key-group assigner (BackendVersion), so that
+// builds from before the field refuse it instead of reading its keys under
+// the default assigner.
+const BackendFormatVersion = 2
+
+// BackendVersion returns the version a backend record is written with: 2
+// if it names a key-group assigner, else 1.
+func BackendVersion(m Backend) int {
+	if m.KeyGroupAssigner != "" {
+		return 2
+	}
+	return FormatVersion
+}
 
 // ErrMalformed is returned for a record that cannot be decoded.
 var ErrMalformed = errors.New("meta: malformed record")
@@ -54,6 +70,9 @@ type Backend struct {
 	KeyGroupStart  int    `json:"key_group_start"`
 	KeyGroupEnd    int    `json:"key_group_end"` // exclusive
 	KeyCodec       string `json:"key_codec"`
+	// KeyGroupAssigner names the key-group assigner; empty (left out) for
+	// murmur3, the default, which records from before the field have.
+	KeyGroupAssigner string `json:"key_group_assigner,omitempty"`
 }
 
 // State is the record of one registered state.
@@ -86,8 +105,11 @@ func Encode(v any) ([]byte, error) {
 // DecodeBackend decodes a backend record.
 func DecodeBackend(b []byte) (Backend, error) {
 	var m Backend
-	if err := decode(b, &m, &m.FormatVersion); err != nil {
+	if err := decode(b, &m, &m.FormatVersion, BackendFormatVersion); err != nil {
 		return Backend{}, err
+	}
+	if m.FormatVersion != BackendVersion(m) {
+		return Backend{}, fmt.Errorf("%w: backend record of version %d with key-group assigner %q", ErrMalformed, m.FormatVersion, m.KeyGroupAssigner)
 	}
 	if m.MaxParallelism < 1 || m.KeyGroupEnd <= m.KeyGroupStart {
 		return Backend{}, fmt.Errorf("%w: backend record has max parallelism %d and key groups [%d, %d)",
@@ -99,7 +121,7 @@ func DecodeBackend(b []byte) (Backend, error) {
 // DecodeState decodes a state record.
 func DecodeState(b []byte) (State, error) {
 	var m State
-	if err := decode(b, &m, &m.FormatVersion); err != nil {
+	if err := decode(b, &m, &m.FormatVersion, FormatVersion); err != nil {
 		return State{}, err
 	}
 	if m.Name == "" || m.ID == 0 || m.Kind < KindValue || m.Kind > KindTimers {
@@ -108,12 +130,12 @@ func DecodeState(b []byte) (State, error) {
 	return m, nil
 }
 
-func decode(b []byte, v any, version *int) error {
+func decode(b []byte, v any, version *int, newest int) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if *version < 1 || *version > FormatVersion {
-		return fmt.Errorf("%w: format version %d (this build reads 1 to %d)", ErrMalformed, *version, FormatVersion)
+	if *version < 1 || *version > newest {
+		return fmt.Errorf("%w: format version %d (this build reads 1 to %d)", ErrMalformed, *version, newest)
 	}
 	return nil
 }

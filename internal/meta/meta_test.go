@@ -43,6 +43,52 @@ func TestBackend_RoundTrip(t *testing.T) {
 	}
 }
 
+// TestBackend_KeyGroupAssigner pins the assigner field: left out when
+// empty (murmur3, as records from before it), written and read back when
+// set, in a record of version 2 (which builds from before it refuse).
+func TestBackend_KeyGroupAssigner(t *testing.T) {
+	enc, err := meta.Encode(sampleBackend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(enc), "assigner") {
+		t.Fatalf("a murmur3 record %s names an assigner", enc)
+	}
+	b := sampleBackend
+	b.KeyGroupAssigner = "kafka-murmur2"
+	if v := meta.BackendVersion(b); v != 2 {
+		t.Fatalf("a record naming an assigner has version %d, want 2", v)
+	}
+	if v := meta.BackendVersion(sampleBackend); v != 1 {
+		t.Fatalf("a murmur3 record has version %d, want 1", v)
+	}
+	b.FormatVersion = meta.BackendVersion(b)
+	if enc, err = meta.Encode(b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(enc), `{"format_version":2,`) || !strings.HasSuffix(string(enc), `"key_codec":"string","key_group_assigner":"kafka-murmur2"}`) {
+		t.Fatalf("record %s", enc)
+	}
+	got, err := meta.DecodeBackend(enc)
+	if err != nil || got != b {
+		t.Fatalf("DecodeBackend(%s) = %+v, %v", enc, got, err)
+	}
+	// The version and the field go together; no version 3.
+	for _, raw := range []string{
+		`{"format_version":1,"max_parallelism":8,"key_group_end":8,"key_group_assigner":"kafka-murmur2"}`,
+		`{"format_version":2,"max_parallelism":8,"key_group_end":8}`,
+		`{"format_version":3,"max_parallelism":8,"key_group_end":8,"key_group_assigner":"kafka-murmur2"}`,
+	} {
+		if _, err := meta.DecodeBackend([]byte(raw)); !errors.Is(err, meta.ErrMalformed) {
+			t.Errorf("DecodeBackend(%s) = %v, want ErrMalformed", raw, err)
+		}
+	}
+	// A state record stays at version 1.
+	if _, err := meta.DecodeState([]byte(`{"format_version":2,"name":"s","id":1,"kind":1}`)); !errors.Is(err, meta.ErrMalformed) {
+		t.Errorf("a state record of version 2 decodes: %v", err)
+	}
+}
+
 // TestState_RoundTrip checks Encode and DecodeState for every kind, with
 // and without the optional fields.
 func TestState_RoundTrip(t *testing.T) {

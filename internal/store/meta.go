@@ -16,7 +16,7 @@ import (
 // it on first open), loads the state records and drops orphaned data.
 func (s *Store) loadMeta() error {
 	want := s.opts.Record
-	want.FormatVersion = meta.FormatVersion
+	want.FormatVersion = meta.BackendVersion(want)
 	raw, closer, found, err := s.Get(keys.BackendMetaKey())
 	switch {
 	case err != nil:
@@ -56,6 +56,9 @@ func (s *Store) loadMeta() error {
 	case have.KeyCodec != want.KeyCodec:
 		return fmt.Errorf("%w: %s has key codec %q, not %q",
 			ErrIncompatible, dir, have.KeyCodec, want.KeyCodec)
+	case have.KeyGroupAssigner != want.KeyGroupAssigner:
+		return fmt.Errorf("%w: %s was created with key-group assigner %s, not %s",
+			ErrIncompatible, dir, keygroup.DisplayName(have.KeyGroupAssigner), keygroup.DisplayName(want.KeyGroupAssigner))
 	}
 	s.record = have
 	if err := s.loadStateRecords(); err != nil {
@@ -94,7 +97,7 @@ func (s *Store) loadStateRecords() error {
 }
 
 // Record returns the backend record: the instance id, max parallelism,
-// key groups and key codec of the directory.
+// key groups, key codec and key-group assigner of the directory.
 func (s *Store) Record() meta.Backend { return s.record }
 
 // Lookup returns the stored record of the named state, if there is one.

@@ -41,8 +41,9 @@ type Options struct {
 	EventListener pebble.EventListener
 
 	// Record is the backend record the directory must hold: its max
-	// parallelism, key groups and key codec. A new directory gets it, with
-	// a new instance id; InstanceID and FormatVersion here are ignored.
+	// parallelism, key groups, key codec and key-group assigner. A new
+	// directory gets it, with a new instance id; InstanceID and
+	// FormatVersion here are ignored.
 	Record meta.Backend
 	// Clock stamps values when a TTL migration switches TTL on. Required.
 	Clock ttl.Clock
