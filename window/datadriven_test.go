@@ -5,7 +5,9 @@ package window_test
 // values int64, and a window's result is the sorted list of its values.
 //
 //	open assigner=<tumbling|sliding|session> [size=<n>] [slide=<n>] [offset=<n>] [gap=<n>]
-//	     [lateness=<n>] [parallelism=<p>]      open a job of p subtasks (default 1)
+//	     [lateness=<n>] [parallelism=<p>] [list]
+//	                                           open a job of p subtasks (default 1); list:
+//	                                           NewList, whose results are in the order added
 //	process                                    one element per input line: <key> <ts> <value>
 //	watermark <wm>                             advance every subtask's watermark
 //	stats                                      the counters summed over the subtasks
@@ -82,6 +84,7 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) (string, error) {
 		p := 1
 		d.MaybeScanArgs(t, "parallelism", &p)
 		e.j = newJob(t, a, n("lateness"), e.incremental)
+		e.j.list = d.HasArg("list")
 		e.nOut, e.nLate = 0, 0
 		err = e.j.open(p)
 	case "process":

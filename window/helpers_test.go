@@ -3,7 +3,7 @@ package window_test
 // The job the datadriven and model tests drive: p subtasks, each a backend
 // on its range of key groups with one window operator, string keys and
 // int64 values collected into a sorted list (so a result shows exactly the
-// elements a window holds), elements routed by key group, watermarks
+// elements a window holds) or, with list, kept in a list state, elements routed by key group, watermarks
 // broadcast, checkpoints committed to one local storage, and restores at
 // another parallelism.
 
@@ -54,7 +54,7 @@ type lateElem struct {
 	ts, v int64
 }
 
-type op = window.Operator[string, int64, []int64, []int64]
+type op = window.Operator[string, int64, []int64]
 
 type subtask struct {
 	kgs backend.KeyGroupRange
@@ -68,6 +68,7 @@ type job struct {
 	assigner    window.Assigner
 	lateness    int64
 	incremental bool
+	list        bool // NewList instead of New with collect
 	subs        []*subtask
 	out         []result
 	late        []lateElem
@@ -121,9 +122,8 @@ func (j *job) addSubtask(kgs backend.KeyGroupRange, b *backend.Backend[string]) 
 	s := &subtask{kgs: kgs, b: b}
 	j.subs = append(j.subs, s)
 	j.t.Cleanup(func() { _ = b.Close() })
-	o, err := window.New(b, window.Options[string, int64, []int64, []int64]{
-		Assigner: j.assigner, Aggregate: collect{}, AccumulatorCodec: backend.JSON[[]int64](),
-		AllowedLateness: j.lateness,
+	opts := window.Options[string, int64, []int64]{
+		Assigner: j.assigner, AllowedLateness: j.lateness,
 		Emit: func(key string, w window.Window, vs []int64) error {
 			j.out = append(j.out, result{key, w, vs})
 			return nil
@@ -132,8 +132,13 @@ func (j *job) addSubtask(kgs backend.KeyGroupRange, b *backend.Backend[string]) 
 			j.late = append(j.late, lateElem{key, ts, v})
 			return nil
 		},
-	})
-	s.op = o
+	}
+	var err error
+	if j.list {
+		s.op, err = window.NewList(b, backend.Int64, opts)
+	} else {
+		s.op, err = window.New(b, collect{}, backend.JSON[[]int64](), opts)
+	}
 	return err
 }
 
@@ -232,12 +237,13 @@ func (j *job) restore(hs []snapshot.Handle, p int, wm int64) error {
 	return j.advance(wm)
 }
 
-// byWindow groups results by key and window, keeping their order.
+// byWindow groups results by key and window, keeping their order, each
+// result's values sorted (as NewList's are not).
 func byWindow(rs []result) map[string][][]int64 {
 	m := map[string][][]int64{}
 	for _, r := range rs {
 		k := r.key + " " + r.w.String()
-		m[k] = append(m[k], r.values)
+		m[k] = append(m[k], slices.Sorted(slices.Values(r.values)))
 	}
 	return m
 }

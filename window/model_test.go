@@ -25,7 +25,8 @@ var (
 // stream has elements of a few keys out of order by up to a bounded
 // disorder, watermarks trailing the latest timestamp by that disorder, and
 // some elements later than that, within the allowed lateness or beyond it.
-// A third of the way in the job is checkpointed; two thirds of the way in
+// The operators are New's with an aggregate function or NewList's, by
+// the seed. A third of the way in the job is checkpointed; two thirds of the way in
 // it is restored from that checkpoint at another parallelism (1 to 3
 // subtasks), given the checkpoint's watermark, and the elements since the
 // checkpoint are replayed, as a framework does after a failure. At the end
@@ -116,6 +117,7 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 	logf := func(format string, args ...any) { log = append(log, fmt.Sprintf(format, args...)) }
 
 	j := newJob(t, a, lateness, incremental)
+	j.list = rng.IntN(2) == 0
 	if err := j.open(p1); err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +125,8 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 	defer func() {
 		if t.Failed() {
 			tail := log[max(0, len(log)-40):]
-			t.Logf("seed %d: %s, lateness %d, disorder %d, parallelism %d then %d; the model emitted %d results (%d again after a late element) and dropped %d; last steps:\n%s",
-				seed, a, lateness, disorder, p1, p2, len(m.out), refires(m.out), len(m.late), strings.Join(tail, "\n"))
+			t.Logf("seed %d: %s, list %t, lateness %d, disorder %d, parallelism %d then %d; the model emitted %d results (%d again after a late element) and dropped %d; last steps:\n%s",
+				seed, a, j.list, lateness, disorder, p1, p2, len(m.out), refires(m.out), len(m.late), strings.Join(tail, "\n"))
 		}
 	}()
 	var (

@@ -10,27 +10,20 @@ import (
 // DefaultName is the operator name Options.Name defaults to.
 const DefaultName = "window"
 
-// Options configure an Operator. Assigner, Aggregate, AccumulatorCodec
+// Options configure an Operator, whichever function builds it. Assigner
 // and Emit are required.
-type Options[K, IN, ACC, OUT any] struct {
+type Options[K, IN, OUT any] struct {
 	// Name names the operator's states in the backend: "<Name>/contents"
-	// (an aggregating state in the window namespace), "<Name>/timers" (a
-	// timer service) and, for session windows, "<Name>/sessions". Two
-	// operators on one backend need two names, and a restored operator
-	// must have its name. Default: DefaultName.
+	// (an aggregating state for New, a list state for NewList, in the
+	// window namespace), "<Name>/timers" (a timer service) and, for
+	// session windows, "<Name>/sessions". Two operators on one backend
+	// need two names, and a restored operator must have its name and kind.
+	// Default: DefaultName.
 	Name string
 
 	// Assigner puts each element into its windows: Tumbling, Sliding or
 	// Session.
 	Assigner Assigner
-
-	// Aggregate folds a window's elements into an accumulator; its Result
-	// is emitted when the window fires, and Merge combines accumulators
-	// when session windows merge.
-	Aggregate backend.AggregateFunction[IN, ACC, OUT]
-
-	// AccumulatorCodec encodes the accumulator in the backend.
-	AccumulatorCodec backend.Codec[ACC]
 
 	// AllowedLateness is how long after a window's end (in timestamp
 	// units) its state is kept, as Flink's allowedLateness: an element for
@@ -38,10 +31,12 @@ type Options[K, IN, ACC, OUT any] struct {
 	// window fires again at once; a later one is dropped. Default: 0.
 	AllowedLateness int64
 
-	// Emit receives each result: the key, the window and the aggregate of
-	// its elements. It runs on the caller's goroutine inside Process or
+	// Emit receives each result: the key, the window and the window's
+	// result. It runs on the caller's goroutine inside Process or
 	// AdvanceWatermark and must not call the operator. An error stops the
-	// call that emitted and is returned by it. Required.
+	// call that emitted and is returned by it; a window whose timer fired
+	// it may then not fire again, so the task should fail over to its last
+	// checkpoint, as Flink's would. Required.
 	Emit func(key K, w Window, result OUT) error
 
 	// Late, if set, receives every element dropped because all its windows
@@ -76,12 +71,12 @@ type Stats struct {
 // An Operator is used from one goroutine, the backend's task goroutine,
 // and sets the backend's current key: a caller that also uses the backend
 // directly sets the key it wants after each call.
-type Operator[K, IN, ACC, OUT any] struct {
+type Operator[K, IN, OUT any] struct {
 	b        *backend.Backend[K]
 	name     string
 	assigner Assigner
 	lateness int64
-	contents *backend.Aggregating[K, Window, IN, ACC, OUT]
+	contents contents[IN, OUT]
 	timers   *backend.TimerService[K, Window]
 	sessions *backend.Value[K, backend.VoidNamespace, []mapping] // nil unless merging
 	emit     func(K, Window, OUT) error
@@ -91,40 +86,75 @@ type Operator[K, IN, ACC, OUT any] struct {
 	scratch  []Window
 }
 
-// New registers the operator's states in b (or finds them, after a reopen
-// or a restore) and returns the operator. Its watermark starts at
-// math.MinInt64. Invalid options are an error wrapping
-// backend.ErrInvalidArgument.
-func New[K, IN, ACC, OUT any](b *backend.Backend[K], opts Options[K, IN, ACC, OUT]) (*Operator[K, IN, ACC, OUT], error) {
+// New returns an operator that folds each window's elements with an
+// aggregate function, as Flink's WindowedStream.aggregate: the window's
+// state is one accumulator, encoded by accCodec, that each element is
+// added to, session windows merge with fn.Merge, and a firing emits
+// fn.Result. It registers the operator's states in b (or finds them, after
+// a reopen or a restore). Its watermark starts at math.MinInt64. Invalid
+// options are an error wrapping backend.ErrInvalidArgument.
+func New[K, IN, ACC, OUT any](b *backend.Backend[K], fn backend.AggregateFunction[IN, ACC, OUT], accCodec backend.Codec[ACC], opts Options[K, IN, OUT]) (*Operator[K, IN, OUT], error) {
+	o, err := newOperator(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fn == nil:
+		return nil, o.invalid("aggregate function is nil")
+	case accCodec == nil:
+		return nil, o.invalid("accumulator codec is nil")
+	}
+	agg, err := backend.GetAggregatingNS(b, Codec, backend.AggregatingDescriptor[IN, ACC, OUT]{
+		Name: o.name + "/contents", Codec: accCodec, Function: fn})
+	if err != nil {
+		return nil, o.wrap("register", err)
+	}
+	o.contents = aggContents[K, IN, ACC, OUT]{agg}
+	return o, nil
+}
+
+// NewList returns an operator that keeps every element of a window, in a
+// list state encoded by elemCodec, and emits them all when the window
+// fires, as Flink's WindowedStream.process: in the order they were added,
+// and for merged session windows, the merged windows' lists one after the
+// other. Adding an element never reads the list; each firing reads it
+// whole. Otherwise it is New.
+func NewList[K, IN any](b *backend.Backend[K], elemCodec backend.Codec[IN], opts Options[K, IN, []IN]) (*Operator[K, IN, []IN], error) {
+	o, err := newOperator(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	if elemCodec == nil {
+		return nil, o.invalid("element codec is nil")
+	}
+	list, err := backend.GetListNS(b, Codec, backend.ListDescriptor[IN]{Name: o.name + "/contents", Codec: elemCodec})
+	if err != nil {
+		return nil, o.wrap("register", err)
+	}
+	o.contents = listContents[K, IN]{list}
+	return o, nil
+}
+
+// newOperator checks opts and registers the timers and sessions.
+func newOperator[K, IN, OUT any](b *backend.Backend[K], opts Options[K, IN, OUT]) (*Operator[K, IN, OUT], error) {
 	name := opts.Name
 	if name == "" {
 		name = DefaultName
 	}
-	invalid := func(why string) error {
-		return fmt.Errorf("%w: window %q: %s", backend.ErrInvalidArgument, name, why)
-	}
+	o := &Operator[K, IN, OUT]{b: b, name: name, assigner: opts.Assigner, lateness: opts.AllowedLateness,
+		emit: opts.Emit, late: opts.Late, wm: math.MinInt64}
 	switch {
 	case b == nil:
-		return nil, invalid("backend is nil")
-	case opts.Aggregate == nil:
-		return nil, invalid("Aggregate is nil")
-	case opts.AccumulatorCodec == nil:
-		return nil, invalid("AccumulatorCodec is nil")
+		return nil, o.invalid("backend is nil")
 	case opts.Emit == nil:
-		return nil, invalid("Emit is nil")
+		return nil, o.invalid("Emit is nil")
 	case opts.AllowedLateness < 0:
-		return nil, invalid(fmt.Sprintf("AllowedLateness %d is negative", opts.AllowedLateness))
+		return nil, o.invalid(fmt.Sprintf("AllowedLateness %d is negative", opts.AllowedLateness))
 	}
 	if err := opts.Assigner.validate(); err != nil {
 		return nil, fmt.Errorf("window %q: %w", name, err)
 	}
-	o := &Operator[K, IN, ACC, OUT]{b: b, name: name, assigner: opts.Assigner, lateness: opts.AllowedLateness,
-		emit: opts.Emit, late: opts.Late, wm: math.MinInt64}
 	var err error
-	if o.contents, err = backend.GetAggregatingNS(b, Codec, backend.AggregatingDescriptor[IN, ACC, OUT]{
-		Name: name + "/contents", Codec: opts.AccumulatorCodec, Function: opts.Aggregate}); err != nil {
-		return nil, o.wrap("register", err)
-	}
 	if o.timers, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[Window]{
 		Name: name + "/timers", NamespaceCodec: Codec}); err != nil {
 		return nil, o.wrap("register", err)
@@ -138,24 +168,51 @@ func New[K, IN, ACC, OUT any](b *backend.Backend[K], opts Options[K, IN, ACC, OU
 	return o, nil
 }
 
+func (o *Operator[K, IN, OUT]) invalid(why string) error {
+	return fmt.Errorf("%w: window %q: %s", backend.ErrInvalidArgument, o.name, why)
+}
+
+// contents is a window's state: an aggregating state or a list state in
+// the window namespace.
+type contents[IN, OUT any] interface {
+	SetCurrentNamespace(Window) error
+	Add(IN) error
+	result() (OUT, bool, error)
+	Clear() error
+	MergeNamespaces(target Window, sources ...Window) error
+}
+
+type aggContents[K, IN, ACC, OUT any] struct {
+	*backend.Aggregating[K, Window, IN, ACC, OUT]
+}
+
+func (c aggContents[K, IN, ACC, OUT]) result() (OUT, bool, error) { return c.Get() }
+
+type listContents[K, IN any] struct{ *backend.List[K, Window, IN] }
+
+func (c listContents[K, IN]) result() ([]IN, bool, error) {
+	vs, err := c.Get()
+	return vs, len(vs) > 0, err
+}
+
 // Name returns the operator's name.
-func (o *Operator[K, IN, ACC, OUT]) Name() string { return o.name }
+func (o *Operator[K, IN, OUT]) Name() string { return o.name }
 
 // Stats returns the operator's counters.
-func (o *Operator[K, IN, ACC, OUT]) Stats() Stats { return o.stats }
+func (o *Operator[K, IN, OUT]) Stats() Stats { return o.stats }
 
 // CurrentWatermark returns the latest watermark given to
 // AdvanceWatermark, or math.MinInt64.
-func (o *Operator[K, IN, ACC, OUT]) CurrentWatermark() int64 { return o.wm }
+func (o *Operator[K, IN, OUT]) CurrentWatermark() int64 { return o.wm }
 
 // cleanupTime is when w's state is cleared: MaxTimestamp +
 // AllowedLateness, or math.MaxInt64 (never) if that overflows.
-func (o *Operator[K, IN, ACC, OUT]) cleanupTime(w Window) int64 {
+func (o *Operator[K, IN, OUT]) cleanupTime(w Window) int64 {
 	return addSat(w.MaxTimestamp(), o.lateness)
 }
 
 // isLate reports whether w's state would already have been cleared.
-func (o *Operator[K, IN, ACC, OUT]) isLate(w Window) bool {
+func (o *Operator[K, IN, OUT]) isLate(w Window) bool {
 	c := o.cleanupTime(w)
 	return c != math.MaxInt64 && c <= o.wm
 }
@@ -165,7 +222,7 @@ func (o *Operator[K, IN, ACC, OUT]) isLate(w Window) bool {
 // than the allowed lateness, fires again at once with the new result. An
 // element all of whose windows are past their lateness is dropped,
 // counted in Stats.LateDropped and given to Options.Late.
-func (o *Operator[K, IN, ACC, OUT]) Process(key K, value IN, ts int64) error {
+func (o *Operator[K, IN, OUT]) Process(key K, value IN, ts int64) error {
 	if err := o.b.SetCurrentKey(key); err != nil {
 		return o.wrap("process", err)
 	}
@@ -206,7 +263,7 @@ func (o *Operator[K, IN, ACC, OUT]) Process(key K, value IN, ts int64) error {
 
 // processMerging adds value to its session windows, merging them into the
 // key's windows in flight; it reports whether every window was late.
-func (o *Operator[K, IN, ACC, OUT]) processMerging(key K, value IN, ws []Window) (skipped bool, err error) {
+func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (skipped bool, err error) {
 	set, err := o.loadSet()
 	if err != nil {
 		return false, err
@@ -235,7 +292,7 @@ func (o *Operator[K, IN, ACC, OUT]) processMerging(key K, value IN, ws []Window)
 
 // merge moves the timers and contents of the windows a session merge
 // absorbed to the merged window.
-func (o *Operator[K, IN, ACC, OUT]) merge(result Window, merged []Window, state Window, from []Window) error {
+func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Window, from []Window) error {
 	if o.isLate(result) {
 		return fmt.Errorf("merged window %v would end before the watermark %d", result, o.wm)
 	}
@@ -255,7 +312,7 @@ func (o *Operator[K, IN, ACC, OUT]) merge(result Window, merged []Window, state 
 // add adds value to window w, whose contents live in namespace state,
 // fires w at once if the watermark has reached it, or else registers its
 // timer, and registers its cleanup timer.
-func (o *Operator[K, IN, ACC, OUT]) add(key K, value IN, w, state Window) error {
+func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.SetCurrentNamespace(state); err != nil {
 		return o.wrap("process", err)
 	}
@@ -279,7 +336,7 @@ func (o *Operator[K, IN, ACC, OUT]) add(key K, value IN, w, state Window) error 
 }
 
 // deleteTimers deletes w's firing and cleanup timers.
-func (o *Operator[K, IN, ACC, OUT]) deleteTimers(w Window) error {
+func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
 	if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
 		return err
 	}
@@ -291,8 +348,8 @@ func (o *Operator[K, IN, ACC, OUT]) deleteTimers(w Window) error {
 
 // fire emits w's result from the contents' current namespace, if it has
 // any.
-func (o *Operator[K, IN, ACC, OUT]) fire(key K, w Window) error {
-	out, found, err := o.contents.Get()
+func (o *Operator[K, IN, OUT]) fire(key K, w Window) error {
+	out, found, err := o.contents.result()
 	if err != nil {
 		return o.wrap("fire", err)
 	}
@@ -319,7 +376,7 @@ func (o *Operator[K, IN, ACC, OUT]) fire(key K, w Window) error {
 // subtasks when rescaling) and calls AdvanceWatermark with it before the
 // first element. Nothing fires then: every timer at or below a watermark
 // fired before the checkpoint was taken.
-func (o *Operator[K, IN, ACC, OUT]) AdvanceWatermark(wm int64) error {
+func (o *Operator[K, IN, OUT]) AdvanceWatermark(wm int64) error {
 	if wm <= o.wm {
 		return nil
 	}
@@ -332,7 +389,7 @@ func (o *Operator[K, IN, ACC, OUT]) AdvanceWatermark(wm int64) error {
 
 // onTimer handles a window's timer: at MaxTimestamp it fires the window,
 // at its cleanup time it clears it (both, with no lateness).
-func (o *Operator[K, IN, ACC, OUT]) onTimer(key K, w Window, ts int64) error {
+func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 	state := w
 	var set *mergingSet
 	if o.sessions != nil {
@@ -370,7 +427,7 @@ func (o *Operator[K, IN, ACC, OUT]) onTimer(key K, w Window, ts int64) error {
 	return nil
 }
 
-func (o *Operator[K, IN, ACC, OUT]) loadSet() (*mergingSet, error) {
+func (o *Operator[K, IN, OUT]) loadSet() (*mergingSet, error) {
 	m, _, err := o.sessions.Get()
 	if err != nil {
 		return nil, o.wrap("read sessions", err)
@@ -378,7 +435,7 @@ func (o *Operator[K, IN, ACC, OUT]) loadSet() (*mergingSet, error) {
 	return &mergingSet{m: m}, nil
 }
 
-func (o *Operator[K, IN, ACC, OUT]) saveSet(s *mergingSet) error {
+func (o *Operator[K, IN, OUT]) saveSet(s *mergingSet) error {
 	if !s.changed {
 		return nil
 	}
@@ -394,6 +451,6 @@ func (o *Operator[K, IN, ACC, OUT]) saveSet(s *mergingSet) error {
 	return nil
 }
 
-func (o *Operator[K, IN, ACC, OUT]) wrap(op string, err error) error {
+func (o *Operator[K, IN, OUT]) wrap(op string, err error) error {
 	return fmt.Errorf("window %q: %s: %w", o.name, op, err)
 }
