@@ -120,10 +120,10 @@ func (a Assigner) Assign(dst []Window, ts int64) ([]Window, error) {
 		return dst, tooFar()
 	}
 	last := ts - r
-	if last > math.MaxInt64-a.size || ts < math.MinInt64+a.size {
+	if last > math.MaxInt64-a.size {
 		return dst, tooFar()
 	}
-	for start := last; start > ts-a.size; start -= a.slide {
+	for start := last; ts-start < a.size; start -= a.slide {
 		dst = append(dst, Window{Start: start, End: start + a.size})
 		if start < math.MinInt64+a.slide {
 			break

@@ -223,14 +223,21 @@ func (o *Operator[K, IN, OUT]) isLate(w Window) bool {
 // element all of whose windows are past their lateness is dropped,
 // counted in Stats.LateDropped and given to Options.Late.
 func (o *Operator[K, IN, OUT]) Process(key K, value IN, ts int64) error {
+	if err := o.process(key, value, ts); err != nil {
+		return fmt.Errorf("window %q: %w", o.name, err)
+	}
+	return nil
+}
+
+func (o *Operator[K, IN, OUT]) process(key K, value IN, ts int64) error {
 	if err := o.b.SetCurrentKey(key); err != nil {
-		return o.wrap("process", err)
+		return wrapOp("process", err)
 	}
 	o.stats.Elements++
 	ws, err := o.assigner.Assign(o.scratch[:0], ts)
 	o.scratch = ws
 	if err != nil {
-		return fmt.Errorf("window %q: %w", o.name, err)
+		return err
 	}
 	skipped := true
 	if o.sessions != nil {
@@ -254,7 +261,7 @@ func (o *Operator[K, IN, OUT]) Process(key K, value IN, ts int64) error {
 		o.stats.LateDropped++
 		if o.late != nil {
 			if err := o.late(key, value, ts); err != nil {
-				return fmt.Errorf("window %q: late element at %d: %w", o.name, ts, err)
+				return fmt.Errorf("late element at %d: %w", ts, err)
 			}
 		}
 	}
@@ -272,7 +279,7 @@ func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (ski
 	for _, w := range ws {
 		actual, err := set.add(w, o.merge)
 		if err != nil {
-			return false, o.wrap("merge windows", err)
+			return false, wrapOp("merge windows", err)
 		}
 		if o.isLate(actual) {
 			set.retire(actual)
@@ -281,7 +288,7 @@ func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (ski
 		skipped = false
 		state, ok := set.stateWindow(actual)
 		if !ok {
-			return false, o.wrap("merge windows", fmt.Errorf("window %v has no state window", actual))
+			return false, wrapOp("merge windows", fmt.Errorf("window %v has no state window", actual))
 		}
 		if err := o.add(key, value, actual, state); err != nil {
 			return false, err
@@ -314,10 +321,10 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 // timer, and registers its cleanup timer.
 func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.SetCurrentNamespace(state); err != nil {
-		return o.wrap("process", err)
+		return wrapOp("process", err)
 	}
 	if err := o.contents.Add(value); err != nil {
-		return o.wrap("process", err)
+		return wrapOp("process", err)
 	}
 	if w.MaxTimestamp() <= o.wm {
 		o.stats.LateFired++
@@ -325,11 +332,11 @@ func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 			return err
 		}
 	} else if err := o.timers.RegisterEventTimeTimer(w, w.MaxTimestamp()); err != nil {
-		return o.wrap("process", err)
+		return wrapOp("process", err)
 	}
 	if c := o.cleanupTime(w); c != math.MaxInt64 {
 		if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
-			return o.wrap("process", err)
+			return wrapOp("process", err)
 		}
 	}
 	return nil
@@ -351,14 +358,14 @@ func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
 func (o *Operator[K, IN, OUT]) fire(key K, w Window) error {
 	out, found, err := o.contents.result()
 	if err != nil {
-		return o.wrap("fire", err)
+		return wrapOp("fire", err)
 	}
 	if !found {
 		return nil
 	}
 	o.stats.Fired++
 	if err := o.emit(key, w, out); err != nil {
-		return fmt.Errorf("window %q: emit %v: %w", o.name, w, err)
+		return fmt.Errorf("emit %v: %w", w, err)
 	}
 	return nil
 }
@@ -403,7 +410,7 @@ func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 		}
 	}
 	if err := o.contents.SetCurrentNamespace(state); err != nil {
-		return o.wrap("fire", err)
+		return wrapOp("fire", err)
 	}
 	if ts == w.MaxTimestamp() {
 		if err := o.fire(key, w); err != nil {
@@ -412,10 +419,10 @@ func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 	}
 	if ts == o.cleanupTime(w) {
 		if err := o.contents.Clear(); err != nil {
-			return o.wrap("clear", err)
+			return wrapOp("clear", err)
 		}
 		if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
-			return o.wrap("clear", err)
+			return wrapOp("clear", err)
 		}
 		if set != nil {
 			set.retire(w)
@@ -430,7 +437,7 @@ func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 func (o *Operator[K, IN, OUT]) loadSet() (*mergingSet, error) {
 	m, _, err := o.sessions.Get()
 	if err != nil {
-		return nil, o.wrap("read sessions", err)
+		return nil, wrapOp("read sessions", err)
 	}
 	return &mergingSet{m: m}, nil
 }
@@ -446,7 +453,7 @@ func (o *Operator[K, IN, OUT]) saveSet(s *mergingSet) error {
 		err = o.sessions.Update(s.m)
 	}
 	if err != nil {
-		return o.wrap("write sessions", err)
+		return wrapOp("write sessions", err)
 	}
 	return nil
 }
@@ -454,3 +461,7 @@ func (o *Operator[K, IN, OUT]) saveSet(s *mergingSet) error {
 func (o *Operator[K, IN, OUT]) wrap(op string, err error) error {
 	return fmt.Errorf("window %q: %s: %w", o.name, op, err)
 }
+
+// wrapOp wraps the error of an operation inside Process or a timer; the
+// public method adds the operator's name once.
+func wrapOp(op string, err error) error { return fmt.Errorf("%s: %w", op, err) }
