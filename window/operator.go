@@ -1,6 +1,7 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -291,6 +292,10 @@ func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (ski
 			return false, wrapOp("merge windows", fmt.Errorf("window %v has no state window", actual))
 		}
 		if err := o.add(key, value, actual, state); err != nil {
+			// The merges are written: keep the set that matches them.
+			if serr := o.saveSet(set); serr != nil {
+				return false, errors.Join(err, serr)
+			}
 			return false, err
 		}
 	}
