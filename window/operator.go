@@ -18,8 +18,9 @@ type Options[K, IN, OUT any] struct {
 	// (an aggregating state for New, a list state for NewList, in the
 	// window namespace), "<Name>/timers" (a timer service) and, for
 	// session windows, "<Name>/sessions". Two operators on one backend
-	// need two names, and a restored operator must have its name and kind.
-	// Default: DefaultName.
+	// need two names, and a restored operator must have its name, its
+	// kind (New or NewList) and its Assigner; a changed assigner leaves
+	// the old windows' state behind. Default: DefaultName.
 	Name string
 
 	// Assigner puts each element into its windows: Tumbling, Sliding or
@@ -30,6 +31,9 @@ type Options[K, IN, OUT any] struct {
 	// units) its state is kept, as Flink's allowedLateness: an element for
 	// a window the watermark has passed by less than this is added and the
 	// window fires again at once; a later one is dropped. Default: 0.
+	// It may change across a restore: windows in flight are then kept
+	// until the later of their old and new cleanup times, and take no
+	// elements after the new one.
 	AllowedLateness int64
 
 	// Emit receives each result: the key, the window and the window's
@@ -422,7 +426,16 @@ func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 			return err
 		}
 	}
-	if ts == o.cleanupTime(w) {
+	switch c := o.cleanupTime(w); {
+	case ts < c && ts != w.MaxTimestamp():
+		// The cleanup timer of a smaller AllowedLateness, before a
+		// restore that raised it: keep the window until the new one.
+		if c != math.MaxInt64 {
+			if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
+				return wrapOp("clear", err)
+			}
+		}
+	case ts >= c:
 		if err := o.contents.Clear(); err != nil {
 			return wrapOp("clear", err)
 		}
