@@ -31,9 +31,9 @@ type Options[K, IN, OUT any] struct {
 	// units) its state is kept, as Flink's allowedLateness: an element for
 	// a window the watermark has passed by less than this is added and the
 	// window fires again at once; a later one is dropped. Default: 0.
-	// It may change across a restore: windows in flight are then kept
-	// until the later of their old and new cleanup times, and take no
-	// elements after the new one.
+	// It may change across a restore: windows in flight then take
+	// elements until their new cleanup time, and their state is cleared
+	// between that time and the later of their old and new ones.
 	AllowedLateness int64
 
 	// Emit receives each result: the key, the window and the window's
