@@ -71,6 +71,9 @@
 //     registered. So a merge moves the contents of all but one of the
 //     windows it absorbs, and timers always belong to windows in flight.
 //
+// The bytes of the window namespace and of the session set are specified
+// in FORMAT.md beside this package.
+//
 // # Checkpoints and rescaling
 //
 // Everything the operator keeps between calls is keyed state and timers
