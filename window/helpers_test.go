@@ -215,8 +215,9 @@ func (j *job) checkpoint() ([]snapshot.Handle, error) {
 	return hs, nil
 }
 
-// restore closes every subtask and restores p from handles, then gives
-// them the watermark wm, as a framework that checkpointed it would.
+// restore closes every subtask and restores p from handles (nil: the
+// latest checkpoint, by backend.RestoreLatest), then gives them the
+// watermark wm, as a framework that checkpointed it would.
 func (j *job) restore(hs []snapshot.Handle, p int, wm int64) error {
 	for _, s := range j.subs {
 		if err := s.b.Close(); err != nil {
@@ -225,7 +226,13 @@ func (j *job) restore(hs []snapshot.Handle, p int, wm int64) error {
 	}
 	j.subs = nil
 	for _, kgs := range j.ranges(p) {
-		b, err := backend.Restore(context.Background(), backend.String, j.options(kgs), j.st, hs)
+		var b *backend.Backend[string]
+		var err error
+		if hs == nil {
+			b, _, err = backend.RestoreLatest(context.Background(), backend.String, j.options(kgs), j.st)
+		} else {
+			b, err = backend.Restore(context.Background(), backend.String, j.options(kgs), j.st, hs)
+		}
 		if err != nil {
 			return err
 		}
