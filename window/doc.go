@@ -84,8 +84,9 @@
 // create the operator again with the same name and options.
 //
 // What is not in the checkpoint: the watermark, and Stats. The timer
-// service does not store the watermark either (as in Flink), so a
-// restored operator starts at math.MinInt64, where no element is late
+// service does not store the watermark either (as in Flink; its
+// CurrentWatermark is math.MinInt64 after a restore), so a restored
+// operator starts at math.MinInt64, where no element is late
 // and nothing fires until the first watermark. A framework that wants
 // lateness judged across the restore checkpoints the watermark with its
 // operator state (when rescaling, the minimum of the old subtasks'
