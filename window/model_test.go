@@ -26,10 +26,10 @@ var (
 // disorder, watermarks trailing the latest timestamp by that disorder, and
 // some elements later than that, within the allowed lateness or beyond it.
 // The operators are New's with an aggregate function or NewList's, by
-// the seed. A third of the way in the job is checkpointed; two thirds of the way in
-// it is restored from that checkpoint at another parallelism (1 to 3
-// subtasks), given the checkpoint's watermark, and the elements since the
-// checkpoint are replayed, as a framework does after a failure. At the end
+// the seed. Twice, the job is checkpointed and, further on, restored from
+// that checkpoint at another parallelism (1 to 3 subtasks), given the
+// checkpoint's watermark, and the elements since the checkpoint are
+// replayed, as a framework does after a failure. At the end
 // a last watermark fires and clears every window. The results per key and
 // window, in order, the late elements and the dropped count must equal
 // the model's, and no timer may be left. A failure logs its seed; replay
@@ -111,54 +111,62 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 	lateness := []int64{0, 10, 30}[rng.IntN(3)]
 	disorder := int64(1 + rng.IntN(15))
 	stream := genStream(rng, n, disorder, lateness)
-	p1 := 1 + rng.IntN(3)
-	p2 := 1 + (p1+rng.IntN(2))%3 // another parallelism
-	cpAt, restoreAt := len(stream)/3, 2*len(stream)/3
+	// Two rounds of checkpoint then restore: each restore goes to another
+	// parallelism and replays the stream from its checkpoint, and the
+	// second checkpoints backends the first restored.
+	ps := []int{1 + rng.IntN(3)}
+	for range 2 {
+		ps = append(ps, 1+(ps[len(ps)-1]+rng.IntN(2))%3) // another parallelism
+	}
+	type round struct{ cpAt, restoreAt int }
+	rounds := []round{{len(stream) / 5, 2 * len(stream) / 5}, {3 * len(stream) / 5, 4 * len(stream) / 5}}
 	var log []string
 	logf := func(format string, args ...any) { log = append(log, fmt.Sprintf(format, args...)) }
 
 	j := newJob(t, a, lateness, incremental)
 	j.list = rng.IntN(2) == 0
-	if err := j.open(p1); err != nil {
+	if err := j.open(ps[0]); err != nil {
 		t.Fatal(err)
 	}
 	m := newModel(a, lateness)
 	defer func() {
 		if t.Failed() {
 			tail := log[max(0, len(log)-40):]
-			t.Logf("seed %d: %s, list %t, lateness %d, disorder %d, parallelism %d then %d; the model emitted %d results (%d again after a late element) and dropped %d; last steps:\n%s",
-				seed, a, j.list, lateness, disorder, p1, p2, len(m.out), refires(m.out), len(m.late), strings.Join(tail, "\n"))
+			t.Logf("seed %d: %s, list %t, lateness %d, disorder %d, parallelism %v; the model emitted %d results (%d again after a late element) and dropped %d; last steps:\n%s",
+				seed, a, j.list, lateness, disorder, ps, len(m.out), refires(m.out), len(m.late), strings.Join(tail, "\n"))
 		}
 	}()
 	var (
-		cp                   []snapshot.Handle
-		cpModel              *modelJob
-		cpOut, cpLate        int
-		cpWM                 int64
-		droppedBefore, cpDrp uint64
+		cp            []snapshot.Handle
+		cpModel       *modelJob
+		cpOut, cpLate int
+		cpWM          int64
+		droppedBefore uint64 // by the operators before the last restore
+		cpDropped     uint64
 	)
-	restored := false
+	r := 0 // the round in progress
 	for i := 0; i < len(stream); i++ {
-		if i == cpAt && cp == nil {
+		if r < len(rounds) && i == rounds[r].cpAt && cp == nil {
 			var err error
 			if cp, err = j.checkpoint(); err != nil {
 				t.Fatal(err)
 			}
-			cpModel, cpOut, cpLate, cpWM, cpDrp = m.clone(), len(j.out), len(j.late), j.wm, j.dropped()
+			cpModel, cpOut, cpLate, cpWM = m.clone(), len(j.out), len(j.late), j.wm
+			cpDropped = droppedBefore + j.dropped()
 			logf("%d: checkpoint %d at watermark %d", i, j.cpID, cpWM)
 		}
-		if i == restoreAt && !restored {
-			restored = true
-			logf("%d: restore at parallelism %d, replay from %d", i, p2, cpAt)
+		if r < len(rounds) && i == rounds[r].restoreAt {
+			logf("%d: restore checkpoint %d at parallelism %d, replay from %d", i, j.cpID, ps[r+1], rounds[r].cpAt)
 			j.out, j.late = j.out[:cpOut], j.late[:cpLate]
-			if err := j.restore(cp, p2, cpWM); err != nil {
+			if err := j.restore(cp, ps[r+1], cpWM); err != nil {
 				t.Fatal(err)
 			}
 			if len(j.out) != cpOut {
 				t.Fatalf("restoring the watermark %d emitted %v", cpWM, j.out[cpOut:])
 			}
-			m, droppedBefore = cpModel, cpDrp
-			i = cpAt
+			m, droppedBefore = cpModel, cpDropped
+			i, cp = rounds[r].cpAt, nil
+			r++
 		}
 		e := stream[i]
 		var err error
