@@ -50,7 +50,7 @@ type NewSeller struct {
 	Name       string
 }
 
-// Session is a q11 answer: a bidder's session (bids each less than the gap
+// Session is a q11 answer: a bidder's session (bids each at most the gap
 // after the previous one; End is the last bid's time plus the gap) and its
 // number of bids.
 type Session struct {
@@ -113,7 +113,7 @@ func Reference(q Queries, events []Event) Answers {
 				q7[w] = cand
 			}
 			ss := sessions[b.Bidder]
-			if n := len(ss); n > 0 && ts < ss[n-1].End {
+			if n := len(ss); n > 0 && ts <= ss[n-1].End {
 				ss[n-1].End = max(ss[n-1].End, ts+gap)
 				ss[n-1].Bids++
 			} else {
