@@ -109,7 +109,7 @@ func Reference(q Queries, events []Event) Answers {
 			}
 			w := windowStart(ts, size)
 			cand := HighestBid{Start: w, End: w + size, Auction: b.Auction, Bidder: b.Bidder, Price: b.Price}
-			if best, ok := q7[w]; !ok || higherBid(cand, best) {
+			if best, ok := q7[w]; !ok || HigherBid(cand, best) {
 				q7[w] = cand
 			}
 			ss := sessions[b.Bidder]
@@ -171,7 +171,8 @@ func Reference(q Queries, events []Event) Answers {
 	return a
 }
 
-// higherBid reports whether x beats y in q7.
-func higherBid(x, y HighestBid) bool {
+// HigherBid reports whether x beats y in q7: a higher price, then a smaller
+// auction id, then a smaller bidder id.
+func HigherBid(x, y HighestBid) bool {
 	return cmp.Or(cmp.Compare(y.Price, x.Price), cmp.Compare(x.Auction, y.Auction), cmp.Compare(x.Bidder, y.Bidder)) < 0
 }
