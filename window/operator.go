@@ -1,0 +1,467 @@
+package window
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pebblestate/pebblestate/backend"
+)
+
+// DefaultName is the operator name Options.Name defaults to.
+const DefaultName = "window"
+
+// Options configure an Operator, whichever function builds it. Assigner
+// and Emit are required.
+type Options[K, IN, OUT any] struct {
+	// Name names the operator's states in the backend: "<Name>/contents"
+	// (an aggregating state for New, a list state for NewList, in the
+	// window namespace), "<Name>/timers" (a timer service) and, for
+	// session windows, "<Name>/sessions". Two operators on one backend
+	// need two names, and a restored operator must have its name and kind.
+	// Default: DefaultName.
+	Name string
+
+	// Assigner puts each element into its windows: Tumbling, Sliding or
+	// Session.
+	Assigner Assigner
+
+	// AllowedLateness is how long after a window's end (in timestamp
+	// units) its state is kept, as Flink's allowedLateness: an element for
+	// a window the watermark has passed by less than this is added and the
+	// window fires again at once; a later one is dropped. Default: 0.
+	AllowedLateness int64
+
+	// Emit receives each result: the key, the window and the window's
+	// result. It runs on the caller's goroutine inside Process or
+	// AdvanceWatermark and must not call the operator. An error stops the
+	// call that emitted and is returned by it; a window whose timer fired
+	// it may then not fire again, so the task should fail over to its last
+	// checkpoint, as Flink's would. Required.
+	Emit func(key K, w Window, result OUT) error
+
+	// Late, if set, receives every element dropped because all its windows
+	// are past their allowed lateness (Flink's late side output), after
+	// Stats.LateDropped counts it. Default: nil, dropped elements are only
+	// counted.
+	Late func(key K, value IN, ts int64) error
+}
+
+// Stats counts an operator's work since New, in this process only (they
+// are not in checkpoints, like Flink's metrics).
+type Stats struct {
+	Elements    uint64 // elements given to Process
+	LateDropped uint64 // elements dropped: every window past its lateness
+	Fired       uint64 // results emitted, late firings included
+	LateFired   uint64 // results emitted at once for an element that arrived late
+}
+
+// Operator is an event-time window operator over one keyed backend, like
+// Flink's WindowOperator with its EventTimeTrigger: elements are
+// aggregated per key and window, each window fires once when the
+// watermark reaches its MaxTimestamp, again for each element that arrives
+// within the allowed lateness, and its state is cleared when the
+// watermark passes MaxTimestamp + AllowedLateness. Processing time is not
+// supported.
+//
+// Everything it keeps between calls is keyed state and timers in the
+// backend, so a checkpoint of the backend holds it and a restore at any
+// parallelism rescales it with its key groups. The watermark is not in
+// the checkpoint: see AdvanceWatermark.
+//
+// An Operator is used from one goroutine, the backend's task goroutine,
+// and sets the backend's current key: a caller that also uses the backend
+// directly sets the key it wants after each call.
+type Operator[K, IN, OUT any] struct {
+	b        *backend.Backend[K]
+	name     string
+	assigner Assigner
+	lateness int64
+	contents contents[IN, OUT]
+	timers   *backend.TimerService[K, Window]
+	sessions *backend.Value[K, backend.VoidNamespace, []mapping] // nil unless merging
+	emit     func(K, Window, OUT) error
+	late     func(K, IN, int64) error
+	wm       int64
+	stats    Stats
+	scratch  []Window
+}
+
+// New returns an operator that folds each window's elements with an
+// aggregate function, as Flink's WindowedStream.aggregate: the window's
+// state is one accumulator, encoded by accCodec, that each element is
+// added to, session windows merge with fn.Merge, and a firing emits
+// fn.Result. It registers the operator's states in b (or finds them, after
+// a reopen or a restore). Its watermark starts at math.MinInt64. Invalid
+// options are an error wrapping backend.ErrInvalidArgument.
+func New[K, IN, ACC, OUT any](b *backend.Backend[K], fn backend.AggregateFunction[IN, ACC, OUT], accCodec backend.Codec[ACC], opts Options[K, IN, OUT]) (*Operator[K, IN, OUT], error) {
+	o, err := newOperator(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fn == nil:
+		return nil, o.invalid("aggregate function is nil")
+	case accCodec == nil:
+		return nil, o.invalid("accumulator codec is nil")
+	}
+	agg, err := backend.GetAggregatingNS(b, Codec, backend.AggregatingDescriptor[IN, ACC, OUT]{
+		Name: o.name + "/contents", Codec: accCodec, Function: fn})
+	if err != nil {
+		return nil, o.wrap("register", err)
+	}
+	o.contents = aggContents[K, IN, ACC, OUT]{agg}
+	return o, nil
+}
+
+// NewList returns an operator that keeps every element of a window, in a
+// list state encoded by elemCodec, and emits them all when the window
+// fires, as Flink's WindowedStream.process: in the order they were added,
+// and for merged session windows, the merged windows' lists one after the
+// other. Adding an element never reads the list; each firing reads it
+// whole. Otherwise it is New.
+func NewList[K, IN any](b *backend.Backend[K], elemCodec backend.Codec[IN], opts Options[K, IN, []IN]) (*Operator[K, IN, []IN], error) {
+	o, err := newOperator(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	if elemCodec == nil {
+		return nil, o.invalid("element codec is nil")
+	}
+	list, err := backend.GetListNS(b, Codec, backend.ListDescriptor[IN]{Name: o.name + "/contents", Codec: elemCodec})
+	if err != nil {
+		return nil, o.wrap("register", err)
+	}
+	o.contents = listContents[K, IN]{list}
+	return o, nil
+}
+
+// newOperator checks opts and registers the timers and sessions.
+func newOperator[K, IN, OUT any](b *backend.Backend[K], opts Options[K, IN, OUT]) (*Operator[K, IN, OUT], error) {
+	name := opts.Name
+	if name == "" {
+		name = DefaultName
+	}
+	o := &Operator[K, IN, OUT]{b: b, name: name, assigner: opts.Assigner, lateness: opts.AllowedLateness,
+		emit: opts.Emit, late: opts.Late, wm: math.MinInt64}
+	switch {
+	case b == nil:
+		return nil, o.invalid("backend is nil")
+	case opts.Emit == nil:
+		return nil, o.invalid("Emit is nil")
+	case opts.AllowedLateness < 0:
+		return nil, o.invalid(fmt.Sprintf("AllowedLateness %d is negative", opts.AllowedLateness))
+	}
+	if err := opts.Assigner.validate(); err != nil {
+		return nil, fmt.Errorf("window %q: %w", name, err)
+	}
+	var err error
+	if o.timers, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[Window]{
+		Name: name + "/timers", NamespaceCodec: Codec}); err != nil {
+		return nil, o.wrap("register", err)
+	}
+	if o.assigner.Merging() {
+		if o.sessions, err = backend.GetValue(b, backend.ValueDescriptor[[]mapping]{
+			Name: name + "/sessions", Codec: setCodec{}}); err != nil {
+			return nil, o.wrap("register", err)
+		}
+	}
+	return o, nil
+}
+
+func (o *Operator[K, IN, OUT]) invalid(why string) error {
+	return fmt.Errorf("%w: window %q: %s", backend.ErrInvalidArgument, o.name, why)
+}
+
+// contents is a window's state: an aggregating state or a list state in
+// the window namespace.
+type contents[IN, OUT any] interface {
+	SetCurrentNamespace(Window) error
+	Add(IN) error
+	result() (OUT, bool, error)
+	Clear() error
+	MergeNamespaces(target Window, sources ...Window) error
+}
+
+type aggContents[K, IN, ACC, OUT any] struct {
+	*backend.Aggregating[K, Window, IN, ACC, OUT]
+}
+
+func (c aggContents[K, IN, ACC, OUT]) result() (OUT, bool, error) { return c.Get() }
+
+type listContents[K, IN any] struct{ *backend.List[K, Window, IN] }
+
+func (c listContents[K, IN]) result() ([]IN, bool, error) {
+	vs, err := c.Get()
+	return vs, len(vs) > 0, err
+}
+
+// Name returns the operator's name.
+func (o *Operator[K, IN, OUT]) Name() string { return o.name }
+
+// Stats returns the operator's counters.
+func (o *Operator[K, IN, OUT]) Stats() Stats { return o.stats }
+
+// CurrentWatermark returns the latest watermark given to
+// AdvanceWatermark, or math.MinInt64.
+func (o *Operator[K, IN, OUT]) CurrentWatermark() int64 { return o.wm }
+
+// cleanupTime is when w's state is cleared: MaxTimestamp +
+// AllowedLateness, or math.MaxInt64 (never) if that overflows.
+func (o *Operator[K, IN, OUT]) cleanupTime(w Window) int64 {
+	return addSat(w.MaxTimestamp(), o.lateness)
+}
+
+// isLate reports whether w's state would already have been cleared.
+func (o *Operator[K, IN, OUT]) isLate(w Window) bool {
+	c := o.cleanupTime(w)
+	return c != math.MaxInt64 && c <= o.wm
+}
+
+// Process adds value, with event timestamp ts, to the windows of key it
+// belongs to. A window the watermark already reached, but not by more
+// than the allowed lateness, fires again at once with the new result. An
+// element all of whose windows are past their lateness is dropped,
+// counted in Stats.LateDropped and given to Options.Late.
+func (o *Operator[K, IN, OUT]) Process(key K, value IN, ts int64) error {
+	if err := o.process(key, value, ts); err != nil {
+		return fmt.Errorf("window %q: %w", o.name, err)
+	}
+	return nil
+}
+
+func (o *Operator[K, IN, OUT]) process(key K, value IN, ts int64) error {
+	if err := o.b.SetCurrentKey(key); err != nil {
+		return wrapOp("process", err)
+	}
+	o.stats.Elements++
+	ws, err := o.assigner.Assign(o.scratch[:0], ts)
+	o.scratch = ws
+	if err != nil {
+		return err
+	}
+	skipped := true
+	if o.sessions != nil {
+		if skipped, err = o.processMerging(key, value, ws); err != nil {
+			return err
+		}
+	} else {
+		for _, w := range ws {
+			if o.isLate(w) {
+				continue
+			}
+			skipped = false
+			if err := o.add(key, value, w, w); err != nil {
+				return err
+			}
+		}
+	}
+	// An element is late when every window it could be in is: with
+	// ts <= MaxTimestamp, ts + lateness <= watermark says so.
+	if skipped && addSat(ts, o.lateness) <= o.wm {
+		o.stats.LateDropped++
+		if o.late != nil {
+			if err := o.late(key, value, ts); err != nil {
+				return fmt.Errorf("late element at %d: %w", ts, err)
+			}
+		}
+	}
+	return nil
+}
+
+// processMerging adds value to its session windows, merging them into the
+// key's windows in flight; it reports whether every window was late.
+func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (skipped bool, err error) {
+	set, err := o.loadSet()
+	if err != nil {
+		return false, err
+	}
+	skipped = true
+	for _, w := range ws {
+		actual, err := set.add(w, o.merge)
+		if err != nil {
+			return false, wrapOp("merge windows", err)
+		}
+		if o.isLate(actual) {
+			set.retire(actual)
+			continue
+		}
+		skipped = false
+		state, ok := set.stateWindow(actual)
+		if !ok {
+			return false, wrapOp("merge windows", fmt.Errorf("window %v has no state window", actual))
+		}
+		if err := o.add(key, value, actual, state); err != nil {
+			return false, err
+		}
+	}
+	return skipped, o.saveSet(set)
+}
+
+// merge moves the timers and contents of the windows a session merge
+// absorbed to the merged window.
+func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Window, from []Window) error {
+	if o.isLate(result) {
+		return fmt.Errorf("merged window %v would end before the watermark %d", result, o.wm)
+	}
+	if result.MaxTimestamp() > o.wm {
+		if err := o.timers.RegisterEventTimeTimer(result, result.MaxTimestamp()); err != nil {
+			return err
+		}
+	}
+	for _, m := range merged {
+		if err := o.deleteTimers(m); err != nil {
+			return err
+		}
+	}
+	return o.contents.MergeNamespaces(state, from...)
+}
+
+// add adds value to window w, whose contents live in namespace state,
+// fires w at once if the watermark has reached it, or else registers its
+// timer, and registers its cleanup timer.
+func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
+	if err := o.contents.SetCurrentNamespace(state); err != nil {
+		return wrapOp("process", err)
+	}
+	if err := o.contents.Add(value); err != nil {
+		return wrapOp("process", err)
+	}
+	if w.MaxTimestamp() <= o.wm {
+		o.stats.LateFired++
+		if err := o.fire(key, w); err != nil {
+			return err
+		}
+	} else if err := o.timers.RegisterEventTimeTimer(w, w.MaxTimestamp()); err != nil {
+		return wrapOp("process", err)
+	}
+	if c := o.cleanupTime(w); c != math.MaxInt64 {
+		if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
+			return wrapOp("process", err)
+		}
+	}
+	return nil
+}
+
+// deleteTimers deletes w's firing and cleanup timers.
+func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
+	if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
+		return err
+	}
+	if c := o.cleanupTime(w); c != math.MaxInt64 && c != w.MaxTimestamp() {
+		return o.timers.DeleteEventTimeTimer(w, c)
+	}
+	return nil
+}
+
+// fire emits w's result from the contents' current namespace, if it has
+// any.
+func (o *Operator[K, IN, OUT]) fire(key K, w Window) error {
+	out, found, err := o.contents.result()
+	if err != nil {
+		return wrapOp("fire", err)
+	}
+	if !found {
+		return nil
+	}
+	o.stats.Fired++
+	if err := o.emit(key, w, out); err != nil {
+		return fmt.Errorf("emit %v: %w", w, err)
+	}
+	return nil
+}
+
+// AdvanceWatermark advances the watermark to wm and fires, in timestamp
+// order, every window whose MaxTimestamp it reaches, then clears every
+// window whose MaxTimestamp + AllowedLateness it reaches. A watermark not
+// later than the current one does nothing.
+//
+// The watermark is not keyed state and is not in the backend's
+// checkpoints (as in Flink). After a restore it starts at math.MinInt64,
+// so no element is late until the first watermark; a framework that
+// wants lateness judged across the restore checkpoints the watermark
+// itself (in operator state, say, taking the minimum over the old
+// subtasks when rescaling) and calls AdvanceWatermark with it before the
+// first element. Nothing fires then: every timer at or below a watermark
+// fired before the checkpoint was taken.
+func (o *Operator[K, IN, OUT]) AdvanceWatermark(wm int64) error {
+	if wm <= o.wm {
+		return nil
+	}
+	o.wm = wm
+	if err := o.timers.AdvanceWatermark(wm, o.onTimer); err != nil {
+		return o.wrap("advance watermark", err)
+	}
+	return nil
+}
+
+// onTimer handles a window's timer: at MaxTimestamp it fires the window,
+// at its cleanup time it clears it (both, with no lateness).
+func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
+	state := w
+	var set *mergingSet
+	if o.sessions != nil {
+		var err error
+		if set, err = o.loadSet(); err != nil {
+			return err
+		}
+		var ok bool
+		if state, ok = set.stateWindow(w); !ok {
+			return nil // merged away; its timers were deleted then
+		}
+	}
+	if err := o.contents.SetCurrentNamespace(state); err != nil {
+		return wrapOp("fire", err)
+	}
+	if ts == w.MaxTimestamp() {
+		if err := o.fire(key, w); err != nil {
+			return err
+		}
+	}
+	if ts == o.cleanupTime(w) {
+		if err := o.contents.Clear(); err != nil {
+			return wrapOp("clear", err)
+		}
+		if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
+			return wrapOp("clear", err)
+		}
+		if set != nil {
+			set.retire(w)
+		}
+	}
+	if set != nil {
+		return o.saveSet(set)
+	}
+	return nil
+}
+
+func (o *Operator[K, IN, OUT]) loadSet() (*mergingSet, error) {
+	m, _, err := o.sessions.Get()
+	if err != nil {
+		return nil, wrapOp("read sessions", err)
+	}
+	return &mergingSet{m: m}, nil
+}
+
+func (o *Operator[K, IN, OUT]) saveSet(s *mergingSet) error {
+	if !s.changed {
+		return nil
+	}
+	var err error
+	if len(s.m) == 0 {
+		err = o.sessions.Clear()
+	} else {
+		err = o.sessions.Update(s.m)
+	}
+	if err != nil {
+		return wrapOp("write sessions", err)
+	}
+	return nil
+}
+
+func (o *Operator[K, IN, OUT]) wrap(op string, err error) error {
+	return fmt.Errorf("window %q: %s: %w", o.name, op, err)
+}
+
+// wrapOp wraps the error of an operation inside Process or a timer; the
+// public method adds the operator's name once.
+func wrapOp(op string, err error) error { return fmt.Errorf("%s: %w", op, err) }
