@@ -44,13 +44,16 @@ import (
 //     checkpoints are in flight; Trigger fails with ErrTooManyInFlight
 //     beyond.
 //  2. Each subtask, at its barrier, on its own thread, takes the
-//     synchronous part of its snapshot (Backend.Snapshot(id, Storage))
-//     and hands it over with Acknowledge, which returns at once; or, if it
+//     synchronous part of its snapshot (Backend.Snapshot(id, Storage),
+//     and opstate.State.Snapshot for its operator state, if any: every
+//     subtask of an operator with operator state must hand some in) and
+//     hands it over with Acknowledge, which returns at once; or, if it
 //     cannot, calls Decline, which aborts the checkpoint. The coordinator
 //     owns what it was handed from then on, even when Acknowledge fails
 //     (it was released). Every subtask of every operator must report.
 //  3. The coordinator runs each asynchronous part on a goroutine of its
-//     own as it arrives. When every subtask has reported and every part
+//     own as it arrives (the keyed snapshot, then the write of the
+//     operator state). When every subtask has reported and every part
 //     has run, it commits the metadata (snapshot.Commit, which checks
 //     every operator's key-group coverage), aborts the in-flight
 //     checkpoints older than it (they are subsumed), notifies every

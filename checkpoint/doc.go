@@ -20,6 +20,18 @@
 //	stats, err := c.Checkpoint(ctx) // as often as wanted
 //	err = c.Close()
 //
+// A subtask with operator state (package opstate: named lists split or
+// unioned on a rescale, and positions per key group, such as a source's
+// offsets) is an OperatorParticipant: its operator state, filled at each
+// barrier, is written beside the keyed state and committed in the same
+// _metadata, so the offsets and the state they produced are one
+// checkpoint:
+//
+//	st, _ := opstate.New(maxParallelism, parallelism, index)
+//	p := checkpoint.OperatorParticipant(b, st, func(st *opstate.State) error {
+//		return st.SetPositionInt64(partition, offset)
+//	})
+//
 // A framework whose subtasks run on their own goroutines uses Trigger,
 // Acknowledge and Decline instead of Checkpoint; the Coordinator's doc is
 // the contract. Every checkpoint reports Stats: per subtask, the
@@ -28,9 +40,10 @@
 //
 // To restart a job, LatestCheckpoint picks the newest checkpoint that
 // verifies and checks that the job claims all its state; restore each
-// backend from it (Restored.BackendOptions, backend.Restore) at any
-// parallelism, and pass it to the new coordinator as Options.Restored, so
-// that ids continue above it.
+// backend from it (Restored.BackendOptions, backend.Restore) and each
+// subtask's operator state (Restored.OperatorState) at any parallelism,
+// and pass it to the new coordinator as Options.Restored, so that ids
+// continue above it.
 //
 // # Caveats
 //
@@ -39,6 +52,6 @@
 // coordinated job does not call. The coordinator is the only committer of
 // its storage: two coordinators, or a coordinator and Backend.Checkpoint,
 // on one root fence each other only as far as snapshot.Commit's exclusive
-// create does. Operator state (non-keyed state per subtask) is not part of
-// a checkpoint yet; SubtaskState is where it will go.
+// create does. Operator state is held in memory and copied whole at every
+// barrier: it is for offsets and splits, not for large state.
 package checkpoint

@@ -218,7 +218,8 @@ func onDisk(t testing.TB, root string) []string {
 }
 
 // referenced lists what the completed checkpoints in st need: their
-// metadata, files and shared files, and the directories holding them.
+// metadata, files, shared files and operator state files, and the
+// directories holding them.
 func referenced(t testing.TB, st *snapshot.Local) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -243,6 +244,9 @@ func referenced(t testing.TB, st *snapshot.Local) []string {
 			for _, f := range h.Shared {
 				addFile(f.Name)
 			}
+		}
+		for _, r := range cp.OperatorStates {
+			addFile(r.Name)
 		}
 	}
 	var out []string

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/opstate"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -32,14 +33,16 @@ var _ AsyncPart = (*backend.AsyncSnapshot)(nil)
 
 // SubtaskState is what a subtask hands the coordinator at its barrier:
 // the synchronous parts of its snapshots, already taken.
-//
-// Operator state (non-keyed state per subtask, issue 13 item 2) will be a
-// second field here, committed in the same checkpoint; a subtask that has
-// only keyed state will not change.
 type SubtaskState struct {
 	// Keyed is the subtask's keyed snapshot, or nil if the subtask has no
 	// keyed state (then it contributes no handle).
 	Keyed AsyncPart
+	// Operator is the subtask's operator state as of the barrier
+	// (opstate.State.Snapshot), or nil if it has none. Its parallelism and
+	// index must be the subtask's. The coordinator writes it in the
+	// asynchronous part and commits it in the same metadata as the keyed
+	// handles; an abort deletes it.
+	Operator *opstate.Snapshot
 	// SyncDuration is how long the synchronous part took, as measured by
 	// the caller; it is reported in the checkpoint's Stats. Checkpoint
 	// fills it in.
@@ -57,7 +60,7 @@ func (s SubtaskState) release() {
 // snapshot's synchronous part (only Coordinator.Checkpoint calls
 // SnapshotState; a framework that acknowledges from its own threads takes
 // it itself) and hears how each checkpoint ended. KeyedParticipant turns a
-// backend into one.
+// backend into one, OperatorParticipant a backend and operator state.
 //
 // The notifications come from the coordinator's goroutines, never two at
 // once for one checkpoint; a backend's are safe beside its task's state
@@ -104,4 +107,57 @@ func (k keyed) NotifyCheckpointComplete(id int64) error { return k.b.NotifyCheck
 
 func (k keyed) NotifyCheckpointAborted(ctx context.Context, id int64, st snapshot.Storage) error {
 	return k.b.NotifyCheckpointAborted(ctx, id, st)
+}
+
+// OperatorParticipant returns the Participant of a subtask with operator
+// state st and, unless b is nil, keyed state in b. At each barrier it
+// calls fill (if not nil) to bring st up to date, such as with the
+// offsets a source reached, then takes st's snapshot and b's. st must be
+// of the subtask's index and its operator's parallelism; make it with
+// opstate.New, or restore it with Restored.OperatorState.
+func OperatorParticipant(b KeyedBackend, st *opstate.State, fill func(*opstate.State) error) Participant {
+	return withOperator{b: b, st: st, fill: fill}
+}
+
+type withOperator struct {
+	b    KeyedBackend
+	st   *opstate.State
+	fill func(*opstate.State) error
+}
+
+func (w withOperator) SnapshotState(id int64, st snapshot.Storage) (SubtaskState, error) {
+	if w.st == nil {
+		return SubtaskState{}, fmt.Errorf("no operator state")
+	}
+	if w.fill != nil {
+		if err := w.fill(w.st); err != nil {
+			return SubtaskState{}, fmt.Errorf("fill operator state: %w", err)
+		}
+	}
+	op, err := w.st.Snapshot()
+	if err != nil {
+		return SubtaskState{}, err
+	}
+	if w.b == nil {
+		return SubtaskState{Operator: op}, nil
+	}
+	s, err := w.b.Snapshot(id, st)
+	if err != nil {
+		return SubtaskState{}, err
+	}
+	return SubtaskState{Keyed: s, Operator: op}, nil
+}
+
+func (w withOperator) NotifyCheckpointComplete(id int64) error {
+	if w.b == nil {
+		return nil
+	}
+	return w.b.NotifyCheckpointComplete(id)
+}
+
+func (w withOperator) NotifyCheckpointAborted(ctx context.Context, id int64, st snapshot.Storage) error {
+	if w.b == nil {
+		return nil
+	}
+	return w.b.NotifyCheckpointAborted(ctx, id, st)
 }

@@ -40,6 +40,7 @@ type Pending struct {
 	state     pendingState
 	reported  []bool
 	handles   []*snapshot.Handle
+	ops       []*snapshot.OperatorStateRef // operator state written
 	sync      []time.Duration
 	async     []time.Duration
 	nReported int
@@ -58,6 +59,7 @@ func newPending(c *Coordinator, ctx context.Context, id int64) *Pending {
 		done:      make(chan struct{}),
 		reported:  make([]bool, n),
 		handles:   make([]*snapshot.Handle, n),
+		ops:       make([]*snapshot.OperatorStateRef, n),
 		sync:      make([]time.Duration, n),
 		async:     make([]time.Duration, n),
 	}
@@ -112,11 +114,11 @@ func (p *Pending) Acknowledge(s Subtask, state SubtaskState) error {
 	p.reported[i] = true
 	p.nReported++
 	p.sync[i] = state.SyncDuration
-	if state.Keyed != nil {
+	if state.Keyed != nil || state.Operator != nil {
 		p.running++
 		p.runs.Add(1)
 		c.mu.Unlock()
-		go p.run(i, state.Keyed)
+		go p.run(i, state)
 		return nil
 	}
 	ready := p.readyLocked()
@@ -157,21 +159,49 @@ func (p *Pending) readyLocked() bool {
 	return true
 }
 
-// run runs subtask i's asynchronous part.
-func (p *Pending) run(i int, part AsyncPart) {
+// run runs subtask i's asynchronous parts: its keyed snapshot, then the
+// write of its operator state.
+func (p *Pending) run(i int, state SubtaskState) {
 	c := p.c
 	s := c.subtasks[i]
 	start := c.opts.now()
-	h, err := part.Run(p.ctx)
-	d := c.since(start)
-	if err == nil && h.Operator != s.Operator {
-		err = fmt.Errorf("handle is of operator %q", h.Operator)
+	var (
+		h   *snapshot.Handle
+		ref *snapshot.OperatorStateRef
+		err error
+	)
+	if op := state.Operator; op != nil {
+		if n := c.parallelism(s.Operator); op.Index() != s.Index || op.Parallelism() != n {
+			err = fmt.Errorf("operator state is of subtask %d of %d, not %d of %d", op.Index(), op.Parallelism(), s.Index, n)
+		}
 	}
+	if state.Keyed != nil {
+		if err != nil {
+			state.Keyed.Release()
+		} else {
+			var kh snapshot.Handle
+			if kh, err = state.Keyed.Run(p.ctx); err == nil && kh.Operator != s.Operator {
+				err = fmt.Errorf("handle is of operator %q", kh.Operator)
+			}
+			h = &kh
+		}
+	}
+	if err == nil && state.Operator != nil {
+		var r snapshot.OperatorStateRef
+		if r, err = state.Operator.Write(p.ctx, c.st, p.id, s.Operator); err == nil {
+			ref = &r
+		}
+	}
+	d := c.since(start)
 	c.mu.Lock()
 	p.running--
 	ready := false
+	p.ops[i] = ref // to delete on abort
 	if err == nil {
-		p.handles[i], p.async[i] = &h, d
+		if state.Keyed != nil {
+			p.handles[i] = h
+		}
+		p.async[i] = d
 		ready = p.readyLocked()
 	}
 	c.mu.Unlock()
@@ -211,6 +241,13 @@ func (p *Pending) abort(cause error) {
 			errs = append(errs, fmt.Errorf("%v: %w", c.subtasks[i], err))
 		}
 	}
+	for i, ref := range p.ops { // every part returned: no writer left
+		if ref != nil {
+			if err := c.st.Delete(ctx, ref.Name); err != nil {
+				errs = append(errs, fmt.Errorf("%v: delete operator state: %w", c.subtasks[i], err))
+			}
+		}
+	}
 	if err := c.removeTemp(ctx, p.id); err != nil {
 		errs = append(errs, err)
 	}
@@ -233,6 +270,11 @@ func (p *Pending) commit() {
 	for _, h := range p.handles {
 		if h != nil {
 			cp.Handles = append(cp.Handles, *h)
+		}
+	}
+	for _, r := range p.ops {
+		if r != nil {
+			cp.OperatorStates = append(cp.OperatorStates, *r)
 		}
 	}
 	c.mu.Unlock()
@@ -284,7 +326,8 @@ func (p *Pending) commit() {
 // not count: it must hold cp's handles.
 func committedAnyway(ctx context.Context, st snapshot.Storage, cp *snapshot.Checkpoint) bool {
 	got, err := snapshot.Load(ctx, st, cp.ID)
-	if err != nil || len(got.Handles) != len(cp.Handles) {
+	if err != nil || len(got.Handles) != len(cp.Handles) ||
+		!slices.EqualFunc(got.OperatorStates, cp.OperatorStates, func(a, b snapshot.OperatorStateRef) bool { return a.Name == b.Name }) {
 		return false
 	}
 	for i, h := range cp.Handles {
@@ -312,6 +355,10 @@ func (p *Pending) end(completed bool, err error, rep *snapshot.Report) {
 		if h := p.handles[i]; h != nil {
 			ss.CheckpointedSize, ss.StateSize = h.CheckpointedSize, h.StateSize
 		}
+		if r := p.ops[i]; r != nil {
+			ss.CheckpointedSize += r.Size
+			ss.StateSize += r.Size
+		}
 		st.CheckpointedSize += ss.CheckpointedSize
 		st.StateSize += ss.StateSize
 		st.Subtasks = append(st.Subtasks, ss)
@@ -327,4 +374,15 @@ func (p *Pending) end(completed bool, err error, rep *snapshot.Report) {
 		c.opts.OnReport(st)
 	}
 	close(p.done)
+}
+
+// parallelism returns the number of subtasks of operator.
+func (c *Coordinator) parallelism(operator string) int {
+	n := 0
+	for _, s := range c.subtasks {
+		if s.Operator == operator {
+			n++
+		}
+	}
+	return n
 }

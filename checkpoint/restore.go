@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/opstate"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -60,9 +61,10 @@ func LatestCheckpoint(ctx context.Context, st snapshot.Storage, opts RestoreOpti
 	return &Restored{Storage: st, Checkpoint: cp, Skipped: skipped, AllowNonRestoredState: opts.AllowNonRestoredState, Mode: opts.Mode}, nil
 }
 
-// HasState reports whether the checkpoint holds state of operator. An
-// operator without is new to the job: its backends are opened empty
+// HasState reports whether the checkpoint holds keyed state of operator.
+// An operator without is new to the job: its backends are opened empty
 // (backend.Open), since a restore that finds nothing is an error.
+// HasOperatorState is its counterpart for operator state.
 func (r *Restored) HasState(operator string) bool {
 	return slices.Contains(snapshot.Operators(r.Checkpoint), operator)
 }
@@ -88,4 +90,23 @@ func (r *Restored) BackendOptions(opts backend.Options, operator string, index, 
 	}
 	opts.Operator, opts.MaxParallelism, opts.KeyGroups, opts.RestoreMode = operator, mp, kg, r.Mode
 	return opts, nil
+}
+
+// HasOperatorState reports whether the checkpoint holds operator state of
+// operator. An operator without starts its subtasks' operator state empty
+// (opstate.New).
+func (r *Restored) HasOperatorState(operator string) bool {
+	return slices.Contains(snapshot.OperatorStateOperators(r.Checkpoint), operator)
+}
+
+// OperatorState returns the operator state of subtask index of operator
+// at parallelism, redistributed from the checkpoint (opstate.Restore):
+// split lists dealt out, union lists whole, positions of the subtask's key
+// groups. It works at any parallelism up to the max parallelism the
+// positions were kept by, which the state keeps. It reads and verifies
+// every file of the operator's state (damage is snapshot.ErrCorrupt
+// naming the file); an operator without operator state in the
+// checkpoint is snapshot.ErrIncomplete.
+func (r *Restored) OperatorState(ctx context.Context, operator string, index, parallelism int) (*opstate.State, error) {
+	return opstate.Restore(ctx, r.Storage, r.Checkpoint, operator, parallelism, index)
 }

@@ -44,9 +44,9 @@ type SubtaskStats struct {
 	AsyncDuration time.Duration
 	// CheckpointedSize is the bytes written for this checkpoint
 	// (snapshot.Handle.CheckpointedSize): for an incremental snapshot, the
-	// new uploads only.
+	// new uploads only; plus the operator state file, if any.
 	CheckpointedSize int64
 	// StateSize is the full size of the state the handle refers to
-	// (snapshot.Handle.StateSize).
+	// (snapshot.Handle.StateSize), plus the operator state file, if any.
 	StateSize int64
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // CheckClaimed checks, when a job starts from checkpoint cp, that every
-// operator with state in cp is one of operators, the operators of the
-// job. State of an operator the job does not run would be silently lost,
+// operator with state in cp (keyed state in handles, or operator state)
+// is one of operators, the operators of the job. State of an operator the job does not run would be silently lost,
 // so that is ErrNonRestoredState, naming the unclaimed operators, unless
 // allowNonRestored is set (Flink's --allowNonRestoredState): then that
 // state is left behind on purpose and CheckClaimed returns nil.
@@ -23,7 +23,9 @@ func CheckClaimed(cp *Checkpoint, operators []string, allowNonRestored bool) err
 		return errors.New("check claimed state: no checkpoint")
 	}
 	var unclaimed []string
-	for _, op := range Operators(cp) {
+	held := append(Operators(cp), OperatorStateOperators(cp)...)
+	slices.Sort(held)
+	for _, op := range slices.Compact(held) {
 		if !slices.Contains(operators, op) {
 			unclaimed = append(unclaimed, op)
 		}
@@ -35,7 +37,8 @@ func CheckClaimed(cp *Checkpoint, operators []string, allowNonRestored bool) err
 		ErrNonRestoredState, cp.ID, quoteAll(unclaimed))
 }
 
-// Operators returns the operators with handles in cp, sorted.
+// Operators returns the operators with handles (keyed state) in cp,
+// sorted; OperatorStateOperators returns those with operator state.
 func Operators(cp *Checkpoint) []string {
 	if cp == nil {
 		return nil

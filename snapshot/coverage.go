@@ -13,7 +13,10 @@ import (
 //   - every handle is valid (Handle.Validate, which checks its file names)
 //     and belongs to this checkpoint: its CheckpointID is cp.ID;
 //   - per operator, the handles agree on the max parallelism and hold every
-//     key group of [0, max parallelism) exactly once.
+//     key group of [0, max parallelism) exactly once;
+//   - the operator state references are valid, name distinct files in
+//     the checkpoint's directory, and per operator agree on the
+//     parallelism and max parallelism and hold every subtask exactly once.
 //
 // A key group in no handle is ErrIncomplete; one in two handles, handles
 // disagreeing on max parallelism, or a handle of another checkpoint is
@@ -46,7 +49,7 @@ func (cp *Checkpoint) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return cp.validateOperatorStates()
 }
 
 // CheckCovers reports whether the checkpoint can restore key groups

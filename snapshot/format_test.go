@@ -12,6 +12,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/formatdoc"
+	"github.com/pebblestate/pebblestate/opstate"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -156,6 +157,38 @@ func layoutPatterns(t *testing.T, doc []byte) map[string]*regexp.Regexp {
 	return pats
 }
 
+// TestFormatOperatorStatesExample checks FORMAT.md's example of the
+// operator_states section against the encoder: it is the section of a
+// valid version-2 checkpoint, byte for byte.
+func TestFormatOperatorStatesExample(t *testing.T) {
+	ref := func(i int, writer string, size int64) snapshot.OperatorStateRef {
+		return snapshot.OperatorStateRef{Operator: "clicks", Subtask: i, Parallelism: 2, MaxParallelism: 4,
+			FileRef: snapshot.FileRef{Name: opstate.FileName(7, writer), Size: size, CRC32C: 0xabcd0001 + uint32(i)}}
+	}
+	cp := &snapshot.Checkpoint{ID: 7, OperatorStates: []snapshot.OperatorStateRef{
+		ref(0, "6a09e667f3bcc908b2fb1366ea957d3e", 85), ref(1, "3c6ef372fe94f82ba54ff53a5f1d36f1", 46),
+	}}
+	enc, err := snapshot.EncodeMetadata(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := formatdoc.Block(readFormatDoc(t), "metadata-operator-states")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := formatdoc.JSON("{" + block + "}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc = doc[1 : len(doc)-1]
+	if !bytes.Contains(enc, doc) || enc[11] != snapshot.MetadataVersionOperatorState {
+		t.Fatalf("FORMAT.md's metadata-operator-states is out of date; the encoder writes version %d:\n%s", enc[11], enc[20:len(enc)-4])
+	}
+	if _, err := snapshot.DecodeMetadata(snapshot.MetadataPath(7), enc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFormatLayout takes real full and incremental checkpoints into one
 // root and checks that every file in it has a name FORMAT.md's layout
 // block shows, that every name there occurs, and that the worked example's
@@ -198,6 +231,18 @@ func TestFormatLayout(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// And an operator subtask's operator state.
+	ops, err := opstate.New(4, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := ops.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Write(ctx, st, id, "source"); err != nil {
+		t.Fatal(err)
 	}
 	names, err := st.List(ctx, "")
 	if err != nil {

@@ -39,6 +39,11 @@ func FuzzDecodeMetadata(f *testing.F) {
 	f.Add([]byte(`null`), true)
 	unsafe, _ := json.Marshal(nameCheckpoint())
 	f.Add(unsafe, true)
+	withOp, _ := json.Marshal(withOperatorState(sampleCheckpoint(7)))
+	f.Add(withOp, true)
+	f.Add(mustEncode(f, withOperatorState(sampleCheckpoint(7))), false)
+	f.Add([]byte(`{"id":7,"operator_states":[{"operator":"src","subtask":1,"parallelism":2,"max_parallelism":4,"name":"chk-7/op-a.dat"}]}`), true)
+	f.Add([]byte(`{"id":7,"operator_states":[{"operator":"src","subtask":0,"parallelism":1,"max_parallelism":4,"name":"chk-7/../x"}]}`), true)
 	for _, c := range unsafeNameCases("/etc/passwd") {
 		cp := nameCheckpoint()
 		c.set(&cp.Handles[0], c.value)
@@ -122,5 +127,8 @@ func assertSafeNames(t *testing.T, cp *snapshot.Checkpoint) {
 			inside(f.Name, "shared/")
 			base(f.LocalName)
 		}
+	}
+	for _, r := range cp.OperatorStates {
+		inside(r.Name, fmt.Sprintf("chk-%d/", cp.ID))
 	}
 }

@@ -11,8 +11,10 @@ import (
 // MetadataName is the name of a checkpoint's metadata file in its directory.
 const MetadataName = "_metadata"
 
-// MetadataVersion is the version of the metadata this package writes.
-const MetadataVersion = 1
+// MetadataVersion is the newest version of the metadata this package
+// writes and reads. A checkpoint is written as version 1 unless it holds
+// operator state (MetadataVersionOperatorState).
+const MetadataVersion = 2
 
 // metadataMagic starts every metadata file.
 var metadataMagic = [8]byte{'P', 'B', 'S', 'T', 'M', 'E', 'T', 'A'}
@@ -31,6 +33,11 @@ type Checkpoint struct {
 	ID                int64    `json:"id"`
 	CreatedUnixMillis int64    `json:"created_unix_millis"`
 	Handles           []Handle `json:"handles"`
+
+	// OperatorStates locate the operator state of each operator subtask
+	// that has some (see OperatorStateRef); a checkpoint with any is
+	// metadata version 2.
+	OperatorStates []OperatorStateRef `json:"operator_states,omitempty"`
 }
 
 // Handle describes what one backend instance wrote for a checkpoint.
@@ -149,7 +156,9 @@ func (h *Handle) Validate() error {
 //
 //	magic "PBSTMETA" | version uint32 | body length uint64 | JSON body | CRC-32C uint32
 //
-// integers big-endian, the checksum over everything before it.
+// integers big-endian, the checksum over everything before it. The
+// version is 1, or MetadataVersionOperatorState if the checkpoint holds
+// operator state.
 func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	body, err := json.Marshal(cp)
 	if err != nil {
@@ -157,7 +166,11 @@ func EncodeMetadata(cp *Checkpoint) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(body)+24)
 	out = append(out, metadataMagic[:]...)
-	out = binary.BigEndian.AppendUint32(out, MetadataVersion)
+	version := uint32(1)
+	if len(cp.OperatorStates) > 0 {
+		version = MetadataVersionOperatorState
+	}
+	out = binary.BigEndian.AppendUint32(out, version)
 	out = binary.BigEndian.AppendUint64(out, uint64(len(body)))
 	out = append(out, body...)
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, Castagnoli)), nil

@@ -98,9 +98,14 @@ func TestMetadataRoundTrip(t *testing.T) {
 			Operator: "<&>\"quoted\"\u2028", InstanceID: "x", CheckpointID: 1 << 40, Kind: snapshot.KindIncremental,
 			MaxParallelism: 1 << 15, KeyGroupStart: 0, KeyGroupEnd: 1 << 15,
 		}}},
+		withOperatorState(sampleCheckpoint(7)),
 	} {
 		enc := mustEncode(t, cp)
-		if string(enc[:8]) != "PBSTMETA" || binary.BigEndian.Uint32(enc[8:]) != snapshot.MetadataVersion {
+		version := uint32(1)
+		if len(cp.OperatorStates) > 0 {
+			version = snapshot.MetadataVersionOperatorState
+		}
+		if string(enc[:8]) != "PBSTMETA" || binary.BigEndian.Uint32(enc[8:]) != version {
 			t.Fatalf("header %q", enc[:12])
 		}
 		if n := binary.BigEndian.Uint64(enc[12:]); n != uint64(len(enc)-24) {

@@ -11,7 +11,8 @@ import (
 // Verify checks checkpoint cp: first its metadata's invariants
 // (Checkpoint.Validate: safe names, coverage, one checkpoint id), without
 // reading anything if they fail (ErrCorrupt); then it reads every file the
-// handles reference (data files, private files and shared SSTs) and checks
+// checkpoint references (data files, private files, shared SSTs and
+// operator state files) and checks
 // its size and CRC-32C. It reports every bad or missing file, each named
 // once, joined in one error.
 func Verify(ctx context.Context, st Storage, cp *Checkpoint) error {
@@ -30,8 +31,9 @@ func Verify(ctx context.Context, st Storage, cp *Checkpoint) error {
 	return errors.Join(errs...)
 }
 
-// Files returns every file the handles of cp reference, each once, in the
-// order of the handles: data and private files, then shared files.
+// Files returns every file cp references, each once: in the order of the
+// handles, their data and private files, then shared files; then the
+// operator state files.
 func Files(cp *Checkpoint) []FileRef {
 	var refs []FileRef
 	seen := make(map[string]bool)
@@ -48,6 +50,9 @@ func Files(cp *Checkpoint) []FileRef {
 		for _, f := range h.Shared {
 			add(f.FileRef)
 		}
+	}
+	for _, r := range cp.OperatorStates {
+		add(r.FileRef)
 	}
 	return refs
 }

@@ -80,11 +80,20 @@ func inspectCommand(args []string, stdout, stderr io.Writer) int {
 // The JSON form of inspect's output: stable names, for scripts.
 type (
 	checkpointJSON struct {
-		ID                int64        `json:"id"`
-		Created           string       `json:"created,omitempty"` // RFC 3339, UTC, milliseconds
-		CreatedUnixMillis int64        `json:"created_unix_millis,omitempty"`
-		Error             string       `json:"error,omitempty"` // the metadata cannot be read
-		Handles           []handleJSON `json:"handles,omitempty"`
+		ID                int64         `json:"id"`
+		Created           string        `json:"created,omitempty"` // RFC 3339, UTC, milliseconds
+		CreatedUnixMillis int64         `json:"created_unix_millis,omitempty"`
+		Error             string        `json:"error,omitempty"` // the metadata cannot be read
+		Handles           []handleJSON  `json:"handles,omitempty"`
+		OperatorStates    []opStateJSON `json:"operator_states,omitempty"`
+	}
+	opStateJSON struct {
+		Operator       string `json:"operator"`
+		Subtask        int    `json:"subtask"`
+		Parallelism    int    `json:"parallelism"`
+		MaxParallelism int    `json:"max_parallelism"`
+		File           string `json:"file"`
+		Size           int64  `json:"size"`
 	}
 	handleJSON struct {
 		Operator         string      `json:"operator"`
@@ -133,6 +142,12 @@ func toJSON(cp *snapshot.Checkpoint) checkpointJSON {
 		}
 		c.Handles = append(c.Handles, hj)
 	}
+	for _, r := range cp.OperatorStates {
+		c.OperatorStates = append(c.OperatorStates, opStateJSON{
+			Operator: r.Operator, Subtask: r.Subtask, Parallelism: r.Parallelism, MaxParallelism: r.MaxParallelism,
+			File: r.Name, Size: r.Size,
+		})
+	}
 	return c
 }
 
@@ -159,6 +174,10 @@ func printCheckpoint(w io.Writer, cp checkpointJSON) {
 				s.ValueCodec, orDash(s.UserKeyCodec), onOff(s.TTL))
 		}
 		tw.Flush()
+	}
+	for _, o := range cp.OperatorStates {
+		fmt.Fprintf(w, "  operator %q, subtask %d of %d: operator state, key groups of %d, %s\n",
+			o.Operator, o.Subtask, o.Parallelism, o.MaxParallelism, humanBytes(o.Size))
 	}
 }
 
