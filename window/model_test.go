@@ -43,6 +43,7 @@ func TestModel(t *testing.T) {
 	}{
 		{"tumbling", window.Tumbling(10, 3)},
 		{"sliding", window.Sliding(20, 5, -2)},
+		{"sliding-gaps", window.Sliding(5, 8, 3)}, // elements in the gaps are in no window
 		{"session", window.Session(6)},
 	}
 	events := 600

@@ -13,8 +13,9 @@ import (
 // no timers: per key, the windows holding state and their values. A window
 // fires when the watermark first reaches its max timestamp, fires again at
 // once for each element added after that, and is forgotten when the
-// watermark reaches its max timestamp plus the lateness; an element all of
-// whose windows are forgotten (or would be) is late. Session windows that
+// watermark reaches its max timestamp plus the lateness; an element none
+// of whose windows takes it is late if the watermark passed it by the
+// lateness (it always has, unless it is in no window at all). Session windows that
 // overlap or touch a new element's window merge with it.
 type modelJob struct {
 	a        window.Assigner
@@ -98,7 +99,9 @@ func (m *modelJob) process(key string, v, ts int64) {
 			m.out = append(m.out, result{key, w, slices.Clone(vals)})
 		}
 	}
-	if !taken {
+	// An element in no window (between sliding windows with gaps) is late
+	// only if the watermark passed it by the lateness.
+	if !taken && ts+m.lateness <= m.wm {
 		m.late = append(m.late, lateElem{key, ts, v})
 	}
 }

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -17,8 +18,9 @@ type Options[K, IN, OUT any] struct {
 	// (an aggregating state for New, a list state for NewList, in the
 	// window namespace), "<Name>/timers" (a timer service) and, for
 	// session windows, "<Name>/sessions". Two operators on one backend
-	// need two names, and a restored operator must have its name and kind.
-	// Default: DefaultName.
+	// need two names, and a restored operator must have its name, its
+	// kind (New or NewList) and its Assigner; a changed assigner leaves
+	// the old windows' state behind. Default: DefaultName.
 	Name string
 
 	// Assigner puts each element into its windows: Tumbling, Sliding or
@@ -29,6 +31,9 @@ type Options[K, IN, OUT any] struct {
 	// units) its state is kept, as Flink's allowedLateness: an element for
 	// a window the watermark has passed by less than this is added and the
 	// window fires again at once; a later one is dropped. Default: 0.
+	// It may change across a restore: windows in flight then take
+	// elements until their new cleanup time, and their state is cleared
+	// between that time and the later of their old and new ones.
 	AllowedLateness int64
 
 	// Emit receives each result: the key, the window and the window's
@@ -291,6 +296,10 @@ func (o *Operator[K, IN, OUT]) processMerging(key K, value IN, ws []Window) (ski
 			return false, wrapOp("merge windows", fmt.Errorf("window %v has no state window", actual))
 		}
 		if err := o.add(key, value, actual, state); err != nil {
+			// The merges are written: keep the set that matches them.
+			if serr := o.saveSet(set); serr != nil {
+				return false, errors.Join(err, serr)
+			}
 			return false, err
 		}
 	}
@@ -417,7 +426,16 @@ func (o *Operator[K, IN, OUT]) onTimer(key K, w Window, ts int64) error {
 			return err
 		}
 	}
-	if ts == o.cleanupTime(w) {
+	switch c := o.cleanupTime(w); {
+	case ts < c && ts != w.MaxTimestamp():
+		// The cleanup timer of a smaller AllowedLateness, before a
+		// restore that raised it: keep the window until the new one.
+		if c != math.MaxInt64 {
+			if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
+				return wrapOp("clear", err)
+			}
+		}
+	case ts >= c:
 		if err := o.contents.Clear(); err != nil {
 			return wrapOp("clear", err)
 		}

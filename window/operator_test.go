@@ -172,3 +172,93 @@ func TestEmitError(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestLatenessChange reopens a backend with windows in flight under
+// another AllowedLateness: a raised lateness keeps the windows until the
+// new cleanup time, a lowered one drops elements from the new cleanup
+// time on and clears the state at the old one.
+func TestLatenessChange(t *testing.T) {
+	for _, c := range []struct {
+		before, after int64
+		want          []string
+		dropped       uint64
+	}{
+		// [0,10): fired at 9; at 16 an element is late by 7.
+		{5, 20, []string{"j [0,10) [7]", "k [0,10) [1]", "k [0,10) [1 2]"}, 0},
+		{20, 5, []string{"j [0,10) [7]", "k [0,10) [1]"}, 1},
+	} {
+		dir := t.TempDir()
+		var got []string
+		opts := window.Options[string, int64, []int64]{Assigner: window.Tumbling(10, 0), AllowedLateness: c.before,
+			Emit: func(k string, w window.Window, vs []int64) error {
+				got = append(got, result{k, w, vs}.String())
+				return nil
+			}}
+		b := openBackend(t, dir)
+		o, err := window.New(b, collect{}, backend.JSON[[]int64](), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Process("k", 1, 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Process("j", 7, 4); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.AdvanceWatermark(9); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b = openBackend(t, dir)
+		opts.AllowedLateness = c.after
+		if o, err = window.New(b, collect{}, backend.JSON[[]int64](), opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.AdvanceWatermark(16); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Process("k", 2, 5); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.AdvanceWatermark(1000); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, c.want) || o.Stats().LateDropped != c.dropped {
+			t.Errorf("lateness %d then %d: emitted %q, dropped %d; want %q, %d", c.before, c.after, got, o.Stats().LateDropped, c.want, c.dropped)
+		}
+		if ts, ok := window.NextTimer(o); ok {
+			t.Errorf("lateness %d then %d: a timer at %d is left", c.before, c.after, ts)
+		}
+		// No state is left behind, even of a window that had no element
+		// after the reopen.
+		contents, err := backend.GetAggregatingNS(b, window.Codec, backend.AggregatingDescriptor[int64, []int64, []int64]{
+			Name: window.DefaultName + "/contents", Codec: backend.JSON[[]int64](), Function: collect{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"k", "j"} {
+			noErr(t, b.SetCurrentKey(k))
+			noErr(t, contents.SetCurrentNamespace(window.Window{Start: 0, End: 10}))
+			if vs, found, err := contents.Get(); err != nil || found {
+				t.Errorf("lateness %d then %d: key %s: [0,10) still holds %v (%v)", c.before, c.after, k, vs, err)
+			}
+		}
+		// The state is gone: an element for [0,10) now is dropped, and
+		// nothing fires for it.
+		if err := o.Process("k", 3, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.AdvanceWatermark(2000); err != nil || len(got) != len(c.want) {
+			t.Errorf("lateness %d then %d: after the cleanup: %v, emitted %q", c.before, c.after, err, got)
+		}
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
