@@ -6,7 +6,7 @@ import "github.com/pebblestate/pebblestate/internal/nexmark"
 // session.
 type count struct{}
 
-func (count) CreateAccumulator() []int64         { return []int64{0} }
+func (count) CreateAccumulator() []int64          { return []int64{0} }
 func (count) Add(_ struct{}, acc []int64) []int64 { return []int64{acc[0] + 1} }
 func (count) Result(acc []int64) int64            { return acc[0] }
 func (count) Merge(a, b []int64) []int64          { return []int64{a[0] + b[0]} }

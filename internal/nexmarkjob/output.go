@@ -35,9 +35,10 @@ func (o *output) partial(s stream, key int64, id string, vs ...int64) error {
 // group of s.
 func (o *output) upstream(s stream, r backend.KeyGroupRange, wm int64) error {
 	o.buf = upstreamMessage(o.buf[:0], r.Start, r.End, wm)
-	id := "u/" + strconv.Itoa(r.Start) + "-" + strconv.Itoa(r.End) + "/" + strconv.FormatInt(wm, 10)
+	// Ids are per stream: each subject's copy needs its own.
+	id := "u/" + strconv.Itoa(r.Start) + "-" + strconv.Itoa(r.End) + "/" + strconv.FormatInt(wm, 10) + "/"
 	for kg := range o.maxParallelism {
-		if err := o.sink.Publish(o.ctx, s.subjects.For(kg), id, o.buf); err != nil {
+		if err := o.sink.Publish(o.ctx, s.subjects.For(kg), id+strconv.Itoa(kg), o.buf); err != nil {
 			return err
 		}
 	}

@@ -88,7 +88,12 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 	j := &job{cfg: cfg, st: st, js: js}
 	var restored *checkpoint.Restored
 	if cfg.Restore {
-		restored, err = checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Mode: backend.Claim})
+		names := make([]string, len(operators))
+		for i, o := range operators {
+			names[i] = o.name
+		}
+		// A failover keeps the checkpoint history: Claim.
+		restored, err = checkpoint.LatestCheckpoint(ctx, st, checkpoint.RestoreOptions{Operators: names, Mode: backend.Claim})
 		if err != nil {
 			return sum, fmt.Errorf("restore: %w", err)
 		}
@@ -179,7 +184,9 @@ func (j *job) openSubtask(ctx context.Context, spec operatorSpec, i, p, maxP int
 	s.sink = jetstream.NewSink(j.js, jetstream.SinkOptions{})
 	s.env = env{b: s.b, clock: clock, q: j.cfg.Queries, kgs: kgs, windowN: j.cfg.Queries.Window.Milliseconds(),
 		out: &output{ctx: ctx, sink: s.sink, maxParallelism: maxP}}
-	fail := func(err error) (*subtask, error) { return nil, errors.Join(fmt.Errorf("%s: %w", s.id, err), s.b.Close()) }
+	fail := func(err error) (*subtask, error) {
+		return nil, errors.Join(fmt.Errorf("%s: %w", s.id, err), s.b.Close())
+	}
 	if s.logic, err = spec.open(s.env); err != nil {
 		return fail(err)
 	}
