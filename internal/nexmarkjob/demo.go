@@ -23,6 +23,8 @@ import (
 type DemoConfig struct {
 	Input   Input
 	Queries nexmark.Queries
+	// Only, if not empty, names the queries to run; default: all.
+	Only []string
 	// Parallelism is each run's parallelism: the first run's, then the
 	// one each restart uses. Every run but the last is killed with
 	// SIGKILL.
@@ -127,6 +129,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*DemoResult, error) {
 	}
 	want, took := Reference(cfg.Input, cfg.Queries)
 	res.Reference = took
+	keepOnly(&want, cfg.Only)
 	return res, Compare(res.Answers, want)
 }
 
@@ -153,7 +156,7 @@ func resetStreams(ctx context.Context, js natsjs.JetStream) error {
 func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kill bool) (RunResult, error) {
 	r := RunResult{Parallelism: p}
 	jc := JobConfig{
-		NATS: url, Input: cfg.Input, Queries: cfg.Queries, Parallelism: p,
+		NATS: url, Input: cfg.Input, Queries: cfg.Queries, Only: cfg.Only, Parallelism: p,
 		Dir:         filepath.Join(cfg.Dir, "run-"+strconv.Itoa(run)),
 		Checkpoints: cfg.Checkpoints, Interval: cfg.Interval, Restore: run > 0,
 	}

@@ -35,64 +35,73 @@ func decodeEvent(msg []byte) (nexmark.Event, error) {
 	return e, nil
 }
 
-// auctions is the first stage of q5 (bids per auction per sliding window)
-// and q7 (the highest bid per auction per tumbling window), keyed by
-// auction; it publishes each window's result to the second stage, keyed by
-// window.
-type auctions struct {
+// q5Counts is q5's first stage, keyed by auction: bids per auction per
+// sliding window, published to the second stage keyed by window.
+type q5Counts struct {
 	env
-	q5 *window.Operator[int64, struct{}, int64]
-	q7 *window.Operator[int64, nexmark.Bid, []int64]
+	w *window.Operator[int64, struct{}, int64]
 }
 
-func newAuctions(e env) (logic, error) {
-	a := &auctions{env: e}
-	var err error
-	a.q5, err = window.New(e.b, count{}, ints{"nexmark-count", 1}, window.Options[int64, struct{}, int64]{
+func newQ5Counts(e env) (logic, error) {
+	w, err := window.New(e.b, count{}, ints{"nexmark-count", 1}, window.Options[int64, struct{}, int64]{
 		Name:     "q5-bids-per-auction",
 		Assigner: window.Sliding(e.windowN, e.q.Slide.Milliseconds(), 0),
 		Emit: func(auction int64, w window.Window, n int64) error {
 			return e.out.partial(q5Partials, w.Start, ids(w.Start, auction), w.Start, auction, n)
 		},
 	})
+	return &q5Counts{env: e, w: w}, err
+}
+
+func (q *q5Counts) input(msg []byte) error {
+	e, err := decodeEvent(msg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a.q7, err = window.New(e.b, highest{}, ints{"nexmark-highest-bid", 3}, window.Options[int64, nexmark.Bid, []int64]{
+	return q.w.Process(e.Bid.Auction, struct{}{}, e.Bid.DateTime.UnixMilli())
+}
+
+// watermark fires the windows it closes, then tells the second stage:
+// their results come before the watermark in each subject.
+func (q *q5Counts) watermark(wm int64) error {
+	if err := q.w.AdvanceWatermark(wm); err != nil {
+		return err
+	}
+	return q.out.upstream(q5Partials, q.kgs, wm)
+}
+
+// q7Highest is q7's first stage, keyed by auction: the highest bid per
+// auction per tumbling window, published to the second stage keyed by
+// window.
+type q7Highest struct {
+	env
+	w *window.Operator[int64, nexmark.Bid, []int64]
+}
+
+func newQ7Highest(e env) (logic, error) {
+	w, err := window.New(e.b, highest{}, ints{"nexmark-highest-bid", 3}, window.Options[int64, nexmark.Bid, []int64]{
 		Name:     "q7-highest-bid-per-auction",
 		Assigner: window.Tumbling(e.windowN, 0),
 		Emit: func(auction int64, w window.Window, best []int64) error {
 			return e.out.partial(q7Partials, w.Start, ids(w.Start, auction), w.Start, best[0], best[1], best[2])
 		},
 	})
-	return a, err
+	return &q7Highest{env: e, w: w}, err
 }
 
-func (a *auctions) input(msg []byte) error {
+func (q *q7Highest) input(msg []byte) error {
 	e, err := decodeEvent(msg)
 	if err != nil {
 		return err
 	}
-	ts := e.Bid.DateTime.UnixMilli()
-	if err := a.q5.Process(e.Bid.Auction, struct{}{}, ts); err != nil {
-		return err
-	}
-	return a.q7.Process(e.Bid.Auction, e.Bid, ts)
+	return q.w.Process(e.Bid.Auction, e.Bid, e.Bid.DateTime.UnixMilli())
 }
 
-// watermark fires the windows it closes, then tells the second stages:
-// their results come before the watermark in each subject.
-func (a *auctions) watermark(wm int64) error {
-	if err := a.q5.AdvanceWatermark(wm); err != nil {
+func (q *q7Highest) watermark(wm int64) error {
+	if err := q.w.AdvanceWatermark(wm); err != nil {
 		return err
 	}
-	if err := a.q7.AdvanceWatermark(wm); err != nil {
-		return err
-	}
-	if err := a.out.upstream(q5Partials, a.kgs, wm); err != nil {
-		return err
-	}
-	return a.out.upstream(q7Partials, a.kgs, wm)
+	return q.out.upstream(q7Partials, q.kgs, wm)
 }
 
 // top is the second stage of q5 or q7, keyed by window start: it keeps the
@@ -177,67 +186,77 @@ func (t *top) watermark(wm int64) error {
 	})
 }
 
-// bidders runs q11 (bids per bidder per session) and the TTL query
-// (distinct auctions per bidder in the last TTL), keyed by bidder. The TTL
-// clock is the event time of the bid being applied, so the answers are the
-// same in every run.
-type bidders struct {
+// sessions runs q11, keyed by bidder: bids per bidder per session window.
+type sessions struct {
 	env
-	q11    *window.Operator[int64, struct{}, int64]
-	recent *backend.Map[int64, backend.VoidNamespace, int64, bool]
+	w *window.Operator[int64, struct{}, int64]
 }
 
-func newBidders(e env) (logic, error) {
-	b := &bidders{env: e}
-	var err error
-	gap := e.q.SessionGap.Milliseconds()
-	b.q11, err = window.New(e.b, count{}, ints{"nexmark-count", 1}, window.Options[int64, struct{}, int64]{
+func newSessions(e env) (logic, error) {
+	w, err := window.New(e.b, count{}, ints{"nexmark-count", 1}, window.Options[int64, struct{}, int64]{
 		Name:     "q11-sessions",
-		Assigner: window.Session(gap),
+		Assigner: window.Session(e.q.SessionGap.Milliseconds()),
 		Emit: func(bidder int64, w window.Window, n int64) error {
 			return e.out.result("q11", ids(bidder, w.Start), "", bidder, w.Start, w.End, n)
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	b.recent, err = backend.GetMap(e.b, backend.MapDescriptor[int64, bool]{
-		Name: "ttl-recent-auctions", KeyCodec: backend.Int64, ValueCodec: backend.Bool,
-		TTL: ttl.Config{TTL: e.q.TTL},
-	})
-	return b, err
+	return &sessions{env: e, w: w}, err
 }
 
-func (b *bidders) input(msg []byte) error {
+func (q *sessions) input(msg []byte) error {
 	e, err := decodeEvent(msg)
 	if err != nil {
 		return err
 	}
-	ts := e.Bid.DateTime.UnixMilli()
-	if err := b.q11.Process(e.Bid.Bidder, struct{}{}, ts); err != nil {
+	return q.w.Process(e.Bid.Bidder, struct{}{}, e.Bid.DateTime.UnixMilli())
+}
+
+func (q *sessions) watermark(wm int64) error { return q.w.AdvanceWatermark(wm) }
+
+// recent runs the TTL query, keyed by bidder: the distinct auctions a
+// bidder bid on in the last TTL, as a map state whose entries expire. The
+// TTL clock is the event time of the bid being applied, so the answers are
+// the same in every run.
+type recent struct {
+	env
+	m *backend.Map[int64, backend.VoidNamespace, int64, bool]
+}
+
+func newRecent(e env) (logic, error) {
+	m, err := backend.GetMap(e.b, backend.MapDescriptor[int64, bool]{
+		Name: "ttl-recent-auctions", KeyCodec: backend.Int64, ValueCodec: backend.Bool,
+		TTL: ttl.Config{TTL: e.q.TTL},
+	})
+	return &recent{env: e, m: m}, err
+}
+
+func (q *recent) input(msg []byte) error {
+	e, err := decodeEvent(msg)
+	if err != nil {
 		return err
 	}
-	b.clock.Set(e.Bid.DateTime)
-	if err := b.b.SetCurrentKey(e.Bid.Bidder); err != nil {
+	q.clock.Set(e.Bid.DateTime)
+	if err := q.b.SetCurrentKey(e.Bid.Bidder); err != nil {
 		return err
 	}
-	if err := b.recent.Put(e.Bid.Auction, true); err != nil {
+	if err := q.m.Put(e.Bid.Auction, true); err != nil {
 		return err
 	}
-	if b.q.Every <= 0 || e.N%b.q.Every != 0 {
+	if q.q.Every <= 0 || e.N%q.q.Every != 0 {
 		return nil
 	}
 	var n int64
-	for _, err := range b.recent.Keys() {
+	for _, err := range q.m.Keys() {
 		if err != nil {
 			return err
 		}
 		n++
 	}
-	return b.out.result("ttl", ids(e.N), "", e.N, e.Bid.Bidder, n)
+	return q.out.result("ttl", ids(e.N), "", e.N, e.Bid.Bidder, n)
 }
 
-func (b *bidders) watermark(wm int64) error { return b.q11.AdvanceWatermark(wm) }
+// watermark has nothing to do: the TTL query has no windows.
+func (q *recent) watermark(int64) error { return nil }
 
 // people runs q8: people who registered and opened an auction in the same
 // tumbling window, keyed by person (an auction by its seller).

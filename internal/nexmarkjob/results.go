@@ -95,6 +95,29 @@ func sortAnswers(a *nexmark.Answers) {
 	slices.SortFunc(a.TTL, func(x, y nexmark.RecentAuctions) int { return cmp.Compare(x.N, y.N) })
 }
 
+// keepOnly clears the answers of the queries not in only (unless only is
+// empty).
+func keepOnly(a *nexmark.Answers, only []string) {
+	if len(only) == 0 {
+		return
+	}
+	if !slices.Contains(only, "q5") {
+		a.Q5 = nil
+	}
+	if !slices.Contains(only, "q7") {
+		a.Q7 = nil
+	}
+	if !slices.Contains(only, "q8") {
+		a.Q8 = nil
+	}
+	if !slices.Contains(only, "q11") {
+		a.Q11 = nil
+	}
+	if !slices.Contains(only, "ttl") {
+		a.TTL = nil
+	}
+}
+
 // ErrMismatch reports results that differ from the reference.
 var ErrMismatch = errors.New("results differ from the reference")
 

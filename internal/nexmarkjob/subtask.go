@@ -19,20 +19,26 @@ import (
 // and how its logic is built.
 type operatorSpec struct {
 	name   string
+	query  string // the query it computes (part of)
 	input  stream
 	second bool // reads a first stage's partials and watermarks
 	open   func(env) (logic, error)
 }
 
 // operators are the job's operators, in the order the coordinator lists
-// them.
+// them, with the query each belongs to.
 var operators = []operatorSpec{
-	{name: "auctions", input: bidsByAuction, open: newAuctions},
-	{name: "q5-top", input: q5Partials, second: true, open: func(e env) (logic, error) { return newTop(e, "q5") }},
-	{name: "q7-top", input: q7Partials, second: true, open: func(e env) (logic, error) { return newTop(e, "q7") }},
-	{name: "bidders", input: bidsByBidder, open: newBidders},
-	{name: "people", input: peopleByID, open: newPeople},
+	{name: "q5-counts", query: "q5", input: bidsByAuction, open: newQ5Counts},
+	{name: "q5-top", query: "q5", input: q5Partials, second: true, open: func(e env) (logic, error) { return newTop(e, "q5") }},
+	{name: "q7-highest", query: "q7", input: bidsByAuction, open: newQ7Highest},
+	{name: "q7-top", query: "q7", input: q7Partials, second: true, open: func(e env) (logic, error) { return newTop(e, "q7") }},
+	{name: "q8-new-sellers", query: "q8", input: peopleByID, open: newPeople},
+	{name: "q11-sessions", query: "q11", input: bidsByBidder, open: newSessions},
+	{name: "ttl-recent-auctions", query: "ttl", input: bidsByBidder, open: newRecent},
 }
+
+// QueryNames are the names of the job's queries, in order.
+var QueryNames = []string{"q5", "q7", "q8", "q11", "ttl"}
 
 // subtask runs one operator subtask on its goroutine: it reads its key
 // groups' subjects, applies each message, advances its watermark, and
