@@ -74,6 +74,15 @@ func (s *Sink) Publish(ctx context.Context, subject, id string, data []byte) err
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(natsjs.MsgIDHeader, id)
 	f, err := s.js.PublishMsgAsync(msg)
+	if errors.Is(err, natsjs.ErrTooManyStalledMsgs) && len(s.pending) > 0 {
+		// The connection's limit of unacknowledged messages, shared by
+		// every sink on it, is reached: wait for this sink's own, then
+		// try once more.
+		if err := s.Flush(ctx); err != nil {
+			return err
+		}
+		f, err = s.js.PublishMsgAsync(msg)
+	}
 	if err != nil {
 		return fmt.Errorf("jetstream: publish %s: %w", subject, err)
 	}

@@ -2,7 +2,7 @@
 //
 // Usage:
 //
-//	pebblestate demo [flags]       run a keyed Nexmark job on the backend and check its state survives a reopen
+//	pebblestate demo [flags]       run Nexmark queries over JetStream, crash and rescale them, and check the results
 //	pebblestate inspect <root>     list the completed checkpoints of a checkpoint root, their handles and states
 //	pebblestate verify <root>      check every completed checkpoint's metadata and the size and checksum of its files
 //	pebblestate help               print usage
@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,8 +19,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/internal/nexmarkjob"
 )
 
 const usage = `pebblestate is the command-line tool of pebblestate, a keyed-state backend on Pebble.
@@ -30,10 +33,10 @@ Usage:
 
 Commands:
 
-	demo    run a keyed Nexmark job: P parallel subtasks per operator, one
-	        backend each, with Value, List and Map state; then close every
-	        backend, reopen it and check each key's state against an
-	        in-memory tally
+	demo    run five Nexmark queries over NATS JetStream with their state in
+	        pebblestate, kill the job with SIGKILL after a checkpoint,
+	        restart it at another parallelism, and compare the results
+	        with an in-memory run
 	inspect [-json] <checkpoint root | chk-<id> directory>
 	        list the completed checkpoints: creation time and, per
 	        instance, its kind, key groups, sizes and states (name, kind,
@@ -48,6 +51,14 @@ Run "pebblestate <command> -h" for a command's flags.
 `
 
 func main() {
+	if cfg := os.Getenv(nexmarkjob.ChildEnv); cfg != "" {
+		// The demo runs its job as a child process of this binary.
+		if err := nexmarkjob.RunChild(context.Background(), cfg, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "pebblestate demo job: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -80,25 +91,36 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: pebblestate demo [flags]
 
-Generates Nexmark events and runs them through two keyed operators, each as
--parallelism subtasks with one backend per subtask on its own key groups:
-bids keyed by auction (bid count in Value state, recent prices in List
-state, bids per channel in Map state) and auctions keyed by seller
-(auctions per category in Map state). Prints throughput, then closes and
-reopens every backend and checks every key against an in-memory tally;
-exits 1 on any difference.
+Publishes a deterministic Nexmark stream to NATS JetStream (a server
+embedded in this process unless -nats names one) and runs five queries on
+it as a child process, each operator as -parallelism subtasks with one
+backend each: q5 hot items (sliding windows, then the top auction per
+window through a second JetStream stream), q7 highest bid (tumbling
+windows, two stages), q8 new sellers (a window join of people and
+auctions), q11 bidder sessions (session windows) and distinct auctions per
+bidder over a TTL. Checkpoints go through the coordinator every -interval.
+After the first completed checkpoint the child is killed with SIGKILL at a
+random moment, then restarted from the newest checkpoint at
+-restart-parallelism, runs to the end of the stream, and the results in
+JetStream are compared with an in-memory run of the same queries. Exits 0
+only if they are equal.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	cfg := demoConfig{}
-	fs.IntVar(&cfg.events, "events", 200_000, "number of Nexmark events to process")
-	fs.IntVar(&cfg.parallelism, "parallelism", 2, "parallel subtasks per operator")
+	fs.Int64Var(&cfg.events, "events", 100_000, "number of Nexmark events")
+	fs.IntVar(&cfg.parallelism, "parallelism", 2, "parallel subtasks per operator before the crash")
+	fs.IntVar(&cfg.restart, "restart-parallelism", 3, "parallel subtasks per operator after the crash")
 	fs.IntVar(&cfg.maxParallelism, "max-parallelism", backend.DefaultMaxParallelism, "number of key groups")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the Nexmark stream")
-	fs.StringVar(&cfg.dir, "dir", "", "directory for the backends, absent or empty (default: a new temporary directory)")
-	keep := fs.Bool("keep", false, "keep the backends' directories after the run")
+	fs.DurationVar(&cfg.interval, "interval", 500*time.Millisecond, "time between checkpoints")
+	fs.StringVar(&cfg.dir, "dir", "", "work directory for the backends and the embedded server, absent or empty (default: a new temporary directory)")
+	fs.StringVar(&cfg.checkpoints, "checkpoints", "", "checkpoint root, kept after the run (default: inside -dir, removed)")
+	fs.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to use instead of the embedded one; its NEXMARK_* streams are replaced")
+	keep := fs.Bool("keep", false, "keep -dir after the run")
+	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on or off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,19 +131,32 @@ Flags:
 		fmt.Fprintf(stderr, "pebblestate demo: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if cfg.events < 1 || cfg.parallelism < 1 || cfg.parallelism > cfg.maxParallelism {
-		fmt.Fprintf(stderr, "pebblestate demo: need -events >= 1 and 1 <= -parallelism <= -max-parallelism (%d)\n", cfg.maxParallelism)
+	if cfg.events < 1 || cfg.parallelism < 1 || cfg.restart < 1 ||
+		max(cfg.parallelism, cfg.restart) > cfg.maxParallelism || cfg.interval <= 0 {
+		fmt.Fprintf(stderr, "pebblestate demo: need -events >= 1, -interval > 0 and 1 <= -parallelism, -restart-parallelism <= -max-parallelism (%d)\n", cfg.maxParallelism)
 		return 2
 	}
-
+	switch *progress {
+	case "auto":
+		cfg.progress = isTerminal(stderr)
+	case "on", "off":
+		cfg.progress = *progress == "on"
+	default:
+		fmt.Fprintf(stderr, "pebblestate demo: -progress is auto, on or off, not %q\n", *progress)
+		return 2
+	}
 	cleanup, err := prepareDir(&cfg.dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pebblestate demo: %v\n", err)
 		return 1
 	}
-	err = runDemo(cfg, stdout)
+	cfg.keepCheckpoints = cfg.checkpoints != "" || *keep
+	if cfg.checkpoints == "" {
+		cfg.checkpoints = filepath.Join(cfg.dir, "checkpoints")
+	}
+	err = runDemo(context.Background(), cfg, stdout, stderr)
 	if *keep {
-		fmt.Fprintf(stdout, "state kept in %s\n", cfg.dir)
+		fmt.Fprintf(stdout, "work directory kept in %s\n", cfg.dir)
 	} else if cerr := cleanup(); cerr != nil {
 		fmt.Fprintf(stderr, "pebblestate demo: remove %s: %v\n", cfg.dir, cerr)
 	}
@@ -130,6 +165,16 @@ Flags:
 		return 1
 	}
 	return 0
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // prepareDir makes *dir ready for a run: a new temporary directory if it
@@ -152,11 +197,17 @@ func prepareDir(dir *string) (cleanup func() error, err error) {
 	case err != nil:
 		return nil, err
 	case len(entries) > 0:
-		return nil, fmt.Errorf("-dir %s is not empty: the demo checks its state against this run only, so it needs a fresh directory", *dir)
+		return nil, fmt.Errorf("-dir %s is not empty: the demo needs a fresh directory", *dir)
 	}
 	return func() error {
-		return errors.Join(
-			os.RemoveAll(filepath.Join(*dir, opBidsByAuction)),
-			os.RemoveAll(filepath.Join(*dir, opAuctionsBySeller)))
+		entries, err := os.ReadDir(*dir)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, e := range entries {
+			errs = append(errs, os.RemoveAll(filepath.Join(*dir, e.Name())))
+		}
+		return errors.Join(errs...)
 	}, nil
 }

@@ -2,11 +2,28 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pebblestate/pebblestate/internal/nexmarkjob"
 )
+
+// TestMain runs the demo's job child when the demo, run by a test, starts
+// this test binary as one.
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(nexmarkjob.ChildEnv); cfg != "" {
+		if err := nexmarkjob.RunChild(context.Background(), cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "job:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
@@ -23,7 +40,7 @@ func TestUsage(t *testing.T) {
 		want string // in stdout or stderr
 	}{
 		{nil, 2, "Commands:"},
-		{[]string{"help"}, 0, "demo    run a keyed Nexmark job"},
+		{[]string{"help"}, 0, "demo    run five Nexmark queries"},
 		{[]string{"-h"}, 0, "Commands:"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"demo", "-h"}, 0, "-parallelism"},
@@ -38,28 +55,33 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// Ensure that demo uses a fresh -dir, removes it unless -keep, and refuses
-// a directory holding anything.
+// Ensure that demo runs its job, crash and restart included, in a fresh
+// -dir, removes it unless -keep, keeps -checkpoints, and refuses a
+// directory holding anything.
 func TestDemoDir(t *testing.T) {
 	root := t.TempDir()
-	dir := filepath.Join(root, "run")
-	code, stdout, stderr := runArgs("demo", "-events", "2000", "-dir", dir)
-	if code != 0 || !strings.Contains(stdout, "state survived reopen") {
+	dir, cps := filepath.Join(root, "run"), filepath.Join(root, "cps")
+	args := []string{"demo", "-events", "3000", "-interval", "50ms", "-max-parallelism", "16"}
+	code, stdout, stderr := runArgs(append(args, "-dir", dir, "-checkpoints", cps)...)
+	if code != 0 || !strings.Contains(stdout, "results equal the in-memory reference") {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("%s not removed after the run: %v", dir, err)
 	}
+	if code, out, errOut := runArgs("verify", cps); code != 0 {
+		t.Fatalf("verify of the kept checkpoints: exit %d\n%s%s", code, out, errOut)
+	}
 
-	code, stdout, stderr = runArgs("demo", "-events", "2000", "-dir", dir, "-keep")
-	if code != 0 || !strings.Contains(stdout, "state kept in "+dir) {
+	code, stdout, stderr = runArgs(append(args, "-dir", dir, "-keep")...)
+	if code != 0 || !strings.Contains(stdout, "work directory kept in "+dir) {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(dir, opBidsByAuction, "subtask-1")); err != nil {
-		t.Fatalf("-keep did not keep the backends: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); err != nil {
+		t.Fatalf("-keep did not keep the checkpoints: %v", err)
 	}
 
-	code, _, stderr = runArgs("demo", "-events", "2000", "-dir", dir)
+	code, _, stderr = runArgs(append(args, "-dir", dir)...)
 	if code != 1 || !strings.Contains(stderr, "is not empty") {
 		t.Fatalf("rerun on a used -dir: exit %d, want 1 and a 'not empty' error:\n%s", code, stderr)
 	}

@@ -31,6 +31,11 @@ type CheckpointReport struct {
 	Duration                    time.Duration
 	MaxSync, MaxAsync           time.Duration
 	CheckpointedSize, StateSize int64
+	// StateSizes are the full state sizes per operator.
+	StateSizes map[string]int64
+	// Events is how many input events the run's first stages had applied
+	// when the checkpoint ended, for a progress display.
+	Events int64
 }
 
 func checkpointReportOf(s checkpoint.Stats) *CheckpointReport {
@@ -39,8 +44,10 @@ func checkpointReportOf(s checkpoint.Stats) *CheckpointReport {
 	if s.Err != nil {
 		r.Err = s.Err.Error()
 	}
+	r.StateSizes = map[string]int64{}
 	for _, t := range s.Subtasks {
 		r.MaxSync, r.MaxAsync = max(r.MaxSync, t.SyncDuration), max(r.MaxAsync, t.AsyncDuration)
+		r.StateSizes[t.Subtask.Operator] += t.StateSize
 	}
 	return r
 }
@@ -61,7 +68,7 @@ func RunChild(ctx context.Context, config string, out io.Writer) error {
 		_ = enc.Encode(r)
 		_ = w.Flush()
 	}
-	cfg.OnCheckpoint = func(s checkpoint.Stats) { write(report{Checkpoint: checkpointReportOf(s)}) }
+	cfg.OnCheckpoint = func(r CheckpointReport) { write(report{Checkpoint: &r}) }
 	sum, err := RunJob(ctx, cfg)
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ type JobConfig struct {
 	// from the beginning.
 	Restore bool
 	// OnCheckpoint, if set, receives every checkpoint's stats.
-	OnCheckpoint func(checkpoint.Stats) `json:"-"`
+	OnCheckpoint func(CheckpointReport) `json:"-"`
 	// Logger receives the backends' logs. Default: discard.
 	Logger *slog.Logger `json:"-"`
 }
@@ -80,7 +80,9 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 		return sum, fmt.Errorf("connect to %s: %w", cfg.NATS, err)
 	}
 	defer nc.Close()
-	js, err := natsjs.New(nc)
+	// Every subtask's sink shares the connection's limit of messages
+	// awaiting acknowledgement: make room for all of them.
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(64*1024))
 	if err != nil {
 		return sum, err
 	}
@@ -111,7 +113,7 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 	sum.Run, err = j.run(ctx, &sum)
 	sum.Applied = map[string]int64{}
 	for _, s := range j.subtasks {
-		sum.Applied[s.spec.name] += s.applied
+		sum.Applied[s.spec.name] += s.applied.Load()
 	}
 	return sum, err
 }
@@ -136,7 +138,6 @@ func (j *job) open(ctx context.Context, restored *checkpoint.Restored) error {
 	var err error
 	j.coord, err = checkpoint.NewCoordinator(ctx, checkpoint.Options{
 		Storage: j.st, Operators: ops, Restored: restored, RetainedCheckpoints: 2,
-		OnReport: j.cfg.OnCheckpoint,
 	})
 	return err
 }
@@ -255,9 +256,16 @@ func (j *job) run(ctx context.Context, sum *JobSummary) (time.Duration, error) {
 			stats, err := j.checkpoint(ctx)
 			if err != nil {
 				cancel()
+				// A subtask's failure cancels the checkpoint's wait:
+				// report the failure, not the cancellation.
+				select {
+				case serr := <-errs:
+					err = serr
+				default:
+				}
 				return time.Since(start), err
 			}
-			sum.Checkpoints = append(sum.Checkpoints, *checkpointReportOf(stats))
+			sum.Checkpoints = append(sum.Checkpoints, *stats)
 		case err := <-errs:
 			return time.Since(start), err
 		case <-ctx.Done():
@@ -269,22 +277,33 @@ func (j *job) run(ctx context.Context, sum *JobSummary) (time.Duration, error) {
 	// point has nothing to redo.
 	stats, err := j.checkpoint(ctx)
 	if err == nil {
-		sum.Checkpoints = append(sum.Checkpoints, *checkpointReportOf(stats))
+		sum.Checkpoints = append(sum.Checkpoints, *stats)
 	}
 	return elapsed, err
 }
 
-// checkpoint triggers a checkpoint, sends its barrier to every subtask and
-// waits for it.
-func (j *job) checkpoint(ctx context.Context) (checkpoint.Stats, error) {
+// checkpoint triggers a checkpoint, sends its barrier to every subtask,
+// waits for it and reports it.
+func (j *job) checkpoint(ctx context.Context) (*CheckpointReport, error) {
 	p, err := j.coord.Trigger(ctx)
 	if err != nil {
-		return checkpoint.Stats{}, err
+		return nil, err
 	}
 	for _, s := range j.subtasks {
 		s.barriers <- p
 	}
-	return p.Wait(ctx)
+	stats, err := p.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := checkpointReportOf(stats)
+	for _, s := range j.subtasks {
+		r.Events += s.events.Load()
+	}
+	if j.cfg.OnCheckpoint != nil {
+		j.cfg.OnCheckpoint(*r)
+	}
+	return r, nil
 }
 
 func (j *job) close() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
@@ -37,6 +38,16 @@ var operators = []operatorSpec{
 	{name: "ttl-recent-auctions", query: "ttl", input: bidsByBidder, open: newRecent},
 }
 
+// QueryOf returns the query operator belongs to, or "".
+func QueryOf(operator string) string {
+	for _, o := range operators {
+		if o.name == operator {
+			return o.query
+		}
+	}
+	return ""
+}
+
 // QueryNames are the names of the job's queries, in order.
 var QueryNames = []string{"q5", "q7", "q8", "q11", "ttl"}
 
@@ -61,7 +72,8 @@ type subtask struct {
 	cur int64
 
 	barriers chan *checkpoint.Pending
-	applied  int64 // messages applied, for progress
+	applied  atomic.Int64 // messages applied
+	events   atomic.Int64 // of them, input events (not watermarks or partials)
 }
 
 // positions encodes, per key group, what a restore needs to resume it: the
@@ -146,13 +158,16 @@ func (s *subtask) minWatermark() int64 {
 
 // apply handles one message.
 func (s *subtask) apply(m jetstream.Message) error {
-	s.applied++
+	s.applied.Add(1)
 	if len(m.Data) == 0 {
 		return fmt.Errorf("%s: %w: empty message %d", s.id, errBadMessage, m.Seq)
 	}
 	tag, body := m.Data[0], m.Data[1:]
 	switch {
-	case tag == tagEvent && !s.spec.second, tag == tagPartial && s.spec.second:
+	case tag == tagEvent && !s.spec.second:
+		s.events.Add(1)
+		return s.logic.input(body)
+	case tag == tagPartial && s.spec.second:
 		return s.logic.input(body)
 	case tag == tagWatermark && !s.spec.second:
 		v, err := varints(body, 1)
