@@ -14,11 +14,12 @@ import (
 
 // demoConfig is what the demo subcommand runs.
 type demoConfig struct {
-	events         int    // Nexmark events to process
-	parallelism    int    // subtasks per operator
-	maxParallelism int    // key groups
-	seed           uint64 // Nexmark stream
-	dir            string // root of the backends' directories; must hold no earlier run
+	events         int       // Nexmark events to process
+	parallelism    int       // subtasks per operator
+	maxParallelism int       // key groups
+	seed           uint64    // Nexmark stream
+	dir            string    // root of the backends' directories; must hold no earlier run
+	progress       io.Writer // where to draw a progress bar, or nil
 }
 
 // runDemo runs the demo job: process the events into 2 x parallelism
@@ -53,12 +54,17 @@ func processEvents(cfg demoConfig, out io.Writer) (_ *tally, err error) {
 	gen := nexmark.New(nexmark.Config{Seed: cfg.seed})
 	t := newTally()
 	start := time.Now()
-	for range cfg.events {
+	bar := newProgressBar(cfg.progress, "events", cfg.progress != nil)
+	for i := range cfg.events {
 		e := gen.Next()
 		if err := j.process(&e, t); err != nil {
 			return nil, err
 		}
+		if i%1024 == 0 {
+			bar.update(int64(i), int64(cfg.events), fmt.Sprintf("%d/%d", i, cfg.events))
+		}
 	}
+	bar.finish(int64(cfg.events), int64(cfg.events), fmt.Sprintf("%d/%d", cfg.events, cfg.events))
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "processed %d events in %v: %.0f events/s, %d state reads and writes (%.0f/s)\n",
 		cfg.events, elapsed.Round(time.Millisecond), float64(cfg.events)/elapsed.Seconds(),

@@ -99,6 +99,7 @@ Flags:
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the Nexmark stream")
 	fs.StringVar(&cfg.dir, "dir", "", "directory for the backends, absent or empty (default: a new temporary directory)")
 	keep := fs.Bool("keep", false, "keep the backends' directories after the run")
+	showProgress := progressFlag(fs, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -114,6 +115,9 @@ Flags:
 		return 2
 	}
 
+	if showProgress() {
+		cfg.progress = stderr
+	}
 	cleanup, err := prepareDir(&cfg.dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pebblestate demo: %v\n", err)
