@@ -119,7 +119,14 @@ type Options struct {
 	// a line for each checkpoint RestoreLatest or RestoreFromPath passes
 	// over. A repeated message is logged once, then at most once every 10
 	// seconds with the number left out (a flush failing on a full disk is
-	// retried many times a second). Default: slog.Default().
+	// retried many times a second). Default: slog.Default(), not a
+	// discarding logger: what is logged at warning and error level
+	// (a failed compaction or flush, corruption found in the background,
+	// a checkpoint passed over) is what an operator must see, and no call
+	// of the task returns it; Pebble's routine messages are at debug
+	// level, which the default handler leaves out. An application routes
+	// the messages with slog.SetDefault or by setting Logger; the library
+	// never uses package log.
 	Logger *slog.Logger
 
 	// Pebble, if set, is called with the Pebble options the backend built,
