@@ -192,23 +192,27 @@ func TestMetricsRestore(t *testing.T) {
 		if b.Metrics().Restore != nil {
 			t.Fatal("an opened backend reports a restore")
 		}
+		// Storage that is not a local directory makes the restore copy
+		// files rather than link them, as from a remote store.
 		for _, kgs := range []backend.KeyGroupRange{{Start: 0, End: 8}, {Start: 2, End: 5}} {
-			t.Run(kgs.String(), func(t *testing.T) {
-				var calls []snapshot.Progress
-				r := m.restore(t, st, cp.Handles, func(o *backend.Options) {
-					o.MaxParallelism, o.KeyGroups = 8, kgs
-					o.RestoreProgress = func(p snapshot.Progress) { calls = append(calls, p) }
+			for name, from := range map[string]snapshot.Storage{"local": st, "copied": hiddenStorage{st}} {
+				t.Run(kgs.String()+"/"+name, func(t *testing.T) {
+					var calls []snapshot.Progress
+					r := m.restore(t, from, cp.Handles, func(o *backend.Options) {
+						o.MaxParallelism, o.KeyGroups = 8, kgs
+						o.RestoreProgress = func(p snapshot.Progress) { calls = append(calls, p) }
+					})
+					files, bytes := restore.Totals(cp.Handles, kgs)
+					rs := r.Metrics().Restore
+					if rs == nil || rs.CheckpointID != 1 || rs.Handles != 1 || rs.Files != files || rs.Bytes != bytes || rs.Duration <= 0 {
+						t.Fatalf("Restore = %+v, want %d files, %d bytes", rs, files, bytes)
+					}
+					if bytes <= 0 || (kgs.Len() < 8 && !m.incremental && bytes >= cp.Handles[0].StateSize) {
+						t.Fatalf("restore of %v reads %d bytes of %d", kgs, bytes, cp.Handles[0].StateSize)
+					}
+					checkProgress(t, calls, files, bytes)
 				})
-				files, bytes := restore.Totals(cp.Handles, kgs)
-				rs := r.Metrics().Restore
-				if rs == nil || rs.CheckpointID != 1 || rs.Handles != 1 || rs.Files != files || rs.Bytes != bytes || rs.Duration <= 0 {
-					t.Fatalf("Restore = %+v, want %d files, %d bytes", rs, files, bytes)
-				}
-				if bytes <= 0 || (kgs.Len() < 8 && !m.incremental && bytes >= cp.Handles[0].StateSize) {
-					t.Fatalf("restore of %v reads %d bytes of %d", kgs, bytes, cp.Handles[0].StateSize)
-				}
-				checkProgress(t, calls, files, bytes)
-			})
+			}
 		}
 		// RestoreFromPath reports them too.
 		dir := filepath.Join(t.TempDir(), "r")
@@ -321,4 +325,37 @@ func BenchmarkMetrics(b *testing.B) {
 	for b.Loop() {
 		_ = be.Metrics()
 	}
+}
+
+// TestMetricsRestoreMerging restores one backend from a checkpoint of two
+// (parallelism 2 to 1): the progress covers both handles, the one the
+// database is opened from and the one read into it.
+func TestMetricsRestoreMerging(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		st := newStorage(t)
+		var handles []snapshot.Handle
+		for _, kgs := range []backend.KeyGroupRange{{Start: 0, End: 4}, {Start: 4, End: 8}} {
+			b := m.open(t, func(o *backend.Options) { o.MaxParallelism, o.KeyGroups = 8, kgs })
+			v := must(backend.GetValue(b, metricsValue)).in(t)
+			for i := range int64(4000) {
+				if b.SetCurrentKey(i) == nil {
+					noErr(t, v.Update(fmt.Sprintf("%0100d", i)))
+				}
+			}
+			s := must(b.Snapshot(1, st)).in(t)
+			handles = append(handles, must(s.Run(context.Background())).in(t))
+		}
+		commitCP(t, st, 1, handles...)
+		var calls []snapshot.Progress
+		r := m.restore(t, hiddenStorage{st}, handles, func(o *backend.Options) {
+			o.MaxParallelism = 8
+			o.RestoreProgress = func(p snapshot.Progress) { calls = append(calls, p) }
+		})
+		files, bytes := restore.Totals(handles, backend.KeyGroupRange{Start: 0, End: 8})
+		rs := r.Metrics().Restore
+		if rs.Handles != 2 || rs.Files != files || rs.Bytes != bytes || rs.Entries == 0 {
+			t.Fatalf("Restore = %+v, want 2 handles, %d files, %d bytes", rs, files, bytes)
+		}
+		checkProgress(t, calls, files, bytes)
+	})
 }
