@@ -73,6 +73,14 @@ type Backend[K any] struct {
 	// restoredFrom is the checkpoint a NoClaim restore came from: retention
 	// in its root keeps it (see NoClaim). Nil for Open and Claim.
 	restoredFrom *restoredCheckpoint
+
+	// What Metrics reads from any goroutine: the stats of the restore
+	// that made the backend (set before Restore returns, never changed
+	// after), the stored state records, the timer services' counters.
+	restored  *RestoreStats
+	stateList atomic.Pointer[[]meta.State]
+	timerReg  timerRegistry
+	sizeCache stateSizeCache
 }
 
 // restoredCheckpoint names a checkpoint a backend was restored from.
@@ -148,6 +156,7 @@ func open[K any](keyCodec Codec[K], opts Options, restoring bool) (*Backend[K], 
 		return nil, err
 	}
 	b.st = st
+	b.publishStates()
 	b.filter.Start(cleanupStore{st})
 	return b, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pebblestate/pebblestate/compaction"
 	"github.com/pebblestate/pebblestate/internal/keygroup"
 	"github.com/pebblestate/pebblestate/internal/store"
+	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/ttl"
@@ -127,7 +128,14 @@ type Options struct {
 	// a line for each checkpoint RestoreLatest or RestoreFromPath passes
 	// over. A repeated message is logged once, then at most once every 10
 	// seconds with the number left out (a flush failing on a full disk is
-	// retried many times a second). Default: slog.Default().
+	// retried many times a second). Default: slog.Default(), not a
+	// discarding logger: what is logged at warning and error level
+	// (a failed compaction or flush, corruption found in the background,
+	// a checkpoint passed over) is what an operator must see, and no call
+	// of the task returns it; Pebble's routine messages are at debug
+	// level, which the default handler leaves out. An application routes
+	// the messages with slog.SetDefault or by setting Logger; the library
+	// never uses package log.
 	Logger *slog.Logger
 
 	// Pebble, if set, is called with the Pebble options the backend built,
@@ -138,6 +146,29 @@ type Options struct {
 	// EventListener, tee it with the backend's (pebble.TeeEventListener),
 	// which background TTL cleanup and Flush's error reporting need.
 	Pebble func(*pebble.Options)
+
+	// Progress and metrics (see Backend.Metrics for the metrics).
+
+	// RestoreProgress, if set, is called as Restore, RestoreLatest or
+	// RestoreFromPath brings in the checkpoint's files: the files and
+	// bytes done of the totals (every file of the incremental handles
+	// the restore reads, and the owned key groups' blocks of the full
+	// handles' data files). It is called from the goroutines doing the
+	// work, one call at a time, once when the totals are known, then at
+	// most every snapshot.ProgressInterval, and once at the end with
+	// every file and byte done; done never decreases. It must not block
+	// for long: the restore waits for it. Default: none.
+	RestoreProgress func(snapshot.Progress)
+
+	// CheckpointProgress, if set, is called as a snapshot's asynchronous
+	// part (AsyncSnapshot.Run, which Checkpoint and a
+	// checkpoint.Coordinator call) writes to checkpoint storage, with the
+	// checkpoint id: for an incremental snapshot the files and bytes
+	// uploaded of those to upload, for a full one the bytes written of
+	// its one file (whose size, BytesTotal, is known only at the last
+	// call). It is called as RestoreProgress is, from the goroutines
+	// running Run. Default: none.
+	CheckpointProgress func(checkpointID int64, p snapshot.Progress)
 }
 
 // RestoreMode says who owns the files of the checkpoint a backend is

@@ -70,6 +70,7 @@ func register[K any, H any](b *Backend[K], m meta.State, cfg ttl.Config, build f
 		}
 	}
 	b.states[m.Name] = registered{meta: m, ttl: cfg, handle: h}
+	b.publishStates()
 	if cfg.Enabled() {
 		b.enableCleanup(m, cfg, any(h).(cleaner))
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -53,7 +54,12 @@ import (
 // state. If the restore fails, opts.Dir is removed again. Register
 // the states afterwards as after Open; changing a state's TTL here
 // migrates it as on reopen.
+//
+// opts.RestoreProgress, if set, follows the restore as it goes; the
+// restored backend's Metrics().Restore says what it read and how long it
+// took.
 func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {
+	began := time.Now()
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -91,8 +97,18 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 		_ = os.RemoveAll(opts.Dir)
 		return nil, fmt.Errorf("restore %s: mark the directory: %w", opts.Dir, err)
 	}
-	b, err := restoreInto(ctx, keyCodec, opts, st, mine)
+	progress := opts.RestoreProgress
+	if progress == nil {
+		progress = func(snapshot.Progress) {} // the tracker still counts, for RestoreStats
+	}
+	tracker := snapshot.NewProgressTracker(progress)
+	tracker.AddTotal(restore.Totals(mine, opts.KeyGroups))
+	b, err := restoreInto(ctx, keyCodec, opts, st, mine, tracker)
 	if err == nil {
+		tracker.Finish()
+		b.restored.Duration = time.Since(began)
+		p := tracker.Progress()
+		b.restored.Files, b.restored.Bytes = p.Files, p.Bytes
 		if err = unmarkRestoring(opts.Dir); err != nil {
 			_ = b.Close()
 		}
@@ -104,11 +120,11 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 	return b, nil
 }
 
-func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle) (*Backend[K], error) {
+func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle, tracker *snapshot.ProgressTracker) (*Backend[K], error) {
 	base := restore.Base(handles, opts.KeyGroups)
 	keep := false // keep the base's identity and upload history
 	if base != nil {
-		unverified, err := restore.FetchUnverified(ctx, st, base, opts.Dir)
+		unverified, err := restore.FetchUnverifiedWith(ctx, st, base, opts.Dir, tracker)
 		if err != nil {
 			return nil, err
 		}
@@ -133,14 +149,17 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		return nil, err
 	}
 	staging := filepath.Join(opts.Dir, "restore-staging")
+	var stats restore.Stats
 	err = b.st.Load(func(l store.Loader) error {
-		_, err := restore.Handles(ctx, st, handles, restore.Target{
+		var err error
+		stats, err = restore.Handles(ctx, st, handles, restore.Target{
 			DB:             restoreDB{l},
 			StagingDir:     staging,
 			KeyGroups:      opts.KeyGroups,
 			MaxParallelism: opts.MaxParallelism,
 			StateID:        b.adoptState,
 			Base:           base,
+			Progress:       tracker,
 		})
 		return err
 	})
@@ -160,6 +179,15 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	if opts.RestoreMode == NoClaim && len(handles) > 0 {
 		b.restoredFrom = &restoredCheckpoint{st: st, id: handles[0].CheckpointID}
 	}
+	b.publishStates()
+	rs := &RestoreStats{CheckpointID: -1, Handles: stats.Handles, IngestedBytes: stats.Bytes, Entries: stats.Entries, Rewritten: stats.Rewritten}
+	if base != nil {
+		rs.Handles++
+	}
+	if len(handles) > 0 {
+		rs.CheckpointID = handles[0].CheckpointID
+	}
+	b.restored = rs
 	return b, nil
 }
 
@@ -222,6 +250,10 @@ type RestoreReport struct {
 	// Recover never delete them): a newer build, or a repair, may restore
 	// them.
 	Skipped []snapshot.Skipped
+
+	// Stats describe the restore, when it succeeded (the backend's
+	// Metrics().Restore holds them too); nil otherwise.
+	Stats *RestoreStats
 }
 
 // RestoreLatest restores from the newest checkpoint in st whose metadata
@@ -239,6 +271,9 @@ func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, 
 		opts.Logger.Warn(fmt.Sprintf("restore %s: passed over checkpoint %d, restoring checkpoint %d", opts.Dir, s.ID, cp.ID), "err", s.Err)
 	}
 	b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
+	if err == nil {
+		report.Stats = b.restored
+	}
 	return b, report, err
 }
 
@@ -273,7 +308,11 @@ func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options
 			return nil, RestoreReport{}, fmt.Errorf("restore %s: %w", opts.Dir, err)
 		}
 		b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
-		return b, RestoreReport{Checkpoint: cp}, err
+		report := RestoreReport{Checkpoint: cp}
+		if err == nil {
+			report.Stats = b.restored
+		}
+		return b, report, err
 	}
 	st, err := snapshot.NewLocal(path)
 	if err != nil {

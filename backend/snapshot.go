@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -47,6 +48,10 @@ type AsyncSnapshot struct {
 	now     int64
 	handle  snapshot.Handle
 
+	syncDuration time.Duration
+	progress     func(int64, snapshot.Progress) // Options.CheckpointProgress
+	stats        *CheckpointStats               // set when Run succeeded
+
 	mu       sync.Mutex
 	released bool
 	running  bool
@@ -68,16 +73,19 @@ type snapshotOwner struct {
 	// history records incremental uploads: which the next checkpoint
 	// reuses, promoted on completion, forgotten on abort.
 	history *incremental.History
+	// counters are the checkpoint metrics, under mu.
+	counters checkpointCounters
 }
 
 func newSnapshotOwner() *snapshotOwner {
 	var id [16]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
 	return &snapshotOwner{
-		writer:  hex.EncodeToString(id[:]),
-		running: make(map[*AsyncSnapshot]bool),
-		pending: make(map[int64][]string),
-		history: incremental.NewHistory(),
+		writer:   hex.EncodeToString(id[:]),
+		running:  make(map[*AsyncSnapshot]bool),
+		pending:  make(map[int64][]string),
+		history:  incremental.NewHistory(),
+		counters: checkpointCounters{m: CheckpointMetrics{LastCompletedID: -1}},
 	}
 }
 
@@ -114,6 +122,7 @@ func (b *Backend[K]) snapshot(ctx context.Context, checkpointID int64, st snapsh
 	if b.snaps.taken(checkpointID) {
 		return nil, fmt.Errorf("%w: snapshot %d was already taken and is not yet completed or aborted", ErrInvalidArgument, checkpointID)
 	}
+	began := time.Now()
 	states := b.st.States()
 	s := &AsyncSnapshot{
 		b:            b.snaps,
@@ -123,6 +132,7 @@ func (b *Backend[K]) snapshot(ctx context.Context, checkpointID int64, st snapsh
 		targets:      append([]ttl.Target(nil), b.snapshotTargets...),
 		now:          ttl.Millis(b.opts.Clock.Now()),
 		workers:      b.opts.UploadWorkers,
+		progress:     b.opts.CheckpointProgress,
 		done:         make(chan struct{}),
 	}
 	s.handle = snapshot.Handle{
@@ -160,6 +170,8 @@ func (b *Backend[K]) snapshot(ctx context.Context, checkpointID int64, st snapsh
 	b.snaps.mu.Lock()
 	b.snaps.running[s] = true
 	b.snaps.mu.Unlock()
+	s.syncDuration = time.Since(began)
+	b.snaps.tookSnapshot(s.syncDuration)
 	return s, nil
 }
 
@@ -175,6 +187,8 @@ func dataFileName(checkpointID int64, writerID string) string {
 // Run writes the snapshot and returns the instance's handle, to be
 // committed with the other instances' handles (snapshot.Complete). It can
 // be called once. Cancelling ctx stops it; it then leaves no files behind.
+// Options.CheckpointProgress, if set, is called as it goes; Stats reports
+// it once it returned.
 func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	s.mu.Lock()
 	if s.released || s.running {
@@ -189,20 +203,38 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	defer close(s.done)
 	defer s.finish()
 
+	began := time.Now()
 	if err := checkNewCheckpoint(ctx, s.storage, s.checkpointID); err != nil {
+		s.b.ranSnapshot(nil)
 		return snapshot.Handle{}, err
+	}
+	var tracker *snapshot.ProgressTracker
+	if s.progress != nil {
+		id, fn := s.checkpointID, s.progress
+		tracker = snapshot.NewProgressTracker(func(p snapshot.Progress) { fn(id, p) })
 	}
 	var h snapshot.Handle
 	var written []string
 	var err error
 	if s.localDir != "" {
-		h, written, err = s.runIncremental(ctx)
+		h, written, err = s.runIncremental(ctx, tracker)
 	} else {
-		h, written, err = s.runFull(ctx)
+		h, written, err = s.runFull(ctx, tracker)
 	}
 	if err != nil {
+		s.b.ranSnapshot(nil)
 		return snapshot.Handle{}, fmt.Errorf("backend: snapshot %d: %w", s.checkpointID, err)
 	}
+	tracker.Finish()
+	uploaded := len(written)
+	if h.Kind == snapshot.KindFull {
+		uploaded = len(h.Files)
+	}
+	stats := snapshotStats(h, s.syncDuration, time.Since(began), uploaded)
+	s.mu.Lock()
+	s.stats = stats
+	s.mu.Unlock()
+	s.b.ranSnapshot(stats)
 	s.b.mu.Lock()
 	s.b.pending[s.checkpointID] = written
 	s.b.mu.Unlock()
@@ -226,8 +258,21 @@ func checkNewCheckpoint(ctx context.Context, st snapshot.Storage, id int64) erro
 	return nil
 }
 
-// runFull writes the full-snapshot data file.
-func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string, error) {
+// Stats returns the snapshot's figures once Run succeeded, and false
+// before or if it failed.
+func (s *AsyncSnapshot) Stats() (CheckpointStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stats == nil {
+		return CheckpointStats{}, false
+	}
+	return *s.stats, true
+}
+
+// runFull writes the full-snapshot data file. Its progress counts one
+// file, of a size known only at the end, and the bytes of each key
+// group's block as it is written.
+func (s *AsyncSnapshot) runFull(ctx context.Context, tracker *snapshot.ProgressTracker) (snapshot.Handle, []string, error) {
 	comp, err := full.ParseCompression(s.handle.Compression)
 	if err != nil {
 		return snapshot.Handle{}, nil, err
@@ -251,6 +296,7 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 		MaxParallelism: s.handle.MaxParallelism,
 		Compression:    comp,
 		Filter:         filter,
+		Progress:       progressOf(tracker),
 	})
 	if err == nil {
 		err = ctx.Err()
@@ -267,6 +313,7 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 		}
 		return snapshot.Handle{}, nil, err
 	}
+	tracker.Add(1, 0)
 	h := s.handle
 	h.Files = []snapshot.FileRef{{Name: name, Size: res.Size, CRC32C: res.CRC32C}}
 	h.Blocks = res.Blocks
@@ -280,7 +327,7 @@ func (s *AsyncSnapshot) runFull(ctx context.Context) (snapshot.Handle, []string,
 // notification said so counts as completed: forgetting
 // NotifyCheckpointComplete must not turn every checkpoint into a full
 // upload.
-func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []string, error) {
+func (s *AsyncSnapshot) runIncremental(ctx context.Context, tracker *snapshot.ProgressTracker) (snapshot.Handle, []string, error) {
 	id, err := s.b.history.Committed(ctx, s.storage)
 	if err != nil {
 		return snapshot.Handle{}, nil, err
@@ -298,6 +345,7 @@ func (s *AsyncSnapshot) runIncremental(ctx context.Context) (snapshot.Handle, []
 		WriterID:     s.b.writer,
 		Previous:     prev,
 		Workers:      s.workers,
+		Progress:     tracker,
 	})
 	if err != nil {
 		return snapshot.Handle{}, nil, err
@@ -434,6 +482,7 @@ func (b *Backend[K]) NotifyCheckpointComplete(id int64) error {
 func (o *snapshotOwner) complete(id int64) {
 	o.mu.Lock()
 	maps.DeleteFunc(o.pending, func(cid int64, _ []string) bool { return cid <= id })
+	o.notifiedLocked(id, true)
 	o.mu.Unlock()
 	o.history.Complete(id)
 }
@@ -446,6 +495,7 @@ func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st s
 	o.mu.Lock()
 	names := o.pending[id]
 	delete(o.pending, id)
+	o.notifiedLocked(id, false)
 	o.mu.Unlock()
 	o.history.Abort(id)
 	var errs []error
@@ -519,3 +569,13 @@ func holdsHandle(cp *snapshot.Checkpoint, h snapshot.Handle) bool {
 }
 
 func sameName(a, b snapshot.FileRef) bool { return a.Name == b.Name }
+
+// progressOf returns the callback a full snapshot's writer reports each
+// key group's bytes to, or nil.
+func progressOf(t *snapshot.ProgressTracker) func(keyGroup int, bytes int64) {
+	if t == nil {
+		return nil
+	}
+	t.AddTotal(1, 0)
+	return func(_ int, bytes int64) { t.Add(0, bytes) }
+}

@@ -42,6 +42,14 @@ type timerQueue struct {
 	err    error        // a failed load: the caches are no longer known good
 	heap   []int32      // indexes of groups with a non-empty cache
 	lo, hi []byte       // scratch bounds for loads
+
+	// counts are the timers stored per group, counted when the queue is
+	// built and kept as TimerStats.Pending says; dirty marks a group whose
+	// count may be off (a register or delete beyond its cache). stats
+	// holds their sums.
+	counts []int64
+	dirty  []bool
+	stats  *timerCounters
 }
 
 type timerGroup struct {
@@ -50,11 +58,15 @@ type timerGroup struct {
 	pos      int32 // index in heap, or -1
 }
 
-func newTimerQueue(w *timerWrites, id uint16, domain byte, kgs KeyGroupRange, kgWidth, capacity int) (*timerQueue, error) {
+func newTimerQueue(w *timerWrites, id uint16, domain byte, kgs KeyGroupRange, kgWidth, capacity int, stats *timerCounters) (*timerQueue, error) {
+	n := kgs.End - kgs.Start
 	q := &timerQueue{
 		st: w.st, w: w, id: id, domain: domain, kgWidth: kgWidth, kgStart: kgs.Start, capacity: capacity,
 		prefix: keys.StateIDLen + kgWidth + 1,
-		groups: make([]timerGroup, kgs.End-kgs.Start),
+		groups: make([]timerGroup, n),
+		counts: make([]int64, n),
+		dirty:  make([]bool, n),
+		stats:  stats,
 	}
 	for i := range q.groups {
 		q.groups[i].pos = -1
@@ -65,6 +77,30 @@ func newTimerQueue(w *timerWrites, id uint16, domain byte, kgs KeyGroupRange, kg
 	return q, nil
 }
 
+// count adds d to group i's count of timers.
+func (q *timerQueue) count(i int, d int64) {
+	q.counts[i] += d
+	q.stats.pending.Add(d)
+}
+
+// uncertain marks group i's count as possibly off.
+func (q *timerQueue) uncertain(i int) {
+	if !q.dirty[i] {
+		q.dirty[i] = true
+		q.stats.inexact.Add(1)
+	}
+}
+
+// resync sets the count of group i, whose cache is complete, to the
+// cache's length: exact again.
+func (q *timerQueue) resync(i int) {
+	q.count(i, int64(len(q.groups[i].cache))-q.counts[i])
+	if q.dirty[i] {
+		q.dirty[i] = false
+		q.stats.inexact.Add(-1)
+	}
+}
+
 // groupPrefix appends [state id][key group][domain] of group i to dst.
 func (q *timerQueue) groupPrefix(dst []byte, i int) []byte {
 	dst = keys.AppendStateID(dst, q.id)
@@ -73,7 +109,9 @@ func (q *timerQueue) groupPrefix(dst []byte, i int) []byte {
 }
 
 // load fills the empty cache of group i with its first stored timers
-// after the key after (all of them if after is nil).
+// after the key after (all of them if after is nil). A load of all of
+// them goes on past the cache to count the group's timers; a load that
+// finds the cache complete sets the count.
 func (q *timerQueue) load(i int, after []byte) error {
 	if err := q.loadOnce(i, after); err != nil {
 		q.err = err
@@ -115,6 +153,15 @@ func (q *timerQueue) loadOnce(i int, after []byte) error {
 		ends = append(ends, len(slab))
 		n++
 	}
+	if after == nil && valid {
+		// The first load: count the rest (keys only; timers have no value).
+		m := int64(n)
+		for ; valid; valid = it.Next() {
+			m++
+		}
+		q.count(i, m-q.counts[i])
+		valid = true
+	}
 	g.complete = !valid
 	err = it.Error()
 	if cerr := it.Close(); err == nil {
@@ -128,6 +175,9 @@ func (q *timerQueue) loadOnce(i int, after []byte) error {
 	for _, end := range ends {
 		g.cache = append(g.cache, slab[start:end:end])
 		start = end
+	}
+	if g.complete {
+		q.resync(i)
 	}
 	q.fix(i)
 	return nil
@@ -155,6 +205,17 @@ func (q *timerQueue) added(i int, key []byte) {
 	if j == 0 {
 		q.fix(i)
 	}
+}
+
+// holds reports whether group i stores key, and whether the cache knows:
+// it does when it is complete or key is not beyond its last entry.
+func (q *timerQueue) holds(i int, key []byte) (found, known bool) {
+	g := &q.groups[i]
+	if q.err != nil || (!g.complete && bytes.Compare(key, g.cache[len(g.cache)-1]) > 0) {
+		return false, false
+	}
+	_, found = slices.BinarySearchFunc(g.cache, key, bytes.Compare)
+	return found, true
 }
 
 // removed notes that key was deleted from group i.

@@ -73,15 +73,29 @@ type TimerService[K, N any] struct {
 
 	firing    bool
 	watermark int64
-	stats     TimerStats
+	stats     *timerCounters
 }
 
 // TimerStats counts a timer service's operations since it was registered
-// in this process.
+// in this process, and the timers it holds.
 type TimerStats struct {
 	Registered uint64 // register calls, duplicates included
 	Deleted    uint64 // delete calls, of timers that existed or not
 	Fired      uint64 // timers fired
+	// Pending is the number of timers stored, due or not, of both time
+	// domains. It is counted when the service is registered (after Open or
+	// a restore: one scan of its timers, keys only) and kept up to date
+	// without reading the database, so it is exact while PendingExact is
+	// true. A register or delete of a timer beyond the first CacheSize
+	// timers of its key group cannot tell, without a read, whether the
+	// timer existed (a read per call costs several times the write): it
+	// counts a register as a new timer and a delete as removing one, and
+	// PendingExact is false from then until every such key group's
+	// timers fit in its cache again (as they fire), when each count is
+	// set from the cache.
+	Pending uint64
+	// PendingExact reports whether Pending is exact.
+	PendingExact bool
 }
 
 // GetTimerService registers a timer service, or returns the one already
@@ -103,13 +117,15 @@ func GetTimerService[K, N any](b *Backend[K], d TimerServiceDescriptor[N]) (*Tim
 	return register(b, m, ttl.Config{}, func(m meta.State) (*TimerService[K, N], error) {
 		s := &TimerService[K, N]{b: b, name: m.Name, id: m.ID, nsCodec: d.NamespaceCodec,
 			nsFixed: fixedSize(d.NamespaceCodec), watermark: math.MinInt64, writes: &timerWrites{st: b.st, closed: &b.closed}}
+		s.stats = &timerCounters{name: m.Name}
 		for dom := range s.queues {
-			q, err := newTimerQueue(s.writes, m.ID, byte(dom), b.opts.KeyGroups, b.kgWidth, size)
+			q, err := newTimerQueue(s.writes, m.ID, byte(dom), b.opts.KeyGroups, b.kgWidth, size, s.stats)
 			if err != nil {
 				return nil, s.wrap("open", err)
 			}
 			s.queues[dom] = q
 		}
+		b.timerReg.add(s.stats)
 		return s, nil
 	})
 }
@@ -175,8 +191,9 @@ func (s *TimerService[K, N]) NextEventTime() (int64, bool) { return s.next(event
 // AdvanceProcessingTime.
 func (s *TimerService[K, N]) NextProcessingTime() (int64, bool) { return s.next(processingTime) }
 
-// Stats returns the service's counters.
-func (s *TimerService[K, N]) Stats() TimerStats { return s.stats }
+// Stats returns the service's counters. Unlike the rest of the service,
+// it may be called from any goroutine (Backend.Metrics reports them too).
+func (s *TimerService[K, N]) Stats() TimerStats { return s.stats.stats() }
 
 func (s *TimerService[K, N]) next(dom byte) (int64, bool) {
 	q := s.queues[dom]
@@ -222,11 +239,19 @@ func (s *TimerService[K, N]) register(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
+	q := s.queues[dom]
+	found, known := q.holds(i, key)
 	if err := s.writes.set(key); err != nil {
 		return s.wrap("register", err)
 	}
-	s.queues[dom].added(i, key)
-	s.stats.Registered++
+	if !known {
+		q.uncertain(i)
+	}
+	if !found {
+		q.count(i, 1)
+	}
+	q.added(i, key)
+	s.stats.registered.Add(1)
 	return nil
 }
 
@@ -235,10 +260,18 @@ func (s *TimerService[K, N]) delete(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
+	q := s.queues[dom]
+	found, known := q.holds(i, key)
 	if err := s.writes.delete(key); err != nil {
 		return s.wrap("delete", err)
 	}
-	s.stats.Deleted++
+	s.stats.deleted.Add(1)
+	if !known {
+		q.uncertain(i)
+	}
+	if found || !known {
+		q.count(i, -1)
+	}
 	return s.wrapIf("delete", s.queues[dom].removed(i, key))
 }
 
@@ -285,10 +318,11 @@ func (s *TimerService[K, N]) fireDue(dom byte, limit int64, fire func(K, N, int6
 		if err := s.writes.delete(k); err != nil {
 			return s.wrap("fire", err)
 		}
+		q.count(i, -1) // before popFront, whose reload may set the count
 		if err := q.popFront(i); err != nil {
 			return s.wrap("fire", err)
 		}
-		s.stats.Fired++
+		s.stats.fired.Add(1)
 		if err := b.setCurrentKeyEncoded(key, q.kgStart+i, kgAndKey); err != nil {
 			return err
 		}

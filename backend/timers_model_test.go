@@ -66,6 +66,9 @@ func TestTimersModel(t *testing.T) {
 				if len(r.model) != 0 {
 					t.Fatalf("%d timers never fired: %v", len(r.model), r.model)
 				}
+				if r.exactChecks == 0 {
+					t.Fatal("the pending count was never exact, so never checked")
+				}
 			})
 		}
 	})
@@ -118,6 +121,8 @@ type tmRun struct {
 	cps   map[int64]tmCheckpoint
 	cpID  int64
 	log   []string
+
+	exactChecks int // checks of an exact pending count
 }
 
 func (r *tmRun) logf(format string, args ...any) {
@@ -363,6 +368,19 @@ func (r *tmRun) first(in *tmInstance, dom byte) (tmTimer, bool) {
 
 func (r *tmRun) checkNext() {
 	for _, in := range r.job {
+		// The pending count, when the service says it is exact.
+		want := 0
+		for tm := range r.model {
+			if in.kgs.Contains(tm.kg) {
+				want++
+			}
+		}
+		if st := in.svc.Stats(); st.PendingExact {
+			r.exactChecks++
+			if st.Pending != uint64(want) {
+				r.t.Fatalf("instance %s: %d timers pending, exact, want %d", in.kgs, st.Pending, want)
+			}
+		}
 		for dom := range byte(2) {
 			want, wantOK := r.first(in, dom)
 			next := in.svc.NextEventTime

@@ -47,6 +47,12 @@ type Unverified struct {
 // until Verify returns, so that no unverified table is rewritten into a
 // new one first.
 func FetchUnverified(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) (*Unverified, error) {
+	return FetchUnverifiedWith(ctx, st, h, dir, nil)
+}
+
+// FetchUnverifiedWith is FetchUnverified, counting each file in progress
+// (which may be nil) once it is fetched.
+func FetchUnverifiedWith(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string, progress *snapshot.ProgressTracker) (*Unverified, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -66,6 +72,9 @@ func FetchUnverified(ctx context.Context, st snapshot.Storage, h *snapshot.Handl
 	err := parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
 		j := jobs[i]
 		linked, err := fetchFile(ctx, st, j.ref, filepath.Join(dir, j.local))
+		if err == nil {
+			progress.Add(1, j.ref.Size)
+		}
 		if err != nil || !linked {
 			return err
 		}

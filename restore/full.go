@@ -43,6 +43,11 @@ type Target struct {
 	// Base, if set, is the incremental handle the database was opened from;
 	// it is not read again.
 	Base *snapshot.Handle
+	// Progress, if not nil, counts what the restore reads, as Totals
+	// counts it: each file of an incremental handle once fetched, each
+	// owned block of a full handle's data file once read, and the data
+	// file once its blocks are.
+	Progress *snapshot.ProgressTracker
 }
 
 // Stats describe a restore.
@@ -188,6 +193,7 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 		return b.addIncremental(ctx, st, h, ids, stats)
 	}
 	if len(h.Blocks) == 0 {
+		b.t.Progress.Add(1, 0)
 		return nil
 	}
 	if len(h.Files) != 1 {
@@ -233,7 +239,9 @@ func (b *builder) restoreHandle(ctx context.Context, st snapshot.Storage, h *sna
 			return err
 		}
 		stats.KeyGroups++
+		b.t.Progress.Add(0, blk.Length)
 	}
+	b.t.Progress.Add(1, 0)
 	return nil
 }
 

@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "max parallelism %d; a checkpoint every %v into %s\n", cfg.maxParallelism, cfg.interval, cfg.checkpoints)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	bar := &progressBar{w: stderr, on: cfg.progress, events: in.Events, total: expectedEvents(in)}
+	bar := &demoBar{w: stderr, on: cfg.progress, events: in.Events, total: expectedEvents(in)}
 	res, err := nexmarkjob.RunDemo(ctx, nexmarkjob.DemoConfig{
 		Input: in, Queries: demoQueries,
 		Parallelism: []int{cfg.parallelism, cfg.restart},
@@ -225,8 +225,8 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// progressBar draws the demo's progress on one line of stderr.
-type progressBar struct {
+// demoBar draws the demo's progress on one line of stderr.
+type demoBar struct {
 	w      io.Writer
 	on     bool
 	events int64 // input events published
@@ -235,20 +235,20 @@ type progressBar struct {
 	line   string
 }
 
-func (p *progressBar) event(e nexmarkjob.DemoEvent) {
+func (p *demoBar) event(e nexmarkjob.DemoEvent) {
 	switch {
 	case e.Produced > 0:
 		p.draw("publish", e.Produced, p.events)
 	case e.Checkpoint != nil:
 		p.run = e.Run
 		p.draw(fmt.Sprintf("run %d, chk %d", e.Run, e.Checkpoint.ID), e.Checkpoint.Events, p.total)
-	case e.Killed:
+	case e.Killed && p.on:
 		p.clear()
 		fmt.Fprintf(p.w, "run %d: killed with SIGKILL; restarting from the newest checkpoint\n", e.Run)
 	}
 }
 
-func (p *progressBar) draw(what string, n, total int64) {
+func (p *demoBar) draw(what string, n, total int64) {
 	if !p.on {
 		return
 	}
@@ -262,11 +262,11 @@ func (p *progressBar) draw(what string, n, total int64) {
 	fmt.Fprintf(p.w, "\r%s", p.line)
 }
 
-func (p *progressBar) clear() {
+func (p *demoBar) clear() {
 	if p.on && p.line != "" {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", len(p.line)))
 		p.line = ""
 	}
 }
 
-func (p *progressBar) done() { p.clear() }
+func (p *demoBar) done() { p.clear() }

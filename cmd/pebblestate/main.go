@@ -120,7 +120,7 @@ Flags:
 	fs.StringVar(&cfg.checkpoints, "checkpoints", "", "checkpoint root, kept after the run (default: inside -dir, removed)")
 	fs.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to use instead of the embedded one; its NEXMARK_* streams are replaced")
 	keep := fs.Bool("keep", false, "keep -dir after the run")
-	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), on or off")
+	showProgress := progressFlag(fs, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -136,15 +136,7 @@ Flags:
 		fmt.Fprintf(stderr, "pebblestate demo: need -events >= 1, -interval > 0 and 1 <= -parallelism, -restart-parallelism <= -max-parallelism (%d)\n", cfg.maxParallelism)
 		return 2
 	}
-	switch *progress {
-	case "auto":
-		cfg.progress = isTerminal(stderr)
-	case "on", "off":
-		cfg.progress = *progress == "on"
-	default:
-		fmt.Fprintf(stderr, "pebblestate demo: -progress is auto, on or off, not %q\n", *progress)
-		return 2
-	}
+	cfg.progress = showProgress()
 	cleanup, err := prepareDir(&cfg.dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "pebblestate demo: %v\n", err)
@@ -165,16 +157,6 @@ Flags:
 		return 1
 	}
 	return 0
-}
-
-// isTerminal reports whether w is a character device, such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // prepareDir makes *dir ready for a run: a new temporary directory if it

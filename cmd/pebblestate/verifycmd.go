@@ -38,7 +38,8 @@ type fileUse struct {
 func verifyCommand(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("verify", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	flags.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
+	flags.Usage = func() { fmt.Fprint(stderr, verifyUsage+"\nFlags:\n"); flags.PrintDefaults() }
+	showProgress := progressFlag(flags, stderr)
 	arg, code := parseCommand(flags, args, stderr)
 	if code >= 0 {
 		return code
@@ -77,14 +78,27 @@ func verifyCommand(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// Check each file once, and report it once with its users.
+	var total, done int64
 	for _, u := range uses {
+		total += u.ref.Size
+	}
+	bar := newProgressBar(stderr, "verify", showProgress())
+	for i, u := range uses {
 		err := snapshot.VerifyFile(ctx, t.st, u.ref)
+		done += u.ref.Size
+		detail := fmt.Sprintf("%d/%d files, %s of %s", i+1, len(uses), humanBytes(done), humanBytes(total))
+		if i == len(uses)-1 {
+			bar.finish(done, total, detail)
+		} else {
+			bar.update(done, total, detail)
+		}
 		if err == nil {
 			continue
 		}
 		for _, id := range u.ids {
 			bad[id]++
 		}
+		bar.interrupt()
 		users := "used by " + idList("checkpoint", u.ids)
 		var pe *fs.PathError
 		switch {

@@ -103,6 +103,30 @@ func TestNoProcessExits(t *testing.T) {
 	}
 }
 
+// TestNoPackageLog checks that library code does not import package log:
+// it logs through log/slog, to Options.Logger, so the application decides
+// where messages go.
+func TestNoPackageLog(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, dir := range libraryDirs(t) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				if imp.Path.Value == `"log"` {
+					t.Errorf("%s imports package log; use log/slog", fset.Position(imp.Pos()))
+				}
+			}
+		}
+	}
+}
+
 // TestEveryPackageHasDoc checks that each package directory has a doc.go.
 func TestEveryPackageHasDoc(t *testing.T) {
 	for _, dir := range libraryDirs(t) {

@@ -42,6 +42,8 @@ type monitor struct {
 	fatal       error // what Pebble reported through Fatalf
 	limits      map[string]*limit
 	now         func() time.Time
+
+	stalls stallCounter // write stalls, for Metrics
 }
 
 // limit is the rate limit of one kind of message.
@@ -123,6 +125,8 @@ func (m *monitor) listener(next pebble.EventListener) pebble.EventListener {
 				m.log.Info("pebble: flush succeeded again", slog.String("dir", m.dir), slog.Int("failed_attempts", failures))
 			}
 		},
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) { m.stalls.begin(time.Now()) },
+		WriteStallEnd:   func() { m.stalls.end(time.Now()) },
 		// Pebble's default stops the process on corruption found in the
 		// background; a read of the damaged data returns an error anyway.
 		DataCorruption: func(info pebble.DataCorruptionInfo) {

@@ -43,6 +43,11 @@ type WriteOptions struct {
 	Compression Compression
 	// Filter, if set, leaves out expired TTL entries and elements.
 	Filter *ttl.EntryFilter
+	// Progress, if set, is called after each key group, with the bytes
+	// written since the last call (the file's header with the first), on
+	// the goroutine calling Write. The bytes of all calls add up to the
+	// file's size.
+	Progress func(keyGroup int, bytes int64)
 }
 
 // Result is what Write wrote.
@@ -112,6 +117,13 @@ func Write(ctx context.Context, r Reader, w io.Writer, opts WriteOptions) (Resul
 	var res Result
 	var rec []byte
 	prefix := keys.StateIDLen + width
+	var reported int64
+	progress := func(kg int) {
+		if opts.Progress != nil {
+			opts.Progress(kg, cw.n-reported)
+			reported = cw.n
+		}
+	}
 	for kg := opts.KeyGroups.Start; kg < opts.KeyGroups.End; kg++ {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
@@ -161,6 +173,7 @@ func Write(ctx context.Context, r Reader, w io.Writer, opts WriteOptions) (Resul
 			}
 		}
 		if !started {
+			progress(kg)
 			continue
 		}
 		if err := comp.Close(); err != nil {
@@ -172,9 +185,13 @@ func Write(ctx context.Context, r Reader, w io.Writer, opts WriteOptions) (Resul
 		block.Length = cw.n - block.Offset
 		block.CRC32C = cw.block.Sum32()
 		res.Blocks = append(res.Blocks, block)
+		progress(kg)
 	}
 	if err := bw.Flush(); err != nil {
 		return Result{}, err
+	}
+	if cw.n > reported {
+		progress(opts.KeyGroups.End)
 	}
 	res.Size, res.CRC32C = cw.n, cw.file.Sum32()
 	return res, nil

@@ -40,6 +40,10 @@ type Request struct {
 	Previous map[string]snapshot.SharedFile
 	// Workers is the number of parallel uploads. Default: 4.
 	Workers int
+	// Progress, if not nil, counts the files to upload and their bytes
+	// as its totals, and each file once uploaded (from the goroutine that
+	// uploaded it). Files reused from Previous are not counted.
+	Progress *snapshot.ProgressTracker
 }
 
 // PrivateDir returns the directory in storage of a writer's private files
@@ -84,10 +88,22 @@ func Run(ctx context.Context, st snapshot.Storage, req Request) (Upload, error) 
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
+	if req.Progress != nil {
+		var total int64
+		for _, j := range jobs {
+			if fi, err := os.Stat(filepath.Join(req.Dir, j.local)); err == nil {
+				total += fi.Size()
+			}
+		}
+		req.Progress.AddTotal(len(jobs), total)
+	}
 	refs := make([]snapshot.FileRef, len(jobs))
 	err = parallel.Do(ctx, len(jobs), workers, func(ctx context.Context, i int) error {
 		var err error
 		refs[i], err = uploadFile(ctx, st, filepath.Join(req.Dir, jobs[i].local), jobs[i].name)
+		if err == nil {
+			req.Progress.Add(1, refs[i].Size)
+		}
 		return err
 	})
 	if err != nil {
