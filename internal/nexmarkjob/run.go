@@ -159,6 +159,8 @@ func (j *job) openSubtask(ctx context.Context, spec operatorSpec, i, p, maxP int
 		KeyGroups:      kgs,
 		Clock:          clock,
 		Logger:         logger,
+		// The checkpoints of a long-running job upload only what changed.
+		IncrementalCheckpoints: true,
 	}
 	s := &subtask{
 		spec:     spec,
