@@ -81,19 +81,25 @@ type subtask struct {
 func (s *subtask) positions(st *opstate.State) error {
 	pos := s.src.Positions()
 	for kg := s.kgs.Start; kg < s.kgs.End; kg++ {
-		b := binary.AppendUvarint(nil, pos[kg])
-		if s.spec.second {
-			for _, w := range s.up[kg] {
-				b = binary.AppendVarint(b, w)
-			}
-		} else {
-			b = binary.AppendVarint(b, s.wm[kg])
+		wms := s.up[kg]
+		if !s.spec.second {
+			wms = []int64{s.wm[kg]}
 		}
-		if err := st.SetPosition(kg, b); err != nil {
+		if err := st.SetPosition(kg, encodePosition(pos[kg], wms)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encodePosition is a key group's position: the last applied sequence,
+// then its watermark(s) (FORMAT.md).
+func encodePosition(seq uint64, wms []int64) []byte {
+	b := binary.AppendUvarint(nil, seq)
+	for _, w := range wms {
+		b = binary.AppendVarint(b, w)
+	}
+	return b
 }
 
 // restorePositions reads what positions wrote; st nil means a fresh start.
