@@ -6,9 +6,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pebblestate/pebblestate/internal/invariants"
 	"github.com/pebblestate/pebblestate/internal/nexmark"
 )
 
@@ -21,7 +24,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if childPath != "" {
+		os.RemoveAll(filepath.Dir(childPath))
+	}
+	os.Exit(code)
 }
 
 // testQueries are small windows over a short stream, so that every query
@@ -39,6 +46,43 @@ func testInput(events int64, seed uint64) Input {
 }
 
 func selfCommand() *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") }
+
+var (
+	childOnce sync.Once
+	childPath string
+	childErr  error
+)
+
+// childCommand returns how to start a job child for the crash test: this
+// test binary, unless it has the race detector, which makes the children
+// too slow to kill 30 times in CI; then the pebblestate command, built
+// once without it (with the invariants tag if this binary has it). The
+// parent, which coordinates and compares, keeps the race detector.
+func childCommand(t *testing.T) func() *exec.Cmd {
+	if !raceEnabled {
+		return selfCommand
+	}
+	childOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pebblestate-job-child-")
+		if err != nil {
+			childErr = err
+			return
+		}
+		childPath = filepath.Join(dir, "pebblestate")
+		args := []string{"build", "-o", childPath}
+		if invariants.Enabled {
+			args = append(args, "-tags", "invariants")
+		}
+		out, err := exec.Command("go", append(args, "github.com/pebblestate/pebblestate/cmd/pebblestate")...).CombinedOutput()
+		if err != nil {
+			childErr = fmt.Errorf("build the job child: %w\n%s", err, out)
+		}
+	})
+	if childErr != nil {
+		t.Fatal(childErr)
+	}
+	return func() *exec.Cmd { return exec.Command(childPath) }
+}
 
 // TestJobWithoutCrash runs the job once at parallelism 2 and compares.
 func TestJobWithoutCrash(t *testing.T) {
@@ -67,19 +111,20 @@ func TestJobCrashes(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	kills := 0
+	command := childCommand(t)
 	for round := 0; kills < 30; round++ {
-		ps := make([]int, 6)
+		ps := make([]int, 11)
 		for i := range ps {
-			ps[i] = 1 + rng.IntN(4)
+			ps[i] = 1 + rng.IntN(3)
 		}
 		delays := make([]time.Duration, len(ps))
 		for i := range delays {
 			delays[i] = time.Duration(rng.IntN(150)) * time.Millisecond
 		}
 		res, err := RunDemo(context.Background(), DemoConfig{
-			Input: testInput(4000, seed+uint64(round)), Queries: testQueries, Parallelism: ps,
+			Input: testInput(3000, seed+uint64(round)), Queries: testQueries, Parallelism: ps,
 			KillAfter: func(run int) time.Duration { return delays[run] },
-			Dir:       t.TempDir(), Interval: 30 * time.Millisecond, Command: selfCommand,
+			Dir:       t.TempDir(), Interval: 30 * time.Millisecond, Command: command,
 		})
 		if err != nil {
 			t.Fatalf("round %d (seed %d, parallelism %v): %v", round, seed, ps, err)
