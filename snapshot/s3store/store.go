@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -221,6 +222,8 @@ func New(ctx context.Context, bucket, prefix string, opts Options) (*Store, erro
 		o.UsePathStyle = pathStyle
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported
+		o.DisableLogOutputChecksumValidationSkipped = true
+		o.Logger = logging.Nop{}
 	})
 	s := &Store{client: client, bucket: bucket, partSize: opts.PartSize, slots: make(chan struct{}, opts.Concurrency),
 		maxAttempts: opts.MaxAttempts, maxBackoff: opts.MaxBackoff}
