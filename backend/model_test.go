@@ -99,7 +99,7 @@ func TestModel(t *testing.T) {
 	if *modelSeed != 0 {
 		seeds, fresh = []uint64{*modelSeed}, false
 	}
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		for _, cfg := range modelConfigs {
 			t.Run(cfg.name, func(t *testing.T) {
 				run := slices.Clone(seeds)
@@ -150,7 +150,7 @@ type modelEnv struct {
 	kgOf    map[string]int  // every key's key group
 	touched map[string]bool // keys of the job ever made current
 
-	st        *snapshot.Local
+	st        snapshot.Storage
 	keep      int
 	nextID    int64
 	completed []int64       // completed checkpoints, oldest first
@@ -170,7 +170,7 @@ func newModelEnv(t *testing.T, m mode, cfg modelConfig, seed uint64) *modelEnv {
 		kgs:     cfg.keyGroups,
 		kgOf:    map[string]int{},
 		touched: map[string]bool{},
-		st:      newStorage(t),
+		st:      m.storage(t),
 		saved:   map[int64]any{},
 		counts:  map[string]int{},
 	}

@@ -7,6 +7,10 @@
 //	pebblestate verify <root>      check every completed checkpoint's metadata and the size and checksum of its files
 //	pebblestate help               print usage
 //
+// A checkpoint root is a directory or an s3://bucket/prefix URL (with the
+// AWS SDK's usual environment: AWS_ACCESS_KEY_ID, AWS_REGION,
+// AWS_ENDPOINT_URL_S3 and so on, or ?endpoint=http://host:port).
+//
 // Run "pebblestate demo -h" for the demo's flags.
 package main
 
@@ -20,6 +24,7 @@ import (
 	"path/filepath"
 
 	"github.com/pebblestate/pebblestate/backend"
+	_ "github.com/pebblestate/pebblestate/snapshot/s3store" // s3:// checkpoint roots
 )
 
 const usage = `pebblestate is the command-line tool of pebblestate, a keyed-state backend on Pebble.
@@ -43,6 +48,9 @@ Commands:
 	        it uses for its size and CRC-32C; exit 1 unless there is a
 	        checkpoint and all are good
 	help    print this message
+
+A checkpoint root is a directory or s3://bucket/prefix (credentials, region
+and endpoint from the AWS environment, or ?endpoint=http://host:port).
 
 Run "pebblestate <command> -h" for a command's flags.
 `
