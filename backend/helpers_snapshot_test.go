@@ -49,6 +49,15 @@ func forEachStorage(t *testing.T, f func(t *testing.T, m mode)) {
 	}
 }
 
+// forEachS3 runs f as subtests Local and S3, for tests whose snapshot
+// mode is their own: m says only which storage.
+func forEachS3(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range []mode{{name: "Local"}, {name: "S3", s3: true}} {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
 // storage returns new checkpoint storage of the mode: Local in a new
 // directory, or a new bucket of a new versitygw.
 func (m mode) storage(t testing.TB) snapshot.Storage {
