@@ -22,9 +22,9 @@ import (
 
 // target is what a checkpoint command looks at.
 type target struct {
-	arg  string          // the path as given
+	arg  string           // the path as given
 	st   snapshot.Storage // the checkpoint root
-	only int64           // the one checkpoint asked for, or -1 for all
+	only int64            // the one checkpoint asked for, or -1 for all
 }
 
 var chkDir = regexp.MustCompile(`^chk-(0|[1-9][0-9]*)$`)

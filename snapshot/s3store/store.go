@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -322,44 +323,77 @@ func (s *Store) exists(ctx context.Context, name string) (bool, error) {
 }
 
 // errPrecondition marks an exclusive create that found the name taken.
-var errPrecondition = errors.New("precondition failed")
+var errPrecondition = fmt.Errorf("%w: precondition failed", fs.ErrExist)
 
-// explain turns the SDK's errors into ones a user can act on, matching
-// fs.ErrNotExist and fs.ErrExist where they mean that, and keeping the
-// original wrapped.
+// explain turns the SDK's errors into short ones a user can act on,
+// matching fs.ErrNotExist and fs.ErrExist where they mean that, with the
+// original wrapped (for errors.As) but not repeated: its request and host
+// ids say nothing to a reader.
 func explain(err error) error {
 	if err == nil {
 		return nil
 	}
 	var ae smithy.APIError
-	code := ""
+	code, msg := "", ""
 	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
+		code, msg = ae.ErrorCode(), ae.ErrorMessage()
 	}
 	status := 0
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
 	}
+	detail := shortCode(code, status)
+	if msg != "" {
+		detail += ": " + msg
+	}
+	short := func(format string, args ...any) error {
+		return &sdkError{msg: fmt.Sprintf(format, args...), err: err}
+	}
 	switch {
 	case code == "NoSuchBucket":
-		return fmt.Errorf("the bucket does not exist: %w", err)
-	case code == "NoSuchKey" || code == "NotFound" || status == http.StatusNotFound:
-		return fmt.Errorf("%w (%s)", fs.ErrNotExist, shortCode(code, status))
-	case code == "InvalidAccessKeyId":
-		return fmt.Errorf("wrong credentials: the server knows no such access key id: %w", err)
+		return short("the bucket does not exist (%s)", detail)
+	case code == "InvalidAccessKeyId" || code == "XAdminUserNotFound": // AWS's, versitygw's
+		return short("wrong credentials: the server knows no such access key id (%s)", detail)
+	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == http.StatusNotFound:
+		return &sdkError{msg: fmt.Sprintf("%v (%s)", fs.ErrNotExist, detail), err: err, is: fs.ErrNotExist}
 	case code == "SignatureDoesNotMatch":
-		return fmt.Errorf("wrong credentials: the secret access key does not match: %w", err)
+		return short("wrong credentials: the secret access key does not match (%s)", detail)
 	case code == "AccessDenied" || status == http.StatusForbidden:
-		return fmt.Errorf("access denied: wrong credentials, or no permission on the bucket: %w", err)
+		return short("access denied: wrong credentials, or no permission on the bucket (%s)", detail)
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
-		return fmt.Errorf("%w: %w", fs.ErrExist, errPrecondition)
+		return &sdkError{msg: fmt.Sprintf("%v (%s)", fs.ErrExist, detail), err: err, is: errPrecondition}
 	}
 	var oe *smithy.OperationError
 	if errors.As(err, &oe) && status == 0 && code == "" {
-		return fmt.Errorf("cannot reach the S3 endpoint: %w", oe.Err)
+		var cause error = oe.Err
+		var ne *net.OpError
+		if errors.As(oe.Err, &ne) {
+			cause = ne
+		}
+		return short("cannot reach the S3 endpoint: %v", cause)
+	}
+	if code != "" {
+		op := "request"
+		if errors.As(err, &oe) {
+			op = oe.Operation()
+		}
+		return short("%s: %s", op, detail)
 	}
 	return err
+}
+
+// sdkError is an SDK error said shortly.
+type sdkError struct {
+	msg string
+	err error
+	is  error // a sentinel it matches besides err's chain, or nil
+}
+
+func (e *sdkError) Error() string { return e.msg }
+func (e *sdkError) Unwrap() error { return e.err }
+func (e *sdkError) Is(target error) bool {
+	return e.is != nil && (target == e.is || errors.Is(e.is, target))
 }
 
 func shortCode(code string, status int) string {
