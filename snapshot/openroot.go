@@ -91,9 +91,11 @@ func OpenRoot(ctx context.Context, root string) (Storage, error) {
 
 var chkBase = regexp.MustCompile(`^chk-(\d+)$`)
 
-// SplitCheckpoint splits a path or URL that names one checkpoint's
-// chk-<id> directory into the root that holds it and the id. ok is false
-// when root names no chk-<id> directory (a root, presumably).
+// SplitCheckpoint splits a URL that names one checkpoint's chk-<id>
+// directory (s3://bucket/prefix/chk-7) into the URL of the root that
+// holds it and the id. ok is false when root is not a URL or names no
+// chk-<id> directory (a root, presumably); local paths are resolved by
+// their callers, which follow symbolic links.
 func SplitCheckpoint(root string) (parent string, id int64, ok bool) {
 	trim := strings.TrimRight(root, "/")
 	if IsURL(root) {
