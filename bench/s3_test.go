@@ -344,4 +344,3 @@ func BenchmarkS3RestorePaired(b *testing.B) {
 		return d
 	}, func() time.Duration { return s.rawGet(b, cp) })
 }
-
