@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -82,6 +83,7 @@ type Store struct {
 	prefix   string // "" or ends with "/"
 	partSize int64
 	slots    chan struct{} // one token per transfer in flight
+	bufs     sync.Pool     // of *[]byte, part buffers of cap partSize
 
 	maxAttempts int
 	maxBackoff  time.Duration
@@ -237,6 +239,24 @@ func New(ctx context.Context, bucket, prefix string, opts Options) (*Store, erro
 		return nil, fmt.Errorf("checkpoint root %s: %w", root, explain(err))
 	}
 	return s, nil
+}
+
+// getBuf returns an empty part buffer: zeroing 16 MiB for every file
+// written would cost more than sending a small one.
+func (s *Store) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, s.partSize)
+	return &b
+}
+
+// putBuf gives a part buffer back once no request reads it.
+func (s *Store) putBuf(b *[]byte) {
+	if b != nil {
+		s.bufs.Put(b)
+	}
 }
 
 // Root returns the storage's URL, s3://bucket/prefix. snapshot.SameRoot

@@ -46,8 +46,8 @@ type writer struct {
 	s     *Store
 	ctx   context.Context
 	name  string
-	token string // random; stamped on the object to recognise it as ours
-	buf   []byte
+	token string  // random; stamped on the object to recognise it as ours
+	buf   *[]byte // from the store's pool; nil until the first write
 	done  bool
 
 	uploadID string
@@ -69,16 +69,16 @@ func (w *writer) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		// A full buffer is sent only when more follows: a file of one
 		// part or less goes out by one PutObject at Commit.
-		if int64(len(w.buf)) == w.s.partSize {
+		if w.buf != nil && int64(len(*w.buf)) == w.s.partSize {
 			if err := w.sendPart(); err != nil {
 				return 0, err
 			}
 		}
 		if w.buf == nil {
-			w.buf = make([]byte, 0, w.s.partSize)
+			w.buf = w.s.getBuf()
 		}
-		k := min(len(p), int(w.s.partSize)-len(w.buf))
-		w.buf = append(w.buf, p[:k]...)
+		k := min(len(p), int(w.s.partSize)-len(*w.buf))
+		*w.buf = append(*w.buf, p[:k]...)
 		p = p[k:]
 	}
 	return n, nil
@@ -114,19 +114,21 @@ func (w *writer) sendPart() error {
 	select {
 	case w.inflight <- struct{}{}:
 	case <-w.ctx.Done():
+		w.s.putBuf(body)
 		return w.s.pathErr("upload", w.name, w.ctx.Err())
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		defer func() { <-w.inflight }()
+		defer w.s.putBuf(body)
 		err := w.s.acquire(w.ctx)
 		if err == nil {
 			var out *s3.UploadPartOutput
 			out, err = w.s.client.UploadPart(w.ctx, &s3.UploadPartInput{
 				Bucket: aws.String(w.s.bucket), Key: aws.String(w.s.Key(w.name)),
 				UploadId: aws.String(w.uploadID), PartNumber: aws.Int32(num),
-				Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+				Body: bytes.NewReader(*body), ContentLength: aws.Int64(int64(len(*body))),
 				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 			})
 			w.s.release()
@@ -159,12 +161,17 @@ func (w *writer) Commit() error {
 	if err != nil {
 		w.abortUpload()
 	}
+	w.s.putBuf(w.buf)
 	w.buf = nil
 	return err
 }
 
 func (w *writer) commit() error {
 	if w.uploadID == "" {
+		var body []byte
+		if w.buf != nil {
+			body = *w.buf
+		}
 		return w.conditional(func(ctx context.Context, once func(*s3.Options)) error {
 			if err := w.s.acquire(ctx); err != nil {
 				return err
@@ -173,14 +180,14 @@ func (w *writer) commit() error {
 			_, err := w.s.client.PutObject(ctx, &s3.PutObjectInput{
 				Bucket: aws.String(w.s.bucket), Key: aws.String(w.s.Key(w.name)),
 				Metadata: map[string]string{tokenKey: w.token},
-				Body:     bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+				Body:     bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
 				IfNoneMatch:       aws.String("*"),
 				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 			}, once)
 			return err
 		})
 	}
-	if len(w.buf) > 0 {
+	if w.buf != nil && len(*w.buf) > 0 {
 		if err := w.sendPart(); err != nil {
 			return err
 		}
@@ -270,6 +277,7 @@ func (w *writer) Abort() error {
 		return nil
 	}
 	w.done = true
+	w.s.putBuf(w.buf)
 	w.buf = nil
 	return w.abortUpload()
 }
