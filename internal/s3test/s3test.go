@@ -43,7 +43,6 @@ func Binary(tb testing.TB) string {
 		dir := filepath.Join(filepath.Dir(file), "..", "..", "tools", "versitygw")
 		cmd := exec.Command("go", "tool", "-n", "versitygw")
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 		out, err := cmd.Output()
 		if err != nil {
 			if ee, ok := err.(*exec.ExitError); ok {
