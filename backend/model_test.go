@@ -100,7 +100,13 @@ func TestModel(t *testing.T) {
 		seeds, fresh = []uint64{*modelSeed}, false
 	}
 	forEachStorage(t, func(t *testing.T, m mode) {
-		for _, cfg := range modelConfigs {
+		for i, cfg := range modelConfigs {
+			// On S3, one config per mode, each mode another, to keep the
+			// race-detector run of this package well inside its timeout:
+			// the storage is what differs, and both configs reach it.
+			if m.s3 && (i == 0) == m.incremental {
+				continue
+			}
 			t.Run(cfg.name, func(t *testing.T) {
 				run := slices.Clone(seeds)
 				if fresh {
