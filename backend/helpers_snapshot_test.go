@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/backend"
+	"github.com/pebblestate/pebblestate/internal/s3test"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -27,12 +28,45 @@ import (
 type mode struct {
 	name        string
 	incremental bool // Options.IncrementalCheckpoints
+	s3          bool // checkpoints on S3 (versitygw on loopback), not Local
 }
 
 var (
 	fullMode        = mode{name: "Full"}
 	incrementalMode = mode{name: "Incremental", incremental: true}
+	s3FullMode      = mode{name: "S3Full", s3: true}
+	s3IncMode       = mode{name: "S3Incremental", incremental: true, s3: true}
 )
+
+// forEachStorage runs f as subtests Full and Incremental on Local
+// storage, then S3Full and S3Incremental on S3: the main snapshot,
+// restore and rescale tests run on both storages through it, the others
+// on Local only.
+func forEachStorage(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range []mode{fullMode, incrementalMode, s3FullMode, s3IncMode} {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// forEachS3 runs f as subtests Local and S3, for tests whose snapshot
+// mode is their own: m says only which storage.
+func forEachS3(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range []mode{{name: "Local"}, {name: "S3", s3: true}} {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// storage returns new checkpoint storage of the mode: Local in a new
+// directory, or a new bucket of a new versitygw.
+func (m mode) storage(t testing.TB) snapshot.Storage {
+	t.Helper()
+	if !m.s3 {
+		return newStorage(t)
+	}
+	return s3test.Start(t).Store(t, "checkpoints")
+}
 
 // forEachMode runs f as subtests Full and Incremental.
 func forEachMode(t *testing.T, f func(t *testing.T, m mode)) {

@@ -279,12 +279,17 @@ func RestoreLatest[K any](ctx context.Context, keyCodec Codec[K], opts Options, 
 
 var chkDir = regexp.MustCompile(`^chk-(\d+)$`)
 
-// RestoreFromPath restores from a checkpoint directory on disk: either a
-// checkpoint root, from which it restores as RestoreLatest does, or one
-// checkpoint's chk-<id> directory, which must verify. The report says
+// RestoreFromPath restores from a checkpoint directory on disk, or a URL
+// of storage registered with snapshot.RegisterScheme (s3://bucket/prefix
+// once the program imports snapshot/s3store): either a checkpoint root,
+// from which it restores as RestoreLatest does, or one checkpoint's
+// chk-<id> directory, which must verify. The report says
 // which checkpoint it chose and, for a root, which newer ones it passed
 // over and why.
 func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options, path string) (*Backend[K], RestoreReport, error) {
+	if snapshot.IsURL(path) {
+		return restoreFromURL(ctx, keyCodec, opts, path)
+	}
 	path = filepath.Clean(path)
 	// A restore never creates the checkpoint directory it reads.
 	if _, err := os.Stat(path); err != nil {
@@ -319,6 +324,27 @@ func RestoreFromPath[K any](ctx context.Context, keyCodec Codec[K], opts Options
 		return nil, RestoreReport{}, fmt.Errorf("restore from %s: %w", path, err)
 	}
 	return RestoreLatest(ctx, keyCodec, opts, st)
+}
+
+// restoreFromURL is RestoreFromPath for a URL.
+func restoreFromURL[K any](ctx context.Context, keyCodec Codec[K], opts Options, root string) (*Backend[K], RestoreReport, error) {
+	parent, id, one := snapshot.SplitCheckpoint(root)
+	if !one {
+		parent = root
+	}
+	st, err := snapshot.OpenRoot(ctx, parent)
+	if err != nil {
+		return nil, RestoreReport{}, fmt.Errorf("restore from %w", err)
+	}
+	if !one {
+		return RestoreLatest(ctx, keyCodec, opts, st)
+	}
+	cp, err := snapshot.Load(ctx, st, id)
+	if err != nil {
+		return nil, RestoreReport{}, fmt.Errorf("restore %s: %w", opts.Dir, err)
+	}
+	b, err := Restore(ctx, keyCodec, opts, st, cp.Handles)
+	return b, RestoreReport{Checkpoint: cp}, err
 }
 
 // adoptState records a state of a checkpoint in this backend, reusing the

@@ -98,36 +98,38 @@ func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
 }
 
 func TestIncrementalRescaledRestoreGetsNewIdentity(t *testing.T) {
-	ctx := context.Background()
-	st := newStorage(t)
-	j := newJob(t, st, 1, incrementalMode.each())
-	for k := range int64(3000) {
-		j.setV(k, fxVal(k, 0))
-		j.addL(k%50, k)
-	}
-	cp := j.checkpoint(1, 1)
-	old := j.b().InstanceID()
-	for _, p := range []int{2, 3} {
-		r := restoreJob(t, st, cp.Handles, p, incrementalMode.each(), j.model)
-		r.verify(j.model, fmt.Sprintf("restore at parallelism %d", p))
-		for i, in := range r.insts {
-			if in.b.InstanceID() == old {
-				t.Fatalf("instance %d of %d kept the instance id %s of a different range", i, p, old)
-			}
-			// Its first checkpoint uploads everything, under its own id.
-			h := must(must(in.b.Snapshot(int64(10+p), st)).in(t).Run(ctx)).in(t)
-			if h.CheckpointedSize != h.StateSize {
-				t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
-			}
-			for _, f := range h.Shared {
-				if f.Name != snapshot.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
-					t.Errorf("first checkpoint after rescaling references %s", f.Name)
-				}
-			}
-			noErr(t, in.b.NotifyCheckpointAborted(ctx, int64(10+p), st))
+	forEachS3(t, func(t *testing.T, m mode) {
+		ctx := context.Background()
+		st := m.storage(t)
+		j := newJob(t, st, 1, incrementalMode.each())
+		for k := range int64(3000) {
+			j.setV(k, fxVal(k, 0))
+			j.addL(k%50, k)
 		}
-	}
-	sharedExact(t, st)
+		cp := j.checkpoint(1, 1)
+		old := j.b().InstanceID()
+		for _, p := range []int{2, 3} {
+			r := restoreJob(t, st, cp.Handles, p, incrementalMode.each(), j.model)
+			r.verify(j.model, fmt.Sprintf("restore at parallelism %d", p))
+			for i, in := range r.insts {
+				if in.b.InstanceID() == old {
+					t.Fatalf("instance %d of %d kept the instance id %s of a different range", i, p, old)
+				}
+				// Its first checkpoint uploads everything, under its own id.
+				h := must(must(in.b.Snapshot(int64(10+p), st)).in(t).Run(ctx)).in(t)
+				if h.CheckpointedSize != h.StateSize {
+					t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
+				}
+				for _, f := range h.Shared {
+					if f.Name != snapshot.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
+						t.Errorf("first checkpoint after rescaling references %s", f.Name)
+					}
+				}
+				noErr(t, in.b.NotifyCheckpointAborted(ctx, int64(10+p), st))
+			}
+		}
+		sharedExact(t, st)
+	})
 }
 
 func TestIncrementalAbortedUploadsNeverReused(t *testing.T) {

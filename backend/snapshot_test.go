@@ -50,9 +50,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 // fileMatches checks a file in storage against its reference.
-func fileMatches(t testing.TB, st *snapshot.Local, ref snapshot.FileRef) {
+func fileMatches(t testing.TB, st snapshot.Storage, ref snapshot.FileRef) {
 	t.Helper()
-	data := must(os.ReadFile(st.Path(ref.Name))).in(t)
+	data := must(snapshot.ReadFile(context.Background(), st, ref.Name)).in(t)
 	if int64(len(data)) != ref.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != ref.CRC32C {
 		t.Fatalf("%s: %d bytes on disk; handle says %+v", ref.Name, len(data), ref)
 	}
@@ -61,9 +61,9 @@ func fileMatches(t testing.TB, st *snapshot.Local, ref snapshot.FileRef) {
 // TestSnapshotHandle checks what the handle says against the backend and
 // the files in storage.
 func TestSnapshotHandle(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		r := backend.KeyGroupRange{Start: 32, End: 96}
 		j := newJob(t, st, 1, m.each(), func(o *backend.Options) {
 			o.KeyGroups, o.Operator, o.SnapshotCompression = r, "window-op", "zstd"
@@ -139,11 +139,11 @@ func TestSnapshotHandle(t *testing.T) {
 // snapshot holds exactly the state at the synchronous point. Run it under
 // -race.
 func TestSnapshotPointInTime(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
 		for round, comp := range m.compressions()[:min(2, len(m.compressions()))] {
 			t.Run(comp, func(t *testing.T) {
-				local := newStorage(t)
+				local := m.storage(t)
 				st := newSlowStorage(local, time.Millisecond)
 				j := newJob(t, st, 1, m.each(), func(o *backend.Options) { o.SnapshotCompression = comp })
 				b := j.b()
@@ -197,9 +197,9 @@ func TestSnapshotPointInTime(t *testing.T) {
 // while the asynchronous parts of three checkpoints in a row run; each
 // restores to its synchronous point.
 func TestSnapshotWhileWriting(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		j := newJob(t, st, 2, m.each())
 		models := map[int64]*fxModel{}
 		var cps []*snapshot.Checkpoint
@@ -248,9 +248,9 @@ func TestSnapshotWhileWriting(t *testing.T) {
 // writes between their synchronous points, each restore to their own
 // point.
 func TestSnapshotConcurrentSnapshots(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		j := newJob(t, st, 1, m.each())
 		rng := rand.New(rand.NewPCG(5, 5))
 		j.apply(rng, 3000, 500, "one")
@@ -350,9 +350,9 @@ func TestSnapshotCheckpointIDReused(t *testing.T) {
 // TestSnapshotUnregisteredStates: states stored by an earlier session but
 // not registered in this one are in the snapshot too.
 func TestSnapshotUnregisteredStates(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		dir := filepath.Join(t.TempDir(), "db")
 		j := newJob(t, st, 1, m.each(), inDir(dir))
 		j.apply(rand.New(rand.NewPCG(7, 7)), 1000, 100, "x")
@@ -369,9 +369,9 @@ func TestSnapshotUnregisteredStates(t *testing.T) {
 // TestSnapshotEmptyBackend: a backend with no states, and one with empty
 // states, checkpoint and restore to nothing.
 func TestSnapshotEmptyBackend(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		b := m.open(t)
 		cp := must(b.Checkpoint(ctx, st, 1)).in(t)
 		if len(cp.Handles[0].Blocks) != 0 || len(cp.Handles[0].States) != 0 {
@@ -393,9 +393,9 @@ func TestSnapshotEmptyBackend(t *testing.T) {
 // snapshot; without it they are kept. An incremental snapshot copies the
 // SSTs as they are and keeps them either way, as in Flink.
 func TestSnapshotTTLFullSnapshot(t *testing.T) {
-	forEachMode(t, func(t *testing.T, m mode) {
+	forEachStorage(t, func(t *testing.T, m mode) {
 		ctx := context.Background()
-		st := newStorage(t)
+		st := m.storage(t)
 		clock := ttl.NewManualClock(envT0)
 		b := m.open(t, withClock(clock), func(o *backend.Options) { o.TTLSweepInterval = -1 })
 		cfg := func(full bool) ttl.Config {
@@ -508,47 +508,49 @@ func TestSnapshotRestoreFromNonLocalStorage(t *testing.T) {
 // or incremental snapshots; restore mixes their handles at any
 // parallelism, and the restored instances go on checkpointing.
 func TestSnapshotMixedHandlesRescale(t *testing.T) {
-	st := newStorage(t)
-	j := newJob(t, st, 1, incrementalMode.each())
-	version := 0
-	change := func(j *job, n int) {
-		version++
-		for i := range n {
-			k := int64((i*7 + version*13) % 1200)
-			j.setV(k, fxVal(k, version))
-			if i%5 == 0 {
-				j.addL(k%40, int64(version))
-			}
-			if i%7 == 0 {
-				j.putM(k%60, int64(version), fxVal(k, version))
-			}
-			if i%50 == 0 {
-				j.clearV((k + 1) % 1200)
+	forEachS3(t, func(t *testing.T, m mode) {
+		st := m.storage(t)
+		j := newJob(t, st, 1, incrementalMode.each())
+		version := 0
+		change := func(j *job, n int) {
+			version++
+			for i := range n {
+				k := int64((i*7 + version*13) % 1200)
+				j.setV(k, fxVal(k, version))
+				if i%5 == 0 {
+					j.addL(k%40, int64(version))
+				}
+				if i%7 == 0 {
+					j.putM(k%60, int64(version), fxVal(k, version))
+				}
+				if i%50 == 0 {
+					j.clearV((k + 1) % 1200)
+				}
 			}
 		}
-	}
-	change(j, 1200)
-	id := int64(1)
-	cp := j.checkpoint(id, 1)
-	for _, step := range []struct {
-		p    int
-		kind func(i int) bool
-	}{
-		{2, func(i int) bool { return i == 0 }}, // 1 -> 2: incremental + full
-		{3, func(i int) bool { return i != 1 }}, // 2 -> 3 from mixed handles
-		{2, func(i int) bool { return i == 1 }}, // 3 -> 2 from mixed handles
-		{1, incrementalMode.each()},             // 2 -> 1 from mixed handles
-		{1, incrementalMode.each()},             // 1 -> 1: same range
-	} {
-		what := fmt.Sprintf("restore of checkpoint %d (parallelism %d) at parallelism %d", id, len(j.insts), step.p)
-		model := j.model
-		j.close()
-		j = restoreJob(t, st, cp.Handles, step.p, step.kind, model)
-		j.verify(model, what)
-		change(j, 300)
-		id++
-		cp = j.checkpoint(id, 1)
-		sharedExact(t, st)
-		j.verify(j.model, what+", after changes")
-	}
+		change(j, 1200)
+		id := int64(1)
+		cp := j.checkpoint(id, 1)
+		for _, step := range []struct {
+			p    int
+			kind func(i int) bool
+		}{
+			{2, func(i int) bool { return i == 0 }}, // 1 -> 2: incremental + full
+			{3, func(i int) bool { return i != 1 }}, // 2 -> 3 from mixed handles
+			{2, func(i int) bool { return i == 1 }}, // 3 -> 2 from mixed handles
+			{1, incrementalMode.each()},             // 2 -> 1 from mixed handles
+			{1, incrementalMode.each()},             // 1 -> 1: same range
+		} {
+			what := fmt.Sprintf("restore of checkpoint %d (parallelism %d) at parallelism %d", id, len(j.insts), step.p)
+			model := j.model
+			j.close()
+			j = restoreJob(t, st, cp.Handles, step.p, step.kind, model)
+			j.verify(model, what)
+			change(j, 300)
+			id++
+			cp = j.checkpoint(id, 1)
+			sharedExact(t, st)
+			j.verify(j.model, what+", after changes")
+		}
+	})
 }

@@ -38,6 +38,9 @@ func parseDir(name string) (int64, bool) {
 // directory, else its storage name.
 func where(st Storage, name string) string {
 	if r, ok := st.(interface{ Root() string }); ok && r.Root() != "" {
+		if IsURL(r.Root()) {
+			return strings.TrimSuffix(r.Root(), "/") + "/" + name
+		}
 		return filepath.Join(r.Root(), filepath.FromSlash(name))
 	}
 	return name

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
@@ -551,4 +552,10 @@ func TestStorageLocalListPrefixes(t *testing.T) {
 			t.Errorf("List(%q) = %v, %v; want %v", prefix, got, err, want)
 		}
 	}
+}
+
+// TestStorageConformanceLocal runs the storage contract's suite on Local;
+// snapshot/s3store runs it on S3.
+func TestStorageConformanceLocal(t *testing.T) {
+	storagetest.Conformance(t, func(t *testing.T) snapshot.Storage { return newLocal(t) }, 3<<20)
 }

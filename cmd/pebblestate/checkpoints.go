@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
@@ -21,16 +22,31 @@ import (
 
 // target is what a checkpoint command looks at.
 type target struct {
-	arg  string          // the path as given
-	st   *snapshot.Local // the checkpoint root
-	only int64           // the one checkpoint asked for, or -1 for all
+	arg  string           // the path as given
+	st   snapshot.Storage // the checkpoint root
+	only int64            // the one checkpoint asked for, or -1 for all
 }
 
 var chkDir = regexp.MustCompile(`^chk-(0|[1-9][0-9]*)$`)
 
 // openTarget resolves a command's path argument. It fails, naming the
-// path once, if the path is missing or not a directory.
-func openTarget(arg string) (*target, error) {
+// path once, if the path is missing or not a directory. A URL
+// (s3://bucket/prefix, or .../chk-<id>) is opened by its storage, which
+// checks it is reachable.
+func openTarget(ctx context.Context, arg string) (*target, error) {
+	if snapshot.IsURL(arg) {
+		t := &target{arg: arg, only: -1}
+		root := arg
+		if parent, id, ok := snapshot.SplitCheckpoint(arg); ok {
+			root, t.only = parent, id
+		}
+		st, err := snapshot.OpenRoot(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		t.st = st
+		return t, nil
+	}
 	fi, err := os.Stat(arg)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -83,12 +99,26 @@ func (t *target) ids(ctx context.Context) ([]int64, error) {
 	if len(ids) > 0 {
 		return ids, nil
 	}
-	entries, err := os.ReadDir(t.st.Root())
-	if err != nil {
-		return nil, err
+	var entries []string
+	if l, ok := t.st.(*snapshot.Local); ok {
+		des, err := os.ReadDir(l.Root())
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range des {
+			entries = append(entries, e.Name())
+		}
+	} else {
+		names, err := t.st.List(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			entries = append(entries, strings.SplitN(n, "/", 2)[0])
+		}
 	}
 	for _, e := range entries {
-		if chkDir.MatchString(e.Name()) || e.Name() == snapshot.SharedDir {
+		if chkDir.MatchString(e) || e == snapshot.SharedDir {
 			return nil, fmt.Errorf("%s: no completed checkpoint", t.arg)
 		}
 	}
@@ -148,7 +178,7 @@ func plural(n int, one, many string) string {
 // openCommand opens the target named by a command's argument (inspect,
 // verify) and lists its checkpoint ids.
 func openCommand(ctx context.Context, arg string) (*target, []int64, error) {
-	t, err := openTarget(arg)
+	t, err := openTarget(ctx, arg)
 	if err != nil {
 		return nil, nil, err
 	}

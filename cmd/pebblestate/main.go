@@ -7,6 +7,10 @@
 //	pebblestate verify <root>      check every completed checkpoint's metadata and the size and checksum of its files
 //	pebblestate help               print usage
 //
+// A checkpoint root is a directory or an s3://bucket/prefix URL (with the
+// AWS SDK's usual environment: AWS_ACCESS_KEY_ID, AWS_REGION,
+// AWS_ENDPOINT_URL_S3 and so on, or ?endpoint=http://host:port).
+//
 // Run "pebblestate demo -h" for the demo's flags.
 package main
 
@@ -23,6 +27,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/nexmarkjob"
+	_ "github.com/pebblestate/pebblestate/snapshot/s3store" // s3:// checkpoint roots
 )
 
 const usage = `pebblestate is the command-line tool of pebblestate, a keyed-state backend on Pebble.
@@ -46,6 +51,9 @@ Commands:
 	        it uses for its size and CRC-32C; exit 1 unless there is a
 	        checkpoint and all are good
 	help    print this message
+
+A checkpoint root is a directory or s3://bucket/prefix (credentials, region
+and endpoint from the AWS environment, or ?endpoint=http://host:port).
 
 Run "pebblestate <command> -h" for a command's flags.
 `
@@ -117,7 +125,7 @@ Flags:
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the Nexmark stream")
 	fs.DurationVar(&cfg.interval, "interval", 500*time.Millisecond, "time between checkpoints")
 	fs.StringVar(&cfg.dir, "dir", "", "work directory for the backends and the embedded server, absent or empty (default: a new temporary directory)")
-	fs.StringVar(&cfg.checkpoints, "checkpoints", "", "checkpoint root, kept after the run (default: inside -dir, removed)")
+	fs.StringVar(&cfg.checkpoints, "checkpoints", "", "checkpoint root, a directory or an s3://bucket/prefix URL, kept after the run (default: inside -dir, removed)")
 	fs.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to use instead of the embedded one; its NEXMARK_* streams are replaced")
 	keep := fs.Bool("keep", false, "keep -dir after the run")
 	showProgress := progressFlag(fs, stderr)

@@ -40,7 +40,9 @@ type JobConfig struct {
 	// Dir holds the backends' working directories; it must be empty or
 	// missing.
 	Dir string
-	// Checkpoints is the checkpoint root.
+	// Checkpoints is the checkpoint root: a directory, or a URL of a
+	// registered scheme (snapshot.OpenRoot), such as s3://bucket/prefix
+	// when the program imports snapshot/s3store.
 	Checkpoints string
 	// Interval is the time between two checkpoints' triggers.
 	Interval time.Duration
@@ -86,7 +88,7 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	st, err := snapshot.NewLocal(cfg.Checkpoints)
+	st, err := snapshot.OpenRoot(ctx, cfg.Checkpoints)
 	if err != nil {
 		return sum, err
 	}

@@ -77,8 +77,19 @@ type crcReader struct {
 func (c *crcReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.crc = crc32.Update(c.crc, snapshot.Castagnoli, p[:n])
+	if err != nil && err != io.EOF {
+		err = &storageError{err}
+	}
 	return n, err
 }
+
+// storageError is a failure to read from storage (a network error, a
+// server down), which says nothing of the data: it must not be reported
+// as corruption.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
 
 // Read decodes block b, calling fn for each entry with the state id and the
 // entry's key after its [state id][key group] prefix. key and value are
@@ -92,7 +103,7 @@ func (br *BlockReader) Read(b snapshot.Block, fn func(stateID uint16, key, value
 	}
 	cr := &crcReader{r: io.NewSectionReader(br.r, b.Offset, b.Length)}
 	if err := br.dec.Reset(cr); err != nil {
-		return fmt.Errorf("%w: %s: %v", snapshot.ErrCorrupt, where(), err)
+		return br.fail(where(), err)
 	}
 	if br.br == nil {
 		br.br = bufio.NewReaderSize(br.dec, 64<<10)
@@ -167,6 +178,9 @@ func (br *BlockReader) field(buf []byte) ([]byte, error) {
 const fieldChunk = 1 << 20
 
 func (br *BlockReader) fail(where string, err error) error {
+	if se := (*storageError)(nil); errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", where, se.err)
+	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
