@@ -19,8 +19,10 @@
 // to end through an embedded NATS JetStream server, beside the in-memory
 // reference and a raw consume of the same input; it takes
 // -nexmark.events (default 200,000; CI passes 2,000),
-// -nexmark.parallelism (default 2) and -nexmark.interval (checkpoints,
-// default 1s).
+// -nexmark.parallelism (default 2), -nexmark.interval (checkpoints,
+// default 1s) and -nexmark.cpuprofile (a CPU profile of the job runs
+// alone; -test.cpuprofile would also profile the publishing and the
+// baselines, and cannot be used with it).
 //
 // The flag -keys (default 500,000) sets both SETUP_KEY_COUNT, the existing
 // keys written before each benchmark, and NEW_KEY_COUNT, the keys the add

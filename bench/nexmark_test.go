@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,8 @@ var (
 		"comma-separated parallelisms BenchmarkNexmark runs each query at")
 	nexmarkInterval = flag.Duration("nexmark.interval", time.Second,
 		"time between two checkpoints of BenchmarkNexmark's job")
+	nexmarkProfile = flag.String("nexmark.cpuprofile", "",
+		"if set, BenchmarkNexmark writes a CPU profile of the first job run of each query and parallelism to this path plus .<query>-p<P>: the job alone, without the publishing, the reference or the raw consume")
 )
 
 // nexmarkQueries are Nexmark's own window sizes (10 s windows, q5 sliding
@@ -176,6 +179,7 @@ func (nb *nexmarkBench) run(b *testing.B, query string, p int) {
 		runDir := filepath.Join(nb.dir, "run-"+strconv.Itoa(nb.runs))
 		cpu0, _ := processCPU()
 		t0 := time.Now()
+		stopProfile := nb.profile(b, query, p, first)
 		b.StartTimer()
 		sum, err := nexmarkjob.RunJob(ctx, nexmarkjob.JobConfig{
 			NATS: nb.url, Input: nb.in, Queries: nexmarkQueries, Only: []string{query}, Parallelism: p,
@@ -183,6 +187,7 @@ func (nb *nexmarkBench) run(b *testing.B, query string, p int) {
 			Interval: *nexmarkInterval,
 		})
 		b.StopTimer()
+		stopProfile()
 		tot.jobWall += time.Since(t0)
 		cpu1, _ := processCPU()
 		tot.jobCPU += cpu1 - cpu0
@@ -226,6 +231,27 @@ func (nb *nexmarkBench) run(b *testing.B, query string, p int) {
 		b.StartTimer()
 	}
 	nb.report(b, &tot)
+}
+
+// profile starts the CPU profile -nexmark.cpuprofile asks for, on the
+// first iteration, and returns what stops it.
+func (nb *nexmarkBench) profile(b *testing.B, query string, p int, first bool) (stop func()) {
+	if *nexmarkProfile == "" || !first {
+		return func() {}
+	}
+	f, err := os.Create(*nexmarkProfile + "." + query + "-p" + strconv.Itoa(p))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(errors.Join(err, f.Close()))
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // readBy returns how many of the events query's first stage reads.
