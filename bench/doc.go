@@ -15,6 +15,15 @@
 // backends through checkpoint.Coordinator against the direct calls) take
 // -coordkeys, entries per backend (default 20,000; CI passes 100).
 //
+// BenchmarkNexmark (nexmark_test.go) runs each query of the demo job end
+// to end through an embedded NATS JetStream server, beside the in-memory
+// reference and a raw consume of the same input; it takes
+// -nexmark.events (default 200,000; CI passes 2,000),
+// -nexmark.parallelism (default 2), -nexmark.interval (checkpoints,
+// default 1s) and -nexmark.cpuprofile (a CPU profile of the job runs
+// alone; -test.cpuprofile would also profile the publishing and the
+// baselines, and cannot be used with it).
+//
 // The flag -keys (default 500,000) sets both SETUP_KEY_COUNT, the existing
 // keys written before each benchmark, and NEW_KEY_COUNT, the keys the add
 // benchmarks create. The usual testing flags apply: -benchtime, -count,

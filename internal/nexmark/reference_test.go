@@ -56,3 +56,32 @@ func TestReferenceByHand(t *testing.T) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+// TestReferenceOf checks that each query computed alone gets the answers
+// it gets among all, and that the queries left out get none.
+func TestReferenceOf(t *testing.T) {
+	events := generate(Config{Seed: 3, FirstEventRate: 1000, NumActivePeople: 50, NumInFlightAuctions: 20}, 5000)
+	q := Queries{Window: 2 * time.Second, Slide: 500 * time.Millisecond, SessionGap: time.Second, TTL: 3 * time.Second, Every: 7}
+	all := Reference(q, events)
+	parts := map[string]func(Answers) Answers{
+		"q5":  func(a Answers) Answers { return Answers{Q5: a.Q5} },
+		"q7":  func(a Answers) Answers { return Answers{Q7: a.Q7} },
+		"q8":  func(a Answers) Answers { return Answers{Q8: a.Q8} },
+		"q11": func(a Answers) Answers { return Answers{Q11: a.Q11} },
+		"ttl": func(a Answers) Answers { return Answers{TTL: a.TTL} },
+	}
+	for query, part := range parts {
+		want := part(all)
+		if reflect.DeepEqual(want, Answers{}) {
+			t.Fatalf("%s has no answers over this stream: the check proves nothing", query)
+		}
+		got := ReferenceOf(q, events, []string{query})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s alone: got %d/%d/%d/%d/%d answers (q5/q7/q8/q11/ttl), want only its own %+v",
+				query, len(got.Q5), len(got.Q7), len(got.Q8), len(got.Q11), len(got.TTL), want)
+		}
+	}
+	if got := ReferenceOf(q, events, []string{"q5", "q7", "q8", "q11", "ttl"}); !reflect.DeepEqual(got, all) {
+		t.Error("every query named: answers differ from Reference's")
+	}
+}
