@@ -273,7 +273,13 @@ func (j *job) run(ctx context.Context, sum *JobSummary) (time.Duration, error) {
 		case err := <-errs:
 			return time.Since(start), err
 		case <-ctx.Done():
-			return time.Since(start), ctx.Err()
+			// A failing subtask sends its error before it cancels.
+			select {
+			case err := <-errs:
+				return time.Since(start), err
+			default:
+				return time.Since(start), ctx.Err()
+			}
 		}
 	}
 	elapsed := time.Since(start)
@@ -294,7 +300,11 @@ func (j *job) checkpoint(ctx context.Context) (*CheckpointReport, error) {
 		return nil, err
 	}
 	for _, s := range j.subtasks {
-		s.barriers <- p
+		select {
+		case s.barriers <- p:
+		case <-ctx.Done(): // a subtask failed and will not take it
+			return nil, ctx.Err()
+		}
 	}
 	stats, err := p.Wait(ctx)
 	if err != nil {
