@@ -63,8 +63,8 @@ func TestDemoDir(t *testing.T) {
 	dir, cps := filepath.Join(root, "run"), filepath.Join(root, "cps")
 	args := []string{"demo", "-events", "3000", "-interval", "50ms", "-max-parallelism", "16"}
 	code, stdout, stderr := runArgs(append(args, "-dir", dir, "-checkpoints", cps)...)
-	if code != 0 || !strings.Contains(stdout, "results equal the in-memory reference") {
-		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	if code != 0 || !strings.Contains(stdout, "results equal the in-memory reference") || stderr != "" {
+		t.Fatalf("exit %d (stderr must be empty: no -progress, not a terminal):\n%s%s", code, stdout, stderr)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("%s not removed after the run: %v", dir, err)
@@ -73,9 +73,12 @@ func TestDemoDir(t *testing.T) {
 		t.Fatalf("verify of the kept checkpoints: exit %d\n%s%s", code, out, errOut)
 	}
 
-	code, stdout, stderr = runArgs(append(args, "-dir", dir, "-keep")...)
+	code, stdout, stderr = runArgs(append(args, "-dir", dir, "-keep", "-progress")...)
 	if code != 0 || !strings.Contains(stdout, "work directory kept in "+dir) {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "\rpublish          [##############################] 100%") || !strings.Contains(stderr, "\rrun 0, chk 1 ") {
+		t.Fatalf("demo -progress drew %q", stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); err != nil {
 		t.Fatalf("-keep did not keep the checkpoints: %v", err)
