@@ -183,19 +183,21 @@ func (q *timerQueue) loadOnce(i int, after []byte) error {
 	return nil
 }
 
-// added notes that key was written to group i.
+// added notes that key was written to group i, and counts it if it is
+// new. Beyond the cache, whether it is new is unknown without a read: it
+// is counted as new and the count marked uncertain (TimerStats.Pending).
 func (q *timerQueue) added(i int, key []byte) {
+	if q.beyondCache(i, key) {
+		q.uncertain(i)
+		q.count(i, 1)
+		return // a later load finds it
+	}
 	g := &q.groups[i]
-	if q.err != nil {
-		return // the service reports q.err from now on
-	}
-	if !g.complete && bytes.Compare(key, g.cache[len(g.cache)-1]) > 0 {
-		return // beyond the cache: a later load finds it
-	}
 	j, found := slices.BinarySearchFunc(g.cache, key, bytes.Compare)
 	if found {
 		return
 	}
+	q.count(i, 1)
 	g.cache = slices.Insert(g.cache, j, bytes.Clone(key))
 	if len(g.cache) > q.capacity {
 		g.cache[len(g.cache)-1] = nil
@@ -207,24 +209,29 @@ func (q *timerQueue) added(i int, key []byte) {
 	}
 }
 
-// holds reports whether group i stores key, and whether the cache knows:
-// it does when it is complete or key is not beyond its last entry.
-func (q *timerQueue) holds(i int, key []byte) (found, known bool) {
+// beyondCache reports whether the cache of group i cannot tell whether
+// it holds key: the key sorts after the last timer of an incomplete cache,
+// or a load failed (the service reports q.err from then on).
+func (q *timerQueue) beyondCache(i int, key []byte) bool {
 	g := &q.groups[i]
-	if q.err != nil || (!g.complete && bytes.Compare(key, g.cache[len(g.cache)-1]) > 0) {
-		return false, false
-	}
-	_, found = slices.BinarySearchFunc(g.cache, key, bytes.Compare)
-	return found, true
+	return q.err != nil || (!g.complete && bytes.Compare(key, g.cache[len(g.cache)-1]) > 0)
 }
 
-// removed notes that key was deleted from group i.
+// removed notes that key was deleted from group i, and uncounts it if it
+// was stored; beyond the cache it is uncounted and the count marked
+// uncertain, as added does.
 func (q *timerQueue) removed(i int, key []byte) error {
+	if q.beyondCache(i, key) {
+		q.uncertain(i)
+		q.count(i, -1)
+		return nil
+	}
 	g := &q.groups[i]
 	j, found := slices.BinarySearchFunc(g.cache, key, bytes.Compare)
 	if !found {
 		return nil
 	}
+	q.count(i, -1)
 	if j == 0 {
 		return q.popFront(i)
 	}

@@ -239,18 +239,10 @@ func (s *TimerService[K, N]) register(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
-	q := s.queues[dom]
-	found, known := q.holds(i, key)
 	if err := s.writes.set(key); err != nil {
 		return s.wrap("register", err)
 	}
-	if !known {
-		q.uncertain(i)
-	}
-	if !found {
-		q.count(i, 1)
-	}
-	q.added(i, key)
+	s.queues[dom].added(i, key)
 	s.stats.registered.Add(1)
 	return nil
 }
@@ -260,18 +252,10 @@ func (s *TimerService[K, N]) delete(dom byte, ns N, ts int64) error {
 	if err != nil {
 		return err
 	}
-	q := s.queues[dom]
-	found, known := q.holds(i, key)
 	if err := s.writes.delete(key); err != nil {
 		return s.wrap("delete", err)
 	}
 	s.stats.deleted.Add(1)
-	if !known {
-		q.uncertain(i)
-	}
-	if found || !known {
-		q.count(i, -1)
-	}
 	return s.wrapIf("delete", s.queues[dom].removed(i, key))
 }
 
