@@ -300,10 +300,8 @@ func (j *job) checkpoint(ctx context.Context) (*CheckpointReport, error) {
 		return nil, err
 	}
 	for _, s := range j.subtasks {
-		select {
-		case s.barriers <- p:
-		case <-ctx.Done(): // a subtask failed and will not take it
-			return nil, ctx.Err()
+		if err := s.sendBarrier(ctx, p); err != nil {
+			return nil, err // a subtask failed and will not take it
 		}
 	}
 	stats, err := p.Wait(ctx)

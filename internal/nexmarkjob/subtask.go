@@ -72,8 +72,11 @@ type subtask struct {
 	cur int64
 
 	barriers chan *checkpoint.Pending
-	applied  atomic.Int64 // messages applied
-	events   atomic.Int64 // of them, input events (not watermarks or partials)
+	// interrupt cancels the context the subtask waits for its next
+	// message under, so that a barrier sent meanwhile is taken at once.
+	interrupt atomic.Pointer[context.CancelFunc]
+	applied   atomic.Int64 // messages applied
+	events    atomic.Int64 // of them, input events (not watermarks or partials)
 }
 
 // positions encodes, per key group, what a restore needs to resume it: the
@@ -212,6 +215,8 @@ func (s *subtask) done() bool { return s.cur == math.MaxInt64 }
 // applied and its results are flushed, and goes on serving checkpoints.
 func (s *subtask) run(ctx context.Context, st snapshot.Storage, finished chan<- checkpoint.Subtask) error {
 	reported := false
+	wait := s.waitContext(ctx)
+	defer func() { (*s.interrupt.Load())() }()
 	for {
 		if s.done() && !reported {
 			if err := s.sink.Flush(ctx); err != nil {
@@ -239,10 +244,10 @@ func (s *subtask) run(ctx context.Context, st snapshot.Storage, finished chan<- 
 			continue
 		default:
 		}
-		wait, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		m, err := s.src.Next(wait)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			// A barrier came (sendBarrier): wait under a new context.
+			wait = s.waitContext(ctx)
 			continue
 		}
 		if err != nil {
@@ -255,6 +260,28 @@ func (s *subtask) run(ctx context.Context, st snapshot.Storage, finished chan<- 
 			return err
 		}
 	}
+}
+
+// waitContext returns a context under ctx that sendBarrier cancels.
+func (s *subtask) waitContext(ctx context.Context) context.Context {
+	wait, cancel := context.WithCancel(ctx)
+	s.interrupt.Store(&cancel)
+	return wait
+}
+
+// sendBarrier hands the subtask checkpoint p and wakes it if it waits for
+// a message. It gives up when ctx ends (the subtask failed).
+func (s *subtask) sendBarrier(ctx context.Context, p *checkpoint.Pending) error {
+	select {
+	case s.barriers <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Sent before the cancel: the subtask, woken, finds it.
+	if cancel := s.interrupt.Load(); cancel != nil {
+		(*cancel)()
+	}
+	return nil
 }
 
 // barrier takes the subtask's part of checkpoint p: its results so far
