@@ -67,11 +67,10 @@ type Message struct {
 // the smallest position, so messages arrive in stream order. A Source is
 // used by one goroutine.
 type Source struct {
-	o       SourceOptions
-	pos     map[int]uint64
-	cons    natsjs.Consumer
-	it      natsjs.MessagesContext
-	skipped uint64
+	o    SourceOptions
+	pos  map[int]uint64
+	cons natsjs.Consumer
+	it   natsjs.MessagesContext
 }
 
 // NewSource checks the positions against the stream and starts consuming.
@@ -163,7 +162,6 @@ func (s *Source) Next(ctx context.Context) (Message, error) {
 		}
 		seq := md.Sequence.Stream
 		if seq <= s.pos[kg] {
-			s.skipped++
 			continue
 		}
 		s.pos[kg] = seq
@@ -175,10 +173,6 @@ func (s *Source) Next(ctx context.Context) (Message, error) {
 // sequence of the last message Next returned (or the restored position,
 // or 0). The map is the caller's.
 func (s *Source) Positions() map[int]uint64 { return maps.Clone(s.pos) }
-
-// Skipped returns how many delivered messages Next skipped because they
-// were applied before the restore.
-func (s *Source) Skipped() uint64 { return s.skipped }
 
 // Close stops consuming.
 func (s *Source) Close() { s.it.Stop() }

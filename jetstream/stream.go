@@ -26,9 +26,6 @@ type StreamOptions struct {
 	// restore is dropped only if its first copy was published less than
 	// this long before. Default: DefaultDuplicateWindow.
 	DuplicateWindow time.Duration
-	// Memory keeps the stream in memory instead of files. Default: false,
-	// the file store.
-	Memory bool
 }
 
 // EnsureStream creates the stream, or checks that an existing stream of
@@ -43,10 +40,6 @@ func EnsureStream(ctx context.Context, js natsjs.JetStream, o StreamOptions) (na
 	dup := o.DuplicateWindow
 	if dup == 0 {
 		dup = DefaultDuplicateWindow
-	}
-	storage := natsjs.FileStorage
-	if o.Memory {
-		storage = natsjs.MemoryStorage
 	}
 	s, err := js.Stream(ctx, o.Name)
 	switch {
@@ -63,7 +56,7 @@ func EnsureStream(ctx context.Context, js natsjs.JetStream, o StreamOptions) (na
 		s, err = js.CreateStream(ctx, natsjs.StreamConfig{
 			Name:       o.Name,
 			Subjects:   []string{o.Subjects.All()},
-			Storage:    storage,
+			Storage:    natsjs.FileStorage,
 			Duplicates: dup,
 		})
 		if err != nil {

@@ -2,10 +2,8 @@ package nexmarkjob
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -53,17 +51,7 @@ func ResetStreams(ctx context.Context, js natsjs.JetStream) error {
 // streams, so that the job can run again from the start over the same
 // input: a second run would otherwise read the first run's partials.
 func ResetOutputs(ctx context.Context, js natsjs.JetStream) error {
-	for _, s := range []stream{q5Partials, q7Partials, resultsStream} {
-		if err := js.DeleteStream(ctx, s.name); err != nil && !errors.Is(err, natsjs.ErrStreamNotFound) {
-			return fmt.Errorf("delete stream %s: %w", s.name, err)
-		}
-		if _, err := jetstream.EnsureStream(ctx, js, jetstream.StreamOptions{
-			Name: s.name, Subjects: s.subjects, DuplicateWindow: 10 * time.Minute,
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return resetStreams(ctx, js, q5Partials, q7Partials, resultsStream)
 }
 
 // EventPayload returns the encoded event (nexmark.DecodeEvent's input) a

@@ -55,7 +55,6 @@ type DemoEvent struct {
 	Run        int               // the run the rest is about
 	Checkpoint *CheckpointReport // a run's checkpoint ended
 	Killed     bool              // the run was killed
-	Finished   *JobSummary       // the run finished
 }
 
 // RunResult reports one run of the job.
@@ -65,7 +64,6 @@ type RunResult struct {
 	KilledAfter int64 // the completed checkpoint the kill was scheduled after
 	Summary     *JobSummary
 	Checkpoints []CheckpointReport
-	Wall        time.Duration
 }
 
 // DemoResult reports a demo.
@@ -139,18 +137,6 @@ func (cfg *DemoConfig) emit(e DemoEvent) {
 	}
 }
 
-// resetStreams deletes the job's streams and makes them anew.
-func resetStreams(ctx context.Context, js natsjs.JetStream) error {
-	for _, s := range allJobStreams {
-		if err := js.DeleteStream(ctx, s.name); err != nil && !errors.Is(err, natsjs.ErrStreamNotFound) {
-			return fmt.Errorf("delete stream %s: %w", s.name, err)
-		}
-	}
-	// A restarted job publishes again what it published after its last
-	// checkpoint; the server drops it if it comes within this window.
-	return ensureStreams(ctx, js, 10*time.Minute)
-}
-
 // runChild runs the job once as a child process, killing it after its
 // first completed checkpoint (and KillAfter) if kill is set.
 func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kill bool) (RunResult, error) {
@@ -171,7 +157,6 @@ func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kil
 	if err != nil {
 		return r, err
 	}
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return r, fmt.Errorf("start job: %w", err)
 	}
@@ -198,7 +183,6 @@ func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kil
 		}
 	}
 	err = cmd.Wait()
-	r.Wall = time.Since(start)
 	if timer != nil && !timer.Stop() {
 		// The kill was sent; a run that finished first is not killed.
 		var exit *exec.ExitError
@@ -214,6 +198,5 @@ func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kil
 	if r.Summary == nil {
 		return r, errors.New("job ended without a summary")
 	}
-	cfg.emit(DemoEvent{Run: run, Finished: r.Summary})
 	return r, nil
 }

@@ -2,6 +2,8 @@ package nexmarkjob
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -31,12 +33,23 @@ var (
 // resultSubject is the subject of query q's results.
 func resultSubject(q string) string { return resultsStream.subjects.Prefix + "." + q }
 
-// ensureStreams creates every stream of the job, each with the given
-// duplicate window.
-func ensureStreams(ctx context.Context, js natsjs.JetStream, dup time.Duration) error {
-	for _, s := range allJobStreams {
+// duplicateWindow is how long the job's streams remember a message id. A
+// restarted job publishes again what it published after its last
+// checkpoint; the server drops it if it comes within this window.
+const duplicateWindow = 10 * time.Minute
+
+// resetStreams deletes the streams (by default, every stream of the job)
+// and makes them anew, empty.
+func resetStreams(ctx context.Context, js natsjs.JetStream, streams ...stream) error {
+	if len(streams) == 0 {
+		streams = allJobStreams
+	}
+	for _, s := range streams {
+		if err := js.DeleteStream(ctx, s.name); err != nil && !errors.Is(err, natsjs.ErrStreamNotFound) {
+			return fmt.Errorf("delete stream %s: %w", s.name, err)
+		}
 		if _, err := jetstream.EnsureStream(ctx, js, jetstream.StreamOptions{
-			Name: s.name, Subjects: s.subjects, DuplicateWindow: dup,
+			Name: s.name, Subjects: s.subjects, DuplicateWindow: duplicateWindow,
 		}); err != nil {
 			return err
 		}
