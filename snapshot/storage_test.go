@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -390,28 +389,6 @@ func TestStorageLocalOpenMissing(t *testing.T) {
 	}
 	if _, err := snapshot.ReadFile(context.Background(), st, "nope"); !errors.Is(err, snapshot.ErrNotExist) {
 		t.Fatalf("ReadFile missing: %v", err)
-	}
-}
-
-func TestStorageLocalReadAt(t *testing.T) {
-	ctx := context.Background()
-	st := newLocal(t)
-	data := make([]byte, 10000)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	putFile(t, st, "f", data)
-	f, err := st.Open(ctx, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 100)
-	if _, err := f.ReadAt(buf, 5000); err != nil || !bytes.Equal(buf, data[5000:5100]) {
-		t.Fatalf("ReadAt: %v", err)
-	}
-	if n, err := f.ReadAt(buf, 9950); n != 50 || !errors.Is(err, io.EOF) {
-		t.Fatalf("ReadAt past the end: %d, %v", n, err)
 	}
 }
 
