@@ -55,6 +55,10 @@ type JobConfig struct {
 	Logger *slog.Logger `json:"-"`
 }
 
+// publishAckTimeout bounds the wait for the server's acknowledgement of a
+// published message.
+const publishAckTimeout = 20 * time.Second
+
 // JobSummary reports a run.
 type JobSummary struct {
 	Restored    int64         // checkpoint restored from, or 0
@@ -84,7 +88,10 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 	defer nc.Close()
 	// Every subtask's sink shares the connection's limit of messages
 	// awaiting acknowledgement: make room for all of them.
-	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(64*1024))
+	// An acknowledgement that never comes (the server went away) fails
+	// its publish after publishAckTimeout instead of holding a barrier.
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(64*1024),
+		natsjs.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return sum, err
 	}

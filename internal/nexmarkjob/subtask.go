@@ -228,7 +228,7 @@ func (s *subtask) run(ctx context.Context, st snapshot.Storage, finished chan<- 
 		if reported {
 			select {
 			case p := <-s.barriers:
-				if err := s.barrier(st, p); err != nil {
+				if err := s.barrier(ctx, st, p); err != nil {
 					return err
 				}
 				continue
@@ -238,7 +238,7 @@ func (s *subtask) run(ctx context.Context, st snapshot.Storage, finished chan<- 
 		}
 		select {
 		case p := <-s.barriers:
-			if err := s.barrier(st, p); err != nil {
+			if err := s.barrier(ctx, st, p); err != nil {
 				return err
 			}
 			continue
@@ -286,9 +286,9 @@ func (s *subtask) sendBarrier(ctx context.Context, p *checkpoint.Pending) error 
 
 // barrier takes the subtask's part of checkpoint p: its results so far
 // made durable, its keyed snapshot's synchronous part and its positions.
-func (s *subtask) barrier(st snapshot.Storage, p *checkpoint.Pending) error {
+func (s *subtask) barrier(ctx context.Context, st snapshot.Storage, p *checkpoint.Pending) error {
 	start := time.Now()
-	if err := s.sink.Flush(context.Background()); err != nil {
+	if err := s.sink.Flush(ctx); err != nil {
 		_ = p.Decline(s.id, err)
 		return err
 	}
