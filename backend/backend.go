@@ -129,7 +129,7 @@ func open[K any](keyCodec Codec[K], opts Options, restoring bool) (*Backend[K], 
 		kgWidth:  keys.KeyGroupBytes(opts.MaxParallelism),
 		states:   make(map[string]registered),
 	}
-	b.snaps = newSnapshotOwner()
+	b.snaps = newSnapshotOwner(newLocalCopies(&b.opts))
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	b.filter = compaction.New(compaction.Config{
 		Clock:         opts.Clock,

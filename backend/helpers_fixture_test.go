@@ -193,11 +193,15 @@ func fxVal(k int64, version int) string {
 }
 
 // fxOptions are the options of a job's instance: small memtables, so that
-// even small states span several SSTs.
+// even small states span several SSTs. Local recovery is off: on S3 the
+// snapshot tests are about what checkpoint storage holds, and a restore
+// must download it (local recovery has tests of its own, and the model
+// test turns it on at random).
 func fxOptions(r backend.KeyGroupRange, incremental bool) tweak {
 	return withOptions(backend.Options{
 		KeyGroups: r, IncrementalCheckpoints: incremental,
 		MemTableSize: 1 << 20, UploadWorkers: 3, TTLSweepInterval: -1,
+		LocalRecovery: backend.LocalRecoveryOff,
 	})
 }
 

@@ -40,6 +40,9 @@ func (e *modelEnv) newInsts(p int) []*modelInst {
 			dir:         filepath.Join(e.t.TempDir(), "db"),
 			kgs:         splitRange(e.kgs, p, i),
 			incremental: e.m.incremental && e.r.IntN(5) != 0,
+			// Half the instances keep local copies and restore from them
+			// (on S3; Auto is off on Local storage), half download.
+			localRecovery: []backend.LocalRecovery{backend.LocalRecoveryAuto, backend.LocalRecoveryOff}[e.r.IntN(2)],
 		}
 	}
 	return out
@@ -52,6 +55,7 @@ func (e *modelEnv) options(in *modelInst) backend.Options {
 		MemTableSize:   1 << 20, // small memtables: flushes to L0 happen on their own too
 		BlockCacheSize: 1 << 20, IncrementalCheckpoints: in.incremental, UploadWorkers: 2,
 		TTLSweepInterval: e.sweep,
+		LocalRecovery:    in.localRecovery, LocalRecoveryDir: e.localRecoveryDir,
 	}
 }
 
@@ -205,6 +209,11 @@ func (e *modelEnv) restoreJob(id int64, p int) []*modelInst {
 	insts := e.newInsts(p)
 	for _, in := range insts {
 		in.b = MustRestore(e.t, backend.String, e.st, cp.Handles, withOptions(e.options(in)))
+		if rs := in.b.Metrics().Restore; rs.LocalBytes+rs.DownloadedBytes != rs.Bytes {
+			e.t.Fatalf("seed %d: restore stats %+v: local and downloaded bytes do not add up", e.seed, rs)
+		} else if rs.LocalFiles > 0 {
+			e.counts["files from local copies"] += rs.LocalFiles
+		}
 		e.register(in)
 	}
 	e.note("restored checkpoint %d (parallelism %d) at %v", id, len(cp.Handles), rangesOf(insts))

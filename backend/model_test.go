@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -128,8 +129,10 @@ type modelInst struct {
 	dir         string
 	kgs         backend.KeyGroupRange
 	incremental bool
-	cur         string // its current key
-	curSet      bool
+	// localRecovery is the instance's Options.LocalRecovery.
+	localRecovery backend.LocalRecovery
+	cur           string // its current key
+	curSet        bool
 }
 
 // owns reports whether k belongs to the instance's key groups.
@@ -156,13 +159,15 @@ type modelEnv struct {
 	kgOf    map[string]int  // every key's key group
 	touched map[string]bool // keys of the job ever made current
 
-	st        snapshot.Storage
-	keep      int
-	nextID    int64
-	completed []int64       // completed checkpoints, oldest first
-	saved     map[int64]any // the model as of each retained checkpoint
-	flight    *modelFlight
-	counts    map[string]int
+	st snapshot.Storage
+	// localRecoveryDir is every instance's Options.LocalRecoveryDir.
+	localRecoveryDir string
+	keep             int
+	nextID           int64
+	completed        []int64       // completed checkpoints, oldest first
+	saved            map[int64]any // the model as of each retained checkpoint
+	flight           *modelFlight
+	counts           map[string]int
 
 	step    int
 	history []string // the last operations, for failure messages
@@ -171,14 +176,15 @@ type modelEnv struct {
 func newModelEnv(t *testing.T, m mode, cfg modelConfig, seed uint64) *modelEnv {
 	e := &modelEnv{
 		t: t, m: m, cfg: cfg, seed: seed,
-		r:       rand.New(rand.NewPCG(seed, uint64(cfg.maxP))), // each config its own sequence
-		clock:   ttl.NewManualClock(envT0),
-		kgs:     cfg.keyGroups,
-		kgOf:    map[string]int{},
-		touched: map[string]bool{},
-		st:      m.storage(t),
-		saved:   map[int64]any{},
-		counts:  map[string]int{},
+		r:                rand.New(rand.NewPCG(seed, uint64(cfg.maxP))), // each config its own sequence
+		clock:            ttl.NewManualClock(envT0),
+		kgs:              cfg.keyGroups,
+		kgOf:             map[string]int{},
+		touched:          map[string]bool{},
+		st:               m.storage(t),
+		localRecoveryDir: filepath.Join(t.TempDir(), "local-recovery"),
+		saved:            map[int64]any{},
+		counts:           map[string]int{},
 	}
 	if e.kgs == (backend.KeyGroupRange{}) {
 		e.kgs = backend.KeyGroupRange{Start: 0, End: cfg.maxP}

@@ -123,6 +123,24 @@ type Options struct {
 	// RestoreFromPath) acts on it.
 	RestoreMode RestoreMode
 
+	// LocalRecovery says whether the backend keeps on local disk a copy
+	// of its last completed incremental checkpoint (hard links to files
+	// it has anyway), and whether Restore takes an incremental handle's
+	// files from such copies, after checking each one's size and CRC-32C
+	// against the handle, before downloading what is missing or damaged,
+	// as Flink's local recovery does (see package
+	// snapshot/localrecovery). Default: LocalRecoveryAuto, on for
+	// checkpoint storage other than snapshot.Local. Full snapshots have
+	// no local copy.
+	LocalRecovery LocalRecovery
+
+	// LocalRecoveryDir is where local copies are kept and looked for.
+	// Backends on one machine should share it: a restore finds the copies
+	// of every instance kept there, whatever its key groups. It must not be
+	// Dir or inside it (a restore needs Dir empty). Default: the directory
+	// "local-recovery" beside Dir.
+	LocalRecoveryDir string
+
 	// Logger receives Pebble's messages (informational ones at debug
 	// level), its background errors, background TTL cleanup's errors, and
 	// a line for each checkpoint RestoreLatest or RestoreFromPath passes
@@ -256,6 +274,9 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.LocalRecoveryDir == "" && o.Dir != "" {
+		o.LocalRecoveryDir = defaultLocalRecoveryDir(o.Dir)
+	}
 }
 
 // Validate reports every problem with the options, joined. Call it after
@@ -296,6 +317,11 @@ func (o *Options) Validate() error {
 	}
 	if o.RestoreMode != NoClaim && o.RestoreMode != Claim {
 		add("RestoreMode %v is neither NoClaim nor Claim", o.RestoreMode)
+	}
+	if o.LocalRecovery < LocalRecoveryAuto || o.LocalRecovery > LocalRecoveryOff {
+		add("LocalRecovery %v is not Auto, On or Off", o.LocalRecovery)
+	} else if o.LocalRecovery != LocalRecoveryOff && o.Dir != "" && within(o.LocalRecoveryDir, o.Dir) {
+		add("LocalRecoveryDir %s is Dir or inside it", o.LocalRecoveryDir)
 	}
 	if o.TTLScanRate < 0 {
 		add("TTLScanRate %d is negative", o.TTLScanRate)

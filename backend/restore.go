@@ -109,6 +109,7 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 		b.restored.Duration = time.Since(began)
 		p := tracker.Progress()
 		b.restored.Files, b.restored.Bytes = p.Files, p.Bytes
+		b.restored.DownloadedBytes = p.Bytes - b.restored.LocalBytes
 		if err = unmarkRestoring(opts.Dir); err != nil {
 			_ = b.Close()
 		}
@@ -123,8 +124,9 @@ func Restore[K any](ctx context.Context, keyCodec Codec[K], opts Options, st sna
 func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st snapshot.Storage, handles []snapshot.Handle, tracker *snapshot.ProgressTracker) (*Backend[K], error) {
 	base := restore.Base(handles, opts.KeyGroups)
 	keep := false // keep the base's identity and upload history
+	local := opts.restoreLocal(st)
 	if base != nil {
-		unverified, err := restore.FetchUnverifiedWith(ctx, st, base, opts.Dir, tracker)
+		unverified, err := restore.FetchUnverifiedWith(ctx, st, base, opts.Dir, tracker, local)
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +162,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 			StateID:        b.adoptState,
 			Base:           base,
 			Progress:       tracker,
+			Local:          local,
 		})
 		return err
 	})
@@ -180,7 +183,13 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 		b.restoredFrom = &restoredCheckpoint{st: st, id: handles[0].CheckpointID}
 	}
 	b.publishStates()
+	if local != nil {
+		b.snaps.local.restoredFrom(opts.localRecoveryDir(st), handles, opts.KeyGroups)
+	}
 	rs := &RestoreStats{CheckpointID: -1, Handles: stats.Handles, IngestedBytes: stats.Bytes, Entries: stats.Entries, Rewritten: stats.Rewritten}
+	if local != nil {
+		rs.LocalFiles, rs.LocalBytes = int(local.Files()), local.Bytes()
+	}
 	if base != nil {
 		rs.Handles++
 	}

@@ -75,9 +75,11 @@ type snapshotOwner struct {
 	history *incremental.History
 	// counters are the checkpoint metrics, under mu.
 	counters checkpointCounters
+	// local keeps the local copies of incremental checkpoints.
+	local *localCopies
 }
 
-func newSnapshotOwner() *snapshotOwner {
+func newSnapshotOwner(local *localCopies) *snapshotOwner {
 	var id [16]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
 	return &snapshotOwner{
@@ -86,6 +88,7 @@ func newSnapshotOwner() *snapshotOwner {
 		pending:  make(map[int64][]string),
 		history:  incremental.NewHistory(),
 		counters: checkpointCounters{m: CheckpointMetrics{LastCompletedID: -1}},
+		local:    local,
 	}
 }
 
@@ -240,6 +243,7 @@ func (s *AsyncSnapshot) Run(ctx context.Context) (snapshot.Handle, error) {
 	s.b.mu.Unlock()
 	if h.Kind == snapshot.KindIncremental {
 		s.b.history.Record(s.checkpointID, s.storage, h)
+		s.b.local.keep(s.storage, h.InstanceID, s.checkpointID, s.localDir)
 	}
 	return h, nil
 }
@@ -485,6 +489,7 @@ func (o *snapshotOwner) complete(id int64) {
 	o.notifiedLocked(id, true)
 	o.mu.Unlock()
 	o.history.Complete(id)
+	o.local.completed(id)
 }
 
 // NotifyCheckpointAborted tells the backend that checkpoint id will never
@@ -498,6 +503,7 @@ func (b *Backend[K]) NotifyCheckpointAborted(ctx context.Context, id int64, st s
 	o.notifiedLocked(id, false)
 	o.mu.Unlock()
 	o.history.Abort(id)
+	o.local.aborted(id)
 	var errs []error
 	for _, n := range names {
 		if err := st.Delete(ctx, n); err != nil {

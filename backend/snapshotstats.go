@@ -69,6 +69,12 @@ type RestoreStats struct {
 	// blocks of a full handle's data file that the backend owns.
 	Files int
 	Bytes int64
+	// LocalFiles and LocalBytes are the part of Files and Bytes taken
+	// from local copies (Options.LocalRecovery), checked against the
+	// handles, rather than from checkpoint storage; DownloadedBytes is
+	// the rest of Bytes, brought from checkpoint storage.
+	LocalFiles                  int
+	LocalBytes, DownloadedBytes int64
 	// IngestedBytes is the bytes of the tables built and ingested (a
 	// restore that opens an incremental handle's database directly
 	// ingests nothing for it).

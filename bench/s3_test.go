@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,9 +34,18 @@ import (
 //	RawS3Get            baseline: GetObject of the same files into a fresh directory, 4 at a time
 //	                    (the restore's parallelism), each fsynced as a restore must
 //	S3RestorePaired     both alternating op by op; reports s3/raw
+//	S3RestoreLocalRecovery
+//	                    the same restore with the checkpoint's local copy present (local
+//	                    recovery: every file linked from the copy and checked, nothing downloaded)
+//	S3RestoreLocalRecoveryPaired
+//	                    it alternating op by op with IncrementalRestore's op on the same
+//	                    database (restore from a Local root); reports lr/local
 //
 // Targets: S3Checkpoint at most 1.25x RawS3Put, S3Restore at most 1.25x
-// RawS3Get. -s3keys sets the database's size (CI runs them tiny).
+// RawS3Get, S3RestoreLocalRecovery at most 1.1x IncrementalRestore.
+// -s3keys sets the database's size (CI runs them tiny). S3Checkpoint keeps
+// the local copy, as a backend does by default on S3; S3Restore turns
+// local recovery off, so that it downloads.
 
 var s3KeysFlag = flag.Int("s3keys", 0, "entries of the state the S3 benchmarks checkpoint and restore (0: -snapkeys)")
 
@@ -110,7 +120,10 @@ func (s *s3Bench) empty(tb testing.TB) {
 func (s *s3Bench) s3Checkpoint(tb testing.TB) (time.Duration, snapshot.Handle) {
 	tb.Helper()
 	dir := snapClone(tb, s3DB(tb))
-	be, _ := snapOpen(tb, snapOptions(dir, snapAll, true))
+	opts := snapOptions(dir, snapAll, true)
+	// A new local-recovery directory each op: the copy is made each time.
+	opts.LocalRecoveryDir = filepath.Join(tb.TempDir(), "local-recovery")
+	be, _ := snapOpen(tb, opts)
 	runtime.GC()
 	start := time.Now()
 	cp, err := be.Checkpoint(context.Background(), s.st, 1)
@@ -119,6 +132,9 @@ func (s *s3Bench) s3Checkpoint(tb testing.TB) (time.Duration, snapshot.Handle) {
 		tb.Fatal(err)
 	}
 	snapDiscard(tb, be, dir)
+	if err := os.RemoveAll(opts.LocalRecoveryDir); err != nil {
+		tb.Fatal(err)
+	}
 	s.empty(tb)
 	return d, cp.Handles[0]
 }
@@ -223,28 +239,44 @@ func benchPaired(b *testing.B, name string, a, base func() time.Duration) {
 	slices.Sort(ratios)
 	b.ReportMetric(float64(at)/float64(bt), name)
 	b.ReportMetric(ratios[len(ratios)/2], name+"-med")
-	b.ReportMetric(float64(at.Nanoseconds())/float64(b.N), "s3-ns/op")
-	b.ReportMetric(float64(bt.Nanoseconds())/float64(b.N), "raw-ns/op")
+	an, bn, _ := strings.Cut(name, "/")
+	b.ReportMetric(float64(at.Nanoseconds())/float64(b.N), an+"-ns/op")
+	b.ReportMetric(float64(bt.Nanoseconds())/float64(b.N), bn+"-ns/op")
 }
 
 // s3RestoreRoot is a bucket holding checkpoint 1 of the -snapkeys
 // database, taken once per benchmark.
 func s3RestoreRoot(b *testing.B) (*s3Bench, *snapshot.Checkpoint) {
+	s, cp, _ := s3LocalRecoveryRoot(b)
+	return s, cp
+}
+
+// s3LocalRecoveryRoot is s3RestoreRoot, also returning the
+// local-recovery directory holding checkpoint 1's local copy.
+func s3LocalRecoveryRoot(b *testing.B) (*s3Bench, *snapshot.Checkpoint, string) {
 	s := newS3Bench(b)
 	dir := snapClone(b, s3DB(b))
-	be, _ := snapOpen(b, snapOptions(dir, snapAll, true))
+	opts := snapOptions(dir, snapAll, true)
+	opts.LocalRecoveryDir = filepath.Join(b.TempDir(), "local-recovery")
+	be, _ := snapOpen(b, opts)
 	cp, err := be.Checkpoint(context.Background(), s.st, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	snapDiscard(b, be, dir)
-	return s, cp
+	return s, cp, opts.LocalRecoveryDir
 }
 
 // s3Restore restores cp from S3 into a fresh directory and returns the
-// duration; the backend is closed and removed afterwards, untimed.
-func (s *s3Bench) s3Restore(b *testing.B, cp *snapshot.Checkpoint, check bool) time.Duration {
+// duration; the backend is closed and removed afterwards, untimed. With
+// lr empty, local recovery is off; otherwise lr is the local-recovery
+// directory, and the first op checks that nothing was downloaded.
+func (s *s3Bench) s3Restore(b *testing.B, cp *snapshot.Checkpoint, check bool, lr string) time.Duration {
 	opts := snapOptions(snapFreshDir(b), snapAll, true)
+	opts.LocalRecovery, opts.LocalRecoveryDir = backend.LocalRecoveryOff, lr
+	if lr != "" {
+		opts.LocalRecovery = backend.LocalRecoveryOn
+	}
 	runtime.GC()
 	start := time.Now()
 	be, err := backend.Restore(context.Background(), backend.Bytes, opts, s.st, cp.Handles)
@@ -254,6 +286,9 @@ func (s *s3Bench) s3Restore(b *testing.B, cp *snapshot.Checkpoint, check bool) t
 	}
 	if check {
 		snapCheckCount(b, be, s3Keys(b))
+		if rs := be.Metrics().Restore; lr != "" && (rs.DownloadedBytes != 0 || rs.LocalBytes != rs.Bytes) {
+			b.Fatalf("restore with the local copy: %+v", rs)
+		}
 	}
 	snapDiscard(b, be, opts.Dir)
 	return d
@@ -321,7 +356,7 @@ func BenchmarkS3Restore(b *testing.B) {
 	b.ResetTimer()
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
-		total += s.s3Restore(b, cp, i == 0)
+		total += s.s3Restore(b, cp, i == 0, "")
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
 }
@@ -345,8 +380,54 @@ func BenchmarkS3RestorePaired(b *testing.B) {
 	s, cp := s3RestoreRoot(b)
 	first := true
 	benchPaired(b, "s3/raw", func() time.Duration {
-		d := s.s3Restore(b, cp, first)
+		d := s.s3Restore(b, cp, first, "")
 		first = false
 		return d
 	}, func() time.Duration { return s.rawGet(b, cp) })
+}
+
+// BenchmarkS3RestoreLocalRecovery is BenchmarkS3Restore with the
+// checkpoint's local copy present: every file is hard-linked from the
+// copy and its CRC-32C checked; only the metadata comes from S3.
+func BenchmarkS3RestoreLocalRecovery(b *testing.B) {
+	s, cp, lr := s3LocalRecoveryRoot(b)
+	var total time.Duration
+	b.ResetTimer()
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		total += s.s3Restore(b, cp, i == 0, lr)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+}
+
+// BenchmarkS3RestoreLocalRecoveryPaired alternates
+// BenchmarkS3RestoreLocalRecovery's op with BenchmarkIncrementalRestore's
+// on the same database (a restore from a Local root of its checkpoint,
+// linking and checking the same files), op by op, and reports lr/local.
+func BenchmarkS3RestoreLocalRecoveryPaired(b *testing.B) {
+	s, cp, lr := s3LocalRecoveryRoot(b)
+	root := s3IncRoot(b)
+	snapWarmRoot(b, root)
+	first := true
+	benchPaired(b, "lr/local", func() time.Duration {
+		d := s.s3Restore(b, cp, first, lr)
+		first = false
+		return d
+	}, func() time.Duration { return localRestore(b, root) })
+}
+
+// localRestore restores root's checkpoint into a fresh directory, as
+// BenchmarkIncrementalRestore does, and returns the duration; the backend
+// is closed and removed afterwards, untimed.
+func localRestore(b *testing.B, root snapRoot) time.Duration {
+	opts := snapOptions(snapFreshDir(b), snapAll, true)
+	runtime.GC()
+	start := time.Now()
+	be, err := backend.Restore(context.Background(), backend.Bytes, opts, root.st, root.cp.Handles)
+	d := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	snapDiscard(b, be, opts.Dir)
+	return d
 }

@@ -47,12 +47,14 @@ type Unverified struct {
 // until Verify returns, so that no unverified table is rewritten into a
 // new one first.
 func FetchUnverified(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string) (*Unverified, error) {
-	return FetchUnverifiedWith(ctx, st, h, dir, nil)
+	return FetchUnverifiedWith(ctx, st, h, dir, nil, nil)
 }
 
 // FetchUnverifiedWith is FetchUnverified, counting each file in progress
-// (which may be nil) once it is fetched.
-func FetchUnverifiedWith(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string, progress *snapshot.ProgressTracker) (*Unverified, error) {
+// (which may be nil) once it is fetched, and taking files from local, a
+// local-recovery directory, where it has them (local may be nil: see
+// Local.fetch).
+func FetchUnverifiedWith(ctx context.Context, st snapshot.Storage, h *snapshot.Handle, dir string, progress *snapshot.ProgressTracker, local *Local) (*Unverified, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -71,7 +73,14 @@ func FetchUnverifiedWith(ctx context.Context, st snapshot.Storage, h *snapshot.H
 	deferred := make([]bool, len(jobs))
 	err := parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
 		j := jobs[i]
-		linked, err := fetchFile(ctx, st, j.ref, filepath.Join(dir, j.local))
+		dst := filepath.Join(dir, j.local)
+		if ok, err := local.fetch(ctx, h, j.local, j.ref, dst); ok || err != nil {
+			if err == nil {
+				progress.Add(1, j.ref.Size)
+			}
+			return err // a local copy is verified whole: nothing deferred
+		}
+		linked, err := fetchFile(ctx, st, j.ref, dst)
 		if err == nil {
 			progress.Add(1, j.ref.Size)
 		}

@@ -48,6 +48,9 @@ type Target struct {
 	// owned block of a full handle's data file once read, and the data
 	// file once its blocks are.
 	Progress *snapshot.ProgressTracker
+	// Local, if not nil, is where incremental handles' files are taken
+	// from before checkpoint storage (local recovery).
+	Local *Local
 }
 
 // Stats describe a restore.

@@ -121,7 +121,7 @@ func (b *builder) addIncremental(ctx context.Context, st snapshot.Storage, h *sn
 		return err
 	}
 	defer os.RemoveAll(dir)
-	unverified, err := FetchUnverifiedWith(ctx, st, h, dir, b.t.Progress)
+	unverified, err := FetchUnverifiedWith(ctx, st, h, dir, b.t.Progress, b.t.Local)
 	if err != nil {
 		return err
 	}

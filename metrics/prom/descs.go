@@ -69,6 +69,8 @@ var (
 
 	restoreBytes      = desc("restore_bytes", "Bytes the restore that made the backend read from checkpoint storage.")
 	restoreFiles      = desc("restore_files", "Files the restore that made the backend read from checkpoint storage.")
+	restoreLocal      = desc("restore_local_bytes", "Bytes the restore that made the backend took from local copies (local recovery) rather than checkpoint storage.")
+	restoreDownloaded = desc("restore_downloaded_bytes", "Bytes the restore that made the backend brought from checkpoint storage.")
 	restoreSeconds    = desc("restore_seconds", "Duration of the restore that made the backend.")
 	restoreCheckpoint = desc("restore_checkpoint_id", "Checkpoint the backend was restored from.")
 

@@ -185,6 +185,8 @@ func collectBackend(ch chan<- prometheus.Metric, m backend.Metrics, op, sub stri
 	if r := m.Restore; r != nil {
 		g(restoreBytes, float64(r.Bytes))
 		g(restoreFiles, float64(r.Files))
+		g(restoreLocal, float64(r.LocalBytes))
+		g(restoreDownloaded, float64(r.DownloadedBytes))
 		g(restoreSeconds, r.Duration.Seconds())
 		g(restoreCheckpoint, float64(r.CheckpointID))
 	}

@@ -184,6 +184,8 @@ func TestCollector(t *testing.T) {
 	c.Add("other", 0, b1)
 	got = scrape(t, reg)
 	if got[sub("pebblestate_restore_files", 0)] < 2 || got[sub("pebblestate_restore_bytes", 0)] <= 0 ||
+		got[sub("pebblestate_restore_downloaded_bytes", 0)] != got[sub("pebblestate_restore_bytes", 0)] ||
+		got[sub("pebblestate_restore_local_bytes", 0)] != 0 ||
 		got[sub("pebblestate_restore_checkpoint_id", 0)] != float64(stats.ID) {
 		t.Errorf("restore metrics: %v", got)
 	}

@@ -46,8 +46,11 @@ func newFixture(t *testing.T, incremental bool) *fixture {
 }
 
 func (f *fixture) options() backend.Options {
+	// Local recovery off: these tests are about what S3 holds, so every
+	// restore downloads it.
 	return backend.Options{Dir: filepath.Join(f.t.TempDir(), "db"), MaxParallelism: 16,
-		KeyGroups: backend.KeyGroupRange{Start: 0, End: 16}, IncrementalCheckpoints: f.inc}
+		KeyGroups: backend.KeyGroupRange{Start: 0, End: 16}, IncrementalCheckpoints: f.inc,
+		LocalRecovery: backend.LocalRecoveryOff}
 }
 
 func (f *fixture) open(open func(backend.Options) (*backend.Backend[int64], error)) (*backend.Backend[int64], *backend.Value[int64, backend.VoidNamespace, []byte]) {
