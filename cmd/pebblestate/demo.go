@@ -146,6 +146,12 @@ func printSummary(w io.Writer, cfg demoConfig, res *nexmarkjob.DemoResult) {
 			msgs, rate, done, maxSync.Round(time.Millisecond), maxAsync.Round(time.Millisecond), fmtBytes(up), fmtBytes(full))
 	}
 	tw.Flush()
+	for i, r := range res.Runs {
+		if s := r.Summary; s != nil && s.Restored > 0 && s.RestoreLocal > 0 {
+			fmt.Fprintf(w, "run %d restored %s from local copies (local recovery) and downloaded %s\n",
+				i, fmtBytes(s.RestoreLocal), fmtBytes(s.RestoreDownloaded))
+		}
+	}
 	printQueries(w, res)
 	last := lastCompleted(res)
 	if last == nil {

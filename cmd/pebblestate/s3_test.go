@@ -102,6 +102,10 @@ func TestDemoS3(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "results equal the in-memory reference") {
 		t.Fatalf("demo on S3: exit %d\n%s%s", code, out, errOut)
 	}
+	// The restored run takes what the killed one kept locally.
+	if strings.Contains(out, "SIGKILL after chk") && !strings.Contains(out, "run 1 restored") {
+		t.Fatalf("demo on S3: the restore after the kill used no local copies\n%s", out)
+	}
 	if code, out, errOut := runArgs("verify", url); code != 0 {
 		t.Fatalf("verify %s: exit %d\n%s%s", url, code, out, errOut)
 	}

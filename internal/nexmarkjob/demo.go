@@ -145,6 +145,9 @@ func (cfg *DemoConfig) runChild(ctx context.Context, run, p int, url string, kil
 		NATS: url, Input: cfg.Input, Queries: cfg.Queries, Only: cfg.Only, Parallelism: p,
 		Dir:         filepath.Join(cfg.Dir, "run-"+strconv.Itoa(run)),
 		Checkpoints: cfg.Checkpoints, Interval: cfg.Interval, Restore: run > 0,
+		// One for every run: on S3, a run restores from the copies the
+		// one before it kept (local recovery).
+		LocalRecoveryDir: filepath.Join(cfg.Dir, "local-recovery"),
 	}
 	env, err := json.Marshal(jc)
 	if err != nil {

@@ -44,6 +44,10 @@ type JobConfig struct {
 	// registered scheme (snapshot.OpenRoot), such as s3://bucket/prefix
 	// when the program imports snapshot/s3store.
 	Checkpoints string
+	// LocalRecoveryDir is the backends' Options.LocalRecoveryDir: where
+	// they keep local copies of their checkpoints on remote storage, and
+	// where a restore looks for them. Default: the backends' default.
+	LocalRecoveryDir string
 	// Interval is the time between two checkpoints' triggers.
 	Interval time.Duration
 	// Restore starts from the newest checkpoint in Checkpoints instead of
@@ -63,6 +67,9 @@ const publishAckTimeout = 20 * time.Second
 type JobSummary struct {
 	Restored    int64         // checkpoint restored from, or 0
 	RestoreTime time.Duration // opening every backend and source
+	// RestoreLocal and RestoreDownloaded are the bytes the restored
+	// backends took from local copies and from checkpoint storage.
+	RestoreLocal, RestoreDownloaded int64
 	Run         time.Duration // from the first message to the last flush
 	Applied     map[string]int64
 	Checkpoints []CheckpointReport
@@ -119,6 +126,12 @@ func RunJob(ctx context.Context, cfg JobConfig) (JobSummary, error) {
 		return sum, err
 	}
 	sum.RestoreTime = time.Since(start)
+	for _, s := range j.subtasks {
+		if rs := s.b.Metrics().Restore; rs != nil {
+			sum.RestoreLocal += rs.LocalBytes
+			sum.RestoreDownloaded += rs.DownloadedBytes
+		}
+	}
 	sum.Run, err = j.run(ctx, &sum)
 	sum.Applied = map[string]int64{}
 	for _, s := range j.subtasks {
@@ -170,6 +183,7 @@ func (j *job) openSubtask(ctx context.Context, spec operatorSpec, i, p, maxP int
 		Logger:         logger,
 		// The checkpoints of a long-running job upload only what changed.
 		IncrementalCheckpoints: true,
+		LocalRecoveryDir:       j.cfg.LocalRecoveryDir,
 	}
 	s := &subtask{
 		spec:     spec,
