@@ -70,9 +70,9 @@ type JobSummary struct {
 	// RestoreLocal and RestoreDownloaded are the bytes the restored
 	// backends took from local copies and from checkpoint storage.
 	RestoreLocal, RestoreDownloaded int64
-	Run         time.Duration // from the first message to the last flush
-	Applied     map[string]int64
-	Checkpoints []CheckpointReport
+	Run                             time.Duration // from the first message to the last flush
+	Applied                         map[string]int64
+	Checkpoints                     []CheckpointReport
 }
 
 // job is the running job: every subtask of every operator.
