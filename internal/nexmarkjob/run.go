@@ -67,12 +67,13 @@ const publishAckTimeout = 20 * time.Second
 type JobSummary struct {
 	Restored    int64         // checkpoint restored from, or 0
 	RestoreTime time.Duration // opening every backend and source
+	Run         time.Duration // from the first message to the last flush
+	Applied     map[string]int64
+	Checkpoints []CheckpointReport
+
 	// RestoreLocal and RestoreDownloaded are the bytes the restored
 	// backends took from local copies and from checkpoint storage.
 	RestoreLocal, RestoreDownloaded int64
-	Run                             time.Duration // from the first message to the last flush
-	Applied                         map[string]int64
-	Checkpoints                     []CheckpointReport
 }
 
 // job is the running job: every subtask of every operator.
