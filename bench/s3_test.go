@@ -391,6 +391,7 @@ func BenchmarkS3RestorePaired(b *testing.B) {
 // copy and its CRC-32C checked; only the metadata comes from S3.
 func BenchmarkS3RestoreLocalRecovery(b *testing.B) {
 	s, cp, lr := s3LocalRecoveryRoot(b)
+	snapWarmTree(b, lr)
 	var total time.Duration
 	b.ResetTimer()
 	b.StopTimer()
@@ -408,6 +409,7 @@ func BenchmarkS3RestoreLocalRecoveryPaired(b *testing.B) {
 	s, cp, lr := s3LocalRecoveryRoot(b)
 	root := s3IncRoot(b)
 	snapWarmRoot(b, root)
+	snapWarmTree(b, lr)
 	first := true
 	benchPaired(b, "lr/local", func() time.Duration {
 		d := s.s3Restore(b, cp, first, lr)

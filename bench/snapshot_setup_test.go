@@ -372,7 +372,13 @@ func snapWarm(tb testing.TB, dir string) {
 // snapWarmRoot reads every file of a checkpoint root once.
 func snapWarmRoot(tb testing.TB, r snapRoot) {
 	tb.Helper()
-	err := filepath.WalkDir(r.st.Root(), func(p string, d os.DirEntry, err error) error {
+	snapWarmTree(tb, r.st.Root())
+}
+
+// snapWarmTree reads every file under dir once (see snapWarm).
+func snapWarmTree(tb testing.TB, dir string) {
+	tb.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
