@@ -277,3 +277,41 @@ func joinEntries(es [][]byte) []byte {
 	}
 	return out
 }
+
+// TestOperatorStateMissingFileDoesNotCommit: an operator state file that
+// is gone when the coordinator commits (deleted under it) makes the
+// checkpoint abort, naming the file, instead of committing metadata that
+// cannot be restored; the abort deletes the other files.
+func TestOperatorStateMissingFileDoesNotCommit(t *testing.T) {
+	ctx := context.Background()
+	st := newStorage(t)
+	op, _ := sourceOperator(t, 3)
+	c, err := checkpoint.NewCoordinator(ctx, checkpoint.Options{Storage: st, Operators: []checkpoint.Operator{op}})
+	noErr(t, err)
+	defer c.Close()
+	var gone string
+	checkpoint.SetHook(c, func(step string, id int64) {
+		if step != "commit" {
+			return
+		}
+		files := opFiles(t, st)
+		if len(files) != 3 {
+			t.Errorf("operator state files at commit: %q", files)
+			return
+		}
+		gone = files[1]
+		if err := st.Delete(ctx, gone); err != nil {
+			t.Error(err)
+		}
+	})
+	_, err = c.Checkpoint(ctx)
+	if !errors.Is(err, checkpoint.ErrAborted) || !errors.Is(err, snapshot.ErrNotExist) || !strings.Contains(err.Error(), filepath.Base(gone)) {
+		t.Fatalf("checkpoint missing operator state file %s: %v", gone, err)
+	}
+	if ids, err := snapshot.Completed(ctx, st); err != nil || len(ids) != 0 {
+		t.Fatalf("completed checkpoints: %v, %v", ids, err)
+	}
+	if got := opFiles(t, st); len(got) != 0 {
+		t.Fatalf("the aborted checkpoint left %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/opstate"
@@ -40,6 +41,18 @@ type Restored struct {
 	// AllowNonRestoredState and Mode are those of RestoreOptions.
 	AllowNonRestoredState bool
 	Mode                  backend.RestoreMode
+
+	// The operator state OperatorState read, by operator.
+	opMu     sync.Mutex
+	opStates map[string]*oldOperatorState
+}
+
+// oldOperatorState is the operator state of every old subtask of one
+// operator, read once: mu is held while it is read, so that concurrent
+// callers wait for one read rather than each reading.
+type oldOperatorState struct {
+	mu  sync.Mutex
+	old []*opstate.State // nil until read
 }
 
 // LatestCheckpoint picks the checkpoint a job restarts from: the newest
@@ -103,10 +116,49 @@ func (r *Restored) HasOperatorState(operator string) bool {
 // at parallelism, redistributed from the checkpoint (opstate.Restore):
 // split lists dealt out, union lists whole, positions of the subtask's key
 // groups. It works at any parallelism up to the max parallelism the
-// positions were kept by, which the state keeps. It reads and verifies
-// every file of the operator's state (damage is snapshot.ErrCorrupt
-// naming the file); an operator without operator state in the
-// checkpoint is snapshot.ErrIncomplete.
+// positions were kept by, which the state keeps. Damage is
+// snapshot.ErrCorrupt naming the file; an operator without operator state
+// in the checkpoint is snapshot.ErrIncomplete.
+//
+// The first call for an operator reads and verifies every file of its
+// state (opstate.ReadAll) and keeps what it decoded in r, so that the
+// calls of a job's other subtasks read nothing; a read that fails is not
+// kept, and the next call reads again. Each call returns a State of its
+// own. It is safe for concurrent use, as by subtasks restoring on
+// goroutines of their own: calls for one operator wait for its one read.
 func (r *Restored) OperatorState(ctx context.Context, operator string, index, parallelism int) (*opstate.State, error) {
-	return opstate.Restore(ctx, r.Storage, r.Checkpoint, operator, parallelism, index)
+	old, err := r.oldOperatorState(ctx, operator)
+	if err != nil {
+		return nil, err
+	}
+	s, err := opstate.Redistribute(old, parallelism, index)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d, operator %q: %w", r.Checkpoint.ID, operator, err)
+	}
+	return s, nil
+}
+
+// oldOperatorState returns the operator state of every old subtask of
+// operator, read on the first call that succeeds.
+func (r *Restored) oldOperatorState(ctx context.Context, operator string) ([]*opstate.State, error) {
+	r.opMu.Lock()
+	e := r.opStates[operator]
+	if e == nil {
+		if r.opStates == nil {
+			r.opStates = make(map[string]*oldOperatorState)
+		}
+		e = &oldOperatorState{}
+		r.opStates[operator] = e
+	}
+	r.opMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.old == nil {
+		old, err := opstate.ReadAll(ctx, r.Storage, r.Checkpoint, operator)
+		if err != nil {
+			return nil, err
+		}
+		e.old = old
+	}
+	return e.old, nil
 }

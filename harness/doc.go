@@ -78,6 +78,29 @@
 // harness starts at Options.ProcessingTime again (pass the time of the
 // checkpoint to continue) and at the minimal watermark.
 //
+// Code that registers timer services of its own on the backend
+// (backend.GetTimerService), as operator code does, rather than using
+// Context's timers, tells the harness how to fire them: the function
+// implements TimerOwner, returning each service bound to its handler with
+// OnTimers. Each advance of the watermark or the processing time then
+// fires Context's due timers, then each bound service's through its
+// handler, again until none is due; FiredTimers records them with their
+// service and namespace:
+//
+//	func (r *reminder) Open(b *backend.Backend[string]) (err error) {
+//		r.alarms, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[string]{Name: "alarms", NamespaceCodec: backend.String})
+//		return err
+//	}
+//
+//	func (r *reminder) TimerServices() []harness.Timers[string, string] {
+//		return []harness.Timers[string, string]{harness.OnTimers(r.alarms, r.onAlarm)}
+//	}
+//
+//	func (r *reminder) onAlarm(ctx *harness.Context[string, string], what string, _ int64, _ harness.TimeDomain) error {
+//		ctx.Collect(ctx.Key() + ": " + what)
+//		return nil
+//	}
+//
 // # Checkpoints
 //
 // Checkpoint takes a checkpoint of every backend of the harness or group
@@ -91,9 +114,9 @@
 //
 // Every method fails the test on an error (ProcessElementErr returns it
 // instead), so a harness is used from the test's goroutine. Timers the
-// function registers on timer services of its own, rather than through
-// Context, are stored and checkpointed but never fired by the harness.
-// The order of a group's output depends on its parallelism (the subtasks
+// function registers on timer services of its own that it does not bind
+// (TimerOwner) are stored and checkpointed but never fired by the
+// harness. The order of a group's output depends on its parallelism (the subtasks
 // fire their timers in turn); compare outputs across parallelisms by key,
 // or sorted.
 package harness

@@ -65,6 +65,48 @@ func TestExample_Counter(t *testing.T) {
 	}
 }
 
+// reminder sets, per element, an alarm of its own timer service 1 s of
+// event time later, with the element as its namespace. It is the package
+// doc's example of a function with timer services of its own.
+type reminder struct {
+	alarms *backend.TimerService[string, string]
+}
+
+func (r *reminder) Open(b *backend.Backend[string]) (err error) {
+	r.alarms, err = backend.GetTimerService(b, backend.TimerServiceDescriptor[string]{Name: "alarms", NamespaceCodec: backend.String})
+	return err
+}
+
+func (r *reminder) TimerServices() []harness.Timers[string, string] {
+	return []harness.Timers[string, string]{harness.OnTimers(r.alarms, r.onAlarm)}
+}
+
+func (r *reminder) onAlarm(ctx *harness.Context[string, string], what string, _ int64, _ harness.TimeDomain) error {
+	ctx.Collect(ctx.Key() + ": " + what)
+	return nil
+}
+
+func (r *reminder) ProcessElement(ctx *harness.Context[string, string], what string) error {
+	return r.alarms.RegisterEventTimeTimer(what, ctx.Timestamp()+1000)
+}
+
+func (r *reminder) OnTimer(*harness.Context[string, string], int64, harness.TimeDomain) error {
+	return nil
+}
+
+// TestExample_Reminder is the package doc's example of a function with
+// a timer service of its own: the watermark fires its alarms.
+func TestExample_Reminder(t *testing.T) {
+	h := harness.New(t, backend.String, harness.Function[string, string, string](&reminder{}), harness.Options{})
+	h.ProcessElement("alice", "call bob", 1000)
+	h.ProcessWatermark(1999)
+	h.ProcessElement("bob", "call alice", 1500)
+	h.ProcessWatermark(2000)
+	if got, want := h.OutputValues(), []string{"alice: call bob"}; !slices.Equal(got, want) {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+}
+
 // TestExample_DocMatches keeps the package doc's example code equal to
 // this file's: every code line of doc.go appears here, in order.
 func TestExample_DocMatches(t *testing.T) {

@@ -63,11 +63,15 @@ type Record[OUT any] struct {
 	Timestamp int64
 }
 
-// FiredTimer is a timer that fired: its key, timestamp and time domain.
+// FiredTimer is a timer that fired: its key, timestamp and time domain,
+// and for a timer of one of the function's own timer services
+// (TimerOwner), the service's name and the timer's namespace.
 type FiredTimer[K any] struct {
 	Key       K
 	Timestamp int64
 	Domain    TimeDomain
+	Service   string // "" for Context's timers
+	Namespace any    // nil for Context's timers
 }
 
 // Context is what a Function sees while it handles an element or a timer.

@@ -75,6 +75,7 @@ type core[K, OUT any] struct {
 	closed    bool
 	ctx       Context[K, OUT]
 	fireFunc  func(TimeDomain) func(K, backend.VoidNamespace, int64) error
+	bound     []Timers[K, OUT] // the function's own timer services
 }
 
 // New opens a harness for fn with keys encoded by keyCodec, on a new
@@ -165,6 +166,9 @@ func start[K, IN, OUT any](tb testing.TB, fn Function[K, IN, OUT], b *backend.Ba
 			tb.Fatalf("harness: open the function: %v", err)
 		}
 	}
+	if err := h.bindTimers(); err != nil {
+		tb.Fatalf("harness: %v", err)
+	}
 	h.fireFunc = func(d TimeDomain) func(K, backend.VoidNamespace, int64) error {
 		return func(key K, _ backend.VoidNamespace, ts int64) error {
 			h.record(FiredTimer[K]{Key: key, Timestamp: ts, Domain: d})
@@ -206,12 +210,13 @@ func (h *Harness[K, IN, OUT]) ProcessElementErr(key K, value IN, ts int64) error
 
 // ProcessWatermark advances the watermark to wm, firing every event-time
 // timer at or before it in timestamp order (and those the timers register
-// that are due too).
+// that are due too): Context's, then those of the function's own timer
+// services (TimerOwner).
 func (h *Harness[K, IN, OUT]) ProcessWatermark(wm int64) {
 	h.tb.Helper()
 	h.live()
 	h.watermark = max(h.watermark, wm)
-	if err := h.timers.AdvanceWatermark(wm, h.fireFunc(EventTime)); err != nil {
+	if err := h.advanceTime(EventTime, wm); err != nil {
 		h.tb.Fatalf("harness: watermark %d: %v", wm, err)
 	}
 }
@@ -230,10 +235,11 @@ func (h *Harness[K, IN, OUT]) SetProcessingTime(ms int64) {
 	h.fireProcessingTime()
 }
 
-// fireProcessingTime fires the processing-time timers due by the clock.
+// fireProcessingTime fires the processing-time timers due by the clock,
+// Context's and those of the function's own timer services.
 func (h *Harness[K, IN, OUT]) fireProcessingTime() {
 	h.tb.Helper()
-	if err := h.timers.AdvanceProcessingTime(h.fireFunc(ProcessingTime)); err != nil {
+	if err := h.advanceTime(ProcessingTime, h.clock.Now().UnixMilli()); err != nil {
 		h.tb.Fatalf("harness: processing time %d: %v", h.clock.Now().UnixMilli(), err)
 	}
 }

@@ -35,7 +35,9 @@
 // the checkpoint's directory) and references it from the checkpoint's
 // _metadata. checkpoint.OperatorParticipant does all of it for a subtask.
 // After a failure, checkpoint.Restored.OperatorState (or Restore here)
-// returns any subtask's redistributed state at any parallelism.
+// returns any subtask's redistributed state at any parallelism; it reads
+// an operator's files once for all its subtasks (ReadAll, then
+// Redistribute per subtask).
 //
 // The file format is in FORMAT.md beside this file.
 //

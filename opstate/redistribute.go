@@ -31,6 +31,11 @@ import (
 // entries one subtask wrote together (a source's splits stay in the
 // order it listed them), and scaling back to the old parallelism with
 // equal old counts gives each subtask its old entries back.
+//
+// Redistribute only reads old, and the new state shares no memory with
+// it: one set of old states may be redistributed to every new subtask,
+// from goroutines of their own (as checkpoint.Restored.OperatorState
+// does).
 func Redistribute(old []*State, parallelism, index int) (*State, error) {
 	if len(old) == 0 {
 		return nil, fmt.Errorf("redistribute operator state: no old subtasks")
@@ -67,12 +72,14 @@ func Redistribute(old []*State, parallelism, index int) (*State, error) {
 				all = chunk(all, parallelism, index)
 			}
 		}
-		s.lists[name] = &List{name: name, mode: mode, entries: slices.Clone(all)}
+		l := &List{name: name, mode: mode}
+		l.Add(all...)
+		s.lists[name] = l
 	}
 	for _, o := range old {
 		for kg, b := range o.positions {
 			if kg >= s.keyGroups.Start && kg < s.keyGroups.End {
-				s.positions[kg] = b
+				s.positions[kg] = slices.Clone(b)
 			}
 		}
 	}
@@ -101,9 +108,26 @@ func chunk(all [][]byte, p, i int) [][]byte {
 
 // Restore returns the operator state of subtask index of operator at
 // parallelism from checkpoint cp in st: it reads every old subtask's file
-// (Read, which verifies it) and redistributes them (Redistribute). An
-// operator without operator state in cp is snapshot.ErrIncomplete.
+// (ReadAll) and redistributes them (Redistribute). An operator without
+// operator state in cp is snapshot.ErrIncomplete.
 func Restore(ctx context.Context, st snapshot.Storage, cp *snapshot.Checkpoint, operator string, parallelism, index int) (*State, error) {
+	old, err := ReadAll(ctx, st, cp, operator)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Redistribute(old, parallelism, index)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d, operator %q: %w", cp.ID, operator, err)
+	}
+	return s, nil
+}
+
+// ReadAll reads the operator state of every old subtask of operator in
+// checkpoint cp, in subtask order, each file verified (Read): what
+// Redistribute takes. A caller restoring several subtasks reads once and
+// redistributes to each. An operator without operator state in cp is
+// snapshot.ErrIncomplete.
+func ReadAll(ctx context.Context, st snapshot.Storage, cp *snapshot.Checkpoint, operator string) ([]*State, error) {
 	if cp == nil {
 		return nil, fmt.Errorf("%w: no checkpoint", snapshot.ErrIncomplete)
 	}
@@ -119,9 +143,5 @@ func Restore(ctx context.Context, st snapshot.Storage, cp *snapshot.Checkpoint, 
 		}
 		old[i] = s
 	}
-	s, err := Redistribute(old, parallelism, index)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %d, operator %q: %w", cp.ID, operator, err)
-	}
-	return s, nil
+	return old, nil
 }

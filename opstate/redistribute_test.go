@@ -132,3 +132,50 @@ func TestRestoreWithoutOperatorState(t *testing.T) {
 		t.Fatalf("no checkpoint: %v", err)
 	}
 }
+
+// TestRedistributeSharesNothing: the new states share no bytes with the
+// old ones or with each other, so one set of old states can be
+// redistributed to every new subtask, and a subtask that wrongly writes
+// into its entries' or positions' bytes harms no other.
+func TestRedistributeSharesNothing(t *testing.T) {
+	old := oldStates(t, [][]string{{"a", "b"}, {"c"}}, [][]string{{"x"}, {"y"}})
+	before := make([]string, len(old))
+	for i, o := range old {
+		before[i] = describe(o)
+	}
+	for _, p := range []int{1, 2, 3} {
+		var news []*opstate.State
+		for i := range p {
+			s, err := opstate.Redistribute(old, p, i)
+			noErr(t, err)
+			news = append(news, s)
+		}
+		want := make([]string, p)
+		for i, s := range news {
+			want[i] = describe(s)
+		}
+		// Scribble over every byte of subtask 0's entries and positions.
+		for _, name := range news[0].Lists() {
+			l, err := news[0].List(name, opstate.Split)
+			if err != nil {
+				l, _ = news[0].List(name, opstate.Union)
+			}
+			for _, e := range l.Entries() {
+				clear(e)
+			}
+		}
+		for _, b := range news[0].Positions() {
+			clear(b)
+		}
+		for i, o := range old {
+			if got := describe(o); got != before[i] {
+				t.Fatalf("p=%d: old subtask %d changed:\n%s\nto\n%s", p, i, before[i], got)
+			}
+		}
+		for i, s := range news[1:] {
+			if got := describe(s); got != want[i+1] {
+				t.Fatalf("p=%d: new subtask %d changed:\n%s\nto\n%s", p, i+1, want[i+1], got)
+			}
+		}
+	}
+}

@@ -59,7 +59,8 @@ func where(st Storage, name string) string {
 // is never replaced. A checkpoint older than the newest completed one is
 // subsumed (ErrSubsumed) and cannot be committed: retention may already
 // have deleted shared files it reuses. Every shared file the handles
-// reference must exist.
+// reference must exist, and every operator state file with the size its
+// reference records (else ErrNotExist or ErrCorrupt, naming the file).
 func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
 	if cp == nil {
 		return errors.New("commit: no checkpoint")
@@ -80,6 +81,9 @@ func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
 		}
 	}
 	if err := checkShared(ctx, st, cp); err != nil {
+		return err
+	}
+	if err := checkOperatorStateFiles(ctx, st, cp); err != nil {
 		return err
 	}
 	enc, err := EncodeMetadata(cp)

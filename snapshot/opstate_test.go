@@ -236,3 +236,59 @@ func mustJSON(t *testing.T, cp *snapshot.Checkpoint) []byte {
 	}
 	return b
 }
+
+// TestCommitChecksOperatorStateFiles: a checkpoint whose operator state
+// file is missing, or of another size than its reference records, does
+// not commit, and the error names the file; nothing is written.
+func TestCommitChecksOperatorStateFiles(t *testing.T) {
+	ctx := context.Background()
+	for _, what := range []string{"missing", "short", "long"} {
+		t.Run(what, func(t *testing.T) {
+			st := incLocalStorage(t)
+			cp := withOperatorState(sampleCheckpoint(7))
+			for i := range cp.Handles {
+				cp.Handles[i].Files[0] = putRef(t, st, cp.Handles[i].Files[0].Name, "keyed "+cp.Handles[i].InstanceID)
+			}
+			for i := range cp.OperatorStates {
+				r := &cp.OperatorStates[i]
+				data := "operator state " + r.Name
+				r.FileRef = putRef(t, st, r.Name, data)
+				if i != 1 {
+					continue
+				}
+				p := filepath.Join(st.Root(), filepath.FromSlash(r.Name))
+				var err error
+				switch what {
+				case "missing":
+					err = os.Remove(p)
+				case "short":
+					err = os.WriteFile(p, []byte(data[:len(data)-1]), 0o644)
+				case "long":
+					err = os.WriteFile(p, []byte(data+"!"), 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			name := cp.OperatorStates[1].Name
+			before := incListNames(t, st, "")
+			err := snapshot.Commit(ctx, st, cp)
+			switch {
+			case err == nil:
+				t.Fatalf("Commit of a checkpoint whose operator state file %s is %s succeeded", name, what)
+			case strings.Count(err.Error(), filepath.Base(name)) != 1:
+				t.Fatalf("Commit = %v; want the error to name %s once", err, name)
+			case what == "missing" && !errors.Is(err, snapshot.ErrNotExist):
+				t.Fatalf("Commit = %v; want ErrNotExist", err)
+			case what != "missing" && !errors.Is(err, snapshot.ErrCorrupt):
+				t.Fatalf("Commit = %v; want ErrCorrupt", err)
+			}
+			if after := incListNames(t, st, ""); !slices.Equal(after, before) {
+				t.Fatalf("a refused commit changed the storage: %q to %q", before, after)
+			}
+			if ids := completed(t, st); len(ids) != 0 {
+				t.Fatalf("completed checkpoints after a refused commit: %v", ids)
+			}
+		})
+	}
+}

@@ -54,6 +54,12 @@ func TestInspectAndVerifyOperatorState(t *testing.T) {
 	if code, stdout, stderr := runArgs("verify", root); code != 1 || !strings.Contains(stderr, filepath.Base(name)) {
 		t.Fatalf("verify of a damaged operator state file: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// A missing one is reported too.
+	gone := cp.OperatorStates[1].Name
+	opNoErr(t, os.Remove(filepath.Join(root, filepath.FromSlash(gone))))
+	if code, stdout, stderr := runArgs("verify", root); code != 1 || !strings.Contains(stderr, filepath.Base(gone)) || !strings.Contains(stderr, filepath.Base(name)) {
+		t.Fatalf("verify of a missing operator state file: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
 
 func opNoErr(t *testing.T, err error) {
