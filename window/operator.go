@@ -37,6 +37,7 @@ type Operator[K, IN, OUT any] struct {
 	wm       int64
 	stats    Stats
 	scratch  []Window
+	reg      registered[K] // timers known to be stored: see registered
 }
 
 // Name returns the operator's name.
@@ -151,13 +152,14 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 	if o.isLate(result) {
 		return fmt.Errorf("merged window %v would end before the watermark %d", result, o.wm)
 	}
+	key, _ := o.b.CurrentKey()
 	if result.MaxTimestamp() > o.wm {
-		if err := o.timers.RegisterEventTimeTimer(result, result.MaxTimestamp()); err != nil {
+		if err := o.register(key, result, result.MaxTimestamp()); err != nil {
 			return err
 		}
 	}
 	for _, m := range merged {
-		if err := o.deleteTimers(m); err != nil {
+		if err := o.deleteTimers(key, m); err != nil {
 			return err
 		}
 	}
@@ -166,7 +168,10 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 
 // add adds value to window w, whose contents live in namespace state,
 // fires w at once if the watermark has reached it, or else registers its
-// timer, and registers its cleanup timer.
+// timer, and registers its cleanup timer. A timer this operator already
+// registered and that is still pending is not written again (see
+// registered), so the timers of a key and window are written once, with
+// its first element, not with every element.
 func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.SetCurrentNamespace(state); err != nil {
 		return wrapOp("process", err)
@@ -179,23 +184,47 @@ func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 		if err := o.fire(key, w); err != nil {
 			return err
 		}
-	} else if err := o.timers.RegisterEventTimeTimer(w, w.MaxTimestamp()); err != nil {
+	} else if err := o.register(key, w, w.MaxTimestamp()); err != nil {
 		return wrapOp("process", err)
 	}
 	if c := o.cleanupTime(w); c != math.MaxInt64 {
-		if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
+		if err := o.register(key, w, c); err != nil {
 			return wrapOp("process", err)
 		}
 	}
 	return nil
 }
 
-// deleteTimers deletes w's firing and cleanup timers.
-func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
+// register registers the timer of the current key, key, for w at ts,
+// unless this operator registered it before and it is still pending.
+func (o *Operator[K, IN, OUT]) register(key K, w Window, ts int64) error {
+	e, ok := o.reg.entry(key, w)
+	if ok && !o.reg.add(e, ts) {
+		return nil
+	}
+	if err := o.timers.RegisterEventTimeTimer(w, ts); err != nil {
+		if ok {
+			o.reg.forget(e, ts)
+		}
+		return err
+	}
+	return nil
+}
+
+// deleteTimers deletes w's firing and cleanup timers, of the current key,
+// key.
+func (o *Operator[K, IN, OUT]) deleteTimers(key K, w Window) error {
+	e, ok := o.reg.entry(key, w)
+	if ok {
+		o.reg.forget(e, w.MaxTimestamp())
+	}
 	if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
 		return err
 	}
 	if c := o.cleanupTime(w); c != math.MaxInt64 && c != w.MaxTimestamp() {
+		if ok {
+			o.reg.forget(e, c)
+		}
 		return o.timers.DeleteEventTimeTimer(w, c)
 	}
 	return nil
@@ -236,6 +265,7 @@ func (o *Operator[K, IN, OUT]) AdvanceWatermark(wm int64) error {
 		return nil
 	}
 	o.wm = wm
+	o.reg.expire(wm)
 	if err := o.timers.AdvanceWatermark(wm, o.onTimer); err != nil {
 		return o.wrap("advance watermark", err)
 	}
