@@ -78,6 +78,7 @@ func (o *Operator[K, IN, OUT]) process(key K, value IN, ts int64) error {
 	if err := o.b.SetCurrentKey(key); err != nil {
 		return wrapOp("process", err)
 	}
+	o.reg.setKey(key)
 	o.stats.Elements++
 	ws, err := o.assigner.Assign(o.scratch[:0], ts)
 	o.scratch = ws
@@ -152,14 +153,14 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 	if o.isLate(result) {
 		return fmt.Errorf("merged window %v would end before the watermark %d", result, o.wm)
 	}
-	key, _ := o.b.CurrentKey()
 	if result.MaxTimestamp() > o.wm {
-		if err := o.register(key, result, result.MaxTimestamp()); err != nil {
+		e, remember := o.reg.entry(result)
+		if err := o.register(e, remember, result, result.MaxTimestamp()); err != nil {
 			return err
 		}
 	}
 	for _, m := range merged {
-		if err := o.deleteTimers(key, m); err != nil {
+		if err := o.deleteTimers(m); err != nil {
 			return err
 		}
 	}
@@ -179,31 +180,34 @@ func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.Add(value); err != nil {
 		return wrapOp("process", err)
 	}
+	e, remember := o.reg.entry(w)
 	if w.MaxTimestamp() <= o.wm {
 		o.stats.LateFired++
 		if err := o.fire(key, w); err != nil {
 			return err
 		}
-	} else if err := o.register(key, w, w.MaxTimestamp()); err != nil {
+	} else if err := o.register(e, remember, w, w.MaxTimestamp()); err != nil {
 		return wrapOp("process", err)
 	}
-	if c := o.cleanupTime(w); c != math.MaxInt64 {
-		if err := o.register(key, w, c); err != nil {
+	// With no lateness the cleanup timer is the firing timer, just
+	// registered (a window late by its cleanup time takes no element).
+	if c := o.cleanupTime(w); c != math.MaxInt64 && (c != w.MaxTimestamp() || c <= o.wm) {
+		if err := o.register(e, remember, w, c); err != nil {
 			return wrapOp("process", err)
 		}
 	}
 	return nil
 }
 
-// register registers the timer of the current key, key, for w at ts,
-// unless this operator registered it before and it is still pending.
-func (o *Operator[K, IN, OUT]) register(key K, w Window, ts int64) error {
-	e, ok := o.reg.entry(key, w)
-	if ok && !o.reg.add(e, ts) {
+// register registers the timer of the current key for w at ts, unless
+// this operator registered it before and it is still pending. e is the
+// key and window's entry in o.reg if remember.
+func (o *Operator[K, IN, OUT]) register(e regEntry, remember bool, w Window, ts int64) error {
+	if remember && !o.reg.add(e, ts) {
 		return nil
 	}
 	if err := o.timers.RegisterEventTimeTimer(w, ts); err != nil {
-		if ok {
+		if remember {
 			o.reg.forget(e, ts)
 		}
 		return err
@@ -211,10 +215,9 @@ func (o *Operator[K, IN, OUT]) register(key K, w Window, ts int64) error {
 	return nil
 }
 
-// deleteTimers deletes w's firing and cleanup timers, of the current key,
-// key.
-func (o *Operator[K, IN, OUT]) deleteTimers(key K, w Window) error {
-	e, ok := o.reg.entry(key, w)
+// deleteTimers deletes w's firing and cleanup timers, of the current key.
+func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
+	e, ok := o.reg.entry(w)
 	if ok {
 		o.reg.forget(e, w.MaxTimestamp())
 	}

@@ -42,6 +42,7 @@ const defaultRegisteredLimit = 1 << 16
 // can no longer add to before the watermark passes them.
 type registered[K any] struct {
 	keyOf func(K) any // nil: remember nothing
+	cur   any         // the key being processed, as keyOf gives it
 	limit int
 	m     map[regEntry]struct{}
 	heap  []regTimed // the entries of m by timestamp (forgotten ones may linger)
@@ -97,13 +98,21 @@ func identicalWhenEqual(t reflect.Type) bool {
 	return false
 }
 
-// entry returns the entry of key and w, and false if keys of this type
-// are not remembered.
-func (r *registered[K]) entry(key K, w Window) (regEntry, bool) {
+// setKey makes k the key entry gives the entries of: the key being
+// processed.
+func (r *registered[K]) setKey(k K) {
+	if r.keyOf != nil {
+		r.cur = r.keyOf(k)
+	}
+}
+
+// entry returns the entry of the key set by setKey and w, and false if
+// keys of this type are not remembered.
+func (r *registered[K]) entry(w Window) (regEntry, bool) {
 	if r.keyOf == nil {
 		return regEntry{}, false
 	}
-	return regEntry{key: r.keyOf(key), w: w}, true
+	return regEntry{key: r.cur, w: w}, true
 }
 
 // add remembers e's timer at ts and reports whether it was not

@@ -22,7 +22,8 @@ func TestRegisteredAgainstMap(t *testing.T) {
 		start := wm + 1 + rng.Int64N(50)
 		w := Window{Start: start, End: start + 1 + rng.Int64N(5)}
 		ts := w.MaxTimestamp() + rng.Int64N(2)*3
-		e, ok := r.entry(k, w)
+		r.setKey(k)
+		e, ok := r.entry(w)
 		if !ok {
 			t.Fatal("string keys are not remembered")
 		}
