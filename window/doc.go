@@ -61,7 +61,18 @@
 //     has an event-time timer at its MaxTimestamp, which fires it, and
 //     one at MaxTimestamp + AllowedLateness, which clears it; with no
 //     lateness they are one timer. A window late on arrival gets no
-//     firing timer (it fires at once), only the cleanup timer.
+//     firing timer (it fires at once), only the cleanup timer. Each
+//     registration is a write, so the operator writes a window's timers
+//     with its first element only: it remembers, in memory, the timers it
+//     registered until the watermark reaches them (up to 65,536 of them;
+//     beyond, a window's timers are written with every element), and a
+//     merge forgets those of the windows it absorbs. A new operator, after
+//     a reopen or a restore, remembers none, so the first element of a
+//     window writes its timers again (the same keys; a firing timer that
+//     fired before a restore at a lower watermark is so registered again).
+//     Keys are remembered when their type's == agrees with any encoding
+//     (integers, strings, []byte, arrays and structs of them); for other
+//     key types (floats, pointers, interfaces) every element writes them.
 //   - "<name>/sessions", session windows only: per key, the session
 //     windows in flight, each mapped to the window whose namespace holds
 //     its contents (Flink's MergingWindowSet). When windows merge, the

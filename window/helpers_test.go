@@ -60,6 +60,9 @@ type subtask struct {
 	kgs backend.KeyGroupRange
 	b   *backend.Backend[string]
 	op  *op
+	// windows are the "key window"s that took an element since the
+	// subtask opened, for the model test's count of timer registrations.
+	windows map[string]bool
 }
 
 type job struct {
@@ -119,7 +122,7 @@ func (j *job) open(p int) error {
 }
 
 func (j *job) addSubtask(kgs backend.KeyGroupRange, b *backend.Backend[string]) error {
-	s := &subtask{kgs: kgs, b: b}
+	s := &subtask{kgs: kgs, b: b, windows: map[string]bool{}}
 	j.subs = append(j.subs, s)
 	j.t.Cleanup(func() { _ = b.Close() })
 	opts := window.Options[string, int64, []int64]{

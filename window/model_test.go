@@ -29,7 +29,15 @@ var (
 // the seed. Twice, the job is checkpointed and, further on, restored from
 // that checkpoint at another parallelism (1 to 3 subtasks), given the
 // checkpoint's watermark, and the elements since the checkpoint are
-// replayed, as a framework does after a failure. At the end
+// replayed, as a framework does after a failure; the watermark given is
+// by the seed the checkpoint's, a lower one (as the minimum of the old
+// subtasks' may be when rescaling), or none, so that windows which fired
+// before the checkpoint and are kept for their lateness take elements
+// again before the watermark reaches them and must fire again then. Each
+// subtask may register each timer of a key and window once between its
+// opening and its close, however many elements the window takes (timer
+// registrations are Pebble writes; the operator remembers the timers it
+// registered). At the end
 // a last watermark fires and clears every window. The results per key and
 // window, in order, the late elements and the dropped count must equal
 // the model's, and no timer may be left. A failure logs its seed; replay
@@ -118,8 +126,32 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 	for range 2 {
 		ps = append(ps, 1+(ps[len(ps)-1]+rng.IntN(2))%3) // another parallelism
 	}
-	type round struct{ cpAt, restoreAt int }
-	rounds := []round{{len(stream) / 5, 2 * len(stream) / 5}, {3 * len(stream) / 5, 4 * len(stream) / 5}}
+	type round struct {
+		cpAt, restoreAt int
+		lower           int64 // how much lower than the checkpoint's the restored watermark is; -1: none
+	}
+	rounds := []round{{len(stream) / 5, 2 * len(stream) / 5, 0}, {3 * len(stream) / 5, 4 * len(stream) / 5, 0}}
+	for i := range rounds {
+		switch rng.IntN(3) {
+		case 1:
+			rounds[i].lower = 1 + rng.Int64N(lateness+disorder+20)
+		case 2:
+			rounds[i].lower = -1
+		}
+	}
+	timers := 2 // per window: firing and cleanup
+	if lateness == 0 {
+		timers = 1
+	}
+	checkRegistrations := func(when string, subs []*subtask) {
+		for _, s := range subs {
+			for _, m := range s.b.Metrics().Timers {
+				if n := uint64(timers * len(s.windows)); m.Registered > n {
+					t.Errorf("%s: subtask %s registered %d timers for %d windows, more than %d each", when, s.kgs, m.Registered, len(s.windows), timers)
+				}
+			}
+		}
+	}
 	var log []string
 	logf := func(format string, args ...any) { log = append(log, fmt.Sprintf(format, args...)) }
 
@@ -156,15 +188,23 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 			logf("%d: checkpoint %d at watermark %d", i, j.cpID, cpWM)
 		}
 		if r < len(rounds) && i == rounds[r].restoreAt {
-			logf("%d: restore checkpoint %d at parallelism %d, replay from %d", i, j.cpID, ps[r+1], rounds[r].cpAt)
+			checkRegistrations(fmt.Sprintf("step %d", i), j.subs)
+			wm := cpWM
+			if l := rounds[r].lower; l < 0 || cpWM == minWM {
+				wm = minWM
+			} else {
+				wm = max(minWM+1, cpWM-l)
+			}
+			logf("%d: restore checkpoint %d at parallelism %d at watermark %d (the checkpoint's: %d), replay from %d", i, j.cpID, ps[r+1], wm, cpWM, rounds[r].cpAt)
 			j.out, j.late = j.out[:cpOut], j.late[:cpLate]
-			if err := j.restore(cp, ps[r+1], cpWM); err != nil {
+			if err := j.restore(cp, ps[r+1], wm); err != nil {
 				t.Fatal(err)
 			}
 			if len(j.out) != cpOut {
-				t.Fatalf("restoring the watermark %d emitted %v", cpWM, j.out[cpOut:])
+				t.Fatalf("restoring the watermark %d emitted %v", wm, j.out[cpOut:])
 			}
-			m, droppedBefore = cpModel, cpDropped
+			m, droppedBefore = cpModel.clone(), cpDropped
+			m.wm = wm
 			i, cp = rounds[r].cpAt, nil
 			r++
 		}
@@ -177,7 +217,12 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 		} else {
 			logf("%d: %s ts=%d v=%d", i, e.key, e.ts, e.v)
 			err = j.process(e.key, e.v, e.ts)
-			m.process(e.key, e.v, e.ts)
+			taken := m.process(e.key, e.v, e.ts)
+			if s, rerr := j.route(e.key); rerr == nil {
+				for _, w := range taken {
+					s.windows[e.key+" "+w.String()] = true
+				}
+			}
 		}
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
@@ -193,6 +238,7 @@ func runModel(t *testing.T, a window.Assigner, incremental bool, seed uint64, n 
 		t.Fatal(err)
 	}
 	m.advance(final)
+	checkRegistrations("end", j.subs)
 
 	got, want := byWindow(j.out), byWindow(m.out)
 	for _, k := range slices.Sorted(maps.Keys(want)) {

@@ -13,7 +13,15 @@ import (
 // no timers: per key, the windows holding state and their values. A window
 // fires when the watermark first reaches its max timestamp, fires again at
 // once for each element added after that, and is forgotten when the
-// watermark reaches its max timestamp plus the lateness; an element none
+// watermark reaches its max timestamp plus the lateness. A window is due
+// (its firing is pending) from an element added before the watermark
+// reached its max timestamp until it fires: after a restore at a lower
+// watermark than the checkpoint's, a window that fired before is not due
+// again unless an element comes for it while the watermark is below its
+// max timestamp, and then it fires when the watermark reaches that again
+// (as Flink's, whose operator registers a window's timer with each
+// element; ours registers it once per key and window and process, which
+// must not change this). An element none
 // of whose windows takes it is late if the watermark passed it by the
 // lateness (it always has, unless it is in no window at all). Session windows that
 // overlap or touch a new element's window merge with it.
@@ -21,18 +29,24 @@ type modelJob struct {
 	a        window.Assigner
 	lateness int64
 	wm       int64
-	wins     map[string]map[window.Window][]int64
+	wins     map[string]map[window.Window]modelWindow
 	out      []result
 	late     []lateElem
 }
 
+// modelWindow is a window's values and whether its firing is pending.
+type modelWindow struct {
+	vals []int64
+	due  bool
+}
+
 func newModel(a window.Assigner, lateness int64) *modelJob {
-	return &modelJob{a: a, lateness: lateness, wm: math.MinInt64, wins: map[string]map[window.Window][]int64{}}
+	return &modelJob{a: a, lateness: lateness, wm: math.MinInt64, wins: map[string]map[window.Window]modelWindow{}}
 }
 
 func (m *modelJob) clone() *modelJob {
 	c := *m
-	c.wins = map[string]map[window.Window][]int64{}
+	c.wins = map[string]map[window.Window]modelWindow{}
 	for k, ws := range m.wins {
 		c.wins[k] = maps.Clone(ws)
 	}
@@ -64,13 +78,13 @@ func (m *modelJob) windows(ts int64) []window.Window {
 	return out
 }
 
-func (m *modelJob) process(key string, v, ts int64) {
+// process adds an element and returns the windows that took it.
+func (m *modelJob) process(key string, v, ts int64) (taken []window.Window) {
 	ws := m.wins[key]
 	if ws == nil {
-		ws = map[window.Window][]int64{}
+		ws = map[window.Window]modelWindow{}
 		m.wins[key] = ws
 	}
-	taken := false
 	for _, w := range m.windows(ts) {
 		vals := []int64{v}
 		if m.a.Merging() {
@@ -81,7 +95,7 @@ func (m *modelJob) process(key string, v, ts int64) {
 				for o, ovs := range ws {
 					if o.Start <= w.End && o.End >= w.Start {
 						w = window.Window{Start: min(w.Start, o.Start), End: max(w.End, o.End)}
-						vals = append(vals, ovs...)
+						vals = append(vals, ovs.vals...)
 						delete(ws, o)
 						changed = true
 					}
@@ -91,32 +105,33 @@ func (m *modelJob) process(key string, v, ts int64) {
 		if m.gone(w) {
 			continue
 		}
-		taken = true
-		vals = append(vals, ws[w]...)
+		taken = append(taken, w)
+		vals = append(vals, ws[w].vals...)
 		slices.Sort(vals)
-		ws[w] = vals
+		ws[w] = modelWindow{vals: vals, due: w.End-1 > m.wm}
 		if w.End-1 <= m.wm {
 			m.out = append(m.out, result{key, w, slices.Clone(vals)})
 		}
 	}
 	// An element in no window (between sliding windows with gaps) is late
 	// only if the watermark passed it by the lateness.
-	if !taken && ts+m.lateness <= m.wm {
+	if len(taken) == 0 && ts+m.lateness <= m.wm {
 		m.late = append(m.late, lateElem{key, ts, v})
 	}
+	return taken
 }
 
 func (m *modelJob) advance(wm int64) {
 	if wm <= m.wm {
 		return
 	}
-	old := m.wm
 	m.wm = wm
 	for _, key := range slices.Sorted(maps.Keys(m.wins)) {
 		ws := m.wins[key]
 		for _, w := range slices.SortedFunc(maps.Keys(ws), func(a, b window.Window) int { return int(a.Start - b.Start) }) {
-			if max := w.End - 1; max > old && max <= wm {
-				m.out = append(m.out, result{key, w, slices.Clone(ws[w])})
+			if mw := ws[w]; mw.due && w.End-1 <= wm {
+				m.out = append(m.out, result{key, w, slices.Clone(mw.vals)})
+				ws[w] = modelWindow{vals: mw.vals}
 			}
 			if m.gone(w) {
 				delete(ws, w)

@@ -115,7 +115,7 @@ func newOperator[K, IN, OUT any](b *backend.Backend[K], opts Options[K, IN, OUT]
 		name = DefaultName
 	}
 	o := &Operator[K, IN, OUT]{b: b, name: name, assigner: opts.Assigner, lateness: opts.AllowedLateness,
-		emit: opts.Emit, late: opts.Late, wm: math.MinInt64}
+		emit: opts.Emit, late: opts.Late, wm: math.MinInt64, reg: newRegistered[K]()}
 	switch {
 	case b == nil:
 		return nil, o.invalid("backend is nil")

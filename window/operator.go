@@ -37,6 +37,7 @@ type Operator[K, IN, OUT any] struct {
 	wm       int64
 	stats    Stats
 	scratch  []Window
+	reg      registered[K] // timers known to be stored: see registered
 }
 
 // Name returns the operator's name.
@@ -77,6 +78,7 @@ func (o *Operator[K, IN, OUT]) process(key K, value IN, ts int64) error {
 	if err := o.b.SetCurrentKey(key); err != nil {
 		return wrapOp("process", err)
 	}
+	o.reg.setKey(key)
 	o.stats.Elements++
 	ws, err := o.assigner.Assign(o.scratch[:0], ts)
 	o.scratch = ws
@@ -152,7 +154,8 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 		return fmt.Errorf("merged window %v would end before the watermark %d", result, o.wm)
 	}
 	if result.MaxTimestamp() > o.wm {
-		if err := o.timers.RegisterEventTimeTimer(result, result.MaxTimestamp()); err != nil {
+		e, remember := o.reg.entry(result)
+		if err := o.register(e, remember, result, result.MaxTimestamp()); err != nil {
 			return err
 		}
 	}
@@ -166,7 +169,10 @@ func (o *Operator[K, IN, OUT]) merge(result Window, merged []Window, state Windo
 
 // add adds value to window w, whose contents live in namespace state,
 // fires w at once if the watermark has reached it, or else registers its
-// timer, and registers its cleanup timer.
+// timer, and registers its cleanup timer. A timer this operator already
+// registered and that is still pending is not written again (see
+// registered), so the timers of a key and window are written once, with
+// its first element, not with every element.
 func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.SetCurrentNamespace(state); err != nil {
 		return wrapOp("process", err)
@@ -174,28 +180,54 @@ func (o *Operator[K, IN, OUT]) add(key K, value IN, w, state Window) error {
 	if err := o.contents.Add(value); err != nil {
 		return wrapOp("process", err)
 	}
+	e, remember := o.reg.entry(w)
 	if w.MaxTimestamp() <= o.wm {
 		o.stats.LateFired++
 		if err := o.fire(key, w); err != nil {
 			return err
 		}
-	} else if err := o.timers.RegisterEventTimeTimer(w, w.MaxTimestamp()); err != nil {
+	} else if err := o.register(e, remember, w, w.MaxTimestamp()); err != nil {
 		return wrapOp("process", err)
 	}
-	if c := o.cleanupTime(w); c != math.MaxInt64 {
-		if err := o.timers.RegisterEventTimeTimer(w, c); err != nil {
+	// With no lateness the cleanup timer is the firing timer, just
+	// registered (a window late by its cleanup time takes no element).
+	if c := o.cleanupTime(w); c != math.MaxInt64 && (c != w.MaxTimestamp() || c <= o.wm) {
+		if err := o.register(e, remember, w, c); err != nil {
 			return wrapOp("process", err)
 		}
 	}
 	return nil
 }
 
-// deleteTimers deletes w's firing and cleanup timers.
+// register registers the timer of the current key for w at ts, unless
+// this operator registered it before and it is still pending. e is the
+// key and window's entry in o.reg if remember.
+func (o *Operator[K, IN, OUT]) register(e regEntry, remember bool, w Window, ts int64) error {
+	if remember && !o.reg.add(e, ts) {
+		return nil
+	}
+	if err := o.timers.RegisterEventTimeTimer(w, ts); err != nil {
+		if remember {
+			o.reg.forget(e, ts)
+		}
+		return err
+	}
+	return nil
+}
+
+// deleteTimers deletes w's firing and cleanup timers, of the current key.
 func (o *Operator[K, IN, OUT]) deleteTimers(w Window) error {
+	e, ok := o.reg.entry(w)
+	if ok {
+		o.reg.forget(e, w.MaxTimestamp())
+	}
 	if err := o.timers.DeleteEventTimeTimer(w, w.MaxTimestamp()); err != nil {
 		return err
 	}
 	if c := o.cleanupTime(w); c != math.MaxInt64 && c != w.MaxTimestamp() {
+		if ok {
+			o.reg.forget(e, c)
+		}
 		return o.timers.DeleteEventTimeTimer(w, c)
 	}
 	return nil
@@ -236,6 +268,7 @@ func (o *Operator[K, IN, OUT]) AdvanceWatermark(wm int64) error {
 		return nil
 	}
 	o.wm = wm
+	o.reg.expire(wm)
 	if err := o.timers.AdvanceWatermark(wm, o.onTimer); err != nil {
 		return o.wrap("advance watermark", err)
 	}
