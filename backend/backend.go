@@ -304,8 +304,9 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 		// key range, and move every table that meets nothing below it into
 		// the bottom level unchanged, keeping its sequence numbers, so that
 		// a rescaling restore could not ingest it whole but must rewrite it.
-		// One compaction per level rewrites them all (Pebble runs one
-		// compaction at a time by default anyway).
+		// One compaction per level rewrites them all, unless the level holds
+		// a single table over nothing, which Pebble still moves (Pebble runs
+		// one compaction at a time by default anyway).
 		lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
 		for range 2 {
 			if err := b.st.Compact(ctx, lo, hi, false /* parallelize */); err != nil {
