@@ -300,9 +300,16 @@ func (b *Backend[K]) Compact(ctx context.Context) error {
 		}
 		// One call compacts the levels that had files when it began, so a
 		// second one carries what the first moved down into the bottom level.
+		// Not parallelized: Pebble would split each level's compaction by
+		// key range, and move every table that meets nothing below it into
+		// the bottom level unchanged, keeping its sequence numbers, so that
+		// a rescaling restore could not ingest it whole but must rewrite it.
+		// One compaction per level rewrites them all, unless the level holds
+		// a single table over nothing, which Pebble still moves (Pebble runs
+		// one compaction at a time by default anyway).
 		lo, hi := []byte{0}, []byte{0xFF, 0xFF, 0xFF}
 		for range 2 {
-			if err := b.st.Compact(ctx, lo, hi, true /* parallelize */); err != nil {
+			if err := b.st.Compact(ctx, lo, hi, false /* parallelize */); err != nil {
 				return err
 			}
 		}

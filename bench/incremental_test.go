@@ -15,6 +15,7 @@ import (
 // (see snapshot_setup_test.go):
 //
 //	IncrementalSnapshotSync/changed=1%     Backend.Snapshot (flush + native checkpoint) after 1% of the keys changed
+//	IncrementalSnapshotSync/changed=1%,settled  the same once the compactions the last op started have ended
 //	IncrementalSnapshotSync/unflushed=all  the same right after writing the whole state into a fresh backend
 //	IncrementalSecondCheckpoint            Checkpoint 2 after checkpoint 1 and 1% of the keys changed;
 //	                                       reports both checkpointed sizes and their ratio
@@ -53,20 +54,30 @@ func incChanged(n int) int { return max(1, n/100) }
 // interval's worth of updates, and the op snapshots them. Successive ops
 // update the next 1% of the keys (in counter order, so random key groups).
 //
+// changed=1%,settled: the same, but before each op, untimed, it waits
+// until no compaction has run for 20 ms. In changed=1% the ops follow each
+// other within about 30 ms, so each op's flush meets the compaction
+// (hundreds of ms) that the previous flushes started, which competes for
+// the two cores and the disk (its writes make the flush's fsyncs wait);
+// between the checkpoints of a job, seconds apart, compactions usually
+// end. The two show the cost with and without that competition.
+//
 // unflushed=all: the worst case. Before each op, untimed, the whole state
 // is written into a fresh backend; the op snapshots it at once, so its
 // flush waits for every memtable still queued or filling (up to 64 MiB
 // each) after 230 MB of writes.
 //
-// Both report flushed-bytes (memtable bytes flushed during the op, from
+// All report flushed-bytes (memtable bytes flushed during the op, from
 // Pebble's FlushEnd events) and ssts (tables linked into the native
-// checkpoint).
+// checkpoint); the changed ones also compacting (compactions running
+// when the op began, on average).
 func BenchmarkIncrementalSnapshotSync(b *testing.B) {
-	b.Run("changed=1%", benchIncSyncChanged)
+	b.Run("changed=1%", func(b *testing.B) { benchIncSyncChanged(b, false) })
+	b.Run("changed=1%,settled", func(b *testing.B) { benchIncSyncChanged(b, true) })
 	b.Run("unflushed=all", benchIncSyncUnflushed)
 }
 
-func benchIncSyncChanged(b *testing.B) {
+func benchIncSyncChanged(b *testing.B, settle bool) {
 	n := snapKeys(b)
 	dir := snapClone(b, snapDB(b))
 	var fl snapFlushes
@@ -77,7 +88,7 @@ func benchIncSyncChanged(b *testing.B) {
 	st := snapStorage(b)
 	k := incChanged(n)
 	clk := snapStart(b, true)
-	var flushed int64
+	var flushed, compacting int64
 	var ssts, ops int
 	for b.Loop() {
 		clk.pause()
@@ -85,7 +96,11 @@ func benchIncSyncChanged(b *testing.B) {
 			b.Fatal(err)
 		}
 		ops++
+		if settle {
+			fl.settle(b)
+		}
 		f0 := fl.bytes.Load()
+		compacting += fl.compacting.Load()
 		clk.resume()
 		s, err := be.Snapshot(int64(ops), st)
 		if err != nil {
@@ -100,6 +115,7 @@ func benchIncSyncChanged(b *testing.B) {
 	clk.stop()
 	b.ReportMetric(float64(flushed)/float64(ops), "flushed-bytes")
 	b.ReportMetric(float64(ssts)/float64(ops), "ssts")
+	b.ReportMetric(float64(compacting)/float64(ops), "compacting")
 }
 
 func benchIncSyncUnflushed(b *testing.B) {

@@ -26,8 +26,10 @@ import (
 //	                        tables are ingested whole where Pebble can take them (sequence numbers
 //	                        zero); the tables compaction moved down with their sequence numbers are
 //	                        read from their files and rewritten, so this one's time grows with the
-//	                        bytes in moved tables (about half the handle at 1M keys, almost none
-//	                        at 2M, in the fixtures built so far)
+//	                        bytes in moved tables. The fixtures have none: Backend.Compact compacts
+//	                        each level in one compaction, which rewrites every table (with
+//	                        Pebble's split of a parallelized manual compaction, about half of each
+//	                        handle at 1M keys was moved, and almost none at 2M)
 //	RescaleOut              1 -> 2 (RESCALE_OUT): the one handle into subtask 0, key groups [0, 64):
 //	                        the database is linked, the tables it keeps checksummed and the other
 //	                        half excised. The other subtask's restore, [64, 128), is timed

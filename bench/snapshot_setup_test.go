@@ -431,23 +431,49 @@ func snapCountSSTs(tb testing.TB, dir string) int {
 	return n
 }
 
-// snapFlushes counts the memtable bytes a backend's database flushes, by
-// teeing an event listener in through Options.Pebble.
-type snapFlushes struct{ bytes atomic.Int64 }
+// snapFlushes counts the memtable bytes a backend's database flushes and
+// the compactions running, by teeing an event listener in through
+// Options.Pebble.
+type snapFlushes struct {
+	bytes      atomic.Int64
+	compacting atomic.Int64 // compactions begun and not yet ended
+}
 
 func (f *snapFlushes) install(opts *backend.Options) {
 	opts.Pebble = func(po *pebble.Options) {
-		mine := pebble.EventListener{FlushEnd: func(info pebble.FlushInfo) {
-			if !info.Ingest {
-				f.bytes.Add(int64(info.InputBytes))
-			}
-		}}
+		mine := pebble.EventListener{
+			FlushEnd: func(info pebble.FlushInfo) {
+				if !info.Ingest {
+					f.bytes.Add(int64(info.InputBytes))
+				}
+			},
+			CompactionBegin: func(pebble.CompactionInfo) { f.compacting.Add(1) },
+			CompactionEnd:   func(pebble.CompactionInfo) { f.compacting.Add(-1) },
+		}
 		var theirs pebble.EventListener
 		if po.EventListener != nil {
 			theirs = *po.EventListener
 		}
 		tee := pebble.TeeEventListener(theirs, mine)
 		po.EventListener = &tee
+	}
+}
+
+// settle waits until no compaction has run for 20 ms, or fails after a
+// minute.
+func (f *snapFlushes) settle(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for quiet := 0; quiet < 4; {
+		if time.Now().After(deadline) {
+			tb.Fatalf("bench: %d compactions still running after a minute", f.compacting.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+		if f.compacting.Load() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
 	}
 }
 

@@ -19,6 +19,20 @@ import (
 // there.
 const ScratchDir = "checkpoints"
 
+// MaxManifestSize is the size past which Pebble starts a new MANIFEST
+// (Pebble's MaxManifestFileSize, whose own default is 128 MiB). Every
+// native checkpoint copies the whole current MANIFEST in the synchronous
+// part of an incremental snapshot, and every incremental checkpoint
+// uploads it again as a private file. The MANIFEST grows with every flush
+// and compaction (by 0.5 to 1.5 KiB a checkpoint in
+// BenchmarkIncrementalSnapshotSync), so at Pebble's default a
+// long-running job would come to copy and upload tens of MiB per
+// checkpoint. Pebble starts a new MANIFEST only once the edits since the
+// last start name more tables than the database holds, so the MANIFEST
+// of a database of many tables may exceed this by about twice its table
+// list.
+const MaxManifestSize = 1 << 20
+
 // Options configure a Store. The caller (the backend) fills in defaults;
 // the store adds none but those Pebble's own EnsureDefaults adds.
 type Options struct {
@@ -79,6 +93,7 @@ func pebbleOptions(o Options, cache *pebble.Cache, listener pebble.EventListener
 		Logger:             logger{m},
 		EventListener:      &el,
 	}
+	po.MaxManifestFileSize = MaxManifestSize
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
