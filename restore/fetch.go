@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -178,7 +179,7 @@ func fetchFile(ctx context.Context, st snapshot.Storage, ref snapshot.FileRef, d
 		return false, err
 	}
 	h := crc32.New(snapshot.Castagnoli)
-	n, err := io.Copy(io.MultiWriter(out, h), io.NewSectionReader(src, 0, src.Size()))
+	n, err := copyBuffered(io.MultiWriter(out, h), io.NewSectionReader(src, 0, src.Size()))
 	if err == nil {
 		err = out.Sync()
 	}
@@ -199,12 +200,29 @@ func verify(p string, ref snapshot.FileRef) error {
 	}
 	defer f.Close()
 	h := crc32.New(snapshot.Castagnoli)
-	n, err := io.Copy(h, f)
+	n, err := copyBuffered(h, f)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ref.Name, err)
 	}
 	return check(ref, n, h.Sum32())
 }
+
+// copyBuffered copies src to dst through a pooled buffer of copyBufferSize
+// bytes, never through src's WriterTo, which for a file writes into any
+// other writer through io.Copy's 32 KiB buffer: a restore reads every byte
+// of its tables, and reads of 32 KiB measured up to twice as slow as reads
+// of 256 KiB from the page cache (for tables Pebble wrote: 1.9-2.6 GB/s
+// against 3.8-4.0 GB/s here), which is most of what a local restore costs.
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	return io.CopyBuffer(dst, struct{ io.Reader }{src}, *buf)
+}
+
+// copyBufferSize is the size of copyBuffered's reads.
+const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
 // checkSize compares a file's size with the handle's, without reading it.
 func checkSize(p string, ref snapshot.FileRef) error {
