@@ -205,7 +205,7 @@ type crashReport struct {
 // read to the end.
 func crashRound(t *testing.T, r *rand.Rand, dir, mode string, killAt int) crashReport {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m")
+	cmd := exec.Command(childBinary(t), "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvMode+"="+mode)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -82,7 +82,7 @@ func TestFaultsManifestChild(t *testing.T) {
 func TestFaultsManifestWriteIsFatal(t *testing.T) {
 	dir, root := filepath.Join(t.TempDir(), "db"), filepath.Join(t.TempDir(), "root")
 	noErr(t, os.MkdirAll(root, 0o755))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultsManifestChild$", "-test.count=1", "-test.timeout=1m")
+	cmd := exec.Command(childBinary(t), "-test.run=^TestFaultsManifestChild$", "-test.count=1", "-test.timeout=1m")
 	cmd.Env = append(os.Environ(), fatalEnvDir+"="+dir, fatalEnvRoot+"="+root)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -54,7 +54,7 @@ import (
 // or PEBBLESTATE_MODEL_SEED=<seed> instead of -seed.
 var (
 	modelSeed  = flag.Uint64("seed", 0, "TestModel: run only this seed (0: the built-in seeds and a fresh one)")
-	modelOps   = flag.Int("model.ops", 0, "TestModel: operations per seed (0: 1000, or 400 with -short)")
+	modelOps   = flag.Int("model.ops", 0, "TestModel: operations per seed (0: 1000, or 400 with -short or -race)")
 	modelSeeds = flag.Int("model.seeds", 0, "TestModel: number of built-in seeds per mode and config (0: 1)")
 )
 
@@ -78,7 +78,11 @@ var modelConfigs = []modelConfig{
 
 func TestModel(t *testing.T) {
 	ops, nSeeds := 1000, 1
-	if testing.Short() {
+	// Under -race, 400 operations per seed, as with -short: the same
+	// configurations, modes, storages and seeds run, each sequence
+	// shorter; the suite's run with the invariants tag, without the race
+	// detector, runs the full 1000.
+	if testing.Short() || raceEnabled() {
 		ops = 400
 	}
 	if *modelOps > 0 {
@@ -108,13 +112,17 @@ func TestModel(t *testing.T) {
 			if m.s3 && (i == 0) == m.incremental {
 				continue
 			}
+			// The runs share nothing (each its directories, storage, clock
+			// and generator), so they run in parallel.
 			t.Run(cfg.name, func(t *testing.T) {
+				t.Parallel()
 				run := slices.Clone(seeds)
 				if fresh {
 					run = append(run, uint64(time.Now().UnixNano()))
 				}
 				for _, seed := range run {
 					t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+						t.Parallel()
 						newModelEnv(t, m, cfg, seed).run(ops)
 					})
 				}

@@ -251,7 +251,7 @@ func TestSnapshotCrash(t *testing.T) {
 	case testing.Short():
 		rounds = 10
 	case raceEnabled():
-		rounds = 35 // every step of a child takes about twice as long
+		rounds = 35 // the parent's checks of each round run under it
 	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(cpCrashSeedEnv); s != "" {
@@ -362,7 +362,7 @@ func cpCrashRounds(t *testing.T, m mode, seed uint64, rounds int) {
 // at a random delay after it is ready (writing and checkpointing).
 func cpCrashRun(t *testing.T, m mode, root, dir string, seed uint64, keep int, rng *rand.Rand) cpCrashRound {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSnapshotCrashChild$", "-test.count=1", "-test.timeout=5m")
+	cmd := exec.Command(childBinary(t), "-test.run=^TestSnapshotCrashChild$", "-test.count=1", "-test.timeout=5m")
 	modeName := "full"
 	if m.incremental {
 		modeName = "incremental"

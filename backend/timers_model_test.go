@@ -39,11 +39,14 @@ func TestTimersModel(t *testing.T) {
 		ops := 300
 		if *modelOps > 0 {
 			ops = *modelOps
-		} else if testing.Short() {
+		} else if testing.Short() || raceEnabled() {
+			// Under -race as with -short; the suite's run with the
+			// invariants tag, without the race detector, runs 300.
 			ops = 100
 		}
 		for _, seed := range seeds {
 			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				t.Parallel() // the runs share nothing
 				r := &tmRun{t: t, m: m, rng: rand.New(rand.NewPCG(seed, 0)), st: newStorage(t),
 					clock: ttl.NewManualClock(time.UnixMilli(0)), model: map[tmTimer]bool{}, cps: map[int64]tmCheckpoint{}}
 				defer func() {

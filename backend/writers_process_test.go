@@ -83,7 +83,7 @@ func TestForkedWriterProcesses(t *testing.T) {
 		outs := make([]*bufio.Scanner, n)
 		cmds := make([]*exec.Cmd, n)
 		for i := range n {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestForkChild$", "-test.count=1", "-test.timeout=2m")
+			cmd := exec.Command(childBinary(t), "-test.run=^TestForkChild$", "-test.count=1", "-test.timeout=2m")
 			cmd.Env = append(os.Environ(), forkEnvRoot+"="+root, forkEnvIndex+"="+strconv.Itoa(i))
 			cmd.Stderr = os.Stderr
 			stdout := must(cmd.StdoutPipe()).in(t)

@@ -13,16 +13,25 @@ import (
 )
 
 // TestMain runs the demo's job child when the demo, run by a test, starts
-// this test binary as one.
+// this test binary as one (or hands over to the command raceFreeChild
+// built).
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(nexmarkjob.ChildEnv); cfg != "" {
+		if err := execChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "job:", err)
+			os.Exit(1)
+		}
 		if err := nexmarkjob.RunChild(context.Background(), cfg, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "job:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if childDir != "" {
+		os.RemoveAll(childDir)
+	}
+	os.Exit(code)
 }
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -59,6 +68,7 @@ func TestUsage(t *testing.T) {
 // -dir, removes it unless -keep, keeps -checkpoints, and refuses a
 // directory holding anything.
 func TestDemoDir(t *testing.T) {
+	raceFreeChild(t)
 	root := t.TempDir()
 	dir, cps := filepath.Join(root, "run"), filepath.Join(root, "cps")
 	args := []string{"demo", "-events", "3000", "-interval", "50ms", "-max-parallelism", "16"}

@@ -94,6 +94,7 @@ func TestCheckpointCommandsS3(t *testing.T) {
 // and restored from S3 at another parallelism, unless it finished first):
 // its results match, and verify passes on the root it leaves.
 func TestDemoS3(t *testing.T) {
+	raceFreeChild(t)
 	srv := s3test.Start(t)
 	srv.Env(t)
 	url := srv.URL(srv.Bucket(t), "demo")
