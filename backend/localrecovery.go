@@ -2,7 +2,7 @@ package backend
 
 import (
 	"fmt"
-	"log/slog"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -76,49 +76,43 @@ func (o *Options) restoreLocal(st snapshot.Storage) *restore.Local {
 // to keep or drop a copy is logged, never returned: a copy is a cache of
 // checkpoint storage, and its loss costs a download, not state.
 type localCopies struct {
-	opts   *Options
-	logger *slog.Logger
+	opts *Options
+	dir  *localrecovery.Dir // Options.LocalRecoveryDir
 
 	mu sync.Mutex
-	// dirs are the local-recovery directories of checkpoints kept and
-	// not yet completed or aborted, by checkpoint id.
-	dirs map[int64]keptCopy
-	// drop lists, by directory root, the instances whose older copies go
-	// when a checkpoint completes: this backend's own, and those of the
-	// handles it was restored from (dropped once, then forgotten).
-	drop map[string]map[string]bool
-	own  string // this backend's instance id, once it kept a copy
-}
-
-// keptCopy is one kept copy.
-type keptCopy struct {
-	dir      *localrecovery.Dir
-	instance string
+	// kept are the instance ids of the copies kept and not yet completed
+	// or aborted, by checkpoint id.
+	kept map[int64]string
+	// drop are the instances whose older copies go when a checkpoint
+	// completes: this backend's own (once it kept a copy), and those of
+	// the handles it was restored from, dropped once, then forgotten.
+	drop map[string]bool
+	own  string
 }
 
 func newLocalCopies(opts *Options) *localCopies {
-	return &localCopies{opts: opts, logger: opts.Logger, dirs: make(map[int64]keptCopy), drop: make(map[string]map[string]bool)}
+	return &localCopies{opts: opts, dir: localrecovery.New(opts.LocalRecoveryDir),
+		kept: make(map[int64]string), drop: make(map[string]bool)}
 }
 
 // keep keeps the native checkpoint in from as the local copy of
 // checkpoint id of instance, if local recovery is on for st.
 func (c *localCopies) keep(st snapshot.Storage, instance string, id int64, from string) {
-	d := c.opts.localRecoveryDir(st)
-	if d == nil {
+	if c.opts.localRecoveryDir(st) == nil {
 		return
 	}
-	kept, err := d.Keep(instance, id, from)
+	kept, err := c.dir.Keep(instance, id, from)
 	if err != nil {
-		c.logger.Warn("local recovery: no local copy of the checkpoint; a restore will download it", "checkpoint", id, "err", err)
+		c.opts.Logger.Warn("local recovery: no local copy of the checkpoint; a restore will download it", "checkpoint", id, "err", err)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if kept {
-		c.dirs[id] = keptCopy{d, instance}
+		c.kept[id] = instance
 	}
-	c.addDrop(d, instance)
 	c.own = instance
+	c.drop[instance] = true
 }
 
 // restoredFrom records the incremental handles a restore into key
@@ -126,48 +120,30 @@ func (c *localCopies) keep(st snapshot.Storage, instance string, id int64, from 
 // first checkpoint completes: by then every instance of a job restored
 // (a checkpoint.Coordinator completes a checkpoint only once all of them
 // acknowledged it), and at worst a late one downloads.
-func (c *localCopies) restoredFrom(d *localrecovery.Dir, handles []snapshot.Handle, kgs KeyGroupRange) {
+func (c *localCopies) restoredFrom(handles []snapshot.Handle, kgs KeyGroupRange) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range handles {
 		if h.Kind == snapshot.KindIncremental && !kgs.Intersect(KeyGroupRange{Start: h.KeyGroupStart, End: h.KeyGroupEnd}).IsEmpty() {
-			c.addDrop(d, h.InstanceID)
+			c.drop[h.InstanceID] = true
 		}
 	}
-}
-
-func (c *localCopies) addDrop(d *localrecovery.Dir, instance string) {
-	m := c.drop[d.Root()]
-	if m == nil {
-		m = make(map[string]bool)
-		c.drop[d.Root()] = m
-	}
-	m[instance] = true
 }
 
 // completed drops the copies of checkpoints older than id: this
 // backend's, and once those of the instances it was restored from.
 func (c *localCopies) completed(id int64) {
 	c.mu.Lock()
-	for cid := range c.dirs {
-		if cid <= id {
-			delete(c.dirs, cid)
-		}
-	}
+	maps.DeleteFunc(c.kept, func(cid int64, _ string) bool { return cid <= id })
 	drop := c.drop
-	c.drop = make(map[string]map[string]bool)
-	for root, m := range drop {
-		if m[c.own] {
-			c.addDrop(localrecovery.New(root), c.own)
-		}
+	c.drop = make(map[string]bool)
+	if c.own != "" {
+		c.drop[c.own] = true
 	}
 	c.mu.Unlock()
-	for root, m := range drop {
-		d := localrecovery.New(root)
-		for instance := range m {
-			if err := d.Drop(instance, id); err != nil {
-				c.logger.Warn("local recovery: dropping older local copies failed", "instance", instance, "err", err)
-			}
+	for instance := range drop {
+		if err := c.dir.Drop(instance, id); err != nil {
+			c.opts.Logger.Warn("local recovery: dropping older local copies failed", "instance", instance, "err", err)
 		}
 	}
 }
@@ -175,14 +151,14 @@ func (c *localCopies) completed(id int64) {
 // aborted removes the copy of checkpoint id, if this backend kept one.
 func (c *localCopies) aborted(id int64) {
 	c.mu.Lock()
-	k, ok := c.dirs[id]
-	delete(c.dirs, id)
+	instance, ok := c.kept[id]
+	delete(c.kept, id)
 	c.mu.Unlock()
 	if !ok {
 		return
 	}
-	if err := k.dir.Remove(k.instance, id); err != nil {
-		c.logger.Warn("local recovery: removing the copy of an aborted checkpoint failed", "checkpoint", id, "err", err)
+	if err := c.dir.Remove(instance, id); err != nil {
+		c.opts.Logger.Warn("local recovery: removing the copy of an aborted checkpoint failed", "checkpoint", id, "err", err)
 	}
 }
 

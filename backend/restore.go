@@ -184,7 +184,7 @@ func restoreInto[K any](ctx context.Context, keyCodec Codec[K], opts Options, st
 	}
 	b.publishStates()
 	if local != nil {
-		b.snaps.local.restoredFrom(opts.localRecoveryDir(st), handles, opts.KeyGroups)
+		b.snaps.local.restoredFrom(handles, opts.KeyGroups)
 	}
 	rs := &RestoreStats{CheckpointID: -1, Handles: stats.Handles, IngestedBytes: stats.Bytes, Entries: stats.Entries, Rewritten: stats.Rewritten}
 	if local != nil {

@@ -75,13 +75,12 @@ func FetchUnverifiedWith(ctx context.Context, st snapshot.Storage, h *snapshot.H
 	err := parallel.Do(ctx, len(jobs), fetchWorkers, func(ctx context.Context, i int) error {
 		j := jobs[i]
 		dst := filepath.Join(dir, j.local)
-		if ok, err := local.fetch(ctx, h, j.local, j.ref, dst); ok || err != nil {
-			if err == nil {
-				progress.Add(1, j.ref.Size)
-			}
-			return err // a local copy is verified whole: nothing deferred
+		// A local copy is verified whole: nothing to defer.
+		fromCopy, err := local.fetch(ctx, h, j.local, j.ref, dst)
+		linked := false
+		if !fromCopy && err == nil {
+			linked, err = fetchFile(ctx, st, j.ref, dst)
 		}
-		linked, err := fetchFile(ctx, st, j.ref, dst)
 		if err == nil {
 			progress.Add(1, j.ref.Size)
 		}

@@ -22,22 +22,16 @@ type Local struct {
 	dir   *localrecovery.Dir
 	files atomic.Int64
 	bytes atomic.Int64
-	bad   atomic.Int64
 }
 
 // NewLocal returns a Local over the local-recovery directory dir.
 func NewLocal(dir *localrecovery.Dir) *Local { return &Local{dir: dir} }
 
-// Files returns the number of files taken from the local copy, and Bytes
-// their size.
+// Files returns the number of files taken from the local copy.
 func (l *Local) Files() int64 { return l.files.Load() }
 
 // Bytes returns the bytes of the files taken from the local copy.
 func (l *Local) Bytes() int64 { return l.bytes.Load() }
-
-// Damaged returns the number of local copies found with the wrong size or
-// checksum, and downloaded instead.
-func (l *Local) Damaged() int64 { return l.bad.Load() }
 
 // fetch brings the file of handle h named local in its database directory
 // to dst from the local copy, and reports whether it did. It hard-links
@@ -63,7 +57,6 @@ func (l *Local) fetch(ctx context.Context, h *snapshot.Handle, local string, ref
 		return false, nil // no copy: the usual case after a move to another machine
 	}
 	if fi.Size() != ref.Size {
-		l.bad.Add(1)
 		return false, nil
 	}
 	if err := os.Link(src, dst); err != nil {
@@ -73,7 +66,6 @@ func (l *Local) fetch(ctx context.Context, h *snapshot.Handle, local string, ref
 		return false, nil // another filesystem, say: download
 	}
 	if err := verify(dst, ref); err != nil {
-		l.bad.Add(1)
 		if rerr := os.Remove(dst); rerr != nil {
 			return false, fmt.Errorf("remove the damaged local copy of %s: %w", ref.Name, rerr)
 		}
