@@ -2,6 +2,7 @@ package window
 
 import (
 	"cmp"
+	"container/heap"
 	"reflect"
 	"slices"
 )
@@ -164,40 +165,22 @@ func (r *registered[K]) expire(wm int64) {
 	}
 }
 
-func (r *registered[K]) push(t regTimed) {
-	h := append(r.heap, t)
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h[p].ts <= h[i].ts {
-			break
-		}
-		h[p], h[i] = h[i], h[p]
-		i = p
-	}
-	r.heap = h
-}
+func (r *registered[K]) push(t regTimed) { heap.Push((*regHeap)(&r.heap), t) }
 
-func (r *registered[K]) pop() regTimed {
-	h := r.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = regTimed{} // let the key be collected
-	h = h[:n]
-	for i := 0; ; {
-		l, s := 2*i+1, i
-		if l < n && h[l].ts < h[s].ts {
-			s = l
-		}
-		if l+1 < n && h[l+1].ts < h[s].ts {
-			s = l + 1
-		}
-		if s == i {
-			break
-		}
-		h[i], h[s] = h[s], h[i]
-		i = s
-	}
-	r.heap = h
-	return top
+func (r *registered[K]) pop() regTimed { return heap.Pop((*regHeap)(&r.heap)).(regTimed) }
+
+// regHeap orders entries by timestamp, for container/heap.
+type regHeap []regTimed
+
+func (h regHeap) Len() int           { return len(h) }
+func (h regHeap) Less(i, j int) bool { return h[i].ts < h[j].ts }
+func (h regHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *regHeap) Push(x any)        { *h = append(*h, x.(regTimed)) }
+func (h *regHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	t := old[n]
+	old[n] = regTimed{} // let the key be collected
+	*h = old[:n]
+	return t
 }
