@@ -1,21 +1,10 @@
 package backend_test
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
-	"github.com/pebblestate/pebblestate/internal/invariants"
-)
-
-var (
-	childOnce sync.Once
-	childDir  string
-	childPath string
-	childErr  error
+	"github.com/pebblestate/pebblestate/internal/childbin"
 )
 
 // childBinary returns the test binary the crash and process tests start
@@ -33,31 +22,16 @@ func childBinary(t testing.TB) string {
 	if !raceEnabled() {
 		return os.Args[0]
 	}
-	childOnce.Do(func() {
-		if childDir, childErr = os.MkdirTemp("", "pebblestate-backend-child-"); childErr != nil {
-			return
-		}
-		childPath = filepath.Join(childDir, "backend.test")
-		args := []string{"test", "-c", "-o", childPath}
-		if invariants.Enabled {
-			args = append(args, "-tags", "invariants")
-		}
-		out, err := exec.Command("go", append(args, "github.com/pebblestate/pebblestate/backend")...).CombinedOutput()
-		if err != nil {
-			childErr = fmt.Errorf("build the children's test binary: %w\n%s", err, out)
-		}
-	})
-	if childErr != nil {
-		t.Fatal(childErr)
+	p, err := childbin.Test("github.com/pebblestate/pebblestate/backend")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return childPath
+	return p
 }
 
 // TestMain removes what childBinary built, if anything, after the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if childDir != "" {
-		os.RemoveAll(childDir)
-	}
+	childbin.Cleanup()
 	os.Exit(code)
 }

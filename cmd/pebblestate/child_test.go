@@ -3,26 +3,16 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"sync"
 	"syscall"
 	"testing"
 
-	"github.com/pebblestate/pebblestate/internal/invariants"
+	"github.com/pebblestate/pebblestate/internal/childbin"
 )
 
 // childBinEnv names, in a demo job child's environment, the pebblestate
 // command the child hands over to (see raceFreeChild).
 const childBinEnv = "PEBBLESTATE_TEST_CHILD_BIN"
-
-var (
-	childOnce sync.Once
-	childDir  string
-	childPath string
-	childErr  error
-)
 
 // raceFreeChild makes the demo's job children, which the demo starts by
 // re-executing this test binary, replace themselves with the pebblestate
@@ -37,22 +27,9 @@ func raceFreeChild(t *testing.T) {
 	if !raceEnabled || runtime.GOOS == "windows" {
 		return
 	}
-	childOnce.Do(func() {
-		if childDir, childErr = os.MkdirTemp("", "pebblestate-demo-child-"); childErr != nil {
-			return
-		}
-		childPath = filepath.Join(childDir, "pebblestate")
-		args := []string{"build", "-o", childPath}
-		if invariants.Enabled {
-			args = append(args, "-tags", "invariants")
-		}
-		out, err := exec.Command("go", append(args, "github.com/pebblestate/pebblestate/cmd/pebblestate")...).CombinedOutput()
-		if err != nil {
-			childErr = fmt.Errorf("build the demo's job child: %w\n%s", err, out)
-		}
-	})
-	if childErr != nil {
-		t.Fatal(childErr)
+	childPath, err := childbin.Command("github.com/pebblestate/pebblestate/cmd/pebblestate")
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Setenv(childBinEnv, childPath)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/childbin"
 	"github.com/pebblestate/pebblestate/internal/nexmarkjob"
 )
 
@@ -28,9 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	if childDir != "" {
-		os.RemoveAll(childDir)
-	}
+	childbin.Cleanup()
 	os.Exit(code)
 }
 

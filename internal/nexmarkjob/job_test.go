@@ -6,12 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pebblestate/pebblestate/internal/invariants"
+	"github.com/pebblestate/pebblestate/internal/childbin"
 	"github.com/pebblestate/pebblestate/internal/nexmark"
 )
 
@@ -25,9 +23,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	if childPath != "" {
-		os.RemoveAll(filepath.Dir(childPath))
-	}
+	childbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -47,12 +43,6 @@ func testInput(events int64, seed uint64) Input {
 
 func selfCommand() *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") }
 
-var (
-	childOnce sync.Once
-	childPath string
-	childErr  error
-)
-
 // childCommand returns how to start a job child for the crash test: this
 // test binary, unless it has the race detector, which makes the children
 // too slow to kill 30 times in CI; then the pebblestate command, built
@@ -62,24 +52,9 @@ func childCommand(t *testing.T) func() *exec.Cmd {
 	if !raceEnabled {
 		return selfCommand
 	}
-	childOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pebblestate-job-child-")
-		if err != nil {
-			childErr = err
-			return
-		}
-		childPath = filepath.Join(dir, "pebblestate")
-		args := []string{"build", "-o", childPath}
-		if invariants.Enabled {
-			args = append(args, "-tags", "invariants")
-		}
-		out, err := exec.Command("go", append(args, "github.com/pebblestate/pebblestate/cmd/pebblestate")...).CombinedOutput()
-		if err != nil {
-			childErr = fmt.Errorf("build the job child: %w\n%s", err, out)
-		}
-	})
-	if childErr != nil {
-		t.Fatal(childErr)
+	childPath, err := childbin.Command("github.com/pebblestate/pebblestate/cmd/pebblestate")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return func() *exec.Cmd { return exec.Command(childPath) }
 }
