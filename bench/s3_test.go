@@ -178,16 +178,12 @@ func (s *s3Bench) rawPut(tb testing.TB, root snapRoot) time.Duration {
 // untimed, from a fresh clone of the database and an empty bucket.
 func BenchmarkS3Checkpoint(b *testing.B) {
 	s := newS3Bench(b)
-	var total time.Duration
 	var size int64
-	b.ResetTimer()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
+	benchTimed(b, func(int) time.Duration {
 		d, h := s.s3Checkpoint(b)
-		total += d
 		size = h.CheckpointedSize
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+		return d
+	})
 	b.ReportMetric(float64(size), "bytes")
 }
 
@@ -197,13 +193,7 @@ func BenchmarkRawS3Put(b *testing.B) {
 	root := s3IncRoot(b)
 	snapWarmRoot(b, root)
 	s := newS3Bench(b)
-	var total time.Duration
-	b.ResetTimer()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		total += s.rawPut(b, root)
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	benchTimed(b, func(int) time.Duration { return s.rawPut(b, root) })
 }
 
 // BenchmarkS3CheckpointPaired alternates the two op by op (the side that
@@ -215,6 +205,18 @@ func BenchmarkS3CheckpointPaired(b *testing.B) {
 	s := newS3Bench(b)
 	benchPaired(b, "s3/raw", func() time.Duration { d, _ := s.s3Checkpoint(b); return d },
 		func() time.Duration { return s.rawPut(b, root) })
+}
+
+// benchTimed runs op b.N times with the timer stopped (op times itself,
+// given the op's index) and reports the mean as ns/op.
+func benchTimed(b *testing.B, op func(i int) time.Duration) {
+	var total time.Duration
+	b.ResetTimer()
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		total += op(i)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
 }
 
 // benchPaired runs a and base alternately, each b.N times, with the
@@ -352,26 +354,14 @@ func (s *s3Bench) rawGet(b *testing.B, cp *snapshot.Checkpoint) time.Duration {
 // database opened.
 func BenchmarkS3Restore(b *testing.B) {
 	s, cp := s3RestoreRoot(b)
-	var total time.Duration
-	b.ResetTimer()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		total += s.s3Restore(b, cp, i == 0, "")
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	benchTimed(b, func(i int) time.Duration { return s.s3Restore(b, cp, i == 0, "") })
 }
 
 // BenchmarkRawS3Get is BenchmarkS3Restore's baseline: GetObject of the
 // same objects into a fresh directory, 4 at a time, each file fsynced.
 func BenchmarkRawS3Get(b *testing.B) {
 	s, cp := s3RestoreRoot(b)
-	var total time.Duration
-	b.ResetTimer()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		total += s.rawGet(b, cp)
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	benchTimed(b, func(int) time.Duration { return s.rawGet(b, cp) })
 }
 
 // BenchmarkS3RestorePaired alternates the two op by op and reports
@@ -392,13 +382,7 @@ func BenchmarkS3RestorePaired(b *testing.B) {
 func BenchmarkS3RestoreLocalRecovery(b *testing.B) {
 	s, cp, lr := s3LocalRecoveryRoot(b)
 	snapWarmTree(b, lr)
-	var total time.Duration
-	b.ResetTimer()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		total += s.s3Restore(b, cp, i == 0, lr)
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	benchTimed(b, func(i int) time.Duration { return s.s3Restore(b, cp, i == 0, lr) })
 }
 
 // BenchmarkS3RestoreLocalRecoveryPaired alternates
