@@ -18,6 +18,7 @@ import (
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/meta"
 	"github.com/pebblestate/pebblestate/internal/store"
+	"github.com/pebblestate/pebblestate/internal/ttltest"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -190,7 +191,7 @@ func openStore(t *testing.T, clock ttl.Clock, listener pebble.EventListener, hoo
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
-	return newFixtureTargets(t, cfg, testTargets())
+	return newFixtureTargets(t, cfg, ttltest.Targets())
 }
 
 // newFixtureTargets is newFixture with other targets.
@@ -271,13 +272,13 @@ func TestFilterCleanup(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
 	t0 := x.now()
 	for i := range 300 {
-		x.set(stateKey(idValue, i%16, fmt.Sprintf("v%03d", i)), stampedValue(t0, "old"))
-		x.set(stateKey(idMap, i%16, fmt.Sprintf("m%03d", i)), stampedValue(t0, "old"))
-		x.set(stateKey(idPlain, i%16, fmt.Sprintf("p%03d", i)), stampedValue(t0, "plain"))
+		x.set(ttltest.StateKey(ttltest.IDValue, i%16, fmt.Sprintf("v%03d", i)), ttltest.StampedValue(t0, "old"))
+		x.set(ttltest.StateKey(ttltest.IDMap, i%16, fmt.Sprintf("m%03d", i)), ttltest.StampedValue(t0, "old"))
+		x.set(ttltest.StateKey(ttltest.IDPlain, i%16, fmt.Sprintf("p%03d", i)), ttltest.StampedValue(t0, "plain"))
 	}
 	for i := range 50 {
-		k := stateKey(idList, i%16, fmt.Sprintf("l%02d", i))
-		if err := x.st.Merge(k, stampedList(int(t0), "old")); err != nil {
+		k := ttltest.StateKey(ttltest.IDList, i%16, fmt.Sprintf("l%02d", i))
+		if err := x.st.Merge(k, ttltest.StampedList(int(t0), "old")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -294,11 +295,11 @@ func TestFilterCleanup(t *testing.T) {
 	x.clock.Advance(50 * time.Millisecond)
 	t1 := x.now()
 	for i := range 100 { // refreshed: survive
-		x.set(stateKey(idValue, i%16, fmt.Sprintf("v%03d", i)), stampedValue(t1, "new"))
+		x.set(ttltest.StateKey(ttltest.IDValue, i%16, fmt.Sprintf("v%03d", i)), ttltest.StampedValue(t1, "new"))
 	}
 	for i := range 25 { // get a fresh element: trimmed, not dropped
-		k := stateKey(idList, i%16, fmt.Sprintf("l%02d", i))
-		if err := x.st.Merge(k, stampedList(int(t1), "new")); err != nil {
+		k := ttltest.StateKey(ttltest.IDList, i%16, fmt.Sprintf("l%02d", i))
+		if err := x.st.Merge(k, ttltest.StampedList(int(t1), "new")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -314,30 +315,30 @@ func TestFilterCleanup(t *testing.T) {
 	if got := x.removed.Load(); got != 200+300+50 {
 		t.Fatalf("removed %d; want 550", got)
 	}
-	if n := x.count(idValue); n != 100 {
+	if n := x.count(ttltest.IDValue); n != 100 {
 		t.Fatalf("%d value entries left; want the 100 refreshed", n)
 	}
-	if n := x.count(idMap); n != 0 {
+	if n := x.count(ttltest.IDMap); n != 0 {
 		t.Fatalf("%d map entries left; want 0", n)
 	}
-	if n := x.count(idPlain); n != 300 {
+	if n := x.count(ttltest.IDPlain); n != 300 {
 		t.Fatalf("%d entries of the plain state left; want all 300", n)
 	}
-	if n := x.count(idList); n != 25 {
+	if n := x.count(ttltest.IDList); n != 25 {
 		t.Fatalf("%d lists left; want 25", n)
 	}
 	for i := range 25 {
-		raw, ok := x.get(stateKey(idList, i%16, fmt.Sprintf("l%02d", i)))
+		raw, ok := x.get(ttltest.StateKey(ttltest.IDList, i%16, fmt.Sprintf("l%02d", i)))
 		if !ok {
 			t.Fatalf("list %d gone", i)
 		}
-		if got := listUsers(t, raw); !slices.Equal(got, []string{"new"}) {
+		if got := ttltest.ListUsers(t, raw); !slices.Equal(got, []string{"new"}) {
 			t.Fatalf("list %d = %q; want [new]", i, got)
 		}
 	}
 	for i := range 100 {
-		raw, ok := x.get(stateKey(idValue, i%16, fmt.Sprintf("v%03d", i)))
-		if !ok || !bytes.Equal(raw, stampedValue(t1, "new")) {
+		raw, ok := x.get(ttltest.StateKey(ttltest.IDValue, i%16, fmt.Sprintf("v%03d", i)))
+		if !ok || !bytes.Equal(raw, ttltest.StampedValue(t1, "new")) {
 			t.Fatalf("refreshed value %d = %x, %v", i, raw, ok)
 		}
 	}
@@ -364,10 +365,10 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 	t0 := x.now()
 	var vkeys, lkeys [][]byte
 	for i := range 10 {
-		vkeys = append(vkeys, stateKey(idValue, 0, fmt.Sprintf("v%d", i)))
-		x.set(vkeys[i], stampedValue(t0, "old"))
-		lkeys = append(lkeys, stateKey(idList, 0, fmt.Sprintf("l%d", i)))
-		if err := x.st.Merge(lkeys[i], stampedList(int(t0), "old")); err != nil {
+		vkeys = append(vkeys, ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%d", i)))
+		x.set(vkeys[i], ttltest.StampedValue(t0, "old"))
+		lkeys = append(lkeys, ttltest.StateKey(ttltest.IDList, 0, fmt.Sprintf("l%d", i)))
+		if err := x.st.Merge(lkeys[i], ttltest.StampedList(int(t0), "old")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -379,8 +380,8 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 	hook := func() {
 		once.Do(func() {
 			for i := range 5 {
-				x.set(vkeys[i], stampedValue(now, "rewritten"))
-				if err := x.st.Merge(lkeys[i], stampedList(int(now), "added")); err != nil {
+				x.set(vkeys[i], ttltest.StampedValue(now, "rewritten"))
+				if err := x.st.Merge(lkeys[i], ttltest.StampedList(int(now), "added")); err != nil {
 					t.Error(err)
 				}
 			}
@@ -394,7 +395,7 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 	for i, k := range vkeys {
 		raw, ok := x.get(k)
 		if i < 5 {
-			if !ok || !bytes.Equal(raw, stampedValue(now, "rewritten")) {
+			if !ok || !bytes.Equal(raw, ttltest.StampedValue(now, "rewritten")) {
 				t.Fatalf("value %d rewritten after the scan was lost: %x, %v", i, raw, ok)
 			}
 		} else if ok {
@@ -404,7 +405,7 @@ func TestFilterConfirmUnderLock(t *testing.T) {
 	for i, k := range lkeys {
 		raw, ok := x.get(k)
 		if i < 5 {
-			if got := listUsers(t, raw); !ok || !slices.Equal(got, []string{"added"}) {
+			if got := ttltest.ListUsers(t, raw); !ok || !slices.Equal(got, []string{"added"}) {
 				t.Fatalf("list %d = %q, %v; want [added]", i, got, ok)
 			}
 		} else if ok {
@@ -432,9 +433,9 @@ func TestFilterCleanupBeforeStart(t *testing.T) {
 // kept and reported through OnError, and does not stop the pass.
 func TestFilterMalformedReported(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
-	bad := stateKey(idValue, 0, "bad")
+	bad := ttltest.StateKey(ttltest.IDValue, 0, "bad")
 	x.set(bad, []byte{1, 2})
-	x.set(stateKey(idValue, 1, "old"), stampedValue(1, "old"))
+	x.set(ttltest.StateKey(ttltest.IDValue, 1, "old"), ttltest.StampedValue(1, "old"))
 	if err := x.f.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -458,14 +459,14 @@ func TestFilterMalformedReported(t *testing.T) {
 func TestFilterCleanupCancelled(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
 	for i := range 2000 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(1, "old"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%04d", i)), ttltest.StampedValue(1, "old"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := x.f.Cleanup(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Cleanup with a cancelled context = %v; want context.Canceled", err)
 	}
-	if n := x.count(idValue); n < 1000 {
+	if n := x.count(ttltest.IDValue); n < 1000 {
 		t.Fatalf("cancelled pass removed %d of 2000", 2000-n)
 	}
 }
@@ -476,13 +477,13 @@ func TestFilterBackgroundSpans(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
 	t0 := x.now()
 	for i := range 500 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(t0, "old"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%04d", i)), ttltest.StampedValue(t0, "old"))
 	}
-	x.clock.Advance(ttlMs * time.Millisecond)
+	x.clock.Advance(ttltest.TTLMillis * time.Millisecond)
 	// New entries bracketing the old ones, so the flushed table's span
 	// covers them all.
-	x.set(stateKey(idValue, 0, "v"), stampedValue(x.now(), "new"))
-	x.set(stateKey(idValue, 0, "w"), stampedValue(x.now(), "new"))
+	x.set(ttltest.StateKey(ttltest.IDValue, 0, "v"), ttltest.StampedValue(x.now(), "new"))
+	x.set(ttltest.StateKey(ttltest.IDValue, 0, "w"), ttltest.StampedValue(x.now(), "new"))
 	if got := x.removed.Load(); got != 0 {
 		t.Fatalf("removed %d before any flush", got)
 	}
@@ -493,7 +494,7 @@ func TestFilterBackgroundSpans(t *testing.T) {
 	if got := x.removed.Load(); got != 500 {
 		t.Fatalf("removed %d; want 500", got)
 	}
-	if n := x.count(idValue); n != 2 {
+	if n := x.count(ttltest.IDValue); n != 2 {
 		t.Fatalf("%d entries left; want the 2 new ones", n)
 	}
 }
@@ -504,16 +505,16 @@ func TestFilterBackgroundSweep(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: 20 * time.Millisecond})
 	t0 := x.now()
 	for i := range 500 {
-		x.set(stateKey(idMap, 3, fmt.Sprintf("m%04d", i)), stampedValue(t0, "old"))
+		x.set(ttltest.StateKey(ttltest.IDMap, 3, fmt.Sprintf("m%04d", i)), ttltest.StampedValue(t0, "old"))
 	}
 	// Let a sweep see them alive first.
 	waitFor(t, "a sweep over the live entries", 10*time.Second, func() bool { return x.scanned.Load() >= 500 })
 	if got := x.removed.Load(); got != 0 {
 		t.Fatalf("sweep removed %d unexpired entries", got)
 	}
-	x.clock.Advance(ttlMs * time.Millisecond)
+	x.clock.Advance(ttltest.TTLMillis * time.Millisecond)
 	waitFor(t, "a sweep to remove the expired entries", 10*time.Second, func() bool { return x.removed.Load() >= 500 })
-	if n := x.count(idMap); n != 0 {
+	if n := x.count(ttltest.IDMap); n != 0 {
 		t.Fatalf("%d entries left", n)
 	}
 	if got := x.removed.Load(); got != 500 {
@@ -526,7 +527,7 @@ func TestFilterBackgroundSweep(t *testing.T) {
 func TestFilterNoTargetsNoWork(t *testing.T) {
 	x := newFixtureTargets(t, Config{SweepInterval: time.Millisecond}, nil)
 	for i := range 100 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("v%03d", i)), stampedValue(1, "old"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%03d", i)), ttltest.StampedValue(1, "old"))
 	}
 	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -534,15 +535,15 @@ func TestFilterNoTargetsNoWork(t *testing.T) {
 	if err := x.f.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if x.scanned.Load() != 0 || x.removed.Load() != 0 || x.count(idValue) != 100 {
+	if x.scanned.Load() != 0 || x.removed.Load() != 0 || x.count(ttltest.IDValue) != 100 {
 		t.Fatalf("filter without targets scanned %d, removed %d", x.scanned.Load(), x.removed.Load())
 	}
 	// Targets can be set later.
-	x.f.SetTargets(testTargets())
+	x.f.SetTargets(ttltest.Targets())
 	if err := x.f.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := x.count(idValue); n != 0 {
+	if n := x.count(ttltest.IDValue); n != 0 {
 		t.Fatalf("%d entries left after targets were set", n)
 	}
 }
@@ -567,13 +568,13 @@ func TestFilterQueryTimeAfterNumEntries(t *testing.T) {
 			clock := &countingClock{}
 			clock.Set(time.UnixMilli(1_000))
 			f := New(Config{Clock: clock, SweepInterval: -1, QueryTimeAfterNumEntries: every})
-			f.SetTargets(testTargets())
+			f.SetTargets(ttltest.Targets())
 			st := openStore(t, clock, pebble.EventListener{}, nil)
 			defer st.Close()
 			f.Start(storeOf{st})
 			defer f.Close()
 			for i := range 1000 {
-				if err := st.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(2_000, "x")); err != nil {
+				if err := st.Set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%04d", i)), ttltest.StampedValue(2_000, "x")); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -598,10 +599,10 @@ func TestFilterCloseStopsWorker(t *testing.T) {
 		// 100 entries a second: the sweep is still pacing itself when
 		// Close comes.
 		f := New(Config{Clock: clock, SweepInterval: time.Millisecond, ScanRate: 100, Scanned: &scanned})
-		f.SetTargets(testTargets())
+		f.SetTargets(ttltest.Targets())
 		st := openStore(t, clock, f.EventListener(), nil)
 		for i := range 3000 {
-			if err := st.Set(stateKey(idValue, 0, fmt.Sprintf("v%04d", i)), stampedValue(5_000, "x")); err != nil {
+			if err := st.Set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("v%04d", i)), ttltest.StampedValue(5_000, "x")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -641,7 +642,7 @@ func TestFilterCompactsWhatItEmptied(t *testing.T) {
 			seed ^= seed << 17
 			val[j] = byte(seed)
 		}
-		x.set(stateKey(idValue, i%128, fmt.Sprintf("v%05d", i)), append(ttl.AppendStamp(nil, x.now()), val...))
+		x.set(ttltest.StateKey(ttltest.IDValue, i%128, fmt.Sprintf("v%05d", i)), append(ttl.AppendStamp(nil, x.now()), val...))
 	}
 	if err := x.st.Flush(context.Background()); err != nil {
 		t.Fatal(err)

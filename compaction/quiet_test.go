@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pebblestate/pebblestate/internal/ttltest"
 )
 
 // sweepScanned runs one paced background sweep and returns how many
@@ -24,11 +26,11 @@ func (x *fixture) sweepScanned() uint64 {
 func TestFilterSweepSkipsQuietStates(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
 	t0 := x.now()
-	// Stamps t0-50 .. t0-41: the earliest expires at t0-50+ttlMs = t0+50.
+	// Stamps t0-50 .. t0-41: the earliest expires at t0-50+ttltest.TTLMillis = t0+50.
 	for i := range 10 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("k%d", i)), stampedValue(t0-50+int64(i), "v"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("k%d", i)), ttltest.StampedValue(t0-50+int64(i), "v"))
 	}
-	if err := x.st.Merge(stateKey(idList, 0, "l"), stampedList(int(t0-20), "a", int(t0-45), "b")); err != nil {
+	if err := x.st.Merge(ttltest.StateKey(ttltest.IDList, 0, "l"), ttltest.StampedList(int(t0-20), "a", int(t0-45), "b")); err != nil {
 		t.Fatal(err)
 	}
 	if n := x.sweepScanned(); n != 11 {
@@ -47,10 +49,10 @@ func TestFilterSweepSkipsQuietStates(t *testing.T) {
 	if n := x.sweepScanned(); n != 10 {
 		t.Fatalf("sweep at the earliest expiry checked %d entries; want the 10 values", n)
 	}
-	if _, ok := x.get(stateKey(idValue, 0, "k0")); ok {
+	if _, ok := x.get(ttltest.StateKey(ttltest.IDValue, 0, "k0")); ok {
 		t.Fatal("the entry expired at t0+50 survived the sweep at t0+50")
 	}
-	if got := x.count(idValue); got != 9 {
+	if got := x.count(ttltest.IDValue); got != 9 {
 		t.Fatalf("%d values left; want 9", got)
 	}
 	// Next is k1 at t0+51.
@@ -66,10 +68,10 @@ func TestFilterSweepSkipsQuietStates(t *testing.T) {
 	// the output: count what is left, not what was checked.)
 	x.clock.Set(time.UnixMilli(t0 + 55))
 	x.sweepScanned()
-	if got := x.count(idValue); got != 4 {
+	if got := x.count(ttltest.IDValue); got != 4 {
 		t.Fatalf("%d values left at t0+55; want 4", got)
 	}
-	if raw, ok := x.get(stateKey(idList, 0, "l")); !ok || len(listUsers(t, raw)) != 1 || listUsers(t, raw)[0] != "a" {
+	if raw, ok := x.get(ttltest.StateKey(ttltest.IDList, 0, "l")); !ok || len(ttltest.ListUsers(t, raw)) != 1 || ttltest.ListUsers(t, raw)[0] != "a" {
 		t.Fatalf("list after t0+55 = %x, %v; want [a]", raw, ok)
 	}
 }
@@ -84,20 +86,20 @@ func TestFilterQuietCoversNewWrites(t *testing.T) {
 		t.Fatalf("sweep of empty states checked %d entries", n)
 	}
 	x.clock.Set(time.UnixMilli(t0 + 10))
-	x.set(stateKey(idValue, 0, "new"), stampedValue(t0+10, "v"))
-	x.clock.Set(time.UnixMilli(t0 + ttlMs - 1))
+	x.set(ttltest.StateKey(ttltest.IDValue, 0, "new"), ttltest.StampedValue(t0+10, "v"))
+	x.clock.Set(time.UnixMilli(t0 + ttltest.TTLMillis - 1))
 	if n := x.sweepScanned(); n != 0 {
 		t.Fatalf("sweep before t0+ttl checked %d entries; want 0 (quiet)", n)
 	}
-	x.clock.Set(time.UnixMilli(t0 + ttlMs))
+	x.clock.Set(time.UnixMilli(t0 + ttltest.TTLMillis))
 	if n := x.sweepScanned(); n != 1 {
 		t.Fatalf("sweep at t0+ttl checked %d entries; want 1", n)
 	}
-	x.clock.Set(time.UnixMilli(t0 + 10 + ttlMs))
+	x.clock.Set(time.UnixMilli(t0 + 10 + ttltest.TTLMillis))
 	if n := x.sweepScanned(); n != 1 {
 		t.Fatalf("sweep at the new entry's expiry checked %d entries; want 1", n)
 	}
-	if _, ok := x.get(stateKey(idValue, 0, "new")); ok {
+	if _, ok := x.get(ttltest.StateKey(ttltest.IDValue, 0, "new")); ok {
 		t.Fatal("the new entry survived its expiry")
 	}
 }
@@ -111,13 +113,13 @@ func TestFilterQuietForgottenWhenClockGoesBack(t *testing.T) {
 	// Five live entries keep the removal of b sparse, so that the sweep
 	// does not compact (and the worker does not rescan) the span.
 	for i := range 5 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("a%d", i)), stampedValue(t0, "v"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("a%d", i)), ttltest.StampedValue(t0, "v"))
 	}
 	if n := x.sweepScanned(); n != 5 {
 		t.Fatalf("first sweep checked %d; want 5", n)
 	}
 	x.clock.Set(time.UnixMilli(t0 - 90))
-	x.set(stateKey(idValue, 0, "b"), stampedValue(t0-90, "v"))
+	x.set(ttltest.StateKey(ttltest.IDValue, 0, "b"), ttltest.StampedValue(t0-90, "v"))
 	if n := x.sweepScanned(); n != 6 {
 		t.Fatalf("sweep after the clock went back checked %d; want 6", n)
 	}
@@ -125,7 +127,7 @@ func TestFilterQuietForgottenWhenClockGoesBack(t *testing.T) {
 	if n := x.sweepScanned(); n != 6 {
 		t.Fatalf("sweep at b's expiry checked %d; want 6", n)
 	}
-	if _, ok := x.get(stateKey(idValue, 0, "b")); ok {
+	if _, ok := x.get(ttltest.StateKey(ttltest.IDValue, 0, "b")); ok {
 		t.Fatal("b survived its expiry")
 	}
 }
@@ -136,14 +138,14 @@ func TestFilterQuietSpansAndCleanup(t *testing.T) {
 	x := newFixture(t, Config{SweepInterval: -1})
 	t0 := x.now()
 	for i := range 5 {
-		x.set(stateKey(idValue, 0, fmt.Sprintf("k%d", i)), stampedValue(t0, "v"))
-		x.set(stateKey(idPlain, 0, fmt.Sprintf("k%d", i)), []byte("plain"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("k%d", i)), ttltest.StampedValue(t0, "v"))
+		x.set(ttltest.StateKey(ttltest.IDPlain, 0, fmt.Sprintf("k%d", i)), []byte("plain"))
 	}
 	if n := x.sweepScanned(); n != 5 {
 		t.Fatalf("sweep checked %d; want 5", n)
 	}
 	before := x.scanned.Load()
-	if _, err := x.f.scanSpan(context.Background(), span{lo: stateKey(idValue, 0, ""), hi: stateKey(idPlain, 9, "")}, true); err != nil {
+	if _, err := x.f.scanSpan(context.Background(), span{lo: ttltest.StateKey(ttltest.IDValue, 0, ""), hi: ttltest.StateKey(ttltest.IDPlain, 9, "")}, true); err != nil {
 		t.Fatal(err)
 	}
 	if n := x.scanned.Load() - before; n != 0 {

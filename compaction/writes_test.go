@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pebblestate/pebblestate/internal/ttltest"
 )
 
 // cleanupWritingBeforeConfirm runs a full pass and calls write once, just
@@ -38,20 +40,20 @@ func TestFilterConfirmWithWrites(t *testing.T) {
 	t0 := x.now()
 	var written, untouched [][]byte
 	for i := range 10 {
-		written = append(written, stateKey(idValue, 0, fmt.Sprintf("n%d", i)))
-		untouched = append(untouched, stateKey(idValue, 0, fmt.Sprintf("u%d", i)))
-		x.set(written[i], stampedValue(t0, "old"))
-		x.set(untouched[i], stampedValue(t0, "old"))
+		written = append(written, ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("n%d", i)))
+		untouched = append(untouched, ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("u%d", i)))
+		x.set(written[i], ttltest.StampedValue(t0, "old"))
+		x.set(untouched[i], ttltest.StampedValue(t0, "old"))
 	}
 	x.clock.Advance(time.Hour)
 	now := x.now()
 	x.cleanupWritingBeforeConfirm(func() {
 		for i := range written {
-			x.set(written[i], stampedValue(now, "rewritten"))
+			x.set(written[i], ttltest.StampedValue(now, "rewritten"))
 		}
 	})
 	for i := range written {
-		if raw, ok := x.get(written[i]); !ok || !bytes.Equal(raw, stampedValue(now, "rewritten")) {
+		if raw, ok := x.get(written[i]); !ok || !bytes.Equal(raw, ttltest.StampedValue(now, "rewritten")) {
 			t.Fatalf("key %d rewritten after the scan was lost: %x, %v", i, raw, ok)
 		}
 	}
@@ -72,8 +74,8 @@ func TestFilterConfirmWithWritesBatch(t *testing.T) {
 	t0 := x.now()
 	var ks [][]byte
 	for i := range 10 {
-		ks = append(ks, stateKey(idValue, 0, fmt.Sprintf("k%d", i)))
-		x.set(ks[i], stampedValue(t0, "old"))
+		ks = append(ks, ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("k%d", i)))
+		x.set(ks[i], ttltest.StampedValue(t0, "old"))
 	}
 	x.clock.Advance(time.Hour)
 	now := x.now()
@@ -81,14 +83,14 @@ func TestFilterConfirmWithWritesBatch(t *testing.T) {
 		b := x.st.NewBatch()
 		defer b.Close()
 		for _, k := range ks {
-			_ = b.Set(k, stampedValue(now, "batched"))
+			_ = b.Set(k, ttltest.StampedValue(now, "batched"))
 		}
 		if err := x.st.Commit(b); err != nil {
 			t.Error(err)
 		}
 	})
 	for i, k := range ks {
-		if raw, ok := x.get(k); !ok || !bytes.Equal(raw, stampedValue(now, "batched")) {
+		if raw, ok := x.get(k); !ok || !bytes.Equal(raw, ttltest.StampedValue(now, "batched")) {
 			t.Fatalf("key %d written by a batch after the scan was lost: %x, %v", i, raw, ok)
 		}
 	}
@@ -112,7 +114,7 @@ func TestFilterScanReopensIterator(t *testing.T) {
 		if i%3 == 0 {
 			ts = t0 // expired
 		}
-		x.set(stateKey(idValue, 0, fmt.Sprintf("k%06d", i)), stampedValue(ts, "v"))
+		x.set(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("k%06d", i)), ttltest.StampedValue(ts, "v"))
 	}
 	if err := x.f.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
@@ -121,7 +123,7 @@ func TestFilterScanReopensIterator(t *testing.T) {
 	if got := x.removed.Load(); got != uint64((n+2)/3) {
 		t.Fatalf("removed %d; want %d", got, (n+2)/3)
 	}
-	if got := x.count(idValue); got != want {
+	if got := x.count(ttltest.IDValue); got != want {
 		t.Fatalf("%d entries left; want %d", got, want)
 	}
 	// The pass compacts the span it emptied, and the background worker may
@@ -130,7 +132,7 @@ func TestFilterScanReopensIterator(t *testing.T) {
 		t.Fatalf("scanned %d; want %d (removed %d)", got, n, x.removed.Load())
 	}
 	for i := 0; i < n; i += 3 {
-		if _, ok := x.get(stateKey(idValue, 0, fmt.Sprintf("k%06d", i))); ok {
+		if _, ok := x.get(ttltest.StateKey(ttltest.IDValue, 0, fmt.Sprintf("k%06d", i))); ok {
 			t.Fatalf("expired entry %d survived", i)
 		}
 	}

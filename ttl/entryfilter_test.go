@@ -11,66 +11,12 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/keys"
 	"github.com/pebblestate/pebblestate/internal/listfmt"
+	"github.com/pebblestate/pebblestate/internal/ttltest"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
-// Test state ids: a value state, a list state and a map state with TTL,
-// and a plain state without.
-const (
-	idValue uint16 = 1
-	idList  uint16 = 2
-	idMap   uint16 = 3
-	idPlain uint16 = 4
-	ttlMs          = 100
-)
-
-func testTargets() []ttl.Target {
-	return []ttl.Target{
-		{ID: idValue, Layout: ttl.Single, TTLMillis: ttlMs},
-		{ID: idList, Layout: ttl.ListElements, TTLMillis: ttlMs},
-		{ID: idMap, Layout: ttl.Single, TTLMillis: ttlMs},
-	}
-}
-
-// stateKey is a key of state id: [id][key group][rest].
-func stateKey(id uint16, kg int, rest string) []byte {
-	return append(keys.AppendKeyGroup(keys.AppendStateID(nil, id), kg, 1), rest...)
-}
-
-func stampedValue(ts int64, user string) []byte {
-	return append(ttl.AppendStamp(nil, ts), user...)
-}
-
-// stampedList frames (ts, user) pairs.
-func stampedList(pairs ...any) []byte {
-	var out []byte
-	for i := 0; i < len(pairs); i += 2 {
-		out = listfmt.AppendElement(out, stampedValue(int64(pairs[i].(int)), pairs[i+1].(string)))
-	}
-	return out
-}
-
-// listUsers decodes a stamped list into its user values.
-func listUsers(t testing.TB, raw []byte) []string {
-	t.Helper()
-	var out []string
-	for len(raw) > 0 {
-		elem, rest, err := listfmt.Next(raw)
-		if err != nil {
-			t.Fatalf("bad list framing: %v", err)
-		}
-		_, u, err := ttl.SplitStamp(elem)
-		if err != nil {
-			t.Fatalf("bad list element: %v", err)
-		}
-		out = append(out, string(u))
-		raw = rest
-	}
-	return out
-}
-
 func TestEntryFilterApply(t *testing.T) {
-	f := ttl.NewEntryFilter(testTargets(), 1_100)
+	f := ttl.NewEntryFilter(ttltest.Targets(), 1_100)
 	for _, tc := range []struct {
 		name  string
 		key   []byte
@@ -79,25 +25,25 @@ func TestEntryFilterApply(t *testing.T) {
 		kept  []string // list elements kept by Rewrite
 		err   bool
 	}{
-		{"value fresh", stateKey(idValue, 0, "a"), stampedValue(1_001, "x"), ttl.Keep, nil, false},
-		{"value exactly at expiry", stateKey(idValue, 0, "a"), stampedValue(1_000, "x"), ttl.Drop, nil, false},
-		{"map entry expired", stateKey(idMap, 5, "k\x01uk"), stampedValue(10, "x"), ttl.Drop, nil, false},
-		{"map entry fresh", stateKey(idMap, 5, "k\x01uk"), stampedValue(1_099, "x"), ttl.Keep, nil, false},
-		{"list all fresh", stateKey(idList, 1, "a"), stampedList(1_050, "p", 1_060, "q"), ttl.Keep, nil, false},
-		{"list all expired", stateKey(idList, 1, "a"), stampedList(900, "p", 1_000, "q"), ttl.Drop, nil, false},
-		{"list partly expired", stateKey(idList, 1, "a"), stampedList(900, "p", 1_050, "q", 1_000, "r", 1_060, "s"), ttl.Rewrite, []string{"q", "s"}, false},
+		{"value fresh", ttltest.StateKey(ttltest.IDValue, 0, "a"), ttltest.StampedValue(1_001, "x"), ttl.Keep, nil, false},
+		{"value exactly at expiry", ttltest.StateKey(ttltest.IDValue, 0, "a"), ttltest.StampedValue(1_000, "x"), ttl.Drop, nil, false},
+		{"map entry expired", ttltest.StateKey(ttltest.IDMap, 5, "k\x01uk"), ttltest.StampedValue(10, "x"), ttl.Drop, nil, false},
+		{"map entry fresh", ttltest.StateKey(ttltest.IDMap, 5, "k\x01uk"), ttltest.StampedValue(1_099, "x"), ttl.Keep, nil, false},
+		{"list all fresh", ttltest.StateKey(ttltest.IDList, 1, "a"), ttltest.StampedList(1_050, "p", 1_060, "q"), ttl.Keep, nil, false},
+		{"list all expired", ttltest.StateKey(ttltest.IDList, 1, "a"), ttltest.StampedList(900, "p", 1_000, "q"), ttl.Drop, nil, false},
+		{"list partly expired", ttltest.StateKey(ttltest.IDList, 1, "a"), ttltest.StampedList(900, "p", 1_050, "q", 1_000, "r", 1_060, "s"), ttl.Rewrite, []string{"q", "s"}, false},
 		// Entries of states that are not targets survive whatever they hold.
-		{"plain state, unstamped", stateKey(idPlain, 0, "a"), []byte("xy"), ttl.Keep, nil, false},
-		{"plain state, looks expired", stateKey(idPlain, 0, "a"), stampedValue(1, "x"), ttl.Keep, nil, false},
+		{"plain state, unstamped", ttltest.StateKey(ttltest.IDPlain, 0, "a"), []byte("xy"), ttl.Keep, nil, false},
+		{"plain state, looks expired", ttltest.StateKey(ttltest.IDPlain, 0, "a"), ttltest.StampedValue(1, "x"), ttl.Keep, nil, false},
 		{"system record", append(keys.AppendStateID(nil, keys.SystemID), 'S'), []byte("{}"), ttl.Keep, nil, false},
-		{"key shorter than a state id", []byte{0}, stampedValue(1, "x"), ttl.Keep, nil, false},
-		{"empty key", nil, stampedValue(1, "x"), ttl.Keep, nil, false},
+		{"key shorter than a state id", []byte{0}, ttltest.StampedValue(1, "x"), ttl.Keep, nil, false},
+		{"empty key", nil, ttltest.StampedValue(1, "x"), ttl.Keep, nil, false},
 		// A key of a target is judged by its first two bytes only.
-		{"bare state id", keys.AppendStateID(nil, idValue), stampedValue(1, "x"), ttl.Drop, nil, false},
+		{"bare state id", keys.AppendStateID(nil, ttltest.IDValue), ttltest.StampedValue(1, "x"), ttl.Drop, nil, false},
 		// Malformed values of targets are kept and reported, never dropped.
-		{"value too short", stateKey(idValue, 0, "a"), []byte{1, 2, 3}, ttl.Keep, nil, true},
-		{"list bad framing", stateKey(idList, 0, "a"), []byte{0xff}, ttl.Keep, nil, true},
-		{"list element too short", stateKey(idList, 0, "a"), listfmt.AppendElement(nil, []byte("abc")), ttl.Keep, nil, true},
+		{"value too short", ttltest.StateKey(ttltest.IDValue, 0, "a"), []byte{1, 2, 3}, ttl.Keep, nil, true},
+		{"list bad framing", ttltest.StateKey(ttltest.IDList, 0, "a"), []byte{0xff}, ttl.Keep, nil, true},
+		{"list element too short", ttltest.StateKey(ttltest.IDList, 0, "a"), listfmt.AppendElement(nil, []byte("abc")), ttl.Keep, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, out, err := f.Apply(tc.key, tc.value)
@@ -108,7 +54,7 @@ func TestEntryFilterApply(t *testing.T) {
 				t.Fatalf("Apply verdict = %v; want %v", v, tc.want)
 			}
 			if v == ttl.Rewrite {
-				if got := listUsers(t, out); !slices.Equal(got, tc.kept) {
+				if got := ttltest.ListUsers(t, out); !slices.Equal(got, tc.kept) {
 					t.Fatalf("Rewrite kept %q; want %q", got, tc.kept)
 				}
 			}
@@ -117,16 +63,16 @@ func TestEntryFilterApply(t *testing.T) {
 }
 
 func TestEntryFilterTargetAndSetNow(t *testing.T) {
-	f := ttl.NewEntryFilter(testTargets(), 0)
-	if tg, ok := f.Target(stateKey(idList, 3, "x")); !ok || tg.ID != idList || tg.Layout != ttl.ListElements || tg.TTLMillis != ttlMs {
+	f := ttl.NewEntryFilter(ttltest.Targets(), 0)
+	if tg, ok := f.Target(ttltest.StateKey(ttltest.IDList, 3, "x")); !ok || tg.ID != ttltest.IDList || tg.Layout != ttl.ListElements || tg.TTLMillis != ttltest.TTLMillis {
 		t.Fatalf("Target(list key) = %+v, %v", tg, ok)
 	}
-	for _, k := range [][]byte{nil, {0}, stateKey(idPlain, 0, ""), stateKey(keys.MaxStateID, 0, "")} {
+	for _, k := range [][]byte{nil, {0}, ttltest.StateKey(ttltest.IDPlain, 0, ""), ttltest.StateKey(keys.MaxStateID, 0, "")} {
 		if _, ok := f.Target(k); ok {
 			t.Fatalf("Target(%x) found a target", k)
 		}
 	}
-	key, val := stateKey(idValue, 0, "a"), stampedValue(1_000, "x")
+	key, val := ttltest.StateKey(ttltest.IDValue, 0, "a"), ttltest.StampedValue(1_000, "x")
 	for _, tc := range []struct {
 		now  int64
 		want ttl.Verdict
@@ -143,10 +89,10 @@ func TestEntryFilterTargetAndSetNow(t *testing.T) {
 	}
 	// Targets differ in TTL: each state's own TTL applies.
 	f = ttl.NewEntryFilter([]ttl.Target{{ID: 1, Layout: ttl.Single, TTLMillis: 10}, {ID: 2, Layout: ttl.Single, TTLMillis: 1_000}}, 500)
-	if v, _, _ := f.Apply(stateKey(1, 0, "a"), stampedValue(100, "")); v != ttl.Drop {
+	if v, _, _ := f.Apply(ttltest.StateKey(1, 0, "a"), ttltest.StampedValue(100, "")); v != ttl.Drop {
 		t.Fatalf("short-TTL state: %v; want Drop", v)
 	}
-	if v, _, _ := f.Apply(stateKey(2, 0, "a"), stampedValue(100, "")); v != ttl.Keep {
+	if v, _, _ := f.Apply(ttltest.StateKey(2, 0, "a"), ttltest.StampedValue(100, "")); v != ttl.Keep {
 		t.Fatalf("long-TTL state: %v; want Keep", v)
 	}
 }
@@ -155,17 +101,17 @@ func TestEntryFilterTargetAndSetNow(t *testing.T) {
 // until the next call, and that a following Rewrite does not corrupt the
 // caller's copy.
 func TestEntryFilterRewriteBufferReuse(t *testing.T) {
-	f := ttl.NewEntryFilter(testTargets(), 1_100)
-	_, out1, _ := f.Apply(stateKey(idList, 0, "a"), stampedList(1, "gone", 1_050, "first"))
+	f := ttl.NewEntryFilter(ttltest.Targets(), 1_100)
+	_, out1, _ := f.Apply(ttltest.StateKey(ttltest.IDList, 0, "a"), ttltest.StampedList(1, "gone", 1_050, "first"))
 	saved := bytes.Clone(out1)
-	if got := listUsers(t, saved); !slices.Equal(got, []string{"first"}) {
+	if got := ttltest.ListUsers(t, saved); !slices.Equal(got, []string{"first"}) {
 		t.Fatalf("first rewrite = %q", got)
 	}
-	_, out2, _ := f.Apply(stateKey(idList, 0, "b"), stampedList(1, "gone", 1_050, "second", 1_060, "third"))
-	if got := listUsers(t, out2); !slices.Equal(got, []string{"second", "third"}) {
+	_, out2, _ := f.Apply(ttltest.StateKey(ttltest.IDList, 0, "b"), ttltest.StampedList(1, "gone", 1_050, "second", 1_060, "third"))
+	if got := ttltest.ListUsers(t, out2); !slices.Equal(got, []string{"second", "third"}) {
 		t.Fatalf("second rewrite = %q", got)
 	}
-	if got := listUsers(t, saved); !slices.Equal(got, []string{"first"}) {
+	if got := ttltest.ListUsers(t, saved); !slices.Equal(got, []string{"first"}) {
 		t.Fatalf("the caller's copy changed: %q", got)
 	}
 }
@@ -201,17 +147,17 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 	set(keys.BackendMetaKey(), []byte(`{"x":1}`))
 	want[string(keys.BackendMetaKey())] = []string{`{"x":1}`}
 	for i := range 20 {
-		k := stateKey(idPlain, i%4, fmt.Sprintf("p%02d", i))
+		k := ttltest.StateKey(ttltest.IDPlain, i%4, fmt.Sprintf("p%02d", i))
 		set(k, []byte{byte(i)}) // too short to carry a stamp: must not matter
 		want[string(k)] = []string{string([]byte{byte(i)})}
 	}
 	// Value and map state: stamps on both sides of the boundary.
 	for i := range 200 {
-		for _, id := range []uint16{idValue, idMap} {
-			k := stateKey(id, i%8, fmt.Sprintf("k%03d", i))
+		for _, id := range []uint16{ttltest.IDValue, ttltest.IDMap} {
+			k := ttltest.StateKey(id, i%8, fmt.Sprintf("k%03d", i))
 			ts := int64(9_800 + i) // 9_800..9_999: i < 101 expired
-			set(k, stampedValue(ts, fmt.Sprintf("v%d", i)))
-			if !ttl.Expired(ts, ttlMs, now) {
+			set(k, ttltest.StampedValue(ts, fmt.Sprintf("v%d", i)))
+			if !ttl.Expired(ts, ttltest.TTLMillis, now) {
 				want[string(k)] = []string{fmt.Sprintf("v%d", i)}
 			}
 		}
@@ -219,13 +165,13 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 	// Lists, written in three merge operands, some flushed between, so the
 	// iterator merges operands from memtable and sstables.
 	for i := range 50 {
-		k := stateKey(idList, i%8, fmt.Sprintf("l%02d", i))
+		k := ttltest.StateKey(ttltest.IDList, i%8, fmt.Sprintf("l%02d", i))
 		var kept []string
 		for op := range 3 {
 			ts := int64(9_850 + 50*op - i) // op 0 mostly expired, op 2 fresh
 			user := fmt.Sprintf("e%d.%d", i, op)
-			merge(k, stampedList(int(ts), user))
-			if !ttl.Expired(ts, ttlMs, now) {
+			merge(k, ttltest.StampedList(int(ts), user))
+			if !ttl.Expired(ts, ttltest.TTLMillis, now) {
 				kept = append(kept, user)
 			}
 		}
@@ -240,18 +186,18 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 	}
 	// A list whose only element expired, and one with an expired element
 	// between fresh ones.
-	kAllGone := stateKey(idList, 0, "all-gone")
-	merge(kAllGone, stampedList(100, "x"))
-	kMiddle := stateKey(idList, 0, "middle")
-	merge(kMiddle, stampedList(9_950, "a", 9_000, "b", 9_960, "c"))
+	kAllGone := ttltest.StateKey(ttltest.IDList, 0, "all-gone")
+	merge(kAllGone, ttltest.StampedList(100, "x"))
+	kMiddle := ttltest.StateKey(ttltest.IDList, 0, "middle")
+	merge(kMiddle, ttltest.StampedList(9_950, "a", 9_000, "b", 9_960, "c"))
 	want[string(kMiddle)] = []string{"a", "c"}
 
 	snap := db.NewSnapshot()
 	defer snap.Close()
 	// Writes after the snapshot are not in it.
-	set(stateKey(idValue, 0, "after"), stampedValue(now, "late"))
-	merge(stateKey(idList, 1, "l01"), stampedList(now, "late"))
-	if err := db.Delete(stateKey(idValue, 7, "k199"), pebble.NoSync); err != nil {
+	set(ttltest.StateKey(ttltest.IDValue, 0, "after"), ttltest.StampedValue(now, "late"))
+	merge(ttltest.StateKey(ttltest.IDList, 1, "l01"), ttltest.StampedList(now, "late"))
+	if err := db.Delete(ttltest.StateKey(ttltest.IDValue, 7, "k199"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 
@@ -260,7 +206,7 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer it.Close()
-	f := ttl.NewEntryFilter(testTargets(), now)
+	f := ttl.NewEntryFilter(ttltest.Targets(), now)
 	got := map[string][]string{}
 	var order [][]byte
 	dropped, rewritten := 0, 0
@@ -278,13 +224,13 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 			continue
 		case ttl.Rewrite:
 			rewritten++
-			got[string(key)] = listUsers(t, out)
+			got[string(key)] = ttltest.ListUsers(t, out)
 		case ttl.Keep:
 			switch {
 			case !isTTL:
 				got[string(key)] = []string{string(it.Value())}
 			case tg.Layout == ttl.ListElements:
-				got[string(key)] = listUsers(t, it.Value())
+				got[string(key)] = ttltest.ListUsers(t, it.Value())
 			default:
 				_, u, _ := ttl.SplitStamp(it.Value())
 				got[string(key)] = []string{string(u)}
@@ -320,7 +266,7 @@ func TestEntryFilterFullSnapshot(t *testing.T) {
 	} else {
 		closer.Close()
 	}
-	if _, _, err := db.Get(stateKey(idValue, 7, "k199")); !errors.Is(err, pebble.ErrNotFound) {
+	if _, _, err := db.Get(ttltest.StateKey(ttltest.IDValue, 7, "k199")); !errors.Is(err, pebble.ErrNotFound) {
 		t.Fatalf("delete after the snapshot not applied to the live database: %v", err)
 	}
 }
