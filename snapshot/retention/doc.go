@@ -10,10 +10,10 @@
 // newest keep completed checkpoints and collects the debris of older ones
 // that never completed; checkpoints newer than the newest completed one
 // may be in flight and are left alone, with their uploads. RetainPinned
-// also keeps the checkpoints a backend restored without claiming them
-// (Flink's NO_CLAIM) must not delete. Recover cleans a root after a crash,
-// when nothing is in flight. The ...WithReport forms say what was done
-// (Report).
+// also keeps given checkpoints whatever their age: the one a backend was
+// restored from without claiming it (Flink's NO_CLAIM), which it must not
+// delete. Recover cleans a root after a crash, when nothing is in flight.
+// The ...WithReport forms say what was done (Report).
 //
 // Checkpoint directories are deleted with snapshot.Discard; shared files
 // by the shared-file registry in package snapshot/incremental
@@ -26,9 +26,9 @@
 //
 // Nothing unreadable is deleted: a checkpoint whose metadata exists but
 // does not verify (damaged, or of a format version this build does not
-// read) is kept with its directory, reported in Report.Unreadable
-// (snapshot.ErrUnreadable from Retain, Recover and Complete), and while
-// one exists nothing in shared/ is deleted, since what it references
-// cannot be known. checkpoint.Coordinator and backend's Checkpoint run
-// RetainPinned after each commit they make.
+// read) is kept with its directory and reported (Report.Unreadable;
+// Retain, Recover and Complete return snapshot.ErrUnreadable once the
+// rest is done), and while one exists nothing in shared/ is deleted, since
+// what it references cannot be known. checkpoint.Coordinator and
+// backend's Checkpoint run RetainPinned after each commit they make.
 package retention
