@@ -19,6 +19,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // kafka sets the Kafka assigner with partitions key groups, owning r.
@@ -151,7 +152,7 @@ func TestKafkaMurmur2_PartitionKeysStayInTheirKeyGroup(t *testing.T) {
 				t.Fatalf("handle records assigner %q", hs[i].KeyGroupAssigner)
 			}
 		}
-		noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 1, Handles: hs}, 1))
+		noErr(t, retention.Complete(ctx, st, &snapshot.Checkpoint{ID: 1, Handles: hs}, 1))
 
 		check := func(p int) {
 			bs := restoreAt(t, st, hs, p, func(i int) tweak {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // cmdCheckpoint runs checkpoint, snapshot, run, complete and abort.
@@ -113,7 +115,7 @@ func (e *ddEnv) complete(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	if err := snapshot.Complete(ctx, e.st, &snapshot.Checkpoint{ID: id, Handles: s.handles}, e.retain); err != nil {
+	if err := retention.Complete(ctx, e.st, &snapshot.Checkpoint{ID: id, Handles: s.handles}, e.retain); err != nil {
 		return err // still to abort
 	}
 	delete(e.snaps, id)
@@ -179,7 +181,7 @@ func (e *ddEnv) cmdVerifyStorage(out *strings.Builder) error {
 	if err != nil {
 		return err
 	}
-	refs, err := snapshot.SharedRefs(ctx, e.st, ids)
+	refs, err := incremental.SharedRefs(ctx, e.st, ids)
 	if err != nil {
 		return err
 	}

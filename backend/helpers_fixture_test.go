@@ -17,6 +17,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // fxMaxPar is the max parallelism of the fixture's jobs.
@@ -410,7 +411,7 @@ func (j *job) checkpoint(id int64, keep int) *snapshot.Checkpoint {
 	hs, err := runAll(ctx, j.snapshot(id))
 	noErr(j.t, err)
 	cp := &snapshot.Checkpoint{ID: id, Handles: hs}
-	if err := snapshot.Complete(ctx, j.st, cp, keep); err != nil {
+	if err := retention.Complete(ctx, j.st, cp, keep); err != nil {
 		j.t.Fatalf("complete checkpoint %d: %v", id, err)
 	}
 	for _, in := range j.insts {

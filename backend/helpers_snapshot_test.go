@@ -22,6 +22,7 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/s3test"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
 )
 
 // mode is how a test's backends take snapshots.
@@ -105,7 +106,7 @@ func (m mode) compressions() []string {
 // snapshot that failed or was given up left. A full snapshot removes its
 // file and directory; an incremental upload cut short deletes its files
 // but may leave the directories they were in (empty, and swept by
-// snapshot.Recover).
+// retention.Recover).
 func (m mode) emptyRoot(t testing.TB, root, when string) {
 	t.Helper()
 	if !m.incremental {
@@ -206,7 +207,7 @@ func sharedExact(t testing.TB, st snapshot.Storage) {
 	t.Helper()
 	ctx := context.Background()
 	ids := must(snapshot.Completed(ctx, st)).in(t)
-	refs := must(snapshot.SharedRefs(ctx, st, ids)).in(t)
+	refs := must(incremental.SharedRefs(ctx, st, ids)).in(t)
 	names := must(st.List(ctx, snapshot.SharedDir+"/")).in(t)
 	var extra, missing []string
 	for _, n := range names {

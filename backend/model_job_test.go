@@ -13,6 +13,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // modelFlight is a checkpoint whose asynchronous parts are running.
@@ -157,7 +158,7 @@ func (e *modelEnv) finishCheckpoint(complete bool) {
 	ctx := context.Background()
 	if complete {
 		e.note("checkpoint %d: complete", f.id)
-		e.ok(snapshot.Complete(ctx, e.st, &snapshot.Checkpoint{ID: f.id, Handles: f.hs}, e.keep))
+		e.ok(retention.Complete(ctx, e.st, &snapshot.Checkpoint{ID: f.id, Handles: f.hs}, e.keep))
 		for _, in := range f.insts {
 			e.ok(in.b.NotifyCheckpointComplete(f.id))
 		}

@@ -203,7 +203,7 @@ const (
 	// checkpoint may be deleted (by its owner's retention, or by hand)
 	// without harming the new job. The backend never deletes it either:
 	// the retention Checkpoint applies to the root the restored checkpoint
-	// lives in keeps it and its files (snapshot.RetainPinned), outside the
+	// lives in keeps it and its files (retention.RetainPinned), outside the
 	// count of RetainedCheckpoints. It suits starting a job from another
 	// job's checkpoint; a job recovering from its own checkpoints after a
 	// failure, as Flink's failover does, should restore with Claim, or

@@ -255,7 +255,7 @@ type RestoreReport struct {
 	// over because their metadata exists but does not verify (damaged, or
 	// of a format version this build does not read), newest first, each
 	// with the error that says why. Each is also logged to
-	// Options.Logger. They are kept in storage (snapshot.Retain and
+	// Options.Logger. They are kept in storage (retention.Retain and
 	// Recover never delete them): a newer build, or a repair, may restore
 	// them.
 	Skipped []snapshot.Skipped

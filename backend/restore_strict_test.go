@@ -13,6 +13,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Regression tests of the safety issue's silent losses: a restore returns
@@ -165,7 +166,7 @@ func TestRestoreFromRootReportsSkippedNewerCheckpoint(t *testing.T) {
 				st, models, _ := checkpointed(t, m, "snappy", 1, 2)
 				d.damage(t, st.Path(snapshot.MetadataPath(2)))
 				before := tree(t, st.Root())
-				if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+				if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
 					t.Fatalf("Recover with an unreadable chk-2: %v; want ErrUnreadable", err)
 				}
 				if after := tree(t, st.Root()); !slices.Equal(after, before) {

@@ -20,6 +20,7 @@ import (
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/full"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -96,7 +97,7 @@ func newSnapshotOwner(local *localCopies) *snapshotOwner {
 // 128 random bits in hex, drawn afresh by every Open and Restore. Unlike
 // the instance id, which a restore at the same key groups keeps, no two
 // backends share it, so no two write the same name into a checkpoint root
-// (see snapshot.SharedName).
+// (see incremental.SharedName).
 func (b *Backend[K]) WriterID() string { return b.snaps.writer }
 
 // Snapshot takes the synchronous part of a snapshot for checkpoint
@@ -188,7 +189,7 @@ func dataFileName(checkpointID int64, writerID string) string {
 }
 
 // Run writes the snapshot and returns the instance's handle, to be
-// committed with the other instances' handles (snapshot.Complete). It can
+// committed with the other instances' handles (retention.Complete). It can
 // be called once. Cancelling ctx stops it; it then leaves no files behind.
 // Options.CheckpointProgress, if set, is called as it goes; Stats reports
 // it once it returned.
@@ -339,7 +340,7 @@ func (s *AsyncSnapshot) runIncremental(ctx context.Context, tracker *snapshot.Pr
 	if id >= 0 {
 		s.b.complete(id)
 	}
-	prev, err := present(ctx, s.storage, s.b.history.Reusable(s.storage))
+	prev, err := incremental.Present(ctx, s.storage, s.b.history.Reusable(s.storage))
 	if err != nil {
 		return snapshot.Handle{}, nil, err
 	}
@@ -365,28 +366,6 @@ func (s *AsyncSnapshot) runIncremental(ctx context.Context, tracker *snapshot.Pr
 		written = append(written, f.Name)
 	}
 	return h, written, nil
-}
-
-// present returns the files of prev that storage lists. A file of the
-// last completed checkpoint can be gone: another writer's retention (a
-// zombie's, which committed a newer checkpoint first) deletes what no
-// retained checkpoint references. Such a file is uploaded again rather
-// than referenced, so the checkpoint can still commit.
-func present(ctx context.Context, st snapshot.Storage, prev map[string]snapshot.SharedFile) (map[string]snapshot.SharedFile, error) {
-	if len(prev) == 0 {
-		return prev, nil
-	}
-	names, err := st.List(ctx, snapshot.SharedDir+"/")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]snapshot.SharedFile, len(prev))
-	for local, f := range prev {
-		if _, ok := slices.BinarySearch(names, f.Name); ok {
-			out[local] = f
-		}
-	}
-	return out, nil
 }
 
 // Release gives up a snapshot that will not be run. It is a no-op once
@@ -552,7 +531,7 @@ func (b *Backend[K]) Checkpoint(ctx context.Context, st snapshot.Storage, id int
 	if r := b.restoredFrom; r != nil && snapshot.SameRoot(r.st, st) {
 		pinned = []int64{r.id}
 	}
-	rep, err := snapshot.RetainPinned(ctx, st, b.opts.RetainedCheckpoints, pinned)
+	rep, err := retention.RetainPinned(ctx, st, b.opts.RetainedCheckpoints, pinned)
 	if err == nil {
 		err = rep.Err()
 	}

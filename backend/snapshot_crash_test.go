@@ -21,6 +21,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // The crash test of checkpoints, in both modes. A child process (this test
@@ -195,7 +196,7 @@ func TestSnapshotCrashChild(t *testing.T) {
 	st := must(snapshot.NewLocal(root)).in(t)
 	// Restarting cleans up what the last run left half-written.
 	partial, tmps := cpCrashDebris(t, root)
-	noErr(t, snapshot.Recover(ctx, st))
+	noErr(t, retention.Recover(ctx, st))
 	if p, n := cpCrashDebris(t, root); len(p) > 0 || n > 0 {
 		t.Fatalf("after Recover at restart, partial checkpoints %v and %d temporary files remain", p, n)
 	}
@@ -308,7 +309,7 @@ func cpCrashRounds(t *testing.T, m mode, seed uint64, rounds int) {
 		}
 		childRecovered += r.recovered
 		if round%2 == 0 {
-			noErr(t, snapshot.Recover(ctx, st))
+			noErr(t, retention.Recover(ctx, st))
 			if partial, tmps := cpCrashDebris(t, root); len(partial) > 0 || tmps > 0 {
 				t.Fatalf("round %d: after Recover, partial checkpoints %v and %d temporary files remain", round, partial, tmps)
 			}

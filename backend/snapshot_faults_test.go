@@ -25,6 +25,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // TestSnapshotFaultsStorage: a checkpoint whose storage fails returns the
@@ -233,11 +234,11 @@ func TestSnapshotFaultsCorruptNewestMetadata(t *testing.T) {
 		// A restarted job recovers the root: Recover keeps checkpoint 2,
 		// whose metadata it cannot read, and says so; once 2 is discarded
 		// on purpose, its files go, and checkpoint 1 still restores.
-		if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+		if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
 			t.Fatalf("Recover with a corrupt chk-2/_metadata: %v; want ErrUnreadable", err)
 		}
 		noErr(t, snapshot.Discard(ctx, st, 2))
-		noErr(t, snapshot.Recover(ctx, st))
+		noErr(t, retention.Recover(ctx, st))
 		sharedExact(t, st)
 		restoreLatest("latest checkpoint after Recover")
 	})
@@ -291,7 +292,7 @@ func TestSnapshotFaultsMetadata(t *testing.T) {
 				// Recover never deletes a checkpoint whose metadata exists
 				// but does not verify: it keeps it and says so. One whose
 				// metadata is missing never completed, and goes.
-				err = snapshot.Recover(ctx, st)
+				err = retention.Recover(ctx, st)
 				if c.target == snapshot.ErrNotExist {
 					noErr(t, err)
 					emptyRoot(t, st.Root(), "after Recover")
@@ -399,7 +400,7 @@ func TestFaultsRetainEveryWrite(t *testing.T) {
 			st := &nthStorage{Storage: newStorage(t)}
 			copyTree(t, local.Root(), st.Storage.(*snapshot.Local).Root())
 			st.arm(1 << 30)
-			noErr(t, snapshot.Retain(ctx, st, 1))
+			noErr(t, retention.Retain(ctx, st, 1))
 			st.clear()
 			points = faultPoints(st.ops)
 		}
@@ -412,14 +413,14 @@ func TestFaultsRetainEveryWrite(t *testing.T) {
 				cctx, cancel := context.WithTimeout(ctx, faultDeadline)
 				defer cancel()
 				start := time.Now()
-				wantFault(t, "Retain", snapshot.Retain(cctx, st, 1), syscall.ENOSPC, start)
+				wantFault(t, "Retain", retention.Retain(cctx, st, 1), syscall.ENOSPC, start)
 				st.clear()
 				cp := must(snapshot.Latest(ctx, root)).in(t)
 				if cp.ID != 3 {
 					t.Fatalf("latest checkpoint %d after a failed retention", cp.ID)
 				}
 				restoreJob(t, root, cp.Handles, 1, m.each(), models[2]).verify(models[2], "checkpoint 3 after a failed retention")
-				noErr(t, snapshot.Retain(ctx, st, 1))
+				noErr(t, retention.Retain(ctx, st, 1))
 				if ids := must(snapshot.Completed(ctx, root)).in(t); !slices.Equal(ids, []int64{3}) {
 					t.Fatalf("completed checkpoints %v after retention keeping 1", ids)
 				}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
@@ -53,7 +55,7 @@ func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
 	// under its name, or its own.
 	old := sharedNames(h1)
 	for _, f := range h2.Shared {
-		if !old[f.Name] && f.Name != snapshot.SharedName(b.WriterID(), 2, f.LocalName) {
+		if !old[f.Name] && f.Name != incremental.SharedName(b.WriterID(), 2, f.LocalName) {
 			t.Errorf("checkpoint 2 references %s", f.Name)
 		}
 	}
@@ -121,7 +123,7 @@ func TestIncrementalRescaledRestoreGetsNewIdentity(t *testing.T) {
 					t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
 				}
 				for _, f := range h.Shared {
-					if f.Name != snapshot.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
+					if f.Name != incremental.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
 						t.Errorf("first checkpoint after rescaling references %s", f.Name)
 					}
 				}
@@ -208,13 +210,13 @@ func TestIncrementalBaseRetiredWhileInFlight(t *testing.T) {
 	m6 := j.model.clone()
 	hs, err := runAll(ctx, []*backend.AsyncSnapshot{s5, s6})
 	noErr(t, err)
-	noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: hs[:1]}, 1))
+	noErr(t, retention.Complete(ctx, st, &snapshot.Checkpoint{ID: 5, Handles: hs[:1]}, 1))
 	noErr(t, b.NotifyCheckpointComplete(5))
 	write(3)
 	s7 := must(b.Snapshot(7, st)).in(t)
 	m7 := j.model.clone()
 	h7 := must(s7.Run(ctx)).in(t)
-	noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: hs[1:]}, 1))
+	noErr(t, retention.Complete(ctx, st, &snapshot.Checkpoint{ID: 6, Handles: hs[1:]}, 1))
 	noErr(t, b.NotifyCheckpointComplete(6))
 	for _, h := range append(hs, h7) {
 		var ns []string
@@ -227,7 +229,7 @@ func TestIncrementalBaseRetiredWhileInFlight(t *testing.T) {
 	for _, f := range h7.Shared {
 		reuses5 = reuses5 || strings.Contains(f.Name, "-c5-")
 	}
-	err = snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 7, Handles: []snapshot.Handle{h7}}, 1)
+	err = retention.Complete(ctx, st, &snapshot.Checkpoint{ID: 7, Handles: []snapshot.Handle{h7}}, 1)
 	t.Logf("checkpoint 7 reuses uploads of 5: %v; Complete: %v", reuses5, err)
 	if !reuses5 {
 		t.Errorf("checkpoint 7 does not reuse checkpoint 5's uploads: the scenario did not happen")

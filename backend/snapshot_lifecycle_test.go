@@ -19,6 +19,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // nativeCheckpoints returns the native checkpoints an incremental
@@ -379,7 +380,7 @@ func inFlight(t *testing.T, m mode, st snapshot.Storage) (j *job, h5, h6 snapsho
 func TestSnapshotNotificationsOutOfOrder(t *testing.T) {
 	ctx := context.Background()
 	complete := func(t *testing.T, st snapshot.Storage, id int64, h snapshot.Handle) error {
-		return snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 2)
+		return retention.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 2)
 	}
 	scenarios := []struct {
 		name string

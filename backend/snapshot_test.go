@@ -25,6 +25,7 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 	"github.com/pebblestate/pebblestate/ttl"
 )
 
@@ -110,7 +111,7 @@ func TestSnapshotHandle(t *testing.T) {
 				}
 			}
 			for _, f := range h.Shared {
-				if f.Name != snapshot.SharedName(b.WriterID(), 9, f.LocalName) {
+				if f.Name != incremental.SharedName(b.WriterID(), 9, f.LocalName) {
 					t.Fatalf("shared file %s of local %s", f.Name, f.LocalName)
 				}
 			}
@@ -229,7 +230,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 			<-done
 			noErr(t, err)
 			cp := &snapshot.Checkpoint{ID: id, Handles: hs}
-			noErr(t, snapshot.Complete(ctx, st, cp, 3))
+			noErr(t, retention.Complete(ctx, st, cp, 3))
 			for _, in := range j.insts {
 				noErr(t, in.b.NotifyCheckpointComplete(id))
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // TestCheckpointOfOneSubtaskDoesNotRestoreAsComplete guards issue 12 case
@@ -52,7 +53,7 @@ func TestCheckpointOfOneSubtaskDoesNotRestoreAsComplete(t *testing.T) {
 		noErr(t, err)
 		for i, h := range hs {
 			cp := &snapshot.Checkpoint{ID: 2, Handles: []snapshot.Handle{h}}
-			if err := snapshot.Complete(ctx, st, cp, 1); !errors.Is(err, snapshot.ErrIncomplete) {
+			if err := retention.Complete(ctx, st, cp, 1); !errors.Is(err, snapshot.ErrIncomplete) {
 				t.Fatalf("Complete of checkpoint 2 with subtask %d's handle alone: %v; want ErrIncomplete", i, err)
 			}
 		}
@@ -69,7 +70,7 @@ func TestCheckpointOfOneSubtaskDoesNotRestoreAsComplete(t *testing.T) {
 
 		// Both handles in one checkpoint: it commits and restores every
 		// key at parallelism 1.
-		if err := snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: 2, Handles: hs}, 1); err != nil {
+		if err := retention.Complete(ctx, st, &snapshot.Checkpoint{ID: 2, Handles: hs}, 1); err != nil {
 			t.Fatalf("Complete of checkpoint 2 with both handles: %v", err)
 		}
 		r := restoreJob(t, st, hs, 1, m.each(), j.model)

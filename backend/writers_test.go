@@ -16,6 +16,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 func claim(o *backend.Options) { o.RestoreMode = backend.Claim }
@@ -317,7 +318,7 @@ func TestIncrementalForgottenNotifyStaysIncremental(t *testing.T) {
 	noErr(t, b.Compact(ctx))
 	take := func(id int64) snapshot.Handle {
 		h := must(must(b.Snapshot(id, st)).in(t).Run(ctx)).in(t)
-		noErr(t, snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 3))
+		noErr(t, retention.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 3))
 		return h // and no NotifyCheckpointComplete
 	}
 	h1 := take(1)

@@ -15,16 +15,17 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/checkpoint"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // The coordinator's overhead: a checkpoint of coordBackends backends (one
 // operator at parallelism 8, each subtask holding -coordkeys entries of
 // one value state) through checkpoint.Coordinator, against the same
 // backends' Snapshot, Run (on one goroutine each, as the coordinator runs
-// them) and snapshot.Complete and NotifyCheckpointComplete called directly:
+// them) and retention.Complete and NotifyCheckpointComplete called directly:
 //
 //	CoordinatorCheckpoint  Coordinator.Checkpoint
-//	DirectCheckpoint       Snapshot x8, Run x8 in parallel, snapshot.Complete (retention 1), notify x8
+//	DirectCheckpoint       Snapshot x8, Run x8 in parallel, retention.Complete (retention 1), notify x8
 //	CoordinatorPaired      both, alternating op by op on the same backends, each into its own root;
 //	                       coord/direct is the ratio of their total times, coord/direct-med the median
 //	                       of the per-pair ratios, coord/direct-cpu the ratio of the process CPU time
@@ -143,7 +144,7 @@ func directCheckpoint(ctx context.Context, bs []*backend.Backend[int64], st snap
 			return err
 		}
 	}
-	if err := snapshot.Complete(ctx, st, cp, 1); err != nil {
+	if err := retention.Complete(ctx, st, cp, 1); err != nil {
 		return err
 	}
 	for _, be := range bs {

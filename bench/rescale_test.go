@@ -10,6 +10,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Rescaling from incremental checkpoints, after flink-benchmarks'
@@ -115,7 +116,7 @@ func rescaleCheckpoint(st *snapshot.Local, dbs []string, kgs []backend.KeyGroupR
 		}
 		cp.Handles = append(cp.Handles, h)
 	}
-	if err := snapshot.Complete(ctx, st, cp, 1); err != nil {
+	if err := retention.Complete(ctx, st, cp, 1); err != nil {
 		return snapRoot{}, err
 	}
 	for _, be := range bes {

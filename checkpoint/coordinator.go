@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
 )
 
 // Coordinator runs the checkpoints of one job, as Flink's checkpoint
@@ -135,8 +135,6 @@ func NewCoordinator(ctx context.Context, opts Options) (*Coordinator, error) {
 	return c, nil
 }
 
-var sharedCreator = regexp.MustCompile(`^shared/[0-9a-f]+-c(\d+)-`)
-
 // maxUsedID returns the largest checkpoint id st shows: of a chk-<id>/
 // directory (completed or not) or of the creator of a shared file; -1 if
 // there is none.
@@ -157,10 +155,8 @@ func maxUsedID(ctx context.Context, st snapshot.Storage) (int64, error) {
 		return 0, err
 	}
 	for _, n := range shared {
-		if m := sharedCreator.FindStringSubmatch(n); m != nil {
-			if id, err := strconv.ParseInt(m[1], 10, 64); err == nil {
-				used = max(used, id)
-			}
+		if id, ok := incremental.SharedCreator(n); ok {
+			used = max(used, id)
 		}
 	}
 	return used, nil
@@ -180,8 +176,8 @@ func (c *Coordinator) removeTemp(ctx context.Context, id int64) error {
 		if strings.HasPrefix(name, dir) {
 			return true
 		}
-		m := sharedCreator.FindStringSubmatch(name)
-		return m != nil && m[1] == strconv.FormatInt(id, 10)
+		creator, ok := incremental.SharedCreator(name)
+		return ok && creator == id
 	})
 	if err != nil {
 		return fmt.Errorf("remove temporary files of checkpoint %d: %w", id, err)

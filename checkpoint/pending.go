@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // pendingState is where a checkpoint is in its life.
@@ -306,7 +307,7 @@ func (p *Pending) commit() {
 		}
 	}
 	c.step("retain", p.id)
-	rep, err := snapshot.RetainPinned(ctx, c.st, c.opts.RetainedCheckpoints, c.pinned)
+	rep, err := retention.RetainPinned(ctx, c.st, c.opts.RetainedCheckpoints, c.pinned)
 	if err == nil {
 		err = rep.Err()
 	}
@@ -342,7 +343,7 @@ func committedAnyway(ctx context.Context, st snapshot.Storage, cp *snapshot.Chec
 }
 
 // end records how the checkpoint ended, reports it and wakes its waiters.
-func (p *Pending) end(completed bool, err error, rep *snapshot.Report) {
+func (p *Pending) end(completed bool, err error, rep *retention.Report) {
 	c := p.c
 	st := Stats{ID: p.id, Triggered: p.triggered, Completed: completed, Err: err, Retention: rep}
 	c.mu.Lock()

@@ -3,7 +3,7 @@ package checkpoint
 import (
 	"time"
 
-	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Stats reports one checkpoint, completed or aborted: what a metrics
@@ -30,7 +30,7 @@ type Stats struct {
 	// CheckpointedSize and StateSize are the sums over Subtasks.
 	CheckpointedSize, StateSize int64
 	// Retention is what retention did after the commit, or nil.
-	Retention *snapshot.Report
+	Retention *retention.Report
 }
 
 // SubtaskStats reports one subtask's part of a checkpoint.

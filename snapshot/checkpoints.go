@@ -20,8 +20,9 @@ func MetadataPath(id int64) string { return Dir(id) + "/" + MetadataName }
 // SharedDir is the directory of files several checkpoints share.
 const SharedDir = "shared"
 
-// parseDir returns the id of a name under "chk-<id>/".
-func parseDir(name string) (int64, bool) {
+// ParseDir returns the id of the checkpoint whose directory holds name,
+// if name is under "chk-<id>/" for a well-formed id.
+func ParseDir(name string) (int64, bool) {
 	rest, ok := strings.CutPrefix(name, "chk-")
 	if !ok {
 		return 0, false
@@ -152,7 +153,7 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 	}
 	var ids []int64
 	for _, n := range names {
-		if id, ok := parseDir(n); ok && n == MetadataPath(id) {
+		if id, ok := ParseDir(n); ok && n == MetadataPath(id) {
 			ids = append(ids, id)
 		}
 	}
@@ -226,7 +227,7 @@ func LatestWithReport(ctx context.Context, st Storage) (*Checkpoint, []Skipped, 
 	if len(skipped) == 0 {
 		return nil, nil, fmt.Errorf("%w in %s", ErrNoCheckpoint, describe(st))
 	}
-	return nil, skipped, fmt.Errorf("%w in %s; passed over: %w", ErrNoCheckpoint, describe(st), skippedErr(skipped))
+	return nil, skipped, fmt.Errorf("%w in %s; passed over: %w", ErrNoCheckpoint, describe(st), SkippedErr(skipped))
 }
 
 // listErr joins errors on one line.
@@ -242,7 +243,9 @@ func (e listErr) Error() string {
 
 func (e listErr) Unwrap() []error { return e }
 
-func skippedErr(skipped []Skipped) error {
+// SkippedErr returns one error that wraps each skipped checkpoint's error,
+// joined on one line.
+func SkippedErr(skipped []Skipped) error {
 	errs := make(listErr, len(skipped))
 	for i, s := range skipped {
 		errs[i] = s.Err
@@ -265,22 +268,6 @@ func Discard(ctx context.Context, st Storage, id int64) error {
 		if err := st.Delete(ctx, n); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// Complete commits checkpoint cp (writes its metadata) and then applies
-// retention, keeping the newest keep completed checkpoints. It is the one
-// call a framework makes once every instance's handle is in. If the commit
-// succeeded and retention failed, or kept an unreadable checkpoint
-// (ErrUnreadable), the error says the checkpoint was committed: it exists,
-// and the backends must be told so.
-func Complete(ctx context.Context, st Storage, cp *Checkpoint, keep int) error {
-	if err := Commit(ctx, st, cp); err != nil {
-		return err
-	}
-	if err := Retain(ctx, st, keep); err != nil {
-		return fmt.Errorf("checkpoint %d committed, but retention failed: %w", cp.ID, err)
 	}
 	return nil
 }

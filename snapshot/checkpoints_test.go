@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // commitCheckpoint writes a data file for each handle of a sample
@@ -235,16 +235,16 @@ func TestCheckpointLatestDoesNotHideIOErrors(t *testing.T) {
 	if _, err := snapshot.Latest(ctx, st); !errors.Is(err, errInjected) {
 		t.Fatalf("Latest with List failing = %v", err)
 	}
-	if err := snapshot.Retain(ctx, st, 1); !errors.Is(err, errInjected) {
+	if err := retention.Retain(ctx, st, 1); !errors.Is(err, errInjected) {
 		t.Fatalf("Retain with List failing = %v", err)
 	}
-	if err := snapshot.Recover(ctx, st); !errors.Is(err, errInjected) {
+	if err := retention.Recover(ctx, st); !errors.Is(err, errInjected) {
 		t.Fatalf("Recover with List failing = %v", err)
 	}
 	// Recover does not discard a checkpoint it could not read.
 	st.failList = nil
 	st.failOpen = func(n string) bool { return n == snapshot.MetadataPath(2) }
-	if err := snapshot.Recover(ctx, st); !errors.Is(err, errInjected) {
+	if err := retention.Recover(ctx, st); !errors.Is(err, errInjected) {
 		t.Fatalf("Recover with Open failing = %v", err)
 	}
 	if ids := completed(t, local); !slices.Equal(ids, []int64{1, 2}) {
@@ -280,183 +280,5 @@ func TestCheckpointDiscard(t *testing.T) {
 	}
 	if got, _ := local.List(ctx, "chk-5/"); len(got) != 3 {
 		t.Fatalf("a failed Discard deleted data of a checkpoint that still exists: %v", got)
-	}
-}
-
-func TestCheckpointRetain(t *testing.T) {
-	ctx := context.Background()
-	st := newLocal(t)
-	putFile(t, st, "chk-0/full-crashed.dat", []byte("debris, older than newest"))
-	for id := int64(1); id <= 5; id++ {
-		commitCheckpoint(t, st, id)
-	}
-	putFile(t, st, "chk-3/extra.dat", []byte("extra file of 3"))
-	putFile(t, st, "chk-4/full-late.dat", []byte("kept with 4"))
-	putFile(t, st, "chk-6/full-inflight.dat", []byte("in flight, newer than newest"))
-	putFile(t, st, "shared/x.sst", []byte("shared"))
-	if err := snapshot.Retain(ctx, st, 2); err != nil {
-		t.Fatal(err)
-	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
-		t.Fatalf("Completed after Retain(2) = %v", ids)
-	}
-	names := listAll(t, st)
-	for _, n := range names {
-		if strings.HasPrefix(n, "chk-0/") || strings.HasPrefix(n, "chk-1/") ||
-			strings.HasPrefix(n, "chk-2/") || strings.HasPrefix(n, "chk-3/") {
-			t.Errorf("Retain left %s", n)
-		}
-	}
-	for _, want := range []string{"chk-4/full-late.dat", "chk-6/full-inflight.dat", "shared/x.sst", "chk-5/full-aaaa.dat"} {
-		if !slices.Contains(names, want) {
-			t.Errorf("Retain removed %s", want)
-		}
-	}
-	for _, p := range walkRoot(t, st.Root()) {
-		if p == "chk-0/" || p == "chk-1/" || p == "chk-2/" || p == "chk-3/" {
-			t.Errorf("Retain left the directory %s", p)
-		}
-	}
-	// keep < 1 counts as 1.
-	if err := snapshot.Retain(ctx, st, 0); err != nil {
-		t.Fatal(err)
-	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
-		t.Fatalf("Completed after Retain(0) = %v", ids)
-	}
-	if err := snapshot.Retain(ctx, st, -3); err != nil {
-		t.Fatal(err)
-	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
-		t.Fatalf("Completed after Retain(-3) = %v", ids)
-	}
-	// Nothing completed: nothing to do, debris stays (it may be in flight).
-	st2 := newLocal(t)
-	putFile(t, st2, "chk-1/full-x.dat", []byte("x"))
-	if err := snapshot.Retain(ctx, st2, 1); err != nil {
-		t.Fatal(err)
-	}
-	if got := listAll(t, st2); !slices.Equal(got, []string{"chk-1/full-x.dat"}) {
-		t.Fatalf("Retain with nothing completed: %v", got)
-	}
-}
-
-func TestCheckpointRetainCorruptNewest(t *testing.T) {
-	// A newest metadata that does not verify still counts for Retain (it
-	// lists, it does not verify); the point here is that Retain never
-	// deletes the newest verifiable checkpoint while keeping a corrupt one.
-	ctx := context.Background()
-	st := newLocal(t)
-	commitCheckpoint(t, st, 1)
-	commitCheckpoint(t, st, 2)
-	putFile(t, st, snapshot.MetadataPath(3), []byte("corrupt"))
-	rerr := snapshot.Retain(ctx, st, 1)
-	if !errors.Is(rerr, snapshot.ErrUnreadable) {
-		t.Errorf("Retain with a corrupt newest metadata = %v, want ErrUnreadable", rerr)
-	}
-	cp, err := snapshot.Latest(ctx, st)
-	if err != nil {
-		t.Fatalf("BUG: Retain(1) with a corrupt newest metadata (Retain = %v) discarded every verifiable checkpoint: Latest = %v (left %v)",
-			rerr, err, listAll(t, st))
-	}
-	if cp.ID != 2 {
-		t.Fatalf("Latest = %d", cp.ID)
-	}
-}
-
-func TestCheckpointRecover(t *testing.T) {
-	ctx := context.Background()
-	st := newLocal(t)
-	commitCheckpoint(t, st, 1)
-	commitCheckpoint(t, st, 2)
-	putFile(t, st, "chk-3/full-a.dat", []byte("no metadata"))       // crashed before commit
-	putFile(t, st, snapshot.MetadataPath(4), []byte("corrupt"))     // torn metadata
-	putFile(t, st, "chk-4/full-b.dat", []byte("data of corrupt 4")) //
-	putFile(t, st, "shared/s.sst", []byte("shared"))
-	for _, p := range []string{"chk-2/full-c.dat.0123456789ab.tmp", "chk-5/full-d.dat.0123456789ab.tmp",
-		"chk-4/full-e.dat.0123456789ab.tmp", "shared/t.sst.0123456789ab.tmp"} {
-		if err := os.MkdirAll(st.Path(p[:strings.LastIndex(p, "/")]), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(st.Path(p), []byte("partial"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Checkpoint 4's metadata exists but does not verify: Recover keeps it
-	// with all its files, deletes nothing in shared/, and says so.
-	rep, err := snapshot.RecoverWithReport(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Unreadable) != 1 || rep.Unreadable[0].ID != 4 || !slices.Equal(rep.Discarded, []int64{3}) || rep.SharedKept == "" {
-		t.Fatalf("report %+v", rep)
-	}
-	if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) || !strings.Contains(err.Error(), "chk-4/_metadata") {
-		t.Fatalf("Recover = %v, want ErrUnreadable naming chk-4/_metadata", err)
-	}
-	want := []string{
-		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
-		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
-		"chk-4/", "chk-4/_metadata", "chk-4/full-b.dat", "chk-4/full-e.dat.0123456789ab.tmp",
-		"shared/", "shared/s.sst", "shared/t.sst.0123456789ab.tmp",
-	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
-		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
-	}
-	// Once a person removes it, Recover cleans up the rest.
-	if err := st.Delete(ctx, snapshot.MetadataPath(4)); err != nil {
-		t.Fatal(err)
-	}
-	if err := snapshot.Recover(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	want = []string{
-		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
-		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
-		"shared/", "shared/s.sst",
-	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
-		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
-	}
-	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
-		t.Fatalf("Latest after Recover = %v, %v", cp, err)
-	}
-	// Idempotent.
-	if err := snapshot.Recover(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
-		t.Fatalf("after a second Recover: %v", got)
-	}
-}
-
-func TestCheckpointComplete(t *testing.T) {
-	ctx := context.Background()
-	st := newLocal(t)
-	for id := int64(1); id <= 4; id++ {
-		cp := sampleCheckpoint(id)
-		for _, h := range cp.Handles {
-			putFile(t, st, h.Files[0].Name, []byte("data"))
-		}
-		if err := snapshot.Complete(ctx, st, cp, 2); err != nil {
-			t.Fatal(err)
-		}
-		want := []int64{id}
-		if id > 1 {
-			want = []int64{id - 1, id}
-		}
-		if ids := completed(t, st); !slices.Equal(ids, want) {
-			t.Fatalf("after Complete(%d): %v", id, ids)
-		}
-	}
-	// Completing an existing id fails and changes nothing.
-	if err := snapshot.Complete(ctx, st, sampleCheckpoint(4), 1); err == nil {
-		t.Fatal("Complete of an existing id succeeded")
-	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{3, 4}) {
-		t.Fatalf("after a failed Complete: %v", ids)
-	}
-	if got := listAll(t, st); len(got) != 6 {
-		t.Fatalf("files: %v", got)
 	}
 }

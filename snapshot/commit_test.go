@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Tests of the commit's invariants: coverage of every key group exactly
@@ -98,7 +99,7 @@ func TestCompleteRefusesHandleOfAnotherCheckpoint(t *testing.T) {
 	before := walkRoot(t, st.Root())
 	cp := sampleCheckpoint(6)
 	cp.Handles[1] = sampleCheckpoint(5).Handles[1]
-	err := snapshot.Complete(ctx, st, cp, 1)
+	err := retention.Complete(ctx, st, cp, 1)
 	if !errors.Is(err, snapshot.ErrInconsistent) || !strings.Contains(err.Error(), "belongs to checkpoint 5, not 6") {
 		t.Fatalf("Complete with a handle of checkpoint 5 = %v", err)
 	}
@@ -359,7 +360,7 @@ func TestNilCheckpointIsAnError(t *testing.T) {
 	if err := snapshot.Commit(ctx, st, cp); err == nil {
 		t.Error("Commit(nil) succeeded")
 	}
-	if err := snapshot.Complete(ctx, st, cp, 1); err == nil {
+	if err := retention.Complete(ctx, st, cp, 1); err == nil {
 		t.Error("Complete(nil) succeeded")
 	}
 	if err := snapshot.Verify(ctx, st, cp); err == nil {

@@ -1,6 +1,8 @@
 // Package snapshot is checkpoint storage: where checkpoints live, what a
-// checkpoint's metadata says, and how completed checkpoints are found,
-// retained and discarded.
+// checkpoint's metadata says, and how completed checkpoints are found and
+// discarded. Retention (which checkpoints a root keeps) is package
+// snapshot/retention; the naming and collection of shared files,
+// snapshot/incremental.
 //
 // # Layout
 //
@@ -33,10 +35,10 @@
 //
 // The commit is an exclusive create: of two commits of one id exactly one
 // succeeds, the other gets ErrExist, and a committed file is never
-// replaced. Nothing unreadable is deleted: Retain and Recover keep a
-// checkpoint whose metadata exists but does not verify, and every shared
-// file, and report it (ErrUnreadable, Report); LatestWithReport says which
-// newer checkpoints it passed over.
+// replaced. Nothing unreadable is deleted: retention keeps a checkpoint
+// whose metadata exists but does not verify, and every shared file, and
+// reports it (ErrUnreadable); LatestWithReport says which newer
+// checkpoints it passed over.
 //
 // # Storage
 //

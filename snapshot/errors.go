@@ -26,8 +26,8 @@ var (
 
 	// ErrUnknownVersion is returned, together with ErrCorrupt, for
 	// metadata of a format version this build does not read (most likely
-	// written by a newer build). Retain and Recover never delete such a
-	// checkpoint.
+	// written by a newer build). Retention (package snapshot/retention)
+	// never deletes such a checkpoint.
 	ErrUnknownVersion = errors.New("unknown metadata version")
 
 	// ErrIncomplete is returned when handles do not cover the key groups
@@ -55,8 +55,9 @@ var (
 	// not allowed.
 	ErrNonRestoredState = errors.New("state no operator claims")
 
-	// ErrUnreadable is returned by Retain and Recover when they kept a
-	// checkpoint whose metadata exists but does not verify (see Report):
+	// ErrUnreadable is returned by retention.Retain and retention.Recover
+	// when they kept a checkpoint whose metadata exists but does not
+	// verify (see retention.Report):
 	// the rest of their work is done, and the error lists each one.
 	ErrUnreadable = errors.New("unreadable checkpoint kept")
 )

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Tests that names from metadata are checked before any use, and that
@@ -23,7 +24,7 @@ func nameCheckpoint() *snapshot.Checkpoint {
 	h := sampleHandle("aaaa", 7, 0, 128)
 	h.Kind, h.Compression, h.Blocks = snapshot.KindIncremental, "", nil
 	h.Files = []snapshot.FileRef{{Name: "chk-7/inc-aaaa/MANIFEST-000001", Size: 8}}
-	h.Shared = []snapshot.SharedFile{{FileRef: snapshot.FileRef{Name: snapshot.SharedName("aaaa", 7, "000004.sst"), Size: 3}, LocalName: "000004.sst"}}
+	h.Shared = []snapshot.SharedFile{{FileRef: snapshot.FileRef{Name: "shared/aaaa-c7-000004.sst", Size: 3}, LocalName: "000004.sst"}}
 	return &snapshot.Checkpoint{ID: 7, CreatedUnixMillis: 1, Handles: []snapshot.Handle{h}}
 }
 
@@ -53,7 +54,7 @@ func unsafeNameCases(outside string) []nameCase {
 	add("files[0].name", setFile, true, bad...)
 	add("shared[0].name", setShared, true, bad...)
 	// Safe storage names, but outside the field's own directory.
-	add("files[0].name", setFile, false, "chk-6/full-aaaa.dat", "chk-70/x", snapshot.SharedName("aaaa", 7, "000004.sst"), "top")
+	add("files[0].name", setFile, false, "chk-6/full-aaaa.dat", "chk-70/x", "shared/aaaa-c7-000004.sst", "top")
 	add("shared[0].name", setShared, false, "chk-7/inc-aaaa/MANIFEST-000001", "chk-6/x", "top")
 	// Local names must be plain file names.
 	add("shared[0].local_name", setLocal, false, "../../x.sst", "a/b.sst", "..", ".", "", outside, long, `..\x.sst`, "x\x00.sst", "MANIFEST-000001")
@@ -111,10 +112,10 @@ func TestUnsafeNamesAreCorrupt(t *testing.T) {
 			if len(st.Names()) != 1 || st.Names()[0] != "open "+snapshot.MetadataPath(7) {
 				t.Errorf("Load and Verify of unsafe names touched %q", st.Names())
 			}
-			if err := snapshot.Retain(ctx, st, 1); !errors.Is(err, snapshot.ErrUnreadable) {
+			if err := retention.Retain(ctx, st, 1); !errors.Is(err, snapshot.ErrUnreadable) {
 				t.Errorf("Retain = %v, want ErrUnreadable", err)
 			}
-			if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+			if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
 				t.Errorf("Recover = %v, want ErrUnreadable", err)
 			}
 			if c.storage {

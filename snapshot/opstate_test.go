@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Tests of the _metadata section of operator state: its rules, and that
@@ -200,7 +201,7 @@ func TestOperatorStateRetainAndRecover(t *testing.T) {
 	second := commitWithOperatorState(t, st, 2)
 	// Checkpoint 3 crashed after writing its operator state.
 	incPut(t, st, "chk-3/op-dead.dat", "debris")
-	if err := snapshot.Retain(ctx, st, 1); err != nil {
+	if err := retention.Retain(ctx, st, 1); err != nil {
 		t.Fatal(err)
 	}
 	names := incListNames(t, st, "")
@@ -217,7 +218,7 @@ func TestOperatorStateRetainAndRecover(t *testing.T) {
 	if !slices.Contains(names, "chk-3/op-dead.dat") {
 		t.Fatalf("retention deleted the files of checkpoint 3, which may be in flight: %q", names)
 	}
-	if err := snapshot.Recover(ctx, st); err != nil {
+	if err := retention.Recover(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	if names := incListNames(t, st, "chk-3/"); len(names) != 0 {

@@ -21,9 +21,10 @@ import (
 // an error wrapping ErrExist. This is what makes Commit of a checkpoint an
 // exclusive create, and it is safe for every writer of this module, since
 // each name carries the identity of the one writer entitled to it:
-// MetadataPath the checkpoint id, SharedName the writer (a backend's id,
-// drawn by every open and restore) and the checkpoint that uploads, and a
-// backend's data and private files both (see the backend package). A
+// MetadataPath the checkpoint id, incremental.SharedName the writer (a
+// backend's id, drawn by every open and restore) and the checkpoint that
+// uploads, and a backend's data and private files both (see the backend
+// package). A
 // collision therefore means two writers took one identity, which must
 // fail rather than lose one of them.
 type Storage interface {
@@ -64,8 +65,9 @@ type File interface {
 
 // TempRemover is implemented by storage in which a writer that dies
 // before Commit or Abort leaves a temporary file behind (Local does; an
-// object store whose unfinished uploads stay invisible need not). Retain
-// and Recover call it to collect that debris, which List does not show.
+// object store whose unfinished uploads stay invisible need not).
+// retention.Retain and retention.Recover call it to collect that debris,
+// which List does not show.
 type TempRemover interface {
 	// RemoveTemp removes every temporary file whose final name drop
 	// approves, and every empty directory whose name, followed by a slash,

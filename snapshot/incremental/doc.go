@@ -16,15 +16,24 @@
 // (or is found committed in storage, when the notification was missed),
 // and forgetting when one is aborted.
 //
+// The shared-file registry: SharedName names each upload in shared/ by
+// writer, creating checkpoint and local name, and SharedCreator reads the
+// creator back. The only record of who references a shared file is the
+// metadata of the completed checkpoints: SharedRefs counts the references
+// from it, CollectShared deletes the files nothing retained references
+// (package snapshot/retention calls it), and Present drops from the
+// reusable uploads those another writer's retention deleted.
+//
 // # Caveats
 //
 // SSTs are immutable and a file number is never reused within one database
 // lineage, so a local SST name identifies its content for as long as the
 // instance lives; across instances, forks and reopenings the shared name
-// carries the writer id (see snapshot.SharedName).
+// carries the writer id (see SharedName).
 //
-// The shared files' naming and their garbage collection stay in package
-// snapshot, beside retention: retention deletes checkpoints and must then
-// collect the shared files nothing retained references, and this package
-// imports snapshot, not the other way round.
+// Garbage collection never deletes a file a checkpoint newer than the
+// newest completed one uploaded (it may be in flight), nor a file
+// SharedName did not name. Retention, which discards checkpoints and then
+// collects their shared files, is package snapshot/retention: it imports
+// this package and snapshot, which imports neither.
 package incremental

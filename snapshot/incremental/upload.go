@@ -32,7 +32,7 @@ type Request struct {
 	Dir string
 	// CheckpointID is the checkpoint being taken.
 	CheckpointID int64
-	// WriterID is the writer's id (see snapshot.SharedName): every name
+	// WriterID is the writer's id (see SharedName): every name
 	// the upload creates carries it.
 	WriterID string
 	// Previous maps local SST names to their uploads in the last completed
@@ -78,7 +78,7 @@ func Run(ctx context.Context, st snapshot.Storage, req Request) (Upload, error) 
 				up.Total += prev.Size
 				continue
 			}
-			jobs = append(jobs, job{local: local, name: snapshot.SharedName(req.WriterID, req.CheckpointID, local), shared: true})
+			jobs = append(jobs, job{local: local, name: SharedName(req.WriterID, req.CheckpointID, local), shared: true})
 			continue
 		}
 		jobs = append(jobs, job{local: local, name: PrivateDir(req.CheckpointID, req.WriterID) + "/" + local})

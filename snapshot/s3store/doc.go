@@ -18,7 +18,7 @@
 // _metadata, written last, remains the checkpoint's commit point. A
 // writer that fails or is aborted aborts its multipart upload; one that
 // dies leaves an unfinished upload, which is invisible to List and Open,
-// and which RemoveTemp (called by snapshot.Retain and snapshot.Recover)
+// and which RemoveTemp (called by retention.Retain and retention.Recover)
 // aborts. There are no other temporary objects.
 //
 // Every upload carries a CRC-32C checksum that the server verifies

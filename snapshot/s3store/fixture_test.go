@@ -14,6 +14,7 @@ import (
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/internal/s3test"
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 	"github.com/pebblestate/pebblestate/snapshot/s3store"
 )
 
@@ -100,7 +101,7 @@ func (f *fixture) checkpoint(id int64, st snapshot.Storage) error {
 	if err != nil {
 		return err
 	}
-	if err := snapshot.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 1); err != nil {
+	if err := retention.Complete(ctx, st, &snapshot.Checkpoint{ID: id, Handles: []snapshot.Handle{h}}, 1); err != nil {
 		return err
 	}
 	return f.b.NotifyCheckpointComplete(id)

@@ -13,8 +13,8 @@ import (
 
 // RemoveTemp implements snapshot.TempRemover: it aborts every unfinished
 // multipart upload under the store's prefix whose file name drop approves
-// (the uploads of writers that died, or whose abort failed). snapshot.Retain
-// and snapshot.Recover call it. Unfinished uploads are the only debris an
+// (the uploads of writers that died, or whose abort failed). retention.Retain
+// and retention.Recover call it. Unfinished uploads are the only debris an
 // S3 writer leaves: a file of one part or less is sent whole at Commit.
 func (s *Store) RemoveTemp(ctx context.Context, drop func(name string) bool) error {
 	type upload struct{ key, id string }

@@ -1,4 +1,4 @@
-package snapshot_test
+package retention_test
 
 import (
 	"context"
@@ -6,12 +6,13 @@ import (
 	"errors"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Tests that retention and recovery never delete what they cannot read,
@@ -67,11 +68,11 @@ func TestRetainAndRecoverKeepUnreadableCheckpoint(t *testing.T) {
 				replaceFile(t, st, snapshot.MetadataPath(2), spoil(t, raw))
 				before := walkRoot(t, st.Root())
 
-				var rep *snapshot.Report
+				var rep *retention.Report
 				if op == "Retain" {
-					rep, err = snapshot.RetainWithReport(ctx, st, 1)
+					rep, err = retention.RetainWithReport(ctx, st, 1)
 				} else {
-					rep, err = snapshot.RecoverWithReport(ctx, st)
+					rep, err = retention.RecoverWithReport(ctx, st)
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -115,7 +116,7 @@ func TestRetainKeepsUnreadableWhileNewerComplete(t *testing.T) {
 	raw, _ := snapshot.ReadFile(ctx, st, snapshot.MetadataPath(2))
 	replaceFile(t, st, snapshot.MetadataPath(2), damage["flipped bit"](t, raw))
 	f3 := incUploadShared(t, st, incInst, 3, "000003.sst")
-	if err := snapshot.Complete(ctx, st, incCheckpointOf(t, st, 3, map[string][]snapshot.SharedFile{incInst: {f3}}), 1); !errors.Is(err, snapshot.ErrUnreadable) ||
+	if err := retention.Complete(ctx, st, incCheckpointOf(t, st, 3, map[string][]snapshot.SharedFile{incInst: {f3}}), 1); !errors.Is(err, snapshot.ErrUnreadable) ||
 		!strings.Contains(err.Error(), "checkpoint 3 committed") {
 		t.Fatalf("Complete(3) = %v, want a committed checkpoint and ErrUnreadable", err)
 	}
@@ -129,7 +130,7 @@ func TestRetainKeepsUnreadableWhileNewerComplete(t *testing.T) {
 	if err := snapshot.Discard(ctx, st, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Retain(ctx, st, 1); err != nil {
+	if err := retention.Retain(ctx, st, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f3.Name}) {
@@ -148,7 +149,7 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 	commitCheckpoint(t, st, 1)
 	// Checkpoint 2 crashes mid-upload: temporary files only, in chk-2 and
 	// in shared/, and a partial directory of one committed private file.
-	for _, name := range []string{"chk-2/full-aaaa.dat", "chk-2/inc-bbbb/MANIFEST-000001", snapshot.SharedName(incInst, 2, "000007.sst")} {
+	for _, name := range []string{"chk-2/full-aaaa.dat", "chk-2/inc-bbbb/MANIFEST-000001", incremental.SharedName(incInst, 2, "000007.sst")} {
 		w, err := st.Create(ctx, name)
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +168,7 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 	for _, h := range cp3.Handles {
 		putFile(t, st, h.Files[0].Name, []byte("data"))
 	}
-	if err := snapshot.Complete(ctx, st, cp3, 2); err != nil {
+	if err := retention.Complete(ctx, st, cp3, 2); err != nil {
 		t.Fatal(err)
 	}
 	var chk2, tmp4 []string
@@ -196,99 +197,180 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 	}
 }
 
-// TestLocalSymlinkedRoot guards issue 12's eighth complaint: a root
-// reached through a symbolic link looked empty, retention deleted
-// nothing, and a checkpoint older than the newest overwrote a completed
-// one.
-func TestLocalSymlinkedRoot(t *testing.T) {
+func TestRetain(t *testing.T) {
 	ctx := context.Background()
-	parent := t.TempDir()
-	target := filepath.Join(parent, "target")
-	link := filepath.Join(parent, "link")
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	st := newLocal(t)
+	putFile(t, st, "chk-0/full-crashed.dat", []byte("debris, older than newest"))
+	for id := int64(1); id <= 5; id++ {
+		commitCheckpoint(t, st, id)
+	}
+	putFile(t, st, "chk-3/extra.dat", []byte("extra file of 3"))
+	putFile(t, st, "chk-4/full-late.dat", []byte("kept with 4"))
+	putFile(t, st, "chk-6/full-inflight.dat", []byte("in flight, newer than newest"))
+	putFile(t, st, "shared/x.sst", []byte("shared"))
+	if err := retention.Retain(ctx, st, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(target, link); err != nil {
+	if ids := completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
+		t.Fatalf("Completed after Retain(2) = %v", ids)
+	}
+	names := listAll(t, st)
+	for _, n := range names {
+		if strings.HasPrefix(n, "chk-0/") || strings.HasPrefix(n, "chk-1/") ||
+			strings.HasPrefix(n, "chk-2/") || strings.HasPrefix(n, "chk-3/") {
+			t.Errorf("Retain left %s", n)
+		}
+	}
+	for _, want := range []string{"chk-4/full-late.dat", "chk-6/full-inflight.dat", "shared/x.sst", "chk-5/full-aaaa.dat"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Retain removed %s", want)
+		}
+	}
+	for _, p := range walkRoot(t, st.Root()) {
+		if p == "chk-0/" || p == "chk-1/" || p == "chk-2/" || p == "chk-3/" {
+			t.Errorf("Retain left the directory %s", p)
+		}
+	}
+	// keep < 1 counts as 1.
+	if err := retention.Retain(ctx, st, 0); err != nil {
 		t.Fatal(err)
 	}
-	st, err := snapshot.NewLocal(link)
+	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
+		t.Fatalf("Completed after Retain(0) = %v", ids)
+	}
+	if err := retention.Retain(ctx, st, -3); err != nil {
+		t.Fatal(err)
+	}
+	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
+		t.Fatalf("Completed after Retain(-3) = %v", ids)
+	}
+	// Nothing completed: nothing to do, debris stays (it may be in flight).
+	st2 := newLocal(t)
+	putFile(t, st2, "chk-1/full-x.dat", []byte("x"))
+	if err := retention.Retain(ctx, st2, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := listAll(t, st2); !slices.Equal(got, []string{"chk-1/full-x.dat"}) {
+		t.Fatalf("Retain with nothing completed: %v", got)
+	}
+}
+
+func TestRetainCorruptNewest(t *testing.T) {
+	// A newest metadata that does not verify still counts for Retain (it
+	// lists, it does not verify); the point here is that Retain never
+	// deletes the newest verifiable checkpoint while keeping a corrupt one.
+	ctx := context.Background()
+	st := newLocal(t)
+	commitCheckpoint(t, st, 1)
+	commitCheckpoint(t, st, 2)
+	putFile(t, st, snapshot.MetadataPath(3), []byte("corrupt"))
+	rerr := retention.Retain(ctx, st, 1)
+	if !errors.Is(rerr, snapshot.ErrUnreadable) {
+		t.Errorf("Retain with a corrupt newest metadata = %v, want ErrUnreadable", rerr)
+	}
+	cp, err := snapshot.Latest(ctx, st)
+	if err != nil {
+		t.Fatalf("BUG: Retain(1) with a corrupt newest metadata (Retain = %v) discarded every verifiable checkpoint: Latest = %v (left %v)",
+			rerr, err, listAll(t, st))
+	}
+	if cp.ID != 2 {
+		t.Fatalf("Latest = %d", cp.ID)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	commitCheckpoint(t, st, 1)
+	commitCheckpoint(t, st, 2)
+	putFile(t, st, "chk-3/full-a.dat", []byte("no metadata"))       // crashed before commit
+	putFile(t, st, snapshot.MetadataPath(4), []byte("corrupt"))     // torn metadata
+	putFile(t, st, "chk-4/full-b.dat", []byte("data of corrupt 4")) //
+	putFile(t, st, "shared/s.sst", []byte("shared"))
+	for _, p := range []string{"chk-2/full-c.dat.0123456789ab.tmp", "chk-5/full-d.dat.0123456789ab.tmp",
+		"chk-4/full-e.dat.0123456789ab.tmp", "shared/t.sst.0123456789ab.tmp"} {
+		if err := os.MkdirAll(st.Path(p[:strings.LastIndex(p, "/")]), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(st.Path(p), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Checkpoint 4's metadata exists but does not verify: Recover keeps it
+	// with all its files, deletes nothing in shared/, and says so.
+	rep, err := retention.RecoverWithReport(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if real, _ := filepath.EvalSymlinks(target); st.Root() != real {
-		t.Errorf("Root() = %s, want %s", st.Root(), real)
+	if len(rep.Unreadable) != 1 || rep.Unreadable[0].ID != 4 || !slices.Equal(rep.Discarded, []int64{3}) || rep.SharedKept == "" {
+		t.Fatalf("report %+v", rep)
 	}
-	for id := int64(1); id <= 5; id++ {
+	if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) || !strings.Contains(err.Error(), "chk-4/_metadata") {
+		t.Fatalf("Recover = %v, want ErrUnreadable naming chk-4/_metadata", err)
+	}
+	want := []string{
+		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
+		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
+		"chk-4/", "chk-4/_metadata", "chk-4/full-b.dat", "chk-4/full-e.dat.0123456789ab.tmp",
+		"shared/", "shared/s.sst", "shared/t.sst.0123456789ab.tmp",
+	}
+	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
+	}
+	// Once a person removes it, Recover cleans up the rest.
+	if err := st.Delete(ctx, snapshot.MetadataPath(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := retention.Recover(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		"chk-1/", "chk-1/_metadata", "chk-1/full-aaaa.dat", "chk-1/full-bbbb.dat",
+		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
+		"shared/", "shared/s.sst",
+	}
+	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
+	}
+	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
+		t.Fatalf("Latest after Recover = %v, %v", cp, err)
+	}
+	// Idempotent.
+	if err := retention.Recover(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+		t.Fatalf("after a second Recover: %v", got)
+	}
+}
+
+func TestComplete(t *testing.T) {
+	ctx := context.Background()
+	st := newLocal(t)
+	for id := int64(1); id <= 4; id++ {
 		cp := sampleCheckpoint(id)
 		for _, h := range cp.Handles {
 			putFile(t, st, h.Files[0].Name, []byte("data"))
 		}
-		if err := snapshot.Complete(ctx, st, cp, 2); err != nil {
+		if err := retention.Complete(ctx, st, cp, 2); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
-		t.Fatalf("completed through the link: %v, want retention to keep 4 and 5", ids)
-	}
-	// A second Local on the link sees the same checkpoints.
-	again, err := snapshot.NewLocal(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp, err := snapshot.Latest(ctx, again); err != nil || cp.ID != 5 {
-		t.Fatalf("Latest through the link = %v, %v", cp, err)
-	}
-	if err := snapshot.Commit(ctx, again, sampleCheckpoint(3)); !errors.Is(err, snapshot.ErrSubsumed) {
-		t.Fatalf("Commit(3) after 5 = %v, want ErrSubsumed", err)
-	}
-	if err := snapshot.Commit(ctx, again, sampleCheckpoint(5)); !errors.Is(err, snapshot.ErrExist) {
-		t.Fatalf("Commit(5) again = %v, want ErrExist", err)
-	}
-}
-
-// TestLocalZeroValue guards issue 12's tenth complaint: a zero Local
-// wrote chk-1/ into the working directory. Every method fails instead.
-func TestLocalZeroValue(t *testing.T) {
-	ctx := context.Background()
-	wd := t.TempDir()
-	t.Chdir(wd)
-	for _, st := range []*snapshot.Local{{}, nil} {
-		if w, err := st.Create(ctx, "chk-1/_metadata"); err == nil {
-			_ = w.Abort()
-			t.Error("Create succeeded")
+		want := []int64{id}
+		if id > 1 {
+			want = []int64{id - 1, id}
 		}
-		if _, err := st.Open(ctx, "chk-1/_metadata"); err == nil {
-			t.Error("Open succeeded")
-		}
-		if _, err := st.List(ctx, ""); err == nil {
-			t.Error("List succeeded")
-		}
-		if err := st.Delete(ctx, "chk-1/_metadata"); err == nil {
-			t.Error("Delete succeeded")
-		}
-		if err := st.RemoveTemp(ctx, func(string) bool { return true }); err == nil {
-			t.Error("RemoveTemp succeeded")
-		}
-		if err := st.Sweep(); err == nil {
-			t.Error("Sweep succeeded")
-		}
-		if _, err := st.LocalPath("chk-1/_metadata"); err == nil {
-			t.Error("LocalPath succeeded")
-		}
-		if err := snapshot.Commit(ctx, st, sampleCheckpoint(1)); err == nil || !strings.Contains(err.Error(), "NewLocal") {
-			t.Errorf("Commit = %v", err)
-		}
-		if err := snapshot.Retain(ctx, st, 1); err == nil {
-			t.Error("Retain succeeded")
-		}
-		if err := snapshot.Recover(ctx, st); err == nil {
-			t.Error("Recover succeeded")
+		if ids := completed(t, st); !slices.Equal(ids, want) {
+			t.Fatalf("after Complete(%d): %v", id, ids)
 		}
 	}
-	if _, err := snapshot.NewLocal(""); err == nil {
-		t.Error(`NewLocal("") succeeded`)
+	// Completing an existing id fails and changes nothing.
+	if err := retention.Complete(ctx, st, sampleCheckpoint(4), 1); err == nil {
+		t.Fatal("Complete of an existing id succeeded")
 	}
-	if got := walkRoot(t, wd); len(got) != 0 {
-		t.Fatalf("the working directory holds %v", got)
+	if ids := completed(t, st); !slices.Equal(ids, []int64{3, 4}) {
+		t.Fatalf("after a failed Complete: %v", ids)
+	}
+	if got := listAll(t, st); len(got) != 6 {
+		t.Fatalf("files: %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package snapshot_test
+package retention_test
 
 import (
 	"context"
@@ -10,138 +10,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pebblestate/pebblestate/snapshot"
+	"github.com/pebblestate/pebblestate/snapshot/incremental"
+	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
-// Tests of the shared-file registry: SharedRefs, and the garbage
-// collection Retain and Recover do, with sequences of checkpoints shaped
-// like incremental ones (each uploads its new SSTs to shared/ under
-// SharedName and reuses the previous completed checkpoint's).
-
-const incInst = "00c0ffee"
-
-func incLocalStorage(t testing.TB) *snapshot.Local {
-	t.Helper()
-	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "chk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-func incPut(t testing.TB, st snapshot.Storage, name, data string) snapshot.FileRef {
-	t.Helper()
-	w, err := st.Create(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte(data)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return snapshot.FileRef{Name: name, Size: int64(len(data))}
-}
-
-// incUploadShared stores an SST uploaded by checkpoint creator.
-func incUploadShared(t testing.TB, st snapshot.Storage, inst string, creator int64, local string) snapshot.SharedFile {
-	t.Helper()
-	name := snapshot.SharedName(inst, creator, local)
-	return snapshot.SharedFile{FileRef: incPut(t, st, name, "sst "+name), LocalName: local}
-}
-
-// incCheckpointOf builds the metadata of an incremental checkpoint with one
-// handle per instance, writing each handle's private MANIFEST.
-func incCheckpointOf(t testing.TB, st snapshot.Storage, id int64, shared map[string][]snapshot.SharedFile) *snapshot.Checkpoint {
-	t.Helper()
-	cp := &snapshot.Checkpoint{ID: id, CreatedUnixMillis: time.Now().UnixMilli()}
-	insts := make([]string, 0, len(shared))
-	for inst := range shared {
-		insts = append(insts, inst)
-	}
-	slices.Sort(insts)
-	for i, inst := range insts {
-		priv := incPut(t, st, fmt.Sprintf("%s/inc-%s/MANIFEST-000001", snapshot.Dir(id), inst), "manifest")
-		cp.Handles = append(cp.Handles, snapshot.Handle{
-			Operator: "op", InstanceID: inst, CheckpointID: id, Kind: snapshot.KindIncremental,
-			MaxParallelism: 128, KeyGroupStart: i * 128 / len(insts), KeyGroupEnd: (i + 1) * 128 / len(insts),
-			KeyCodec: "int64", Files: []snapshot.FileRef{priv}, Shared: shared[inst],
-		})
-	}
-	return cp
-}
-
-func incListNames(t testing.TB, st snapshot.Storage, prefix string) []string {
-	t.Helper()
-	names, err := st.List(context.Background(), prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return names
-}
-
-func incRefNames(t testing.TB, st snapshot.Storage, ids []int64) []string {
-	t.Helper()
-	refs, err := snapshot.SharedRefs(context.Background(), st, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for n := range refs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-func incCompleted(t testing.TB, st snapshot.Storage) []int64 {
-	t.Helper()
-	ids, err := snapshot.Completed(context.Background(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
-}
-
-func TestSharedRefsCounts(t *testing.T) {
-	ctx := context.Background()
-	st := incLocalStorage(t)
-	a := incUploadShared(t, st, "aa", 1, "000001.sst")
-	b := incUploadShared(t, st, "bb", 1, "000001.sst") // same local name, other instance
-	c := incUploadShared(t, st, "aa", 2, "000005.sst")
-	if a.Name == b.Name {
-		t.Fatalf("two instances' 000001.sst share the name %s", a.Name)
-	}
-	cp1 := incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{"aa": {a}, "bb": {b}})
-	if err := snapshot.Commit(ctx, st, cp1); err != nil {
-		t.Fatal(err)
-	}
-	cp2 := incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{"aa": {a, c}, "bb": {b}})
-	if err := snapshot.Commit(ctx, st, cp2); err != nil {
-		t.Fatal(err)
-	}
-	refs, err := snapshot.SharedRefs(ctx, st, []int64{1, 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{a.Name: 2, b.Name: 2, c.Name: 1}
-	if fmt.Sprint(refs) != fmt.Sprint(want) {
-		t.Errorf("SharedRefs(1, 2) = %v, want %v", refs, want)
-	}
-	refs, err = snapshot.SharedRefs(ctx, st, []int64{1})
-	if err != nil || fmt.Sprint(refs) != fmt.Sprint(map[string]int{a.Name: 1, b.Name: 1}) {
-		t.Errorf("SharedRefs(1) = %v, %v", refs, err)
-	}
-	if refs, err := snapshot.SharedRefs(ctx, st, nil); err != nil || len(refs) != 0 {
-		t.Errorf("SharedRefs() = %v, %v", refs, err)
-	}
-	if _, err := snapshot.SharedRefs(ctx, st, []int64{3}); !errors.Is(err, snapshot.ErrNotExist) {
-		t.Errorf("SharedRefs of a missing checkpoint = %v, want ErrNotExist", err)
-	}
-}
+// Tests of the garbage collection of shared files that Retain and Recover
+// do, with sequences of checkpoints shaped like incremental ones (each
+// uploads its new SSTs to shared/ under incremental.SharedName and reuses
+// the previous completed checkpoint's).
 
 // incSim drives a simulated incremental job: a set of live SSTs per
 // instance that changes between checkpoints, checkpoints that reuse the
@@ -235,7 +113,7 @@ func TestSharedRetain(t *testing.T) {
 				// dropped a file it reuses since it took its base (its base
 				// is then no longer retained): never committed then.
 				complete := func(cp *snapshot.Checkpoint) {
-					err := snapshot.Complete(ctx, s.st, cp, keep)
+					err := retention.Complete(ctx, s.st, cp, keep)
 					switch {
 					case err == nil:
 						completed(cp)
@@ -273,7 +151,7 @@ func TestSharedRetain(t *testing.T) {
 					for _, old := range subsumed {
 						if ids := incCompleted(t, s.st); len(ids) > 0 && ids[len(ids)-1] > old.ID {
 							subsumedN++
-							if err := snapshot.Complete(ctx, s.st, old, keep); !errors.Is(err, snapshot.ErrSubsumed) {
+							if err := retention.Complete(ctx, s.st, old, keep); !errors.Is(err, snapshot.ErrSubsumed) {
 								t.Fatalf("Complete(%d) after %d = %v, want ErrSubsumed", old.ID, ids[len(ids)-1], err)
 							}
 						}
@@ -282,7 +160,7 @@ func TestSharedRetain(t *testing.T) {
 				}
 				t.Logf("%d refused for a missing shared file, %d subsumed", refused, subsumedN)
 				// Recover: nothing is in flight any more.
-				if err := snapshot.Recover(ctx, s.st); err != nil {
+				if err := retention.Recover(ctx, s.st); err != nil {
 					t.Fatal(err)
 				}
 				s.newer = map[int64]bool{}
@@ -313,9 +191,9 @@ func TestSharedRetainExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}}), 3))
+	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}}), 3))
 	f3 := incUploadShared(t, st, incInst, 2, "000003.sst")
-	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f2, f3}}), 3))
+	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f2, f3}}), 3))
 	// Checkpoint 3 aborted after uploading; 4 in flight; 5 completes.
 	aborted := incUploadShared(t, st, incInst, 3, "000004.sst")
 	incPut(t, st, snapshot.Dir(3)+"/inc-x/MANIFEST-000001", "m")
@@ -324,7 +202,7 @@ func TestSharedRetainExact(t *testing.T) {
 	incPut(t, st, snapshot.Dir(6)+"/inc-x/MANIFEST-000001", "m")
 	// A file not named by SharedName: not ours to delete.
 	incPut(t, st, "shared/README", "foreign")
-	must(snapshot.Complete(ctx, st, incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f3, f5}}), 3))
+	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f3, f5}}), 3))
 
 	want := []string{f1.Name, f2.Name, f3.Name, f5.Name, flight6.Name, "shared/README"}
 	slices.Sort(want)
@@ -338,7 +216,7 @@ func TestSharedRetainExact(t *testing.T) {
 		t.Errorf("in-flight checkpoint 6's directory: %v", got)
 	}
 	// keep 1: only checkpoint 5's files and 6's uploads.
-	must(snapshot.Retain(ctx, st, 1))
+	must(retention.Retain(ctx, st, 1))
 	want = []string{f3.Name, f5.Name, flight6.Name, "shared/README"}
 	slices.Sort(want)
 	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
@@ -348,7 +226,7 @@ func TestSharedRetainExact(t *testing.T) {
 		t.Errorf("keep 1: completed %v", ids)
 	}
 	// Recover: no checkpoint in flight, every unreferenced upload goes.
-	must(snapshot.Recover(ctx, st))
+	must(retention.Recover(ctx, st))
 	want = []string{f3.Name, f5.Name, "shared/README"}
 	slices.Sort(want)
 	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
@@ -380,7 +258,7 @@ func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 	if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
+	if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
 		t.Fatalf("Recover = %v, want ErrUnreadable", err)
 	}
 	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{1, 2}) {
@@ -394,13 +272,13 @@ func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 func TestSharedRecoverRemovesTemporaryFiles(t *testing.T) {
 	ctx := context.Background()
 	st := incLocalStorage(t)
-	w, err := st.Create(ctx, snapshot.SharedName(incInst, 4, "000009.sst"))
+	w, err := st.Create(ctx, incremental.SharedName(incInst, 4, "000009.sst"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Write([]byte("half an upload"))
 	// The process dies here: the writer is neither committed nor aborted.
-	if err := snapshot.Recover(ctx, st); err != nil {
+	if err := retention.Recover(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	var left []string
@@ -422,14 +300,14 @@ func TestSharedCommitRefusesSubsumed(t *testing.T) {
 	f6 := incUploadShared(t, st, incInst, 6, "000001.sst")
 	cp5 := incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f5}})
 	cp6 := incCheckpointOf(t, st, 6, map[string][]snapshot.SharedFile{incInst: {f6}})
-	if err := snapshot.Complete(ctx, st, cp6, 3); err != nil {
+	if err := retention.Complete(ctx, st, cp6, 3); err != nil {
 		t.Fatal(err)
 	}
 	err := snapshot.Commit(ctx, st, cp5)
 	if !errors.Is(err, snapshot.ErrSubsumed) {
 		t.Fatalf("Commit(5) after 6 = %v, want ErrSubsumed", err)
 	}
-	if err := snapshot.Complete(ctx, st, cp5, 3); !errors.Is(err, snapshot.ErrSubsumed) {
+	if err := retention.Complete(ctx, st, cp5, 3); !errors.Is(err, snapshot.ErrSubsumed) {
 		t.Fatalf("Complete(5) after 6 = %v, want ErrSubsumed", err)
 	}
 	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{6}) {
@@ -455,7 +333,7 @@ func TestSharedCommitRefusesMissingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), f2.Name) {
 		t.Fatalf("Commit with %s missing = %v, want an error naming it", f2.Name, err)
 	}
-	if err := snapshot.Complete(ctx, st, cp, 1); err == nil {
+	if err := retention.Complete(ctx, st, cp, 1); err == nil {
 		t.Fatal("Complete with a missing shared file succeeded")
 	}
 	if ids := incCompleted(t, st); len(ids) != 0 {
