@@ -6,6 +6,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -234,8 +235,8 @@ func TestIncrementalBaseRetiredWhileInFlight(t *testing.T) {
 	}
 	want, latest := m7, int64(7)
 	if err != nil {
-		if !strings.Contains(err.Error(), "missing") {
-			t.Fatalf("Complete(7): %v", err)
+		if !errors.Is(err, snapshot.ErrNotExist) || !strings.Contains(err.Error(), "-c5-") {
+			t.Fatalf("Complete(7): %v; want ErrNotExist naming a file of checkpoint 5", err)
 		}
 		noErr(t, b.NotifyCheckpointAborted(ctx, 7, st))
 		want, latest = m6, 6

@@ -18,9 +18,7 @@ import (
 func commitCheckpoint(t testing.TB, st snapshot.Storage, id int64) *snapshot.Checkpoint {
 	t.Helper()
 	cp := sampleCheckpoint(id)
-	for _, h := range cp.Handles {
-		putFile(t, st, h.Files[0].Name, []byte("data of "+h.InstanceID))
-	}
+	putHandleFiles(t, st, cp)
 	if err := snapshot.Commit(context.Background(), st, cp); err != nil {
 		t.Fatalf("Commit(%d): %v", id, err)
 	}
@@ -435,9 +433,7 @@ func TestCheckpointComplete(t *testing.T) {
 	st := newLocal(t)
 	for id := int64(1); id <= 4; id++ {
 		cp := sampleCheckpoint(id)
-		for _, h := range cp.Handles {
-			putFile(t, st, h.Files[0].Name, []byte("data"))
-		}
+		putHandleFiles(t, st, cp)
 		if err := snapshot.Complete(ctx, st, cp, 2); err != nil {
 			t.Fatal(err)
 		}

@@ -169,6 +169,7 @@ func TestCommitTwoCommittersGoroutines(t *testing.T) {
 	ctx := context.Background()
 	for round := range 20 {
 		st := newLocal(t)
+		putHandleFiles(t, st, sampleCheckpoint(7))
 		const n = 4
 		errs := make([]error, n)
 		var start, wg sync.WaitGroup
@@ -233,6 +234,7 @@ func TestCommitChild(t *testing.T) {
 		fmt.Println("error:", err)
 		return
 	}
+	// The parent wrote the handles' files.
 	cp := sampleCheckpoint(7)
 	cp.CreatedUnixMillis = int64(i)
 	fmt.Println("ready")
@@ -261,6 +263,11 @@ func TestCommitTwoCommittersProcesses(t *testing.T) {
 	for round := range rounds {
 		dir := t.TempDir()
 		root := filepath.Join(dir, "root")
+		st, err := snapshot.NewLocal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		putHandleFiles(t, st, sampleCheckpoint(7))
 		const n = 2
 		outs := make([]*bufio.Scanner, n)
 		cmds := make([]*exec.Cmd, n)
@@ -303,10 +310,6 @@ func TestCommitTwoCommittersProcesses(t *testing.T) {
 			}
 		}
 		winner := checkOneWinner(t, round, errs)
-		st, err := snapshot.NewLocal(root)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cp, err := snapshot.Load(context.Background(), st, 7)
 		if err != nil || cp.CreatedUnixMillis != int64(winner) {
 			t.Fatalf("round %d: child %d won, the metadata is %+v, %v", round, winner, cp, err)
@@ -335,6 +338,7 @@ func TestCommitExclusiveWhenCheckRaces(t *testing.T) {
 	ctx := context.Background()
 	local := newLocal(t)
 	first := sampleCheckpoint(7)
+	putHandleFiles(t, local, first)
 	if err := snapshot.Commit(ctx, local, first); err != nil {
 		t.Fatal(err)
 	}

@@ -164,9 +164,7 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 	inflight.Write([]byte("in flight"))
 	inflightShared := incUploadShared(t, st, incInst, 4, "000009.sst")
 	cp3 := sampleCheckpoint(3)
-	for _, h := range cp3.Handles {
-		putFile(t, st, h.Files[0].Name, []byte("data"))
-	}
+	putHandleFiles(t, st, cp3)
 	if err := snapshot.Complete(ctx, st, cp3, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +218,7 @@ func TestLocalSymlinkedRoot(t *testing.T) {
 	}
 	for id := int64(1); id <= 5; id++ {
 		cp := sampleCheckpoint(id)
-		for _, h := range cp.Handles {
-			putFile(t, st, h.Files[0].Name, []byte("data"))
-		}
+		putHandleFiles(t, st, cp)
 		if err := snapshot.Complete(ctx, st, cp, 2); err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,21 @@ func newLocal(t testing.TB) *snapshot.Local {
 	return st
 }
 
+// putHandleFiles writes every file cp's handles reference (their own
+// files and shared files), each with the size its reference records, so
+// that Commit, which checks them, accepts the checkpoint.
+func putHandleFiles(t testing.TB, st snapshot.Storage, cp *snapshot.Checkpoint) {
+	t.Helper()
+	for _, h := range cp.Handles {
+		for _, f := range h.Files {
+			putFile(t, st, f.Name, make([]byte, f.Size))
+		}
+		for _, f := range h.Shared {
+			putFile(t, st, f.Name, make([]byte, f.Size))
+		}
+	}
+}
+
 // putFile writes and commits a file.
 func putFile(t testing.TB, st snapshot.Storage, name string, data []byte) {
 	t.Helper()
