@@ -55,7 +55,8 @@ import (
 //     own as it arrives (the keyed snapshot, then the write of the
 //     operator state). When every subtask has reported and every part
 //     has run, it commits the metadata (snapshot.Commit, which checks
-//     every operator's key-group coverage), aborts the in-flight
+//     every operator's key-group coverage and that every file the
+//     checkpoint references is in storage), aborts the in-flight
 //     checkpoints older than it (they are subsumed), notifies every
 //     participant of the completion, and applies retention. Commits run
 //     one at a time.
