@@ -97,7 +97,7 @@ func newSnapshotOwner(local *localCopies) *snapshotOwner {
 // 128 random bits in hex, drawn afresh by every Open and Restore. Unlike
 // the instance id, which a restore at the same key groups keeps, no two
 // backends share it, so no two write the same name into a checkpoint root
-// (see incremental.SharedName).
+// (see snapshot.SharedName).
 func (b *Backend[K]) WriterID() string { return b.snaps.writer }
 
 // Snapshot takes the synchronous part of a snapshot for checkpoint

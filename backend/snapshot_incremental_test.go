@@ -6,6 +6,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
-	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
@@ -55,7 +55,7 @@ func TestIncrementalSecondCheckpointUploadsLittle(t *testing.T) {
 	// under its name, or its own.
 	old := sharedNames(h1)
 	for _, f := range h2.Shared {
-		if !old[f.Name] && f.Name != incremental.SharedName(b.WriterID(), 2, f.LocalName) {
+		if !old[f.Name] && f.Name != snapshot.SharedName(b.WriterID(), 2, f.LocalName) {
 			t.Errorf("checkpoint 2 references %s", f.Name)
 		}
 	}
@@ -123,7 +123,7 @@ func TestIncrementalRescaledRestoreGetsNewIdentity(t *testing.T) {
 					t.Errorf("first checkpoint after rescaling uploaded %d of %d bytes", h.CheckpointedSize, h.StateSize)
 				}
 				for _, f := range h.Shared {
-					if f.Name != incremental.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
+					if f.Name != snapshot.SharedName(in.b.WriterID(), int64(10+p), f.LocalName) {
 						t.Errorf("first checkpoint after rescaling references %s", f.Name)
 					}
 				}
@@ -236,8 +236,8 @@ func TestIncrementalBaseRetiredWhileInFlight(t *testing.T) {
 	}
 	want, latest := m7, int64(7)
 	if err != nil {
-		if !strings.Contains(err.Error(), "missing") {
-			t.Fatalf("Complete(7): %v", err)
+		if !errors.Is(err, snapshot.ErrNotExist) || !strings.Contains(err.Error(), "-c5-") {
+			t.Fatalf("Complete(7): %v; want ErrNotExist naming a file of checkpoint 5", err)
 		}
 		noErr(t, b.NotifyCheckpointAborted(ctx, 7, st))
 		want, latest = m6, 6

@@ -111,7 +111,7 @@ func TestSnapshotHandle(t *testing.T) {
 				}
 			}
 			for _, f := range h.Shared {
-				if f.Name != incremental.SharedName(b.WriterID(), 9, f.LocalName) {
+				if f.Name != snapshot.SharedName(b.WriterID(), 9, f.LocalName) {
 					t.Fatalf("shared file %s of local %s", f.Name, f.LocalName)
 				}
 			}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
-	"github.com/pebblestate/pebblestate/snapshot/incremental"
 )
 
 // Coordinator runs the checkpoints of one job, as Flink's checkpoint
@@ -55,7 +54,8 @@ import (
 //     own as it arrives (the keyed snapshot, then the write of the
 //     operator state). When every subtask has reported and every part
 //     has run, it commits the metadata (snapshot.Commit, which checks
-//     every operator's key-group coverage), aborts the in-flight
+//     every operator's key-group coverage and that every file the
+//     checkpoint references is in storage), aborts the in-flight
 //     checkpoints older than it (they are subsumed), notifies every
 //     participant of the completion, and applies retention. Commits run
 //     one at a time.
@@ -155,7 +155,7 @@ func maxUsedID(ctx context.Context, st snapshot.Storage) (int64, error) {
 		return 0, err
 	}
 	for _, n := range shared {
-		if id, ok := incremental.SharedCreator(n); ok {
+		if id, ok := snapshot.SharedCreator(n); ok {
 			used = max(used, id)
 		}
 	}
@@ -176,7 +176,7 @@ func (c *Coordinator) removeTemp(ctx context.Context, id int64) error {
 		if strings.HasPrefix(name, dir) {
 			return true
 		}
-		creator, ok := incremental.SharedCreator(name)
+		creator, ok := snapshot.SharedCreator(name)
 		return ok && creator == id
 	})
 	if err != nil {

@@ -59,9 +59,16 @@ func where(st Storage, name string) string {
 // one succeeds, and the other fails with ErrExist; a committed checkpoint
 // is never replaced. A checkpoint older than the newest completed one is
 // subsumed (ErrSubsumed) and cannot be committed: retention may already
-// have deleted shared files it reuses. Every shared file the handles
-// reference must exist, and every operator state file with the size its
-// reference records (else ErrNotExist or ErrCorrupt, naming the file).
+// have deleted shared files it reuses.
+//
+// Every file the checkpoint references must be in storage: each handle's
+// own files (Handle.Files), the shared files this checkpoint uploaded and
+// every operator state file with the size their reference records; shared
+// files reused from earlier checkpoints, which were size-checked when
+// those committed, must be listed under shared/. Else the error wraps
+// ErrNotExist or ErrCorrupt and names the operator, the key groups or
+// subtask, and the file. Checksums are Verify's work (they cost a read of
+// every file).
 func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
 	if cp == nil {
 		return errors.New("commit: no checkpoint")
@@ -81,10 +88,7 @@ func Commit(ctx context.Context, st Storage, cp *Checkpoint) error {
 			return fmt.Errorf("%w: checkpoint %d, newer checkpoint %d completed in %s", ErrSubsumed, cp.ID, id, describe(st))
 		}
 	}
-	if err := checkShared(ctx, st, cp); err != nil {
-		return err
-	}
-	if err := checkOperatorStateFiles(ctx, st, cp); err != nil {
+	if err := checkFiles(ctx, st, cp); err != nil {
 		return err
 	}
 	enc, err := EncodeMetadata(cp)
@@ -159,30 +163,6 @@ func Completed(ctx context.Context, st Storage) ([]int64, error) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
-}
-
-// checkShared verifies every shared file cp references exists. (Sizes and
-// checksums are Verify's work: they cost a read of every file.)
-func checkShared(ctx context.Context, st Storage, cp *Checkpoint) error {
-	var names map[string]bool
-	for _, h := range cp.Handles {
-		for _, f := range h.Shared {
-			if names == nil {
-				list, err := st.List(ctx, SharedDir+"/")
-				if err != nil {
-					return err
-				}
-				names = make(map[string]bool, len(list))
-				for _, n := range list {
-					names[n] = true
-				}
-			}
-			if !names[f.Name] {
-				return fmt.Errorf("commit checkpoint %d: shared file %s is missing", cp.ID, where(st, f.Name))
-			}
-		}
-	}
-	return nil
 }
 
 // Skipped is a checkpoint that was passed over, or kept, because its

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
@@ -18,22 +19,11 @@ import (
 func commitCheckpoint(t testing.TB, st snapshot.Storage, id int64) *snapshot.Checkpoint {
 	t.Helper()
 	cp := sampleCheckpoint(id)
-	for _, h := range cp.Handles {
-		putFile(t, st, h.Files[0].Name, []byte("data of "+h.InstanceID))
-	}
+	storagetest.PutHandleFiles(t, st, cp)
 	if err := snapshot.Commit(context.Background(), st, cp); err != nil {
 		t.Fatalf("Commit(%d): %v", id, err)
 	}
 	return cp
-}
-
-func completed(t testing.TB, st snapshot.Storage) []int64 {
-	t.Helper()
-	ids, err := snapshot.Completed(context.Background(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
 }
 
 func TestCheckpointNames(t *testing.T) {
@@ -44,7 +34,7 @@ func TestCheckpointNames(t *testing.T) {
 
 func TestCheckpointCommitLoad(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	cp := commitCheckpoint(t, st, 7)
 	got, err := snapshot.Load(ctx, st, 7)
 	if err != nil {
@@ -69,7 +59,7 @@ func TestCheckpointCommitLoad(t *testing.T) {
 
 func TestCheckpointCommitSubsumed(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 5)
 	cp := sampleCheckpoint(4)
 	err := snapshot.Commit(ctx, st, cp)
@@ -84,62 +74,52 @@ func TestCheckpointCommitSubsumed(t *testing.T) {
 
 func TestCheckpointCommitInvalidHandleWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	cp := sampleCheckpoint(3)
 	cp.Handles[1].Blocks[0].KeyGroup = 0 // outside [64, 128)
 	err := snapshot.Commit(ctx, st, cp)
 	if err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Fatalf("Commit = %v", err)
 	}
-	if got := walkRoot(t, st.Root()); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, st.Root()); len(got) != 0 {
 		t.Fatalf("a failed Commit wrote %v", got)
 	}
 }
 
 func TestCheckpointLoadWrongID(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
-	putFile(t, st, snapshot.MetadataPath(6), mustEncode(t, sampleCheckpoint(5)))
+	st := storagetest.NewLocal(t)
+	storagetest.Put(t, st, snapshot.MetadataPath(6), mustEncode(t, sampleCheckpoint(5)))
 	_, err := snapshot.Load(ctx, st, 6)
 	wantCorrupt(t, err, "chk-6/_metadata", "holds checkpoint 5")
 }
 
 func TestCheckpointCompletedSkipsDebris(t *testing.T) {
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 1)
 	commitCheckpoint(t, st, 2)
 	commitCheckpoint(t, st, 10)
-	putFile(t, st, "chk-3/full-x.dat", []byte("no metadata"))
-	putFile(t, st, "chk-4/sub/_metadata", []byte("not the metadata"))
-	putFile(t, st, "chk-x/_metadata", []byte("not a checkpoint"))
-	putFile(t, st, "chk--1/_metadata", []byte("negative"))
-	putFile(t, st, "chk-5_metadata", []byte("no directory"))
-	putFile(t, st, "shared/_metadata", []byte("shared"))
-	if ids := completed(t, st); !slices.Equal(ids, []int64{1, 2, 10}) {
+	storagetest.Put(t, st, "chk-3/full-x.dat", []byte("no metadata"))
+	storagetest.Put(t, st, "chk-4/sub/_metadata", []byte("not the metadata"))
+	storagetest.Put(t, st, "chk-x/_metadata", []byte("not a checkpoint"))
+	storagetest.Put(t, st, "chk--1/_metadata", []byte("negative"))
+	storagetest.Put(t, st, "chk-5_metadata", []byte("no directory"))
+	storagetest.Put(t, st, "shared/_metadata", []byte("shared"))
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{1, 2, 10}) {
 		t.Fatalf("Completed = %v", ids)
 	}
 }
 
-// replaceFile deletes a file and writes it again: storage never replaces
-// a committed file.
-func replaceFile(t testing.TB, st snapshot.Storage, name string, data []byte) {
-	t.Helper()
-	if err := st.Delete(context.Background(), name); err != nil {
-		t.Fatal(err)
-	}
-	putFile(t, st, name, data)
-}
-
 func TestCheckpointLatest(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	_, err := snapshot.Latest(ctx, st)
 	if !errors.Is(err, snapshot.ErrNoCheckpoint) || !strings.Contains(err.Error(), st.Root()) {
 		t.Fatalf("Latest of an empty root = %v, want ErrNoCheckpoint naming %s", err, st.Root())
 	}
 	commitCheckpoint(t, st, 1)
 	commitCheckpoint(t, st, 2)
-	putFile(t, st, "chk-9/full-x.dat", []byte("in flight, no metadata"))
+	storagetest.Put(t, st, "chk-9/full-x.dat", []byte("in flight, no metadata"))
 	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
 		t.Fatalf("Latest = %v, %v", cp, err)
 	}
@@ -147,7 +127,7 @@ func TestCheckpointLatest(t *testing.T) {
 	// A corrupt newest metadata does not exist: the one before is latest,
 	// and LatestWithReport says checkpoint 3 was passed over, and why.
 	good := mustEncode(t, sampleCheckpoint(3))
-	putFile(t, st, snapshot.MetadataPath(3), good)
+	storagetest.Put(t, st, snapshot.MetadataPath(3), good)
 	for _, bad := range [][]byte{
 		good[:len(good)-1],
 		append(append([]byte(nil), good[:30]...), good[31:]...),
@@ -155,7 +135,7 @@ func TestCheckpointLatest(t *testing.T) {
 		{},
 		mustEncode(t, sampleCheckpoint(33)), // metadata in the wrong directory
 	} {
-		replaceFile(t, st, snapshot.MetadataPath(3), bad)
+		storagetest.Replace(t, st, snapshot.MetadataPath(3), bad)
 		if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
 			t.Fatalf("Latest with a corrupt chk-3 = %v, %v", cp, err)
 		}
@@ -165,15 +145,15 @@ func TestCheckpointLatest(t *testing.T) {
 			t.Fatalf("LatestWithReport with a corrupt chk-3 = %v, %+v, %v", cp, skipped, err)
 		}
 	}
-	replaceFile(t, st, snapshot.MetadataPath(3), good)
+	storagetest.Replace(t, st, snapshot.MetadataPath(3), good)
 	if cp, skipped, err := snapshot.LatestWithReport(ctx, st); err != nil || cp.ID != 3 || len(skipped) != 0 {
 		t.Fatalf("LatestWithReport = %v, %v, %v", cp, skipped, err)
 	}
 
 	// All corrupt: no checkpoint, and the error names each one passed over.
-	st2 := newLocal(t)
-	putFile(t, st2, snapshot.MetadataPath(1), []byte("x"))
-	putFile(t, st2, snapshot.MetadataPath(2), good[:10])
+	st2 := storagetest.NewLocal(t)
+	storagetest.Put(t, st2, snapshot.MetadataPath(1), []byte("x"))
+	storagetest.Put(t, st2, snapshot.MetadataPath(2), good[:10])
 	_, skipped, err := snapshot.LatestWithReport(ctx, st2)
 	if !errors.Is(err, snapshot.ErrNoCheckpoint) || len(skipped) != 2 || skipped[0].ID != 2 ||
 		!strings.Contains(err.Error(), "chk-1/_metadata") || !strings.Contains(err.Error(), "chk-2/_metadata") {
@@ -221,7 +201,7 @@ func (f *faultyStorage) List(ctx context.Context, prefix string) ([]string, erro
 
 func TestCheckpointLatestDoesNotHideIOErrors(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
+	local := storagetest.NewLocal(t)
 	commitCheckpoint(t, local, 1)
 	commitCheckpoint(t, local, 2)
 	st := &faultyStorage{Storage: local, failOpen: func(n string) bool { return n == snapshot.MetadataPath(2) }}
@@ -247,16 +227,16 @@ func TestCheckpointLatestDoesNotHideIOErrors(t *testing.T) {
 	if err := retention.Recover(ctx, st); !errors.Is(err, errInjected) {
 		t.Fatalf("Recover with Open failing = %v", err)
 	}
-	if ids := completed(t, local); !slices.Equal(ids, []int64{1, 2}) {
+	if ids := storagetest.Completed(t, local); !slices.Equal(ids, []int64{1, 2}) {
 		t.Fatalf("after a failed Recover, Completed = %v", ids)
 	}
 }
 
 func TestCheckpointDiscard(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
+	local := storagetest.NewLocal(t)
 	commitCheckpoint(t, local, 4)
-	putFile(t, local, "shared/a.sst", []byte("shared"))
+	storagetest.Put(t, local, "shared/a.sst", []byte("shared"))
 	st := &faultyStorage{Storage: local}
 	if err := snapshot.Discard(ctx, st, 4); err != nil {
 		t.Fatal(err)
@@ -265,7 +245,7 @@ func TestCheckpointDiscard(t *testing.T) {
 	if len(st.deleted) != 3 || st.deleted[0] != "chk-4/_metadata" {
 		t.Fatalf("deleted %v; want the metadata first, then two data files", st.deleted)
 	}
-	if got := walkRoot(t, local.Root()); !slices.Equal(got, []string{"shared/", "shared/a.sst"}) {
+	if got := storagetest.WalkRoot(t, local.Root()); !slices.Equal(got, []string{"shared/", "shared/a.sst"}) {
 		t.Fatalf("after Discard: %v", got)
 	}
 	// Discarding a missing checkpoint is fine.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
@@ -26,7 +27,7 @@ import (
 // says, and writes nothing.
 func commitFails(t *testing.T, cp *snapshot.Checkpoint, want error, says ...string) {
 	t.Helper()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	err := snapshot.Commit(context.Background(), st, cp)
 	if !errors.Is(err, want) {
 		t.Fatalf("Commit = %v, want %v", err, want)
@@ -36,7 +37,7 @@ func commitFails(t *testing.T, cp *snapshot.Checkpoint, want error, says ...stri
 			t.Errorf("error %q does not say %q", err, s)
 		}
 	}
-	if got := walkRoot(t, st.Root()); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, st.Root()); len(got) != 0 {
 		t.Errorf("a refused commit wrote %v", got)
 	}
 	// The same checkpoint, stored by a build without the check, does not
@@ -94,16 +95,16 @@ func TestCommitRefusesDisagreeingMaxParallelism(t *testing.T) {
 // delete chk-5, and checkpoint 6 could not be restored.
 func TestCompleteRefusesHandleOfAnotherCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 5)
-	before := walkRoot(t, st.Root())
+	before := storagetest.WalkRoot(t, st.Root())
 	cp := sampleCheckpoint(6)
 	cp.Handles[1] = sampleCheckpoint(5).Handles[1]
 	err := retention.Complete(ctx, st, cp, 1)
 	if !errors.Is(err, snapshot.ErrInconsistent) || !strings.Contains(err.Error(), "belongs to checkpoint 5, not 6") {
 		t.Fatalf("Complete with a handle of checkpoint 5 = %v", err)
 	}
-	if got := walkRoot(t, st.Root()); !slicesEqual(got, before) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slicesEqual(got, before) {
 		t.Fatalf("a refused Complete changed the root:\n%v\nto\n%v", before, got)
 	}
 	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 5 {
@@ -169,7 +170,8 @@ func TestCheckCovers(t *testing.T) {
 func TestCommitTwoCommittersGoroutines(t *testing.T) {
 	ctx := context.Background()
 	for round := range 20 {
-		st := newLocal(t)
+		st := storagetest.NewLocal(t)
+		storagetest.PutHandleFiles(t, st, sampleCheckpoint(7))
 		const n = 4
 		errs := make([]error, n)
 		var start, wg sync.WaitGroup
@@ -234,6 +236,7 @@ func TestCommitChild(t *testing.T) {
 		fmt.Println("error:", err)
 		return
 	}
+	// The parent wrote the handles' files.
 	cp := sampleCheckpoint(7)
 	cp.CreatedUnixMillis = int64(i)
 	fmt.Println("ready")
@@ -262,6 +265,11 @@ func TestCommitTwoCommittersProcesses(t *testing.T) {
 	for round := range rounds {
 		dir := t.TempDir()
 		root := filepath.Join(dir, "root")
+		st, err := snapshot.NewLocal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storagetest.PutHandleFiles(t, st, sampleCheckpoint(7))
 		const n = 2
 		outs := make([]*bufio.Scanner, n)
 		cmds := make([]*exec.Cmd, n)
@@ -304,10 +312,6 @@ func TestCommitTwoCommittersProcesses(t *testing.T) {
 			}
 		}
 		winner := checkOneWinner(t, round, errs)
-		st, err := snapshot.NewLocal(root)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cp, err := snapshot.Load(context.Background(), st, 7)
 		if err != nil || cp.CreatedUnixMillis != int64(winner) {
 			t.Fatalf("round %d: child %d won, the metadata is %+v, %v", round, winner, cp, err)
@@ -334,8 +338,9 @@ func (s staleList) List(ctx context.Context, prefix string) ([]string, error) {
 // check-then-rename race.
 func TestCommitExclusiveWhenCheckRaces(t *testing.T) {
 	ctx := context.Background()
-	local := newLocal(t)
+	local := storagetest.NewLocal(t)
 	first := sampleCheckpoint(7)
+	storagetest.PutHandleFiles(t, local, first)
 	if err := snapshot.Commit(ctx, local, first); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +360,7 @@ func TestCommitExclusiveWhenCheckRaces(t *testing.T) {
 // an error rather than panic.
 func TestNilCheckpointIsAnError(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	var cp *snapshot.Checkpoint
 	if err := snapshot.Commit(ctx, st, cp); err == nil {
 		t.Error("Commit(nil) succeeded")

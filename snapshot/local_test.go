@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
@@ -37,14 +38,12 @@ func TestLocalSymlinkedRoot(t *testing.T) {
 	}
 	for id := int64(1); id <= 5; id++ {
 		cp := sampleCheckpoint(id)
-		for _, h := range cp.Handles {
-			putFile(t, st, h.Files[0].Name, []byte("data"))
-		}
+		storagetest.PutHandleFiles(t, st, cp)
 		if err := retention.Complete(ctx, st, cp, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
 		t.Fatalf("completed through the link: %v, want retention to keep 4 and 5", ids)
 	}
 	// A second Local on the link sees the same checkpoints.
@@ -105,7 +104,7 @@ func TestLocalZeroValue(t *testing.T) {
 	if _, err := snapshot.NewLocal(""); err == nil {
 		t.Error(`NewLocal("") succeeded`)
 	}
-	if got := walkRoot(t, wd); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, wd); len(got) != 0 {
 		t.Fatalf("the working directory holds %v", got)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -140,4 +142,30 @@ func (h *Handle) validateNames() error {
 		}
 	}
 	return nil
+}
+
+// SharedName returns the storage name of an SST uploaded for checkpoint
+// creator by writer writerID, whose file in the writer's database is local
+// (such as "000123.sst"). The writer id is drawn afresh each time a
+// backend is opened or restored, so the name is unique to one writer: two
+// processes restored from one checkpoint, whose databases share their file
+// numbers (and perhaps their instance id), never write the same name. The
+// creator's id lets garbage collection tell old debris from uploads of
+// checkpoints still in flight.
+func SharedName(writerID string, creator int64, local string) string {
+	return fmt.Sprintf("%s/%s-c%d-%s", SharedDir, writerID, creator, local)
+}
+
+var sharedName = regexp.MustCompile(`^shared/[0-9a-f]+-c(\d+)-[^/]+$`)
+
+// SharedCreator returns the id of the checkpoint that uploaded the shared
+// file name, if name is one SharedName makes; other files in shared/ are
+// not named by this format, and retention deletes none of them.
+func SharedCreator(name string) (int64, bool) {
+	m := sharedName.FindStringSubmatch(name)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(m[1], 10, 64)
+	return id, err == nil
 }

@@ -86,12 +86,12 @@ func TestUnsafeNamesAreCorrupt(t *testing.T) {
 	}
 	commitCheckpoint(t, local, 6)
 	good := nameCheckpoint()
-	putFile(t, local, good.Handles[0].Files[0].Name, []byte("manifest"))
-	putFile(t, local, good.Handles[0].Shared[0].Name, []byte("sst"))
+	storagetest.Put(t, local, good.Handles[0].Files[0].Name, []byte("manifest"))
+	storagetest.Put(t, local, good.Handles[0].Shared[0].Name, []byte("sst"))
 	if _, err := snapshot.DecodeMetadata(metaName, mustEncode(t, good)); err != nil {
 		t.Fatalf("the good checkpoint: %v", err)
 	}
-	putFile(t, local, snapshot.MetadataPath(7), mustEncode(t, good))
+	storagetest.Put(t, local, snapshot.MetadataPath(7), mustEncode(t, good))
 
 	for _, c := range unsafeNameCases(secret) {
 		t.Run(fmt.Sprintf("%s=%.40q", c.field, c.value), func(t *testing.T) {
@@ -100,7 +100,7 @@ func TestUnsafeNamesAreCorrupt(t *testing.T) {
 			quoted := fmt.Sprintf("%q", c.value)
 			wantCorrupt(t, decodeErr(t, cp), metaName, c.field, quoted)
 
-			replaceFile(t, local, snapshot.MetadataPath(7), mustEncode(t, cp))
+			storagetest.Replace(t, local, snapshot.MetadataPath(7), mustEncode(t, cp))
 			before := storagetest.Tree(t, parent)
 			st := &storagetest.Recording{Storage: local}
 			if _, err := snapshot.Load(ctx, st, 7); !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), quoted) {
@@ -230,5 +230,26 @@ func TestLocalSymlinkInsideRootStaysInside(t *testing.T) {
 	}
 	if after := storagetest.Tree(t, parent); after != before {
 		t.Fatalf("the tree changed:\n%s\nto\n%s", before, after)
+	}
+}
+
+// TestSharedCreator: SharedCreator reads back the creator of every name
+// SharedName makes, and refuses every other name, which collection then
+// leaves alone.
+func TestSharedCreator(t *testing.T) {
+	for _, id := range []int64{0, 7, 1 << 40} {
+		name := snapshot.SharedName("00c0ffee", id, "000123.sst")
+		if got, ok := snapshot.SharedCreator(name); !ok || got != id {
+			t.Errorf("SharedCreator(%s) = %d, %v; want %d", name, got, ok, id)
+		}
+	}
+	for _, name := range []string{
+		"shared/README", "shared/00c0ffee-000123.sst", "shared/XYZ-c3-000123.sst",
+		"shared/00c0ffee-c3-", "shared/00c0ffee-c3-a/b.sst", "chk-3/00c0ffee-c3-000123.sst",
+		"shared/00c0ffee-c99999999999999999999-000123.sst",
+	} {
+		if id, ok := snapshot.SharedCreator(name); ok {
+			t.Errorf("SharedCreator(%s) = %d, true; want not ours", name, id)
+		}
 	}
 }

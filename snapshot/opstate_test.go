@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
@@ -76,11 +77,11 @@ func TestOperatorStateRefsValidate(t *testing.T) {
 			// Decoding refuses it as corrupt, and Commit writes nothing.
 			_, err = snapshot.DecodeMetadata(metaName, frame("PBSTMETA", 2, mustJSON(t, cp)))
 			wantCorrupt(t, err, metaName, c.says)
-			st := incLocalStorage(t)
+			st := storagetest.NewLocal(t)
 			if err := snapshot.Commit(context.Background(), st, cp); err == nil {
 				t.Fatal("Commit accepted it")
 			}
-			if ids := completed(t, st); len(ids) != 0 {
+			if ids := storagetest.Completed(t, st); len(ids) != 0 {
 				t.Fatalf("Commit wrote checkpoints %v", ids)
 			}
 		})
@@ -146,7 +147,7 @@ func commitWithOperatorState(t *testing.T, st snapshot.Storage, id int64) *snaps
 
 func putRef(t *testing.T, st snapshot.Storage, name, data string) snapshot.FileRef {
 	t.Helper()
-	ref := incPut(t, st, name, data)
+	ref := storagetest.Put(t, st, name, []byte(data))
 	ref.CRC32C = crc32.Checksum([]byte(data), crc32.MakeTable(crc32.Castagnoli))
 	return ref
 }
@@ -155,7 +156,7 @@ func TestOperatorStateVerify(t *testing.T) {
 	ctx := context.Background()
 	for _, what := range []string{"intact", "flipped", "truncated", "missing"} {
 		t.Run(what, func(t *testing.T) {
-			st := incLocalStorage(t)
+			st := storagetest.NewLocal(t)
 			cp := commitWithOperatorState(t, st, 7)
 			if got := snapshot.Files(cp); len(got) != 5 || got[4].Name != cp.OperatorStates[2].Name {
 				t.Fatalf("Files: %+v", got)
@@ -196,15 +197,15 @@ func TestOperatorStateVerify(t *testing.T) {
 // that never committed.
 func TestOperatorStateRetainAndRecover(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
+	st := storagetest.NewLocal(t)
 	first := commitWithOperatorState(t, st, 1)
 	second := commitWithOperatorState(t, st, 2)
 	// Checkpoint 3 crashed after writing its operator state.
-	incPut(t, st, "chk-3/op-dead.dat", "debris")
+	storagetest.Put(t, st, "chk-3/op-dead.dat", []byte("debris"))
 	if err := retention.Retain(ctx, st, 1); err != nil {
 		t.Fatal(err)
 	}
-	names := incListNames(t, st, "")
+	names := storagetest.List(t, st, "")
 	for _, r := range first.OperatorStates {
 		if slices.Contains(names, r.Name) {
 			t.Fatalf("retention kept %s of discarded checkpoint 1: %q", r.Name, names)
@@ -221,7 +222,7 @@ func TestOperatorStateRetainAndRecover(t *testing.T) {
 	if err := retention.Recover(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	if names := incListNames(t, st, "chk-3/"); len(names) != 0 {
+	if names := storagetest.List(t, st, "chk-3/"); len(names) != 0 {
 		t.Fatalf("Recover left %q", names)
 	}
 	if err := snapshot.Verify(ctx, st, second); err != nil {
@@ -245,7 +246,7 @@ func TestCommitChecksOperatorStateFiles(t *testing.T) {
 	ctx := context.Background()
 	for _, what := range []string{"missing", "short", "long"} {
 		t.Run(what, func(t *testing.T) {
-			st := incLocalStorage(t)
+			st := storagetest.NewLocal(t)
 			cp := withOperatorState(sampleCheckpoint(7))
 			for i := range cp.Handles {
 				cp.Handles[i].Files[0] = putRef(t, st, cp.Handles[i].Files[0].Name, "keyed "+cp.Handles[i].InstanceID)
@@ -272,7 +273,7 @@ func TestCommitChecksOperatorStateFiles(t *testing.T) {
 				}
 			}
 			name := cp.OperatorStates[1].Name
-			before := incListNames(t, st, "")
+			before := storagetest.List(t, st, "")
 			err := snapshot.Commit(ctx, st, cp)
 			switch {
 			case err == nil:
@@ -284,10 +285,10 @@ func TestCommitChecksOperatorStateFiles(t *testing.T) {
 			case what != "missing" && !errors.Is(err, snapshot.ErrCorrupt):
 				t.Fatalf("Commit = %v; want ErrCorrupt", err)
 			}
-			if after := incListNames(t, st, ""); !slices.Equal(after, before) {
+			if after := storagetest.List(t, st, ""); !slices.Equal(after, before) {
 				t.Fatalf("a refused commit changed the storage: %q to %q", before, after)
 			}
-			if ids := completed(t, st); len(ids) != 0 {
+			if ids := storagetest.Completed(t, st); len(ids) != 0 {
 				t.Fatalf("completed checkpoints after a refused commit: %v", ids)
 			}
 		})

@@ -21,7 +21,7 @@ import (
 // an error wrapping ErrExist. This is what makes Commit of a checkpoint an
 // exclusive create, and it is safe for every writer of this module, since
 // each name carries the identity of the one writer entitled to it:
-// MetadataPath the checkpoint id, incremental.SharedName the writer (a
+// MetadataPath the checkpoint id, snapshot.SharedName the writer (a
 // backend's id, drawn by every open and restore) and the checkpoint that
 // uploads, and a backend's data and private files both (see the backend
 // package). A

@@ -18,71 +18,9 @@ import (
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
-// newLocal returns Local storage in a new temporary directory.
-func newLocal(t testing.TB) *snapshot.Local {
-	t.Helper()
-	st, err := snapshot.NewLocal(filepath.Join(t.TempDir(), "root"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// putFile writes and commits a file.
-func putFile(t testing.TB, st snapshot.Storage, name string, data []byte) {
-	t.Helper()
-	w, err := st.Create(context.Background(), name)
-	if err != nil {
-		t.Fatalf("Create(%s): %v", name, err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatalf("Write(%s): %v", name, err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatalf("Commit(%s): %v", name, err)
-	}
-}
-
-// listAll lists every committed file.
-func listAll(t testing.TB, st snapshot.Storage) []string {
-	t.Helper()
-	names, err := st.List(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return names
-}
-
-// walkRoot returns every path under root (files and directories, relative,
-// slash-separated, directories with a trailing slash), sorted.
-func walkRoot(t testing.TB, root string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			rel += "/"
-		}
-		out = append(out, rel)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func TestStorageLocalCommitVisible(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	w, err := st.Create(ctx, "chk-1/data")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +32,7 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not visible before Commit.
-	if names := listAll(t, st); len(names) != 0 {
+	if names := storagetest.List(t, st, ""); len(names) != 0 {
 		t.Fatalf("before Commit, List = %v", names)
 	}
 	if _, err := st.Open(ctx, "chk-1/data"); !errors.Is(err, snapshot.ErrNotExist) {
@@ -103,7 +41,7 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if names := listAll(t, st); !slices.Equal(names, []string{"chk-1/data"}) {
+	if names := storagetest.List(t, st, ""); !slices.Equal(names, []string{"chk-1/data"}) {
 		t.Fatalf("after Commit, List = %v", names)
 	}
 	f, err := st.Open(ctx, "chk-1/data")
@@ -119,7 +57,7 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 		t.Fatalf("ReadFile = %q, %v", got, err)
 	}
 	// Only the committed file is on disk, no temporary.
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"chk-1/", "chk-1/data"}) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, []string{"chk-1/", "chk-1/data"}) {
 		t.Fatalf("on disk: %v", got)
 	}
 	if st.Path("chk-1/data") != filepath.Join(st.Root(), "chk-1", "data") {
@@ -144,8 +82,8 @@ func TestStorageLocalCommitVisible(t *testing.T) {
 // Guards issue 12 case 2 (one writer overwrote the other's files).
 func TestStorageLocalCommitNeverReplaces(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
-	putFile(t, st, "a", []byte("first"))
+	st := storagetest.NewLocal(t)
+	storagetest.Put(t, st, "a", []byte("first"))
 	if w, err := st.Create(ctx, "a"); !errors.Is(err, snapshot.ErrExist) || !strings.Contains(err.Error(), st.Path("a")) {
 		if w != nil {
 			_ = w.Abort()
@@ -173,14 +111,14 @@ func TestStorageLocalCommitNeverReplaces(t *testing.T) {
 			t.Fatalf("%s holds %q, %v; want %q", name, got, err, want)
 		}
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"a", "chk-1/", "chk-1/b"}) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, []string{"a", "chk-1/", "chk-1/b"}) {
 		t.Fatalf("on disk: %v", got)
 	}
 }
 
 func TestStorageLocalAbortLeavesNothing(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	w, err := st.Create(ctx, "chk-3/full-x.dat")
 	if err != nil {
 		t.Fatal(err)
@@ -197,28 +135,28 @@ func TestStorageLocalAbortLeavesNothing(t *testing.T) {
 	if err := w.Commit(); err == nil {
 		t.Fatal("Commit after Abort succeeded")
 	}
-	for _, p := range walkRoot(t, st.Root()) {
+	for _, p := range storagetest.WalkRoot(t, st.Root()) {
 		if !strings.HasSuffix(p, "/") {
 			t.Errorf("Abort left file %s", p)
 		}
 	}
-	if names := listAll(t, st); len(names) != 0 {
+	if names := storagetest.List(t, st, ""); len(names) != 0 {
 		t.Fatalf("List = %v", names)
 	}
 	// The directory Create made is empty; Sweep removes it.
 	if err := st.Sweep(); err != nil {
 		t.Fatal(err)
 	}
-	if got := walkRoot(t, st.Root()); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, st.Root()); len(got) != 0 {
 		t.Fatalf("after Sweep: %v", got)
 	}
 }
 
 func TestStorageLocalListSkipsTempAndFiltersPrefix(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	for _, n := range []string{"chk-2/_metadata", "chk-10/_metadata", "chk-1/b", "chk-1/a", "shared/s1", "other"} {
-		putFile(t, st, n, []byte(n))
+		storagetest.Put(t, st, n, []byte(n))
 	}
 	// A writer in progress has a temporary file on disk.
 	w, err := st.Create(ctx, "chk-1/c")
@@ -230,7 +168,7 @@ func TestStorageLocalListSkipsTempAndFiltersPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tmps int
-	for _, p := range walkRoot(t, st.Root()) {
+	for _, p := range storagetest.WalkRoot(t, st.Root()) {
 		if strings.HasSuffix(p, ".tmp") {
 			tmps++
 		}
@@ -243,7 +181,7 @@ func TestStorageLocalListSkipsTempAndFiltersPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"chk-1/a", "chk-1/b", "chk-10/_metadata", "chk-2/_metadata", "other", "shared/s1"}
-	if got := listAll(t, st); !slices.Equal(got, want) {
+	if got := storagetest.List(t, st, ""); !slices.Equal(got, want) {
 		t.Fatalf("List(\"\") = %v, want %v", got, want)
 	}
 	if got, _ := st.List(ctx, "chk-1"); !slices.Equal(got, []string{"chk-1/a", "chk-1/b", "chk-10/_metadata"}) {
@@ -270,20 +208,20 @@ func TestStorageLocalListSkipsTempAndFiltersPrefix(t *testing.T) {
 
 func TestStorageLocalDeleteRemovesEmptyDirs(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
-	putFile(t, st, "chk-1/a", []byte("a"))
-	putFile(t, st, "chk-1/b", []byte("b"))
-	putFile(t, st, "top", []byte("t"))
+	st := storagetest.NewLocal(t)
+	storagetest.Put(t, st, "chk-1/a", []byte("a"))
+	storagetest.Put(t, st, "chk-1/b", []byte("b"))
+	storagetest.Put(t, st, "top", []byte("t"))
 	if err := st.Delete(ctx, "chk-1/a"); err != nil {
 		t.Fatal(err)
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"chk-1/", "chk-1/b", "top"}) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, []string{"chk-1/", "chk-1/b", "top"}) {
 		t.Fatalf("after one delete: %v", got)
 	}
 	if err := st.Delete(ctx, "chk-1/b"); err != nil {
 		t.Fatal(err)
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, []string{"top"}) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, []string{"top"}) {
 		t.Fatalf("deleting the last file left: %v", got)
 	}
 	// Deleting a missing file is not an error.
@@ -303,9 +241,9 @@ func TestStorageLocalDeleteRemovesEmptyDirs(t *testing.T) {
 }
 
 func TestStorageLocalSweep(t *testing.T) {
-	st := newLocal(t)
-	putFile(t, st, "chk-1/_metadata", []byte("m"))
-	putFile(t, st, "shared/a.sst", []byte("s"))
+	st := storagetest.NewLocal(t)
+	storagetest.Put(t, st, "chk-1/_metadata", []byte("m"))
+	storagetest.Put(t, st, "shared/a.sst", []byte("s"))
 	for _, p := range []string{
 		"chk-1/full-x.dat.aaaaaaaaaaaa.tmp",
 		"chk-2/full-y.dat.bbbbbbbbbbbb.tmp",
@@ -327,21 +265,21 @@ func TestStorageLocalSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"chk-1/", "chk-1/_metadata", "shared/", "shared/a.sst"}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, want) {
 		t.Fatalf("after Sweep: %v, want %v", got, want)
 	}
 	// Idempotent.
 	if err := st.Sweep(); err != nil {
 		t.Fatal(err)
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, want) {
 		t.Fatalf("after second Sweep: %v", got)
 	}
 }
 
 func TestStorageLocalBadNames(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	for _, name := range []string{"", "/abs", "../escape", "..", "a/../b", "a//b", "./a", "a/", "chk-1/../../x"} {
 		if w, err := st.Create(ctx, name); err == nil {
 			_ = w.Abort()
@@ -355,7 +293,7 @@ func TestStorageLocalBadNames(t *testing.T) {
 			t.Errorf("Delete(%q) succeeded", name)
 		}
 	}
-	if got := walkRoot(t, st.Root()); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, st.Root()); len(got) != 0 {
 		t.Fatalf("bad names wrote %v", got)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(st.Root()), "escape")); err == nil {
@@ -364,7 +302,7 @@ func TestStorageLocalBadNames(t *testing.T) {
 }
 
 func TestStorageLocalCreateCancelled(t *testing.T) {
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if w, err := st.Create(ctx, "chk-1/x"); !errors.Is(err, context.Canceled) {
@@ -373,13 +311,13 @@ func TestStorageLocalCreateCancelled(t *testing.T) {
 		}
 		t.Fatalf("Create with a cancelled context: %v", err)
 	}
-	if got := walkRoot(t, st.Root()); len(got) != 0 {
+	if got := storagetest.WalkRoot(t, st.Root()); len(got) != 0 {
 		t.Fatalf("cancelled Create wrote %v", got)
 	}
 }
 
 func TestStorageLocalOpenMissing(t *testing.T) {
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	_, err := st.Open(context.Background(), "chk-1/_metadata")
 	if !errors.Is(err, snapshot.ErrNotExist) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Open missing: %v", err)
@@ -396,7 +334,7 @@ func TestStorageLocalOpenMissing(t *testing.T) {
 // goroutines at once (run it under -race).
 func TestStorageLocalConcurrent(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 8 {
@@ -436,7 +374,7 @@ func TestStorageLocalConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	names := listAll(t, st)
+	names := storagetest.List(t, st, "")
 	if len(names) != 8*15 {
 		t.Fatalf("%d files committed, want %d", len(names), 8*15)
 	}
@@ -457,7 +395,7 @@ func TestStorageLocalConcurrent(t *testing.T) {
 // writing into the same chk-<id>).
 func TestStorageLocalCreateRacesDelete(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	deadline := time.Now().Add(time.Second)
 	if testing.Short() {
 		deadline = time.Now().Add(200 * time.Millisecond)
@@ -534,5 +472,5 @@ func TestStorageLocalListPrefixes(t *testing.T) {
 // TestStorageConformanceLocal runs the storage contract's suite on Local;
 // snapshot/s3store runs it on S3.
 func TestStorageConformanceLocal(t *testing.T) {
-	storagetest.Conformance(t, func(t *testing.T) snapshot.Storage { return newLocal(t) }, 3<<20)
+	storagetest.Conformance(t, func(t *testing.T) snapshot.Storage { return storagetest.NewLocal(t) }, 3<<20)
 }

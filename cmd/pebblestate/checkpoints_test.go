@@ -13,7 +13,6 @@ import (
 
 	"github.com/pebblestate/pebblestate/backend"
 	"github.com/pebblestate/pebblestate/snapshot"
-	"github.com/pebblestate/pebblestate/snapshot/incremental"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the checkpoint commands")
@@ -174,7 +173,7 @@ func goldenRoot(t *testing.T) (*snapshot.Local, string) {
 		}
 	}
 	commit(cp)
-	sst := snapshot.SharedFile{FileRef: put(incremental.SharedName("cccc", 2, "000004.sst"), strings.Repeat("sst", 1000)), LocalName: "000004.sst"}
+	sst := snapshot.SharedFile{FileRef: put(snapshot.SharedName("cccc", 2, "000004.sst"), strings.Repeat("sst", 1000)), LocalName: "000004.sst"}
 	for id := int64(2); id <= 3; id++ {
 		h := handle(id, "cccc", snapshot.KindIncremental, 0, 128)
 		h.Files = []snapshot.FileRef{put(snapshot.Dir(id)+"/inc-cccc/MANIFEST-000001", "manifest")}
@@ -237,7 +236,7 @@ func TestCheckpointCommandsGolden(t *testing.T) {
 	}
 	checkGolden(t, "verify.golden", real, stdout)
 
-	sst := st.Path(incremental.SharedName("cccc", 2, "000004.sst"))
+	sst := st.Path(snapshot.SharedName("cccc", 2, "000004.sst"))
 	if err := os.WriteFile(sst, []byte(strings.Repeat("sst", 999)+"SST"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 // Package storagetest holds test helpers shared by the packages that test
-// what a checkpoint's names may touch: a description of a directory tree
-// to compare before and after, and checkpoint storage that records every
-// name it is asked to open, create or delete.
+// checkpoint storage and what a checkpoint's names may touch: the storage
+// conformance suite, a description of a directory tree to compare before
+// and after, checkpoint storage that records every name it is asked to
+// open, create or delete, and files and checkpoints written into storage
+// (Put, UploadShared, IncrementalCheckpoint, PutHandleFiles).
 package storagetest

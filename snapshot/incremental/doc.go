@@ -16,9 +16,10 @@
 // (or is found committed in storage, when the notification was missed),
 // and forgetting when one is aborted.
 //
-// The shared-file registry: SharedName names each upload in shared/ by
-// writer, creating checkpoint and local name, and SharedCreator reads the
-// creator back. The only record of who references a shared file is the
+// The shared-file registry: each upload in shared/ is named by writer,
+// creating checkpoint and local name (snapshot.SharedName, part of the
+// checkpoint format, which Commit also reads back with
+// snapshot.SharedCreator). The only record of who references a shared file is the
 // metadata of the completed checkpoints: SharedRefs counts the references
 // from it, CollectShared deletes the files nothing retained references
 // (package snapshot/retention calls it), and Present drops from the
@@ -29,11 +30,11 @@
 // SSTs are immutable and a file number is never reused within one database
 // lineage, so a local SST name identifies its content for as long as the
 // instance lives; across instances, forks and reopenings the shared name
-// carries the writer id (see SharedName).
+// carries the writer id (see snapshot.SharedName).
 //
 // Garbage collection never deletes a file a checkpoint newer than the
 // newest completed one uploaded (it may be in flight), nor a file
-// SharedName did not name. Retention, which discards checkpoints and then
+// snapshot.SharedName did not name. Retention, which discards checkpoints and then
 // collects their shared files, is package snapshot/retention: it imports
 // this package and snapshot, which imports neither.
 package incremental

@@ -21,7 +21,7 @@ func histHandle(id int64, locals ...string) snapshot.Handle {
 		Files: []snapshot.FileRef{{Name: incremental.PrivateDir(id, histWriter) + "/MANIFEST-000001"}},
 	}
 	for _, l := range locals {
-		h.Shared = append(h.Shared, snapshot.SharedFile{FileRef: snapshot.FileRef{Name: incremental.SharedName(histWriter, id, l)}, LocalName: l})
+		h.Shared = append(h.Shared, snapshot.SharedFile{FileRef: snapshot.FileRef{Name: snapshot.SharedName(histWriter, id, l)}, LocalName: l})
 	}
 	return h
 }
@@ -49,8 +49,8 @@ func TestHistory(t *testing.T) {
 	}
 	h.Complete(1)
 	want := map[string]string{
-		"000001.sst": incremental.SharedName(histWriter, 1, "000001.sst"),
-		"000002.sst": incremental.SharedName(histWriter, 1, "000002.sst"),
+		"000001.sst": snapshot.SharedName(histWriter, 1, "000001.sst"),
+		"000002.sst": snapshot.SharedName(histWriter, 1, "000002.sst"),
 	}
 	if got := locals(h.Reusable(root)); !maps.Equal(got, want) || h.Base() != 1 {
 		t.Fatalf("after Complete(1): reusable %v, base %d; want %v, 1", got, h.Base(), want)
@@ -65,7 +65,7 @@ func TestHistory(t *testing.T) {
 	h.Record(4, root, histHandle(4, "000005.sst"))
 	h.Complete(4) // subsumes 3
 	h.Complete(3) // late: older than the base
-	if got := h.Reusable(root); h.Base() != 4 || len(got) != 1 || got["000005.sst"].Name != incremental.SharedName(histWriter, 4, "000005.sst") {
+	if got := h.Reusable(root); h.Base() != 4 || len(got) != 1 || got["000005.sst"].Name != snapshot.SharedName(histWriter, 4, "000005.sst") {
 		t.Fatalf("after Complete(4), Complete(3): base %d, reusable %v; want 4 and its one file", h.Base(), locals(got))
 	}
 	h.Seed(9, root, histHandle(9, "000010.sst"))
@@ -144,7 +144,7 @@ func TestHistoryCommittedFindsUnnotifiedCheckpoint(t *testing.T) {
 	// other names.
 	stranger := h3
 	stranger.Files = []snapshot.FileRef{{Name: incremental.PrivateDir(3, "ef") + "/MANIFEST-000001"}}
-	stranger.Shared = []snapshot.SharedFile{{FileRef: snapshot.FileRef{Name: incremental.SharedName("ef", 3, "000003.sst")}, LocalName: "000003.sst"}}
+	stranger.Shared = []snapshot.SharedFile{{FileRef: snapshot.FileRef{Name: snapshot.SharedName("ef", 3, "000003.sst")}, LocalName: "000003.sst"}}
 	commit(stranger)
 	if id, err := h.Committed(ctx, incLocal(t)); err != nil || id != -1 {
 		t.Fatalf("another root: Committed = %d, %v; want -1", id, err)

@@ -2,44 +2,16 @@ package incremental
 
 import (
 	"context"
-	"fmt"
-	"regexp"
 	"slices"
-	"strconv"
 
 	"github.com/pebblestate/pebblestate/snapshot"
 )
 
-// The shared-file registry. Files in shared/ are named by SharedName; the
+// The shared-file registry. Files in shared/ are named by
+// snapshot.SharedName; the
 // only record of who references them is the metadata of the completed
 // checkpoints, from which SharedRefs counts the references and
 // CollectShared deletes what nothing retained references.
-
-// SharedName returns the storage name of an SST uploaded for checkpoint
-// creator by writer writerID, whose file in the writer's database is local
-// (such as "000123.sst"). The writer id is drawn afresh each time a
-// backend is opened or restored, so the name is unique to one writer: two
-// processes restored from one checkpoint, whose databases share their file
-// numbers (and perhaps their instance id), never write the same name. The
-// creator's id lets garbage collection tell old debris from uploads of
-// checkpoints still in flight.
-func SharedName(writerID string, creator int64, local string) string {
-	return fmt.Sprintf("%s/%s-c%d-%s", snapshot.SharedDir, writerID, creator, local)
-}
-
-var sharedName = regexp.MustCompile(`^shared/[0-9a-f]+-c(\d+)-[^/]+$`)
-
-// SharedCreator returns the id of the checkpoint that uploaded the shared
-// file name, if name is one SharedName makes; other files in shared/ are
-// not this package's, and nothing here deletes them.
-func SharedCreator(name string) (int64, bool) {
-	m := sharedName.FindStringSubmatch(name)
-	if m == nil {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(m[1], 10, 64)
-	return id, err == nil
-}
 
 // SharedRefs returns the shared files the checkpoints ids reference, with
 // how many of the checkpoints' handles reference each: the registry of
@@ -88,7 +60,7 @@ func CollectShared(ctx context.Context, st snapshot.Storage, retained []*snapsho
 	}
 	n := 0
 	for _, name := range names {
-		creator, ok := SharedCreator(name)
+		creator, ok := snapshot.SharedCreator(name)
 		if !ok || refs[name] > 0 || creator > newest {
 			continue
 		}

@@ -35,7 +35,7 @@ func regPut(t testing.TB, st snapshot.Storage, name, data string) snapshot.FileR
 // regUploadShared stores an SST uploaded by checkpoint creator.
 func regUploadShared(t testing.TB, st snapshot.Storage, inst string, creator int64, local string) snapshot.SharedFile {
 	t.Helper()
-	name := incremental.SharedName(inst, creator, local)
+	name := snapshot.SharedName(inst, creator, local)
 	return snapshot.SharedFile{FileRef: regPut(t, st, name, "sst "+name), LocalName: local}
 }
 
@@ -94,27 +94,6 @@ func TestSharedRefsCounts(t *testing.T) {
 	}
 	if _, err := incremental.SharedRefs(ctx, st, []int64{3}); !errors.Is(err, snapshot.ErrNotExist) {
 		t.Errorf("SharedRefs of a missing checkpoint = %v, want ErrNotExist", err)
-	}
-}
-
-// TestSharedCreator: SharedCreator reads back the creator of every name
-// SharedName makes, and refuses every other name, which collection then
-// leaves alone.
-func TestSharedCreator(t *testing.T) {
-	for _, id := range []int64{0, 7, 1 << 40} {
-		name := incremental.SharedName("00c0ffee", id, "000123.sst")
-		if got, ok := incremental.SharedCreator(name); !ok || got != id {
-			t.Errorf("SharedCreator(%s) = %d, %v; want %d", name, got, ok, id)
-		}
-	}
-	for _, name := range []string{
-		"shared/README", "shared/00c0ffee-000123.sst", "shared/XYZ-c3-000123.sst",
-		"shared/00c0ffee-c3-", "shared/00c0ffee-c3-a/b.sst", "chk-3/00c0ffee-c3-000123.sst",
-		"shared/00c0ffee-c99999999999999999999-000123.sst",
-	} {
-		if id, ok := incremental.SharedCreator(name); ok {
-			t.Errorf("SharedCreator(%s) = %d, true; want not ours", name, id)
-		}
 	}
 }
 

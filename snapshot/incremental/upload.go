@@ -78,7 +78,7 @@ func Run(ctx context.Context, st snapshot.Storage, req Request) (Upload, error) 
 				up.Total += prev.Size
 				continue
 			}
-			jobs = append(jobs, job{local: local, name: SharedName(req.WriterID, req.CheckpointID, local), shared: true})
+			jobs = append(jobs, job{local: local, name: snapshot.SharedName(req.WriterID, req.CheckpointID, local), shared: true})
 			continue
 		}
 		jobs = append(jobs, job{local: local, name: PrivateDir(req.CheckpointID, req.WriterID) + "/" + local})

@@ -119,7 +119,7 @@ func TestUploadFirstCheckpointUploadsEverything(t *testing.T) {
 			t.Errorf("shared files not sorted by local name: %+v", up.Shared)
 		}
 		for _, f := range up.Shared {
-			if want := incremental.SharedName(incInstance, id, f.LocalName); f.Name != want {
+			if want := snapshot.SharedName(incInstance, id, f.LocalName); f.Name != want {
 				t.Errorf("shared %s stored as %s, want %s", f.LocalName, f.Name, want)
 			}
 			if !strings.HasPrefix(f.Name, snapshot.SharedDir+"/") {
@@ -191,7 +191,7 @@ func TestUploadReusesPreviousSSTsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(up.New) != 1 || up.New[0].LocalName != "000012.sst" || up.New[0].Name != incremental.SharedName(incInstance, 2, "000012.sst") {
+	if len(up.New) != 1 || up.New[0].LocalName != "000012.sst" || up.New[0].Name != snapshot.SharedName(incInstance, 2, "000012.sst") {
 		t.Fatalf("New = %+v, want only 000012.sst", up.New)
 	}
 	var locals []string
@@ -493,7 +493,7 @@ func TestUploadSharedNamesDistinct(t *testing.T) {
 	seen := map[string]bool{}
 	for _, inst := range []string{"aa", "ab", "0a1b2c3d"} {
 		for _, id := range []int64{0, 1, 10, 1 << 40} {
-			n := incremental.SharedName(inst, id, "000123.sst")
+			n := snapshot.SharedName(inst, id, "000123.sst")
 			if seen[n] {
 				t.Errorf("duplicate shared name %s", n)
 			}

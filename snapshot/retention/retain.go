@@ -124,7 +124,7 @@ func RetainPinned(ctx context.Context, st snapshot.Storage, keep int, pinned []i
 		if id, ok := snapshot.ParseDir(name); ok {
 			return id <= newest && !unreadable[id]
 		}
-		creator, ok := incremental.SharedCreator(name)
+		creator, ok := snapshot.SharedCreator(name)
 		return ok && creator <= newest && len(unreadable) == 0
 	})
 	if err != nil {
@@ -152,7 +152,7 @@ func Recover(ctx context.Context, st snapshot.Storage) error {
 
 // RecoverWithReport cleans a checkpoint root after a crash, when no
 // checkpoint is in flight: it discards every checkpoint directory without
-// metadata, deletes the shared files (named by incremental.SharedName;
+// metadata, deletes the shared files (named by snapshot.SharedName;
 // others are not ours) that no completed checkpoint references, and removes
 // temporary files (for storage that leaves them, a snapshot.TempRemover).
 //

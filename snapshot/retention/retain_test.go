@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
-	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
@@ -23,12 +23,12 @@ import (
 func twoIncremental(t *testing.T, st snapshot.Storage) (f1, f2 snapshot.SharedFile) {
 	t.Helper()
 	ctx := context.Background()
-	f1 = incUploadShared(t, st, incInst, 1, "000001.sst")
-	f2 = incUploadShared(t, st, incInst, 2, "000002.sst")
-	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1}})); err != nil {
+	f1 = storagetest.UploadShared(t, st, incInst, 1, "000001.sst")
+	f2 = storagetest.UploadShared(t, st, incInst, 2, "000002.sst")
+	if err := snapshot.Commit(ctx, st, storagetest.IncrementalCheckpoint(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1}})); err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f1, f2}})); err != nil {
+	if err := snapshot.Commit(ctx, st, storagetest.IncrementalCheckpoint(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f1, f2}})); err != nil {
 		t.Fatal(err)
 	}
 	return f1, f2
@@ -59,14 +59,14 @@ func TestRetainAndRecoverKeepUnreadableCheckpoint(t *testing.T) {
 	for what, spoil := range damage {
 		for _, op := range []string{"Retain", "Recover"} {
 			t.Run(what+"/"+op, func(t *testing.T) {
-				st := incLocalStorage(t)
+				st := storagetest.NewLocal(t)
 				f1, f2 := twoIncremental(t, st)
 				raw, err := snapshot.ReadFile(ctx, st, snapshot.MetadataPath(2))
 				if err != nil {
 					t.Fatal(err)
 				}
-				replaceFile(t, st, snapshot.MetadataPath(2), spoil(t, raw))
-				before := walkRoot(t, st.Root())
+				storagetest.Replace(t, st, snapshot.MetadataPath(2), spoil(t, raw))
+				before := storagetest.WalkRoot(t, st.Root())
 
 				var rep *retention.Report
 				if op == "Retain" {
@@ -88,7 +88,7 @@ func TestRetainAndRecoverKeepUnreadableCheckpoint(t *testing.T) {
 				if !errors.Is(err, snapshot.ErrUnreadable) || !strings.Contains(err.Error(), "chk-2/_metadata") {
 					t.Errorf("Report.Err = %v", err)
 				}
-				if got := walkRoot(t, st.Root()); !slices.Equal(got, before) {
+				if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, before) {
 					t.Fatalf("%s changed the root:\n%v\nto\n%v", op, before, got)
 				}
 				for _, f := range []snapshot.SharedFile{f1, f2} {
@@ -111,19 +111,19 @@ func TestRetainAndRecoverKeepUnreadableCheckpoint(t *testing.T) {
 // discarded; shared files stay until it is gone.
 func TestRetainKeepsUnreadableWhileNewerComplete(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
+	st := storagetest.NewLocal(t)
 	f1, f2 := twoIncremental(t, st)
 	raw, _ := snapshot.ReadFile(ctx, st, snapshot.MetadataPath(2))
-	replaceFile(t, st, snapshot.MetadataPath(2), damage["flipped bit"](t, raw))
-	f3 := incUploadShared(t, st, incInst, 3, "000003.sst")
-	if err := retention.Complete(ctx, st, incCheckpointOf(t, st, 3, map[string][]snapshot.SharedFile{incInst: {f3}}), 1); !errors.Is(err, snapshot.ErrUnreadable) ||
+	storagetest.Replace(t, st, snapshot.MetadataPath(2), damage["flipped bit"](t, raw))
+	f3 := storagetest.UploadShared(t, st, incInst, 3, "000003.sst")
+	if err := retention.Complete(ctx, st, storagetest.IncrementalCheckpoint(t, st, 3, map[string][]snapshot.SharedFile{incInst: {f3}}), 1); !errors.Is(err, snapshot.ErrUnreadable) ||
 		!strings.Contains(err.Error(), "checkpoint 3 committed") {
 		t.Fatalf("Complete(3) = %v, want a committed checkpoint and ErrUnreadable", err)
 	}
-	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{2, 3}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{2, 3}) {
 		t.Fatalf("after Complete(3): %v, want 1 discarded, 2 kept", ids)
 	}
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name, f2.Name, f3.Name}) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, []string{f1.Name, f2.Name, f3.Name}) {
 		t.Fatalf("shared/ = %v", got)
 	}
 	// Once a person removes it, retention collects what nobody references.
@@ -133,7 +133,7 @@ func TestRetainKeepsUnreadableWhileNewerComplete(t *testing.T) {
 	if err := retention.Retain(ctx, st, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f3.Name}) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, []string{f3.Name}) {
 		t.Fatalf("shared/ = %v", got)
 	}
 }
@@ -145,34 +145,34 @@ func TestRetainKeepsUnreadableWhileNewerComplete(t *testing.T) {
 // be in flight, alone.
 func TestRetainCollectsCrashDebris(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 1)
 	// Checkpoint 2 crashes mid-upload: temporary files only, in chk-2 and
 	// in shared/, and a partial directory of one committed private file.
-	for _, name := range []string{"chk-2/full-aaaa.dat", "chk-2/inc-bbbb/MANIFEST-000001", incremental.SharedName(incInst, 2, "000007.sst")} {
+	for _, name := range []string{"chk-2/full-aaaa.dat", "chk-2/inc-bbbb/MANIFEST-000001", snapshot.SharedName(incInst, 2, "000007.sst")} {
 		w, err := st.Create(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.Write([]byte("half")) // never committed nor aborted
 	}
-	putFile(t, st, "chk-2/inc-cccc/OPTIONS-000003", []byte("uploaded"))
+	storagetest.Put(t, st, "chk-2/inc-cccc/OPTIONS-000003", []byte("uploaded"))
 	// Checkpoint 4 is in flight while 3 completes.
 	inflight, err := st.Create(ctx, "chk-4/full-aaaa.dat")
 	if err != nil {
 		t.Fatal(err)
 	}
 	inflight.Write([]byte("in flight"))
-	inflightShared := incUploadShared(t, st, incInst, 4, "000009.sst")
+	inflightShared := storagetest.UploadShared(t, st, incInst, 4, "000009.sst")
 	cp3 := sampleCheckpoint(3)
 	for _, h := range cp3.Handles {
-		putFile(t, st, h.Files[0].Name, []byte("data"))
+		storagetest.Put(t, st, h.Files[0].Name, []byte("data"))
 	}
 	if err := retention.Complete(ctx, st, cp3, 2); err != nil {
 		t.Fatal(err)
 	}
 	var chk2, tmp4 []string
-	for _, p := range walkRoot(t, st.Root()) {
+	for _, p := range storagetest.WalkRoot(t, st.Root()) {
 		if strings.HasPrefix(p, "chk-2/") || strings.HasPrefix(p, "shared/"+incInst+"-c2-") {
 			chk2 = append(chk2, p)
 		}
@@ -184,7 +184,7 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 		t.Errorf("Retain left the debris of checkpoint 2: %v", chk2)
 	}
 	if len(tmp4) != 1 {
-		t.Errorf("Retain touched checkpoint 4, in flight: %v", walkRoot(t, st.Root()))
+		t.Errorf("Retain touched checkpoint 4, in flight: %v", storagetest.WalkRoot(t, st.Root()))
 	}
 	if _, err := os.Stat(st.Path(inflightShared.Name)); err != nil {
 		t.Errorf("Retain deleted an upload of checkpoint 4, in flight: %v", err)
@@ -192,29 +192,29 @@ func TestRetainCollectsCrashDebris(t *testing.T) {
 	if err := inflight.Commit(); err != nil {
 		t.Fatalf("the in-flight upload cannot commit after Retain: %v", err)
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{1, 3}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{1, 3}) {
 		t.Fatalf("completed: %v", ids)
 	}
 }
 
 func TestRetain(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
-	putFile(t, st, "chk-0/full-crashed.dat", []byte("debris, older than newest"))
+	st := storagetest.NewLocal(t)
+	storagetest.Put(t, st, "chk-0/full-crashed.dat", []byte("debris, older than newest"))
 	for id := int64(1); id <= 5; id++ {
 		commitCheckpoint(t, st, id)
 	}
-	putFile(t, st, "chk-3/extra.dat", []byte("extra file of 3"))
-	putFile(t, st, "chk-4/full-late.dat", []byte("kept with 4"))
-	putFile(t, st, "chk-6/full-inflight.dat", []byte("in flight, newer than newest"))
-	putFile(t, st, "shared/x.sst", []byte("shared"))
+	storagetest.Put(t, st, "chk-3/extra.dat", []byte("extra file of 3"))
+	storagetest.Put(t, st, "chk-4/full-late.dat", []byte("kept with 4"))
+	storagetest.Put(t, st, "chk-6/full-inflight.dat", []byte("in flight, newer than newest"))
+	storagetest.Put(t, st, "shared/x.sst", []byte("shared"))
 	if err := retention.Retain(ctx, st, 2); err != nil {
 		t.Fatal(err)
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{4, 5}) {
 		t.Fatalf("Completed after Retain(2) = %v", ids)
 	}
-	names := listAll(t, st)
+	names := storagetest.List(t, st, "")
 	for _, n := range names {
 		if strings.HasPrefix(n, "chk-0/") || strings.HasPrefix(n, "chk-1/") ||
 			strings.HasPrefix(n, "chk-2/") || strings.HasPrefix(n, "chk-3/") {
@@ -226,7 +226,7 @@ func TestRetain(t *testing.T) {
 			t.Errorf("Retain removed %s", want)
 		}
 	}
-	for _, p := range walkRoot(t, st.Root()) {
+	for _, p := range storagetest.WalkRoot(t, st.Root()) {
 		if p == "chk-0/" || p == "chk-1/" || p == "chk-2/" || p == "chk-3/" {
 			t.Errorf("Retain left the directory %s", p)
 		}
@@ -235,22 +235,22 @@ func TestRetain(t *testing.T) {
 	if err := retention.Retain(ctx, st, 0); err != nil {
 		t.Fatal(err)
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{5}) {
 		t.Fatalf("Completed after Retain(0) = %v", ids)
 	}
 	if err := retention.Retain(ctx, st, -3); err != nil {
 		t.Fatal(err)
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{5}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{5}) {
 		t.Fatalf("Completed after Retain(-3) = %v", ids)
 	}
 	// Nothing completed: nothing to do, debris stays (it may be in flight).
-	st2 := newLocal(t)
-	putFile(t, st2, "chk-1/full-x.dat", []byte("x"))
+	st2 := storagetest.NewLocal(t)
+	storagetest.Put(t, st2, "chk-1/full-x.dat", []byte("x"))
 	if err := retention.Retain(ctx, st2, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := listAll(t, st2); !slices.Equal(got, []string{"chk-1/full-x.dat"}) {
+	if got := storagetest.List(t, st2, ""); !slices.Equal(got, []string{"chk-1/full-x.dat"}) {
 		t.Fatalf("Retain with nothing completed: %v", got)
 	}
 }
@@ -260,10 +260,10 @@ func TestRetainCorruptNewest(t *testing.T) {
 	// lists, it does not verify); the point here is that Retain never
 	// deletes the newest verifiable checkpoint while keeping a corrupt one.
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 1)
 	commitCheckpoint(t, st, 2)
-	putFile(t, st, snapshot.MetadataPath(3), []byte("corrupt"))
+	storagetest.Put(t, st, snapshot.MetadataPath(3), []byte("corrupt"))
 	rerr := retention.Retain(ctx, st, 1)
 	if !errors.Is(rerr, snapshot.ErrUnreadable) {
 		t.Errorf("Retain with a corrupt newest metadata = %v, want ErrUnreadable", rerr)
@@ -271,7 +271,7 @@ func TestRetainCorruptNewest(t *testing.T) {
 	cp, err := snapshot.Latest(ctx, st)
 	if err != nil {
 		t.Fatalf("BUG: Retain(1) with a corrupt newest metadata (Retain = %v) discarded every verifiable checkpoint: Latest = %v (left %v)",
-			rerr, err, listAll(t, st))
+			rerr, err, storagetest.List(t, st, ""))
 	}
 	if cp.ID != 2 {
 		t.Fatalf("Latest = %d", cp.ID)
@@ -280,13 +280,13 @@ func TestRetainCorruptNewest(t *testing.T) {
 
 func TestRecover(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	commitCheckpoint(t, st, 1)
 	commitCheckpoint(t, st, 2)
-	putFile(t, st, "chk-3/full-a.dat", []byte("no metadata"))       // crashed before commit
-	putFile(t, st, snapshot.MetadataPath(4), []byte("corrupt"))     // torn metadata
-	putFile(t, st, "chk-4/full-b.dat", []byte("data of corrupt 4")) //
-	putFile(t, st, "shared/s.sst", []byte("shared"))
+	storagetest.Put(t, st, "chk-3/full-a.dat", []byte("no metadata"))       // crashed before commit
+	storagetest.Put(t, st, snapshot.MetadataPath(4), []byte("corrupt"))     // torn metadata
+	storagetest.Put(t, st, "chk-4/full-b.dat", []byte("data of corrupt 4")) //
+	storagetest.Put(t, st, "shared/s.sst", []byte("shared"))
 	for _, p := range []string{"chk-2/full-c.dat.0123456789ab.tmp", "chk-5/full-d.dat.0123456789ab.tmp",
 		"chk-4/full-e.dat.0123456789ab.tmp", "shared/t.sst.0123456789ab.tmp"} {
 		if err := os.MkdirAll(st.Path(p[:strings.LastIndex(p, "/")]), 0o755); err != nil {
@@ -314,7 +314,7 @@ func TestRecover(t *testing.T) {
 		"chk-4/", "chk-4/_metadata", "chk-4/full-b.dat", "chk-4/full-e.dat.0123456789ab.tmp",
 		"shared/", "shared/s.sst", "shared/t.sst.0123456789ab.tmp",
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, want) {
 		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
 	}
 	// Once a person removes it, Recover cleans up the rest.
@@ -329,7 +329,7 @@ func TestRecover(t *testing.T) {
 		"chk-2/", "chk-2/_metadata", "chk-2/full-aaaa.dat", "chk-2/full-bbbb.dat",
 		"shared/", "shared/s.sst",
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, want) {
 		t.Fatalf("after Recover:\n got %v\nwant %v", got, want)
 	}
 	if cp, err := snapshot.Latest(ctx, st); err != nil || cp.ID != 2 {
@@ -339,18 +339,18 @@ func TestRecover(t *testing.T) {
 	if err := retention.Recover(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	if got := walkRoot(t, st.Root()); !slices.Equal(got, want) {
+	if got := storagetest.WalkRoot(t, st.Root()); !slices.Equal(got, want) {
 		t.Fatalf("after a second Recover: %v", got)
 	}
 }
 
 func TestComplete(t *testing.T) {
 	ctx := context.Background()
-	st := newLocal(t)
+	st := storagetest.NewLocal(t)
 	for id := int64(1); id <= 4; id++ {
 		cp := sampleCheckpoint(id)
 		for _, h := range cp.Handles {
-			putFile(t, st, h.Files[0].Name, []byte("data"))
+			storagetest.Put(t, st, h.Files[0].Name, []byte("data"))
 		}
 		if err := retention.Complete(ctx, st, cp, 2); err != nil {
 			t.Fatal(err)
@@ -359,7 +359,7 @@ func TestComplete(t *testing.T) {
 		if id > 1 {
 			want = []int64{id - 1, id}
 		}
-		if ids := completed(t, st); !slices.Equal(ids, want) {
+		if ids := storagetest.Completed(t, st); !slices.Equal(ids, want) {
 			t.Fatalf("after Complete(%d): %v", id, ids)
 		}
 	}
@@ -367,10 +367,10 @@ func TestComplete(t *testing.T) {
 	if err := retention.Complete(ctx, st, sampleCheckpoint(4), 1); err == nil {
 		t.Fatal("Complete of an existing id succeeded")
 	}
-	if ids := completed(t, st); !slices.Equal(ids, []int64{3, 4}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{3, 4}) {
 		t.Fatalf("after a failed Complete: %v", ids)
 	}
-	if got := listAll(t, st); len(got) != 6 {
+	if got := storagetest.List(t, st, ""); len(got) != 6 {
 		t.Fatalf("files: %v", got)
 	}
 }

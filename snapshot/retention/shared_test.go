@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
-	"github.com/pebblestate/pebblestate/snapshot/incremental"
 	"github.com/pebblestate/pebblestate/snapshot/retention"
 )
 
 // Tests of the garbage collection of shared files that Retain and Recover
 // do, with sequences of checkpoints shaped like incremental ones (each
-// uploads its new SSTs to shared/ under incremental.SharedName and reuses
+// uploads its new SSTs to shared/ under snapshot.SharedName and reuses
 // the previous completed checkpoint's).
 
 // incSim drives a simulated incremental job: a set of live SSTs per
@@ -50,22 +50,22 @@ func (s *incSim) take(id int64) *snapshot.Checkpoint {
 		if f, ok := s.prev[local]; ok {
 			files = append(files, f)
 		} else {
-			files = append(files, incUploadShared(s.t, s.st, incInst, id, local))
+			files = append(files, storagetest.UploadShared(s.t, s.st, incInst, id, local))
 		}
 	}
-	return incCheckpointOf(s.t, s.st, id, map[string][]snapshot.SharedFile{incInst: files})
+	return storagetest.IncrementalCheckpoint(s.t, s.st, id, map[string][]snapshot.SharedFile{incInst: files})
 }
 
 // check verifies shared/ holds exactly the files the retained checkpoints
 // reference plus the uploads of checkpoints in flight.
 func (s *incSim) check(step string) {
 	s.t.Helper()
-	ids := incCompleted(s.t, s.st)
+	ids := storagetest.Completed(s.t, s.st)
 	if len(ids) > s.keep {
 		s.t.Fatalf("%s: %d checkpoints retained (%v), keep %d", step, len(ids), ids, s.keep)
 	}
 	want := incRefNames(s.t, s.st, ids)
-	for _, n := range incListNames(s.t, s.st, snapshot.SharedDir+"/") {
+	for _, n := range storagetest.List(s.t, s.st, snapshot.SharedDir+"/") {
 		for id := range s.newer {
 			if strings.Contains(n, fmt.Sprintf("-c%d-", id)) && !slices.Contains(want, n) {
 				want = append(want, n)
@@ -73,12 +73,12 @@ func (s *incSim) check(step string) {
 		}
 	}
 	slices.Sort(want)
-	if got := incListNames(s.t, s.st, snapshot.SharedDir+"/"); !slices.Equal(got, want) {
+	if got := storagetest.List(s.t, s.st, snapshot.SharedDir+"/"); !slices.Equal(got, want) {
 		s.t.Fatalf("%s: shared/ holds\n%v\nwant (referenced by %v, or in flight %v)\n%v", step, got, ids, s.newer, want)
 	}
 	// Checkpoint directories: the retained ones and those in flight.
 	dirs := map[string]bool{}
-	for _, n := range incListNames(s.t, s.st, "chk-") {
+	for _, n := range storagetest.List(s.t, s.st, "chk-") {
 		dirs[strings.SplitN(n, "/", 2)[0]] = true
 	}
 	for _, id := range ids {
@@ -97,7 +97,7 @@ func TestSharedRetain(t *testing.T) {
 		for seed := uint64(1); seed <= 2; seed++ {
 			t.Run(fmt.Sprintf("keep=%d/seed=%d", keep, seed), func(t *testing.T) {
 				ctx := context.Background()
-				s := &incSim{t: t, r: rand.New(rand.NewPCG(seed, 99)), st: incLocalStorage(t), keep: keep, newer: map[int64]bool{}}
+				s := &incSim{t: t, r: rand.New(rand.NewPCG(seed, 99)), st: storagetest.NewLocal(t), keep: keep, newer: map[int64]bool{}}
 				var refused, subsumedN int
 				var pending []*snapshot.Checkpoint // in flight, completed later or subsumed
 				completed := func(cp *snapshot.Checkpoint) {
@@ -119,7 +119,7 @@ func TestSharedRetain(t *testing.T) {
 						completed(cp)
 					case strings.Contains(err.Error(), "missing"):
 						refused++
-						if slices.Contains(incCompleted(t, s.st), cp.ID) {
+						if slices.Contains(storagetest.Completed(t, s.st), cp.ID) {
 							t.Fatalf("checkpoint %d refused but committed", cp.ID)
 						}
 					default:
@@ -149,7 +149,7 @@ func TestSharedRetain(t *testing.T) {
 					pending = nil
 					complete(cp)
 					for _, old := range subsumed {
-						if ids := incCompleted(t, s.st); len(ids) > 0 && ids[len(ids)-1] > old.ID {
+						if ids := storagetest.Completed(t, s.st); len(ids) > 0 && ids[len(ids)-1] > old.ID {
 							subsumedN++
 							if err := retention.Complete(ctx, s.st, old, keep); !errors.Is(err, snapshot.ErrSubsumed) {
 								t.Fatalf("Complete(%d) after %d = %v, want ErrSubsumed", old.ID, ids[len(ids)-1], err)
@@ -182,57 +182,57 @@ func sharedMap(cp *snapshot.Checkpoint) map[string]snapshot.SharedFile {
 
 func TestSharedRetainExact(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
-	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
-	f2 := incUploadShared(t, st, incInst, 1, "000002.sst")
+	st := storagetest.NewLocal(t)
+	f1 := storagetest.UploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := storagetest.UploadShared(t, st, incInst, 1, "000002.sst")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}}), 3))
-	f3 := incUploadShared(t, st, incInst, 2, "000003.sst")
-	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f2, f3}}), 3))
+	must(retention.Complete(ctx, st, storagetest.IncrementalCheckpoint(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}}), 3))
+	f3 := storagetest.UploadShared(t, st, incInst, 2, "000003.sst")
+	must(retention.Complete(ctx, st, storagetest.IncrementalCheckpoint(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f2, f3}}), 3))
 	// Checkpoint 3 aborted after uploading; 4 in flight; 5 completes.
-	aborted := incUploadShared(t, st, incInst, 3, "000004.sst")
-	incPut(t, st, snapshot.Dir(3)+"/inc-x/MANIFEST-000001", "m")
-	f5 := incUploadShared(t, st, incInst, 5, "000005.sst")
-	flight6 := incUploadShared(t, st, incInst, 6, "000006.sst")
-	incPut(t, st, snapshot.Dir(6)+"/inc-x/MANIFEST-000001", "m")
+	aborted := storagetest.UploadShared(t, st, incInst, 3, "000004.sst")
+	storagetest.Put(t, st, snapshot.Dir(3)+"/inc-x/MANIFEST-000001", []byte("m"))
+	f5 := storagetest.UploadShared(t, st, incInst, 5, "000005.sst")
+	flight6 := storagetest.UploadShared(t, st, incInst, 6, "000006.sst")
+	storagetest.Put(t, st, snapshot.Dir(6)+"/inc-x/MANIFEST-000001", []byte("m"))
 	// A file not named by SharedName: not ours to delete.
-	incPut(t, st, "shared/README", "foreign")
-	must(retention.Complete(ctx, st, incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f3, f5}}), 3))
+	storagetest.Put(t, st, "shared/README", []byte("foreign"))
+	must(retention.Complete(ctx, st, storagetest.IncrementalCheckpoint(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f3, f5}}), 3))
 
 	want := []string{f1.Name, f2.Name, f3.Name, f5.Name, flight6.Name, "shared/README"}
 	slices.Sort(want)
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, want) {
 		t.Errorf("keep 3: shared/ = %v\nwant %v (aborted %s deleted)", got, want, aborted.Name)
 	}
-	if got := incListNames(t, st, snapshot.Dir(3)+"/"); len(got) != 0 {
+	if got := storagetest.List(t, st, snapshot.Dir(3)+"/"); len(got) != 0 {
 		t.Errorf("aborted checkpoint 3's directory survived: %v", got)
 	}
-	if got := incListNames(t, st, snapshot.Dir(6)+"/"); len(got) != 1 {
+	if got := storagetest.List(t, st, snapshot.Dir(6)+"/"); len(got) != 1 {
 		t.Errorf("in-flight checkpoint 6's directory: %v", got)
 	}
 	// keep 1: only checkpoint 5's files and 6's uploads.
 	must(retention.Retain(ctx, st, 1))
 	want = []string{f3.Name, f5.Name, flight6.Name, "shared/README"}
 	slices.Sort(want)
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, want) {
 		t.Errorf("keep 1: shared/ = %v\nwant %v", got, want)
 	}
-	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{5}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{5}) {
 		t.Errorf("keep 1: completed %v", ids)
 	}
 	// Recover: no checkpoint in flight, every unreferenced upload goes.
 	must(retention.Recover(ctx, st))
 	want = []string{f3.Name, f5.Name, "shared/README"}
 	slices.Sort(want)
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, want) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, want) {
 		t.Errorf("Recover: shared/ = %v\nwant %v", got, want)
 	}
-	if got := incListNames(t, st, snapshot.Dir(6)+"/"); len(got) != 0 {
+	if got := storagetest.List(t, st, snapshot.Dir(6)+"/"); len(got) != 0 {
 		t.Errorf("Recover kept checkpoint 6's debris: %v", got)
 	}
 }
@@ -243,13 +243,13 @@ func TestSharedRetainExact(t *testing.T) {
 // Guards issue 12 case 6.
 func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
-	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
-	f2 := incUploadShared(t, st, incInst, 2, "000002.sst")
-	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1}})); err != nil {
+	st := storagetest.NewLocal(t)
+	f1 := storagetest.UploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := storagetest.UploadShared(t, st, incInst, 2, "000002.sst")
+	if err := snapshot.Commit(ctx, st, storagetest.IncrementalCheckpoint(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1}})); err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Commit(ctx, st, incCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f1, f2}})); err != nil {
+	if err := snapshot.Commit(ctx, st, storagetest.IncrementalCheckpoint(t, st, 2, map[string][]snapshot.SharedFile{incInst: {f1, f2}})); err != nil {
 		t.Fatal(err)
 	}
 	// A torn metadata write: checkpoint 2 does not exist.
@@ -261,18 +261,18 @@ func TestSharedRecoverKeepsTornCheckpoint(t *testing.T) {
 	if err := retention.Recover(ctx, st); !errors.Is(err, snapshot.ErrUnreadable) {
 		t.Fatalf("Recover = %v, want ErrUnreadable", err)
 	}
-	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{1, 2}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{1, 2}) {
 		t.Errorf("checkpoints with metadata after Recover: %v", ids)
 	}
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name, f2.Name}) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, []string{f1.Name, f2.Name}) {
 		t.Errorf("shared/ after Recover: %v, want %s and %s", got, f1.Name, f2.Name)
 	}
 }
 
 func TestSharedRecoverRemovesTemporaryFiles(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
-	w, err := st.Create(ctx, incremental.SharedName(incInst, 4, "000009.sst"))
+	st := storagetest.NewLocal(t)
+	w, err := st.Create(ctx, snapshot.SharedName(incInst, 4, "000009.sst"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,11 +295,11 @@ func TestSharedRecoverRemovesTemporaryFiles(t *testing.T) {
 
 func TestSharedCommitRefusesSubsumed(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
-	f5 := incUploadShared(t, st, incInst, 5, "000001.sst")
-	f6 := incUploadShared(t, st, incInst, 6, "000001.sst")
-	cp5 := incCheckpointOf(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f5}})
-	cp6 := incCheckpointOf(t, st, 6, map[string][]snapshot.SharedFile{incInst: {f6}})
+	st := storagetest.NewLocal(t)
+	f5 := storagetest.UploadShared(t, st, incInst, 5, "000001.sst")
+	f6 := storagetest.UploadShared(t, st, incInst, 6, "000001.sst")
+	cp5 := storagetest.IncrementalCheckpoint(t, st, 5, map[string][]snapshot.SharedFile{incInst: {f5}})
+	cp6 := storagetest.IncrementalCheckpoint(t, st, 6, map[string][]snapshot.SharedFile{incInst: {f6}})
 	if err := retention.Complete(ctx, st, cp6, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestSharedCommitRefusesSubsumed(t *testing.T) {
 	if err := retention.Complete(ctx, st, cp5, 3); !errors.Is(err, snapshot.ErrSubsumed) {
 		t.Fatalf("Complete(5) after 6 = %v, want ErrSubsumed", err)
 	}
-	if ids := incCompleted(t, st); !slices.Equal(ids, []int64{6}) {
+	if ids := storagetest.Completed(t, st); !slices.Equal(ids, []int64{6}) {
 		t.Errorf("completed: %v", ids)
 	}
 	// Committing the same checkpoint twice is refused too, and not as
@@ -322,10 +322,10 @@ func TestSharedCommitRefusesSubsumed(t *testing.T) {
 
 func TestSharedCommitRefusesMissingFile(t *testing.T) {
 	ctx := context.Background()
-	st := incLocalStorage(t)
-	f1 := incUploadShared(t, st, incInst, 1, "000001.sst")
-	f2 := incUploadShared(t, st, incInst, 1, "000002.sst")
-	cp := incCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}, "other": {f1}})
+	st := storagetest.NewLocal(t)
+	f1 := storagetest.UploadShared(t, st, incInst, 1, "000001.sst")
+	f2 := storagetest.UploadShared(t, st, incInst, 1, "000002.sst")
+	cp := storagetest.IncrementalCheckpoint(t, st, 1, map[string][]snapshot.SharedFile{incInst: {f1, f2}, "other": {f1}})
 	if err := st.Delete(ctx, f2.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -336,14 +336,14 @@ func TestSharedCommitRefusesMissingFile(t *testing.T) {
 	if err := retention.Complete(ctx, st, cp, 1); err == nil {
 		t.Fatal("Complete with a missing shared file succeeded")
 	}
-	if ids := incCompleted(t, st); len(ids) != 0 {
+	if ids := storagetest.Completed(t, st); len(ids) != 0 {
 		t.Errorf("completed: %v", ids)
 	}
 	if _, err := st.Open(ctx, snapshot.MetadataPath(1)); !errors.Is(err, snapshot.ErrNotExist) {
 		t.Errorf("metadata of the refused checkpoint: %v", err)
 	}
 	// Complete did not run retention either: f1 is still there.
-	if got := incListNames(t, st, "shared/"); !slices.Equal(got, []string{f1.Name}) {
+	if got := storagetest.List(t, st, "shared/"); !slices.Equal(got, []string{f1.Name}) {
 		t.Errorf("shared/ = %v", got)
 	}
 }
