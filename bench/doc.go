@@ -7,7 +7,7 @@
 // # Running
 //
 //	go test ./bench -run '^$' -bench . -benchmem                     # full run, 500k keys
-//	go test ./bench -run '^$' -bench . -benchmem -count 3 -keys 500000 # as in RESULTS.md
+//	bench/results.sh                                                 # every figure of RESULTS.md, about 15 minutes
 //	go test ./bench -run '^$' -bench . -benchtime=1x -keys=1000      # smoke test (CI), seconds
 //	go test ./bench                                                  # TestRawFixturesMatchState only
 //

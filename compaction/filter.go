@@ -509,7 +509,8 @@ func (f *Filter) queryEvery(key []byte) int {
 // write tracking makes rare), but its tombstone must then be flushed and compacted, and that
 // work competes with the task's writes: with ValueUpdate running beside a
 // sweep that removes as fast as the pace allows, a weight of 25 slowed the
-// updates by 1.3x, a weight of 100 by 1.1 to 1.25x (bench/RESULTS.md). An
+// updates by 1.3x, a weight of 100 by 1.1 to 1.25x (measured when it was
+// chosen; see the history of bench/RESULTS.md). An
 // iterator step costs about 65 ns. The background worker's pace counts
 // removals at this weight, so that ScanRate bounds its work, not just its
 // reading, even when most of what it scans has expired.
