@@ -37,7 +37,7 @@ run() {
     echo "### $group: $*"
     echo "### $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
   } | tee -a "$out"
-  "$bin" -test.run '^$' -test.benchmem "$@" 2>&1 | grep -v '^PASS$' | tee -a "$out"
+  "$bin" -test.run '^$' -test.benchmem "$@" 2>&1 | grep --line-buffered -v '^PASS$' | tee -a "$out"
 }
 
 {

@@ -46,8 +46,8 @@ func refsOf(cps []*snapshot.Checkpoint) map[string]int {
 // references and that were uploaded by a checkpoint no newer than newest,
 // the newest completed one: files of dropped checkpoints, and debris of
 // crashed or aborted ones. Uploads of checkpoints newer than newest may be
-// in flight and are kept, as are files SharedName did not name. It returns
-// how many files it deleted.
+// in flight and are kept, as are files snapshot.SharedName did not name.
+// It returns how many files it deleted.
 //
 // retained must be every checkpoint that is kept: a file only a missing
 // one references is deleted. Retention (package snapshot/retention) calls
