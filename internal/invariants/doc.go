@@ -1,7 +1,8 @@
 // Package invariants holds assertions that run only in builds with the
-// invariants tag:
+// invariants tag or the race detector (as Pebble's do):
 //
 //	go test -tags invariants ./...
+//	go test -race ./...
 //
 // An invariant is a property the library's own code guarantees, such as a
 // merged list value whose framing still decodes, or a restored database
@@ -33,6 +34,8 @@
 // argument) with Check: the library reports bad input as an error in every
 // build, and never panics on it.
 //
-// Tests must pass both with the tag and without it; CI runs the suite both
-// ways.
+// Tests must pass both with the tag and without it. CI runs the suite
+// under the race detector (checks on) and again with the tag and without
+// the detector, where the big tests that shrink under -race run at full
+// size; only ordinary builds, such as a user's, run with the checks off.
 package invariants

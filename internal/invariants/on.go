@@ -1,10 +1,11 @@
-//go:build invariants
+//go:build invariants || race
 
 package invariants
 
 import "fmt"
 
-// Enabled is true: this build has the invariants tag, so Check asserts.
+// Enabled is true: this build has the invariants tag, or the race
+// detector (as in Pebble), so Check asserts.
 // Guard costly checks with it; do not change what the code computes on it.
 const Enabled = true
 
