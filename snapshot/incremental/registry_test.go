@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
+	"github.com/pebblestate/pebblestate/internal/storagetest"
 	"github.com/pebblestate/pebblestate/snapshot"
 	"github.com/pebblestate/pebblestate/snapshot/incremental"
 )
@@ -16,64 +16,20 @@ import (
 // metadata, collection and the presence check before reuse. Retention's
 // use of it is tested in package snapshot/retention.
 
-// regPut stores a committed file.
-func regPut(t testing.TB, st snapshot.Storage, name, data string) snapshot.FileRef {
-	t.Helper()
-	w, err := st.Create(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte(data)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return snapshot.FileRef{Name: name, Size: int64(len(data))}
-}
-
-// regUploadShared stores an SST uploaded by checkpoint creator.
-func regUploadShared(t testing.TB, st snapshot.Storage, inst string, creator int64, local string) snapshot.SharedFile {
-	t.Helper()
-	name := snapshot.SharedName(inst, creator, local)
-	return snapshot.SharedFile{FileRef: regPut(t, st, name, "sst "+name), LocalName: local}
-}
-
-// regCheckpointOf builds the metadata of an incremental checkpoint with one
-// handle per instance, writing each handle's private MANIFEST.
-func regCheckpointOf(t testing.TB, st snapshot.Storage, id int64, shared map[string][]snapshot.SharedFile) *snapshot.Checkpoint {
-	t.Helper()
-	cp := &snapshot.Checkpoint{ID: id, CreatedUnixMillis: time.Now().UnixMilli()}
-	insts := make([]string, 0, len(shared))
-	for inst := range shared {
-		insts = append(insts, inst)
-	}
-	slices.Sort(insts)
-	for i, inst := range insts {
-		priv := regPut(t, st, fmt.Sprintf("%s/inc-%s/MANIFEST-000001", snapshot.Dir(id), inst), "manifest")
-		cp.Handles = append(cp.Handles, snapshot.Handle{
-			Operator: "op", InstanceID: inst, CheckpointID: id, Kind: snapshot.KindIncremental,
-			MaxParallelism: 128, KeyGroupStart: i * 128 / len(insts), KeyGroupEnd: (i + 1) * 128 / len(insts),
-			KeyCodec: "int64", Files: []snapshot.FileRef{priv}, Shared: shared[inst],
-		})
-	}
-	return cp
-}
-
 func TestSharedRefsCounts(t *testing.T) {
 	ctx := context.Background()
 	st := incLocal(t)
-	a := regUploadShared(t, st, "aa", 1, "000001.sst")
-	b := regUploadShared(t, st, "bb", 1, "000001.sst") // same local name, other instance
-	c := regUploadShared(t, st, "aa", 2, "000005.sst")
+	a := storagetest.UploadShared(t, st, "aa", 1, "000001.sst")
+	b := storagetest.UploadShared(t, st, "bb", 1, "000001.sst") // same local name, other instance
+	c := storagetest.UploadShared(t, st, "aa", 2, "000005.sst")
 	if a.Name == b.Name {
 		t.Fatalf("two instances' 000001.sst share the name %s", a.Name)
 	}
-	cp1 := regCheckpointOf(t, st, 1, map[string][]snapshot.SharedFile{"aa": {a}, "bb": {b}})
+	cp1 := storagetest.IncrementalCheckpoint(t, st, 1, map[string][]snapshot.SharedFile{"aa": {a}, "bb": {b}})
 	if err := snapshot.Commit(ctx, st, cp1); err != nil {
 		t.Fatal(err)
 	}
-	cp2 := regCheckpointOf(t, st, 2, map[string][]snapshot.SharedFile{"aa": {a, c}, "bb": {b}})
+	cp2 := storagetest.IncrementalCheckpoint(t, st, 2, map[string][]snapshot.SharedFile{"aa": {a, c}, "bb": {b}})
 	if err := snapshot.Commit(ctx, st, cp2); err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +59,12 @@ func TestSharedRefsCounts(t *testing.T) {
 func TestCollectShared(t *testing.T) {
 	ctx := context.Background()
 	st := incLocal(t)
-	kept := regUploadShared(t, st, "aa", 1, "000001.sst")
-	dropped := regUploadShared(t, st, "aa", 1, "000002.sst")
-	debris := regUploadShared(t, st, "aa", 2, "000003.sst")
-	inFlight := regUploadShared(t, st, "aa", 4, "000004.sst")
-	regPut(t, st, "shared/README", "foreign")
-	cp := regCheckpointOf(t, st, 3, map[string][]snapshot.SharedFile{"aa": {kept}})
+	kept := storagetest.UploadShared(t, st, "aa", 1, "000001.sst")
+	dropped := storagetest.UploadShared(t, st, "aa", 1, "000002.sst")
+	debris := storagetest.UploadShared(t, st, "aa", 2, "000003.sst")
+	inFlight := storagetest.UploadShared(t, st, "aa", 4, "000004.sst")
+	storagetest.Put(t, st, "shared/README", []byte("foreign"))
+	cp := storagetest.IncrementalCheckpoint(t, st, 3, map[string][]snapshot.SharedFile{"aa": {kept}})
 	n, err := incremental.CollectShared(ctx, st, []*snapshot.Checkpoint{cp}, 3)
 	if err != nil || n != 2 {
 		t.Fatalf("CollectShared = %d, %v; want 2 deleted (%s, %s)", n, err, dropped.Name, debris.Name)
@@ -133,8 +89,8 @@ func TestCollectShared(t *testing.T) {
 func TestPresent(t *testing.T) {
 	ctx := context.Background()
 	st := incLocal(t)
-	a := regUploadShared(t, st, "aa", 1, "000001.sst")
-	b := regUploadShared(t, st, "aa", 1, "000002.sst")
+	a := storagetest.UploadShared(t, st, "aa", 1, "000001.sst")
+	b := storagetest.UploadShared(t, st, "aa", 1, "000002.sst")
 	if err := st.Delete(ctx, b.Name); err != nil {
 		t.Fatal(err)
 	}
