@@ -1,8 +1,8 @@
 // Package snapshot is checkpoint storage: where checkpoints live, what a
 // checkpoint's metadata says, and how completed checkpoints are found and
-// discarded. Retention (which checkpoints a root keeps) is package
-// snapshot/retention; the naming and collection of shared files,
-// snapshot/incremental.
+// discarded, and the names of shared files (SharedName). Retention (which
+// checkpoints a root keeps) is package snapshot/retention; the reference
+// counting and collection of shared files, snapshot/incremental.
 //
 // # Layout
 //
